@@ -1,0 +1,18 @@
+"""hpo-analysis: turn the raw output of HPO studies into an analysis-ready dataset.
+
+Example::
+
+    >>> import hpo_analysis
+    >>> result = hpo_analysis.extract(["outputs/hpo"], "outputs/analysis")  # doctest: +SKIP
+    >>> print(result.summary_line())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .model import Settings  # noqa: E402
+from .pipeline import ExtractResult, SourceError, extract  # noqa: E402
+from .validate import validate_dir  # noqa: E402
+
+__all__ = ["ExtractResult", "Settings", "SourceError", "__version__", "extract", "validate_dir"]

@@ -1,0 +1,294 @@
+"""The ``hpo-analysis`` command: parses arguments, calls the library, maps errors to exit codes.
+
+Exit codes: 0 success, 1 data or validation failure (or a rejected file with ``--strict``),
+2 usage error (bad option, missing source, unusable output directory). No logic lives here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import __version__
+from .model import DEFAULT_STUDY_PATTERN, Settings
+from .pipeline import SourceError, extract
+from .validate import validate_dir
+from .write.atomic import OutputError
+
+MAX_PROBLEM_LINES = 50
+
+EXTRACT_EXAMPLES = """\
+examples:
+  hpo-analysis extract                                   # outputs/hpo -> outputs/analysis
+  hpo-analysis extract examples/hpo --out outputs/analysis
+  hpo-analysis extract runs/a runs/b --diverge-threshold 5 --study-pattern '(?P<budget>\\d+[MB])_(?P<seed>s\\d+)'
+"""
+
+
+class UsageError(Exception):
+    pass
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _thresholds(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected two numbers LOW,HIGH such as 0.15,0.5, got {text!r}"
+        ) from None
+    if not 0 <= low <= high:
+        raise argparse.ArgumentTypeError(f"need 0 <= LOW <= HIGH, got {text!r}")
+    return (low, high)
+
+
+def _pattern(text: str) -> str:
+    try:
+        compiled = re.compile(text)
+    except re.error as err:
+        raise argparse.ArgumentTypeError(f"invalid regular expression: {err}") from None
+    if not compiled.groupindex:
+        raise argparse.ArgumentTypeError("the pattern needs named groups, e.g. (?P<budget>...)")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hpo-analysis",
+        description="Turn the raw output of HPO studies into an analysis-ready dataset.",
+    )
+    parser.add_argument("--version", action="version", version=f"hpo-analysis {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ext = commands.add_parser(
+        "extract",
+        help="read trial files and write the dataset",
+        description="Read HPO trial files and write the analysis dataset (summary CSV, full "
+        "JSON, diverged-trial analysis, README, manifest).",
+        epilog=EXTRACT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ext.add_argument(
+        "sources",
+        nargs="*",
+        metavar="SOURCE",
+        default=None,
+        help="directories or files to read (default: outputs/hpo)",
+    )
+    ext.add_argument(
+        "--out",
+        default="outputs/analysis",
+        metavar="DIR",
+        help="output directory (default: outputs/analysis); replaced atomically",
+    )
+    ext.add_argument(
+        "--diverge-threshold",
+        type=_positive_float,
+        default=10.0,
+        metavar="X",
+        help="objective at or above X (or non-finite) means diverged (default 10)",
+    )
+    ext.add_argument(
+        "--study-pattern",
+        type=_pattern,
+        default=DEFAULT_STUDY_PATTERN,
+        metavar="REGEX",
+        help="regex whose named groups are parsed from study names into columns "
+        "(default finds budget like 2B and horizon like h3)",
+    )
+    ext.add_argument(
+        "--arch-thresholds",
+        type=_thresholds,
+        default=(0.15, 0.5),
+        metavar="LOW,HIGH",
+        help="n_layers/d_model bounds of wide-shallow / narrow-deep (default 0.15,0.5)",
+    )
+    ext.add_argument(
+        "--direction",
+        choices=("minimize", "maximize"),
+        default="minimize",
+        help="how objectives are ranked (default minimize)",
+    )
+    ext.add_argument(
+        "--max-file-size",
+        type=_positive_float,
+        default=64.0,
+        metavar="MIB",
+        help="reject input files larger than this many MiB (default 64)",
+    )
+    ext.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes for reading large trees (default: up to 2)",
+    )
+    ext.add_argument(
+        "--strict", action="store_true", help="exit with status 1 when any input file is rejected"
+    )
+    ext.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar and no per-file problem lines"
+    )
+
+    val = commands.add_parser(
+        "validate",
+        help="check an extracted dataset for consistency",
+        description="Check row counts, required fields, diverged flags and CSV/JSON agreement.",
+        epilog="example:\n  hpo-analysis validate outputs/analysis --expect-trials 600",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    val.add_argument("directory", metavar="DIR")
+    val.add_argument("--expect-trials", type=int, metavar="N")
+    val.add_argument("--expect-studies", type=int, metavar="N")
+    val.add_argument("--expect-diverged", type=int, metavar="N")
+
+    ex = commands.add_parser(
+        "make-example",
+        help="write the simulated example tree",
+        description="Write a simulated HPO output tree (seeded, deterministic).",
+        epilog="example:\n  hpo-analysis make-example /tmp/hpo --trials-per-study 100",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ex.add_argument("directory", metavar="DIR")
+    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--trials-per-study", type=int, default=50)
+    ex.add_argument("--n-diverged", type=int, default=14)
+    return parser
+
+
+def _progress(
+    quiet: bool,
+) -> tuple[Callable[[int], Callable[[], None]] | None, Callable[[str], None]]:
+    bar_holder: list[object] = []
+    shown = [0]
+
+    def report(line: str) -> None:
+        if quiet:
+            return
+        shown[0] += 1
+        if shown[0] > MAX_PROBLEM_LINES:
+            return
+        if shown[0] == MAX_PROBLEM_LINES:
+            line = "... more problems not shown; see manifest.csv"
+        if bar_holder:
+            from tqdm import tqdm
+
+            tqdm.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
+
+    if quiet or not sys.stderr.isatty():
+        return None, report
+
+    def start(total: int) -> Callable[[], None]:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="file", file=sys.stderr, leave=False)
+        bar_holder.append(bar)
+
+        def tick() -> None:
+            bar.update(1)
+            if bar.n >= total:
+                bar.close()
+                bar_holder.clear()
+
+        return tick
+
+    return start, report
+
+
+def run_extract(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    sources = args.sources or ["outputs/hpo"]
+    settings = Settings(
+        diverge_threshold=args.diverge_threshold,
+        study_pattern=args.study_pattern,
+        arch_thresholds=args.arch_thresholds,
+        max_file_bytes=int(args.max_file_size * 2**20),
+        direction=args.direction,
+    )
+    progress, report = _progress(args.quiet)
+    command = "hpo-analysis " + shlex.join(argv)
+    result = extract(
+        sources,
+        Path(args.out),
+        settings,
+        jobs=args.jobs,
+        command=command,
+        report=report,
+        progress=progress,
+    )
+    for failure in result.validation_failures:
+        print(f"validation: {failure}", file=sys.stderr)
+    print(result.summary_line())
+    if result.validation_failures:
+        return 1
+    if args.strict and result.n_rejected:
+        print(
+            f"--strict: {result.n_rejected} file(s) rejected; see "
+            f"{Path(args.out) / 'manifest.csv'}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        raise UsageError(f"{directory}: no such directory")
+    failures = validate_dir(
+        directory,
+        expect_trials=args.expect_trials,
+        expect_studies=args.expect_studies,
+        expect_diverged=args.expect_diverged,
+    )
+    for failure in failures:
+        print(failure, file=sys.stderr)
+    print(f"{directory}: {'valid' if not failures else f'{len(failures)} problem(s)'}")
+    return 1 if failures else 0
+
+
+def run_make_example(args: argparse.Namespace) -> int:
+    from .example import generate_example
+
+    try:
+        files = generate_example(
+            Path(args.directory),
+            seed=args.seed,
+            trials_per_study=args.trials_per_study,
+            n_diverged=args.n_diverged,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    print(f"wrote {len(files)} trial files under {args.directory}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "extract":
+            return run_extract(args, argv)
+        if args.command == "validate":
+            return run_validate(args)
+        return run_make_example(args)
+    except (SourceError, OutputError, UsageError) as err:
+        print(f"hpo-analysis: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hpo-analysis: interrupted; previous outputs left unchanged", file=sys.stderr)
+        return 130

@@ -1,0 +1,295 @@
+"""Derived quantities: pure functions of one trial, and of the trials of one study or budget.
+
+No I/O here. Every definition written in the README lives in exactly one function below.
+
+Example::
+
+    >>> from hpo_analysis.model import CurvePoint
+    >>> curve = (CurvePoint(0, {"val_loss": 0.7}), CurvePoint(1, {"val_loss": 0.6}),
+    ...          CurvePoint(2, {"val_loss": 0.65}))
+    >>> best_epoch(curve)
+    (1, 0.6)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .model import CurvePoint, Settings, Trial
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def finite_or_none(value: Any) -> float | None:
+    return float(value) if _finite(value) else None
+
+
+def number_kind(value: float | None) -> str:
+    """`finite`, `nan`, `inf`, `-inf` or `missing`."""
+    if value is None:
+        return "missing"
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return "finite"
+
+
+def best_epoch(curve: Sequence[CurvePoint]) -> tuple[int | None, float | None]:
+    """Epoch and value of the lowest finite val_loss; the earliest epoch wins ties."""
+    best: tuple[int | None, float | None] = (None, None)
+    for point in curve:
+        loss = point.metrics.get("val_loss")
+        if _finite(loss) and (best[1] is None or loss < best[1]):  # type: ignore[operator]
+            best = (point.epoch, float(loss))  # type: ignore[arg-type]
+    return best
+
+
+def last_metric(curve: Sequence[CurvePoint], key: str) -> float | None:
+    """The metric of the last recorded epoch, when finite."""
+    return finite_or_none(curve[-1].metrics.get(key)) if curve else None
+
+
+def is_diverged(
+    objective: float | None, threshold: float, direction: str = "minimize"
+) -> bool | None:
+    """Objective non-finite, or (minimize studies) at least ``threshold``; None if no objective."""
+    if objective is None:
+        return None
+    if not math.isfinite(objective):
+        return True
+    return direction == "minimize" and objective >= threshold
+
+
+@dataclass(frozen=True)
+class Divergence:
+    diverge_epoch: int | None
+    last_good_loss: float | None
+    loss_at_diverge: float | None
+    diverge_kind: str
+
+
+def divergence_point(curve: Sequence[CurvePoint], threshold: float) -> Divergence:
+    """Where the curve blows up: the first epoch whose train or val loss is non-finite or ≥
+    ``threshold``; ``value_only`` when no epoch does."""
+    previous: CurvePoint | None = None
+    for point in curve:
+        losses = [point.metrics.get("val_loss"), point.metrics.get("train_loss")]
+        bad = [v for v in losses if v is not None and (not math.isfinite(v) or v >= threshold)]
+        if bad:
+            if any(math.isnan(v) for v in bad):
+                kind = "nan"
+            elif any(math.isinf(v) for v in bad):
+                kind = "inf"
+            else:
+                kind = "above_threshold"
+            val = point.metrics.get("val_loss")
+            crossed = (
+                val
+                if val is not None and (not math.isfinite(val) or val >= threshold)
+                else point.metrics.get("train_loss")
+            )
+            last_good = previous.metrics.get("val_loss") if previous else None
+            return Divergence(point.epoch, finite_or_none(last_good), finite_or_none(crossed), kind)
+        previous = point
+    return Divergence(None, None, None, "value_only")
+
+
+def arch_category(
+    n_layers: int | None, d_model: int | None, thresholds: tuple[float, float]
+) -> str | None:
+    """narrow-deep / balanced / wide-shallow from the ratio n_layers/d_model.
+
+    >>> arch_category(48, 64, (0.15, 0.5)), arch_category(12, 64, (0.15, 0.5))
+    ('narrow-deep', 'balanced')
+    """
+    if not n_layers or not d_model:
+        return None
+    ratio = n_layers / d_model
+    low, high = thresholds
+    if ratio > high:
+        return "narrow-deep"
+    if ratio < low:
+        return "wide-shallow"
+    return "balanced"
+
+
+def stop_reason(
+    state: str,
+    diverged: bool | None,
+    early_stopped: bool | None,
+    epochs_trained: int | None,
+    epochs_config: int | None,
+) -> str:
+    """Why training ended; the first matching reason in the documented order wins."""
+    if state in ("RUNNING", "WAITING"):
+        return "running"
+    if state == "FAIL":
+        return "failed"
+    if state == "PRUNED":
+        return "pruned"
+    if diverged:
+        return "diverged"
+    if early_stopped:
+        return "early_stopped"
+    if state == "COMPLETE" and epochs_trained is not None and epochs_config is not None:
+        return "completed"
+    return "unknown"
+
+
+def trial_row(trial: Trial, settings: Settings) -> dict[str, Any]:
+    """The flat, per-trial part of a summary row (ranks and neighbours come later)."""
+    curve = trial.curve
+    arch = trial.architecture
+    training = trial.training
+    epoch_best, loss_best = best_epoch(curve)
+    epochs_trained = len(curve) if curve else None
+    diverged = is_diverged(trial.objective, settings.diverge_threshold, settings.direction)
+    early: bool | None = None
+    if curve and training.get("epochs_config") is not None:
+        ended_early = epochs_trained < training["epochs_config"]  # type: ignore[operator]
+        early = ended_early and not diverged and trial.state not in ("PRUNED", "FAIL")
+    non_finite = sum(
+        1 for p in curve for v in p.metrics.values() if v is not None and not math.isfinite(v)
+    )
+    val_loss = finite_or_none(trial.objective)
+    if trial.objective is None:
+        val_loss = last_metric(curve, "val_loss")
+    row: dict[str, Any] = {
+        "study": trial.study,
+        "budget": trial.factors.get("budget"),
+        "horizon": trial.factors.get("horizon"),
+        "trial_num": trial.trial_num,
+        **{
+            k: arch.get(k)
+            for k in ("d_model", "n_layers", "n_heads", "d_ff", "param_count", "arch_idx")
+        },
+        "lr": training.get("lr"),
+        "epochs_config": training.get("epochs_config"),
+        "weight_decay": training.get("weight_decay"),
+        "warmup_steps": training.get("warmup_steps"),
+        "dropout": training.get("dropout"),
+        "val_loss": val_loss,
+        "train_loss": last_metric(curve, "train_loss"),
+        "val_accuracy": finite_or_none(trial.results.get("val_accuracy")),
+        "best_epoch": epoch_best,
+        "best_val_loss": loss_best,
+        "epochs_trained": epochs_trained,
+        "early_stopped": early,
+        "duration_sec": finite_or_none(trial.results.get("duration_sec")),
+        "diverged": diverged,
+        "rank_in_study": None,
+        "is_best_in_study": None,
+        "arch_category": arch_category(
+            arch.get("n_layers"), arch.get("d_model"), settings.arch_thresholds
+        ),
+        "objective": finite_or_none(trial.objective),
+        "objective_kind": number_kind(trial.objective),
+        "direction": settings.direction,
+        "state": trial.state,
+        "stop_reason": stop_reason(
+            trial.state, diverged, early, epochs_trained, training.get("epochs_config")
+        ),
+        "batch_size": training.get("batch_size"),
+        "train_accuracy": finite_or_none(trial.results.get("train_accuracy")),
+        "final_val_auc": last_metric(curve, "val_auc"),
+        "curve_non_finite": non_finite,
+        "datetime_start": trial.results.get("datetime_start"),
+        "datetime_complete": trial.results.get("datetime_complete"),
+        "source_file": trial.source_file,
+    }
+    if diverged:
+        d = divergence_point(curve, settings.diverge_threshold)
+        row.update(
+            diverge_epoch=d.diverge_epoch,
+            last_good_loss=d.last_good_loss,
+            loss_at_diverge=d.loss_at_diverge,
+            diverge_kind=d.diverge_kind,
+        )
+    for name, value in trial.factors.items():
+        if name not in ("budget", "horizon"):
+            row[name] = value
+    for name, value in trial.extra_params.items():
+        row[f"param_{name}"] = value
+    return row
+
+
+def assign_ranks(rows: Iterable[dict[str, Any]]) -> None:
+    """Set rank_in_study / is_best_in_study in place, per study, direction-aware.
+
+    Only COMPLETE trials with a finite objective are ranked; ties share the lowest rank
+    ("min" ranking: 1, 2, 2, 4).
+    """
+    by_study: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_study.setdefault(row["study"], []).append(row)
+    for study_rows in by_study.values():
+        rankable = [
+            r for r in study_rows if r["state"] == "COMPLETE" and r["objective"] is not None
+        ]
+        sign = -1.0 if any(r["direction"] == "maximize" for r in rankable) else 1.0
+        rankable.sort(key=lambda r: sign * r["objective"])
+        rank = 0
+        previous: float | None = None
+        for position, row in enumerate(rankable, start=1):
+            if previous is None or row["objective"] != previous:
+                rank = position
+                previous = row["objective"]
+            row["rank_in_study"] = rank
+        for row in study_rows:
+            row["is_best_in_study"] = row["rank_in_study"] == 1 if row["rank_in_study"] else False
+
+
+def _arch_vector(row: dict[str, Any]) -> tuple[float, float, float] | None:
+    values = (row.get("d_model"), row.get("n_layers"), row.get("n_heads"))
+    if any(not isinstance(v, int) or v <= 0 for v in values):
+        return None
+    return tuple(math.log2(v) for v in values)  # type: ignore[return-value]
+
+
+def assign_similar_successful(rows: Sequence[dict[str, Any]]) -> None:
+    """For each diverged row, the nearest successful trial of the same budget (in place).
+
+    Candidates: not diverged, ranked (COMPLETE, finite objective), architecture known.
+    Distance: Euclidean on log2(d_model), log2(n_layers), log2(n_heads). Ties: same study
+    first, then the better rank, then study name and trial number.
+    """
+    groups: dict[str, list[tuple[tuple[float, float, float], dict[str, Any]]]] = {}
+    for row in rows:
+        vector = _arch_vector(row)
+        if row.get("diverged") is False and row.get("rank_in_study") and vector is not None:
+            groups.setdefault(_budget_key(row), []).append((vector, row))
+    for row in rows:
+        if not row.get("diverged"):
+            continue
+        row.update(similar_successful_trial=None, similar_val_loss=None, similar_distance=None)
+        vector = _arch_vector(row)
+        if vector is None:
+            continue
+        best_key: tuple[Any, ...] | None = None
+        best_row: dict[str, Any] | None = None
+        for cand_vector, cand in groups.get(_budget_key(row), []):
+            distance = math.dist(vector, cand_vector)
+            key = (
+                round(distance, 12),
+                cand["study"] != row["study"],
+                cand["rank_in_study"],
+                cand["study"],
+                cand["trial_num"],
+            )
+            if best_key is None or key < best_key:
+                best_key, best_row = key, cand
+        if best_row is not None and best_key is not None:
+            row["similar_successful_trial"] = f"{best_row['study']}/{best_row['trial_num']}"
+            row["similar_val_loss"] = best_row["val_loss"]
+            row["similar_distance"] = round(best_key[0], 6)
+
+
+def _budget_key(row: dict[str, Any]) -> str:
+    """Rows are compared within a budget; without a parsed budget, within their study."""
+    return f"budget:{row['budget']}" if row.get("budget") else f"study:{row['study']}"

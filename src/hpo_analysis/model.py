@@ -1,0 +1,69 @@
+"""The records that flow through the pipeline: settings, problems and the canonical Trial.
+
+Problems are data, not exceptions: a reader or the normalizer appends a :class:`Problem` and
+carries on, and the manifest and stderr report them. Only a problem of severity ``rejected``
+keeps a file's trial out of the dataset.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Severity = Literal["warning", "rejected"]
+
+DEFAULT_STUDY_PATTERN = (
+    r"(?:^|[_\-.])(?P<budget>\d+(?:\.\d+)?[KkMmBbTt])(?=$|[_\-.])"
+    r"|(?:^|[_\-.])(?P<horizon>[Hh]\d+)(?=$|[_\-.])"
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with one input file; ``message`` is written for a person."""
+
+    code: str
+    message: str
+    severity: Severity = "warning"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that changes what ``extract`` computes (and nothing that does not)."""
+
+    diverge_threshold: float = 10.0
+    study_pattern: str = DEFAULT_STUDY_PATTERN
+    arch_thresholds: tuple[float, float] = (0.15, 0.5)
+    max_file_bytes: int = 64 * 1024 * 1024
+    direction: str = "minimize"
+
+    def compiled_pattern(self) -> re.Pattern[str]:
+        return re.compile(self.study_pattern)
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One epoch of a learning curve; metrics may be NaN/inf exactly as recorded."""
+
+    epoch: int
+    metrics: dict[str, float | None]
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial, normalized: canonical names and types, provenance, nothing derived yet."""
+
+    study: str
+    trial_num: int
+    state: str
+    objective: float | None
+    architecture: dict[str, int | None]
+    training: dict[str, Any]
+    results: dict[str, Any]
+    curve: tuple[CurvePoint, ...]
+    factors: dict[str, str | None]
+    extra_params: dict[str, Any]
+    extra: dict[str, Any]
+    source_file: str
+    problems: tuple[Problem, ...] = field(default=())

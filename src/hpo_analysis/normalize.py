@@ -1,0 +1,390 @@
+"""Raw trial dict → canonical :class:`~hpo_analysis.model.Trial`.
+
+Runners disagree on names (``learning_rate`` or ``lr``), on where things live (``params``,
+``user_attrs.training_params``, top level), on spellings (``TrialState.COMPLETE``) and on types
+(``"0.001"``). This module is the one place that knows those variants. Every oddity becomes a
+:class:`~hpo_analysis.model.Problem`; nothing raises.
+
+Example::
+
+    >>> t = normalize_trial({"trial_number": 3, "value": 0.5, "state": "TrialState.COMPLETE",
+    ...                      "params": {"learning_rate": "0.001"}}, study="s", source_file="f")
+    >>> t.state, t.training["lr"], [p.code for p in t.problems]
+    ('COMPLETE', 0.001, ['number_as_string'])
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+from typing import Any
+
+from .model import CurvePoint, Problem, Trial
+
+# canonical name -> accepted spellings, searched in this order
+TRAINING_ALIASES: dict[str, tuple[str, ...]] = {
+    "lr": ("learning_rate", "lr"),
+    "epochs_config": ("epochs", "n_epochs", "num_epochs", "max_epochs", "epochs_config"),
+    "weight_decay": ("weight_decay", "wd"),
+    "warmup_steps": ("warmup_steps", "warmup"),
+    "dropout": ("dropout", "dropout_rate"),
+    "batch_size": ("batch_size",),
+}
+INT_TRAINING = {"epochs_config", "warmup_steps", "batch_size"}
+ARCH_KEYS = ("d_model", "n_layers", "n_heads", "d_ff", "param_count")
+ARCH_ALIASES: dict[str, tuple[str, ...]] = {
+    "d_model": ("d_model", "hidden_size", "width"),
+    "n_layers": ("n_layers", "num_layers", "depth"),
+    "n_heads": ("n_heads", "num_heads"),
+    "d_ff": ("d_ff", "ffn_dim", "dim_feedforward"),
+    "param_count": ("param_count", "n_params", "num_params"),
+}
+STATES = {"COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"}
+STATE_ALIASES = {"COMPLETED": "COMPLETE", "FAILED": "FAIL", "FAILURE": "FAIL"}
+
+_TOP_KNOWN = {
+    "trial_number",
+    "number",
+    "value",
+    "values",
+    "params",
+    "state",
+    "datetime_start",
+    "datetime_complete",
+    "duration_seconds",
+    "duration_sec",
+    "duration",
+    "architecture",
+    "user_attrs",
+    "learning_curve",
+    "training_params",
+    "val_accuracy",
+    "train_accuracy",
+}
+_ATTRS_KNOWN = {
+    "arch_idx",
+    "architecture",
+    "training_params",
+    "learning_curve",
+    "val_accuracy",
+    "train_accuracy",
+}
+
+
+class _Collector:
+    """Accumulates problems for one file while values are coerced."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def warn(self, code: str, message: str) -> None:
+        self.problems.append(Problem(code, message, "warning"))
+
+    def number(self, value: Any, where: str, *, integer: bool = False) -> Any:
+        """Coerce ``value`` to float/int; ``None`` (and a warning) when it is not a number."""
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            self.warn("wrong_type", f"{where}: expected a number, found a boolean")
+            return None
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                number: float | int = float(text) if not integer else _parse_int(text)
+            except ValueError:
+                self.warn("wrong_type", f"{where}: expected a number, found text {value!r}")
+                return None
+            self.warn("number_as_string", f"{where}: number written as a string ({value!r})")
+            value = number
+        if not isinstance(value, (int, float)):
+            self.warn("wrong_type", f"{where}: expected a number, found {_kind(value)}")
+            return None
+        if integer:
+            if isinstance(value, float):
+                if not math.isfinite(value) or value != int(value):
+                    self.warn("wrong_type", f"{where}: expected a whole number, found {value!r}")
+                    return None
+                return int(value)
+            return value
+        return float(value)
+
+
+def _parse_int(text: str) -> int:
+    number = float(text)
+    if not math.isfinite(number) or number != int(number):
+        raise ValueError(text)
+    return int(number)
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "text"}.get(type(value), type(value).__name__)
+
+
+def normalize_state(raw: Any) -> tuple[str, str | None]:
+    """Canonical state and, when the spelling was not recognised, a message."""
+    if raw is None:
+        return "UNKNOWN", None
+    text = str(raw).strip().upper()
+    if text.startswith("TRIALSTATE."):
+        text = text[len("TRIALSTATE.") :]
+    text = STATE_ALIASES.get(text, text)
+    if text in STATES:
+        return text, None
+    return "UNKNOWN", f"state: unrecognised value {raw!r}; recorded as UNKNOWN"
+
+
+def parse_study_factors(study: str, pattern: re.Pattern[str]) -> dict[str, str | None]:
+    """Named groups of ``pattern`` found anywhere in the study name (first match per group).
+
+    >>> from hpo_analysis.model import Settings
+    >>> parse_study_factors("phase6a_2B_h3_threshold_1pct", Settings().compiled_pattern())
+    {'budget': '2B', 'horizon': 'h3'}
+    """
+    factors: dict[str, str | None] = {name: None for name in pattern.groupindex}
+    for match in pattern.finditer(study):
+        for name, value in match.groupdict().items():
+            if value is not None and factors.get(name) is None:
+                factors[name] = value
+    if factors.get("budget"):
+        factors["budget"] = factors["budget"].upper()  # type: ignore[union-attr]
+    if factors.get("horizon"):
+        factors["horizon"] = factors["horizon"].lower()  # type: ignore[union-attr]
+    return factors
+
+
+def _dict_at(obj: dict[str, Any], key: str, where: str, col: _Collector) -> dict[str, Any]:
+    value = obj.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        col.warn("wrong_type", f"{where}: expected an object, found {_kind(value)}; ignored")
+        return {}
+    return value
+
+
+def _seconds_between(start: Any, end: Any) -> float | None:
+    if not isinstance(start, str) or not isinstance(end, str):
+        return None
+    try:
+        delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    except (ValueError, TypeError):
+        return None
+    return delta.total_seconds()
+
+
+def normalize_trial(
+    raw: dict[str, Any],
+    *,
+    study: str,
+    source_file: str,
+    factors: dict[str, str | None] | None = None,
+    fallback_number: int | None = None,
+) -> Trial | Problem:
+    """Build a Trial from one raw trial object, or a rejecting Problem when impossible."""
+    col = _Collector()
+    attrs = _dict_at(raw, "user_attrs", "user_attrs", col)
+    params = _dict_at(raw, "params", "params", col)
+
+    # -- identity ------------------------------------------------------------------------
+    number_raw = raw.get("trial_number", raw.get("number"))
+    trial_num = col.number(number_raw, "trial_number", integer=True)
+    if trial_num is None:
+        if fallback_number is None:
+            return Problem(
+                "no_trial_number",
+                "no trial_number in the file and none in its name; cannot identify the trial",
+                "rejected",
+            )
+        col.warn(
+            "trial_number_from_name",
+            f"no usable trial_number; using {fallback_number} from the file name",
+        )
+        trial_num = fallback_number
+    elif fallback_number is not None and trial_num != fallback_number:
+        col.warn(
+            "trial_number_mismatch",
+            f"trial_number {trial_num} differs from the file name's {fallback_number}; "
+            f"using {trial_num}",
+        )
+
+    state, state_msg = normalize_state(raw.get("state"))
+    if state_msg:
+        col.warn("unknown_state", state_msg)
+
+    # -- objective -----------------------------------------------------------------------
+    value = raw.get("value")
+    if value is None and isinstance(raw.get("values"), list) and raw["values"]:
+        value = raw["values"][0]
+    objective = col.number(value, "value")
+    if state == "UNKNOWN" and raw.get("state") is None and objective is not None:
+        state = "COMPLETE"
+    if objective is None and state == "COMPLETE":
+        col.warn("no_value", "no objective value for a COMPLETE trial; it is not ranked")
+
+    # -- architecture --------------------------------------------------------------------
+    arch_sources = [
+        ("architecture", _dict_at(raw, "architecture", "architecture", col)),
+        (
+            "user_attrs.architecture",
+            _dict_at(attrs, "architecture", "user_attrs.architecture", col),
+        ),
+        ("params", params),
+    ]
+    architecture: dict[str, int | None] = {}
+    for key in ARCH_KEYS:
+        architecture[key] = _first_consistent(
+            col, key, ARCH_ALIASES[key], arch_sources, integer=True
+        )
+    architecture["arch_idx"] = _first_consistent(
+        col, "arch_idx", ("arch_idx",), [("params", params), ("user_attrs", attrs)], integer=True
+    )
+
+    # -- training parameters -------------------------------------------------------------
+    train_sources = [
+        ("params", params),
+        (
+            "user_attrs.training_params",
+            _dict_at(attrs, "training_params", "user_attrs.training_params", col),
+        ),
+        ("training_params", _dict_at(raw, "training_params", "training_params", col)),
+    ]
+    training: dict[str, Any] = {}
+    for key, aliases in TRAINING_ALIASES.items():
+        training[key] = _first_consistent(
+            col, key, aliases, train_sources, integer=key in INT_TRAINING
+        )
+    consumed = {"arch_idx"} | {a for aliases in TRAINING_ALIASES.values() for a in aliases}
+    consumed |= {a for aliases in ARCH_ALIASES.values() for a in aliases}
+    extra_params = {k: v for k, v in sorted(params.items()) if k not in consumed}
+
+    # -- results -------------------------------------------------------------------------
+    duration = None
+    for key in ("duration_seconds", "duration_sec", "duration"):
+        if raw.get(key) is not None:
+            duration = col.number(raw[key], key)
+            break
+    if duration is None:
+        duration = _seconds_between(raw.get("datetime_start"), raw.get("datetime_complete"))
+    results: dict[str, Any] = {
+        "val_accuracy": col.number(
+            attrs.get("val_accuracy", raw.get("val_accuracy")), "val_accuracy"
+        ),
+        "train_accuracy": col.number(
+            attrs.get("train_accuracy", raw.get("train_accuracy")), "train_accuracy"
+        ),
+        "duration_sec": duration,
+        "datetime_start": _text_or_none(raw.get("datetime_start")),
+        "datetime_complete": _text_or_none(raw.get("datetime_complete")),
+    }
+
+    # -- learning curve ------------------------------------------------------------------
+    curve_raw = attrs.get("learning_curve", raw.get("learning_curve"))
+    curve = _normalize_curve(curve_raw, col)
+
+    # -- everything else is kept, not dropped ---------------------------------------------
+    extra: dict[str, Any] = {k: v for k, v in raw.items() if k not in _TOP_KNOWN}
+    extra_attrs = {k: v for k, v in attrs.items() if k not in _ATTRS_KNOWN}
+    if extra_attrs:
+        extra["user_attrs"] = extra_attrs
+
+    return Trial(
+        study=study,
+        trial_num=trial_num,
+        state=state,
+        objective=objective,
+        architecture=architecture,
+        training=training,
+        results=results,
+        curve=curve,
+        factors=dict(factors or {}),
+        extra_params=extra_params,
+        extra=extra,
+        source_file=source_file,
+        problems=tuple(col.problems),
+    )
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _first_consistent(
+    col: _Collector,
+    name: str,
+    aliases: tuple[str, ...],
+    sources: list[tuple[str, dict[str, Any]]],
+    *,
+    integer: bool = False,
+) -> Any:
+    """First value found for ``name``; warn when a later source disagrees with it."""
+    found: Any = None
+    found_where = ""
+    for where, source in sources:
+        for alias in aliases:
+            if alias in source and source[alias] is not None:
+                value = col.number(source[alias], f"{where}.{alias}", integer=integer)
+                if value is None:
+                    continue
+                if found is None:
+                    found, found_where = value, f"{where}.{alias}"
+                elif not _same(found, value):
+                    col.warn(
+                        "conflicting_values",
+                        f"{name}: {found_where}={found!r} but {where}.{alias}={value!r}; "
+                        f"using {found!r}",
+                    )
+                break
+    return found
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.0)
+    return bool(a == b)
+
+
+def _normalize_curve(curve_raw: Any, col: _Collector) -> tuple[CurvePoint, ...]:
+    if curve_raw is None:
+        return ()
+    if not isinstance(curve_raw, list):
+        col.warn("wrong_type", f"learning_curve: expected an array, found {_kind(curve_raw)}")
+        return ()
+    points: dict[int, CurvePoint] = {}
+    order: list[int] = []
+    skipped = duplicates = 0
+    for index, entry in enumerate(curve_raw):
+        if not isinstance(entry, dict):
+            skipped += 1
+            continue
+        epoch = col.number(entry.get("epoch"), f"learning_curve[{index}].epoch", integer=True)
+        if epoch is None:
+            epoch = index
+            col.warn(
+                "curve_epoch_missing",
+                f"learning_curve[{index}]: no epoch; using its position {index}",
+            )
+        metrics: dict[str, float | None] = {}
+        for key, raw_value in entry.items():
+            if key == "epoch":
+                continue
+            metrics[key] = col.number(raw_value, f"learning_curve[{index}].{key}")
+        if epoch in points:
+            duplicates += 1
+            continue
+        points[epoch] = CurvePoint(epoch, metrics)
+        order.append(epoch)
+    if skipped:
+        col.warn(
+            "curve_entry_invalid",
+            f"learning_curve: {skipped} entr{'y is' if skipped == 1 else 'ies are'} "
+            "not objects; skipped",
+        )
+    if duplicates:
+        col.warn(
+            "curve_duplicate_epoch",
+            f"learning_curve: {duplicates} duplicate epoch(s); the first of each is kept",
+        )
+    if order != sorted(order):
+        col.warn("curve_unsorted", "learning_curve: epochs out of order; sorted by epoch")
+    return tuple(points[e] for e in sorted(points))

@@ -1,0 +1,248 @@
+"""``extract``: sources → normalize → derive → analyze → write, as one library call.
+
+Memory stays flat in the number of epochs: each trial's learning curve (and any unknown keys)
+is serialized once, as soon as the file is read, into a spool file inside the staging
+directory; only one small flat row per trial is kept for ranking and neighbour search.
+
+Example::
+
+    >>> from hpo_analysis import extract  # doctest: +SKIP
+    >>> result = extract(["outputs/hpo"], "outputs/analysis")  # doctest: +SKIP
+    >>> result.n_trials, result.n_diverged  # doctest: +SKIP
+    (600, 14)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .derive import assign_ranks, assign_similar_successful, trial_row
+from .jsonio import dumps_strict
+from .model import Problem, Settings, Trial
+from .sources import Found, discover, reader_named
+from .sources.base import ReadResult
+from .validate import validate_dir
+from .write import outputs
+from .write.atomic import staged_output
+
+PARALLEL_MIN_FILES = 2000
+
+
+class SourceError(Exception):
+    """A source given by the user cannot be used at all (e.g. it does not exist)."""
+
+
+@dataclass
+class ManifestRow:
+    path: str
+    status: str
+    reason: str = ""
+    size_bytes: int | None = None
+    sha256: str = ""
+    format: str = ""
+    study: str | None = None
+    trial_num: int | None = None
+
+
+@dataclass
+class ExtractResult:
+    out_dir: Path
+    n_files: int = 0
+    n_trials: int = 0
+    n_studies: int = 0
+    n_diverged: int = 0
+    n_warnings: int = 0
+    n_rejected: int = 0
+    n_ignored: int = 0
+    validation_failures: list[str] = field(default_factory=list)
+
+    def summary_line(self) -> str:
+        return (
+            f"{self.n_trials} trials in {self.n_studies} studies from {self.n_files} files "
+            f"({self.n_diverged} diverged): {self.n_warnings} warnings, {self.n_rejected} "
+            f"rejected, {self.n_ignored} ignored; wrote {self.out_dir}"
+        )
+
+
+@dataclass
+class _FileOutcome:
+    found: Found
+    read: ReadResult | None
+    entries: list[tuple[dict[str, Any], str]]  # (flat row, heavy JSON fragment)
+
+
+def heavy_fragment(trial: Trial) -> str:
+    """The bulky part of a trial's JSON object (curve, non-finite log, extra), serialized once.
+
+    Returned without the enclosing braces so the writer can splice it into the trial object.
+    """
+    curve = []
+    non_finite = []
+    for point in trial.curve:
+        entry: dict[str, Any] = {"epoch": point.epoch}
+        for metric, value in point.metrics.items():
+            entry[metric] = value
+            if value is not None and not math.isfinite(value):
+                token = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+                non_finite.append({"epoch": point.epoch, "metric": metric, "value": token})
+        curve.append(entry)
+    text = dumps_strict(
+        {"learning_curve": curve, "learning_curve_non_finite": non_finite, "extra": trial.extra}
+    )
+    return text[1:-1]
+
+
+def _read_one(found: Found, settings: Settings) -> _FileOutcome:
+    if found.status != "read" or found.reader is None:
+        return _FileOutcome(found, None, [])
+    reader = reader_named(found.reader)
+    try:
+        result: ReadResult = reader.read(found.path, found.display, settings)
+    except Exception as err:  # a reader bug must not take the whole run down
+        result = ReadResult(
+            problems=[
+                Problem(
+                    "reader_error", f"could not be read ({type(err).__name__}: {err})", "rejected"
+                )
+            ]
+        )
+    entries = [(trial_row(t, settings), heavy_fragment(t)) for t in result.trials]
+    result.trials = []  # the rows carry what is needed; drop the objects early
+    return _FileOutcome(found, result, entries)
+
+
+def _outcomes(files: Sequence[Found], settings: Settings, jobs: int) -> Iterator[_FileOutcome]:
+    if jobs > 1 and len(files) >= PARALLEL_MIN_FILES:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            yield from pool.map(_read_one, files, [settings] * len(files), chunksize=64)
+    else:
+        for found in files:
+            yield _read_one(found, settings)
+
+
+def check_sources(sources: Sequence[Path]) -> None:
+    for source in sources:
+        if not source.exists() and not source.is_symlink():
+            raise SourceError(f"{source.as_posix()}: no such file or directory")
+
+
+def extract(
+    sources: Iterable[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    settings: Settings | None = None,
+    *,
+    jobs: int | None = None,
+    command: str = "",
+    report: Callable[[str], None] | None = None,
+    progress: Callable[[int], Callable[[], None]] | None = None,
+) -> ExtractResult:
+    """Read every trial under ``sources`` and write the dataset into ``out``.
+
+    ``report`` receives one line per warned/rejected file; ``progress(total)`` may return a
+    callable invoked once per file read (e.g. a progress bar's update). Raises
+    :class:`SourceError` for unusable sources and
+    :class:`~hpo_analysis.write.atomic.OutputError` for an unusable output directory.
+    """
+    settings = settings or Settings()
+    source_paths = [Path(s) for s in sources]
+    check_sources(source_paths)
+    out_path = Path(out)
+    jobs = jobs or min(2, os.cpu_count() or 1)
+
+    files = [found for source in source_paths for found in discover(source)]
+    result = ExtractResult(out_dir=out_path, n_files=len(files))
+    with staged_output(out_path) as stage:
+        rows, manifest, spool_index = _collect(
+            files, settings, jobs, stage.file(".curves.spool"), result, report, progress
+        )
+        assign_ranks(rows)
+        assign_similar_successful(rows)
+        rows.sort(key=lambda r: (r["study"], r["trial_num"]))
+        result.n_trials = len(rows)
+        result.n_studies = len({r["study"] for r in rows})
+        result.n_diverged = sum(1 for r in rows if r["diverged"])
+        metadata = outputs.metadata(
+            rows, settings, source_paths, manifest, command=command, version=__version__
+        )
+        outputs.write_all(
+            stage.path, rows, manifest, metadata, settings, stage.file(".curves.spool"), spool_index
+        )
+        result.validation_failures = validate_dir(stage.path)
+        stage.commit()
+    return result
+
+
+def _collect(
+    files: Sequence[Found],
+    settings: Settings,
+    jobs: int,
+    spool_path: Path,
+    result: ExtractResult,
+    report: Callable[[str], None] | None,
+    progress: Callable[[int], Callable[[], None]] | None,
+) -> tuple[list[dict[str, Any]], list[ManifestRow], dict[tuple[str, int], tuple[int, int]]]:
+    rows: list[dict[str, Any]] = []
+    manifest: list[ManifestRow] = []
+    first_seen: dict[tuple[str, int], str] = {}
+    spool_index: dict[tuple[str, int], tuple[int, int]] = {}
+    tick = progress(len(files)) if progress is not None else None
+    with open(spool_path, "wb") as spool:
+        for outcome in _outcomes(files, settings, jobs):
+            if tick is not None:
+                tick()
+            found, read = outcome.found, outcome.read
+            row = ManifestRow(found.display, found.status, found.reason)
+            if read is None:
+                if found.status == "ignored":
+                    result.n_ignored += 1
+                else:
+                    result.n_rejected += 1
+                    _say(report, found.display, found.reason)
+                manifest.append(row)
+                continue
+            reader = reader_named(found.reader or "")
+            row.format, row.size_bytes, row.sha256 = reader.FORMAT, read.size_bytes, read.sha256
+            problems = list(read.problems)
+            kept = 0
+            for trial, fragment in outcome.entries:
+                key = (trial["study"], trial["trial_num"])
+                if key in first_seen:
+                    problems.append(
+                        Problem(
+                            "duplicate_trial",
+                            f"study {key[0]!r} trial {key[1]} was already read from "
+                            f"{first_seen[key]}; this copy is not used",
+                            "rejected" if len(outcome.entries) == 1 else "warning",
+                        )
+                    )
+                    continue
+                first_seen[key] = found.display
+                encoded = fragment.encode("utf-8")
+                spool_index[key] = (spool.tell(), len(encoded))
+                spool.write(encoded)
+                rows.append(trial)
+                kept += 1
+                row.study, row.trial_num = key
+            rejected = any(p.severity == "rejected" for p in problems) and kept == 0
+            row.status = "rejected" if rejected else ("warning" if problems else "ok")
+            row.reason = "; ".join(p.message for p in problems)
+            if rejected:
+                result.n_rejected += 1
+            elif problems:
+                result.n_warnings += 1
+            if problems:
+                _say(report, found.display, row.reason)
+            manifest.append(row)
+    return rows, manifest, spool_index
+
+
+def _say(report: Callable[[str], None] | None, path: str, message: str) -> None:
+    if report is not None:
+        report(f"{path}: {message}")

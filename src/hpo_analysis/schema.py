@@ -1,0 +1,315 @@
+"""The one definition of the output columns.
+
+Everything that names a column is generated from :data:`COLUMNS`: the column order of
+``hpo_summary.csv`` and ``diverged_analysis.csv``, the layout of each trial object in
+``hpo_full.json`` (which group a field sits in), the README data dictionary and the checks
+of ``validate``. Adding a column is one line here plus the code that computes its value.
+
+Example::
+
+    >>> [c.name for c in SUMMARY_COLUMNS][:4]
+    ['study', 'budget', 'horizon', 'trial_num']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+ColumnType = Literal["str", "int", "float", "bool"]
+# Where a column lives inside one trial object of hpo_full.json ("" = top level).
+Group = Literal["", "architecture", "training_params", "results", "dynamics", "flags", "diagnosis"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One output column: its name, type, unit, meaning and where it is written."""
+
+    name: str
+    type: ColumnType
+    description: str
+    group: Group = ""
+    unit: str = ""
+    summary: bool = True  # in hpo_summary.csv (and therefore also in diverged_analysis.csv)
+
+
+def _c(
+    name: str,
+    type_: ColumnType,
+    group: Group,
+    description: str,
+    unit: str = "",
+    summary: bool = True,
+) -> Column:
+    return Column(name, type_, description, group, unit, summary)
+
+
+COLUMNS: tuple[Column, ...] = (
+    # --- the seed columns, in the order users pivot on -------------------------------------
+    _c("study", "str", "", "Study name (the directory holding the study's trials)."),
+    _c("budget", "str", "", "Parameter budget parsed from the study name, e.g. `2M`, `2B`."),
+    _c("horizon", "str", "", "Prediction horizon parsed from the study name, e.g. `h3`."),
+    _c("trial_num", "int", "", "Trial number within the study (Optuna's `trial.number`)."),
+    _c("d_model", "int", "architecture", "Model width (embedding dimension)."),
+    _c("n_layers", "int", "architecture", "Number of layers (depth)."),
+    _c("n_heads", "int", "architecture", "Number of attention heads."),
+    _c("d_ff", "int", "architecture", "Feed-forward hidden dimension."),
+    _c("param_count", "int", "architecture", "Number of model parameters.", "parameters"),
+    _c(
+        "arch_idx",
+        "int",
+        "architecture",
+        "Index into the runner's architecture list (from `params`, or from `user_attrs` for "
+        "forced-extreme trials).",
+    ),
+    _c("lr", "float", "training_params", "Learning rate."),
+    _c("epochs_config", "int", "training_params", "Maximum number of epochs configured.", "epochs"),
+    _c("weight_decay", "float", "training_params", "Weight decay."),
+    _c("warmup_steps", "int", "training_params", "Learning-rate warm-up steps.", "steps"),
+    _c("dropout", "float", "training_params", "Dropout probability."),
+    _c(
+        "val_loss",
+        "float",
+        "results",
+        "Final validation loss: the trial's objective value where the objective is the "
+        "validation loss (the per-trial JSON layout), else the val_loss of the last curve epoch. "
+        "Empty when non-finite.",
+    ),
+    _c(
+        "train_loss",
+        "float",
+        "results",
+        "Training loss of the last epoch in the learning curve. Empty when non-finite or no curve.",
+    ),
+    _c(
+        "val_accuracy",
+        "float",
+        "results",
+        "Validation accuracy reported by the runner.",
+        "fraction",
+    ),
+    _c(
+        "best_epoch",
+        "int",
+        "results",
+        "Epoch (0-based, as recorded) of the lowest finite val_loss in the curve; earliest wins "
+        "ties. Empty without a curve.",
+        "epoch",
+    ),
+    _c("best_val_loss", "float", "results", "The lowest finite val_loss in the curve."),
+    _c(
+        "epochs_trained",
+        "int",
+        "dynamics",
+        "Number of epochs recorded in the learning curve. Empty without a curve.",
+        "epochs",
+    ),
+    _c(
+        "early_stopped",
+        "bool",
+        "dynamics",
+        "True when training ended before `epochs_config` for a reason other than divergence, "
+        "pruning or failure. Empty when there is no curve or no `epochs_config`.",
+    ),
+    _c(
+        "duration_sec",
+        "float",
+        "results",
+        "Wall time of the trial (`duration_seconds`, else completion minus start time).",
+        "seconds",
+    ),
+    _c(
+        "diverged",
+        "bool",
+        "flags",
+        "True when the objective is non-finite or at least the divergence threshold "
+        "(minimize studies). Empty when the trial has no objective.",
+    ),
+    _c(
+        "rank_in_study",
+        "int",
+        "results",
+        "1 = best objective within the study (direction-aware); ties share the lowest rank; "
+        "only COMPLETE trials with a finite objective are ranked.",
+    ),
+    _c("is_best_in_study", "bool", "results", "True for the trial(s) with rank_in_study 1."),
+    # --- further columns -------------------------------------------------------------------
+    _c(
+        "arch_category",
+        "str",
+        "architecture",
+        "Shape of the model from n_layers/d_model: `narrow-deep` above the upper threshold "
+        "(default 0.5), `wide-shallow` below the lower one (default 0.15), else `balanced`.",
+    ),
+    _c(
+        "objective",
+        "float",
+        "results",
+        "The trial's objective value exactly as reported (`value`); empty when missing or "
+        "non-finite (see `objective_kind`).",
+    ),
+    _c(
+        "objective_kind",
+        "str",
+        "results",
+        "`finite`, `nan`, `inf`, `-inf` or `missing`: what the reported objective was, so "
+        "nothing is lost when a non-finite value is written as empty/null.",
+    ),
+    _c("direction", "str", "results", "`minimize` or `maximize`: how the objective is ranked."),
+    _c(
+        "state",
+        "str",
+        "",
+        "Trial state: COMPLETE, PRUNED, FAIL, RUNNING, WAITING or UNKNOWN (`TrialState.` "
+        "prefixes removed).",
+    ),
+    _c(
+        "stop_reason",
+        "str",
+        "dynamics",
+        "Why training ended: completed, early_stopped, diverged, pruned, failed, running or "
+        "unknown.",
+    ),
+    _c("batch_size", "int", "training_params", "Batch size."),
+    _c(
+        "train_accuracy",
+        "float",
+        "results",
+        "Training accuracy reported by the runner.",
+        "fraction",
+    ),
+    _c(
+        "final_val_auc",
+        "float",
+        "results",
+        "val_auc of the last curve epoch, when the curve records it.",
+    ),
+    _c(
+        "curve_non_finite",
+        "int",
+        "flags",
+        "Number of NaN/Infinity values in the learning curve (written as null in JSON).",
+    ),
+    _c("datetime_start", "str", "results", "Trial start time as recorded (ISO 8601)."),
+    _c("datetime_complete", "str", "results", "Trial completion time as recorded (ISO 8601)."),
+    _c("source_file", "str", "", "The input file the trial was read from."),
+    # --- divergence diagnosis (diverged_analysis.* only) ------------------------------------
+    _c(
+        "diverge_epoch",
+        "int",
+        "diagnosis",
+        "First curve epoch whose train or val loss is non-finite or at least the threshold. "
+        "Empty when the curve never crosses it.",
+        "epoch",
+        summary=False,
+    ),
+    _c(
+        "last_good_loss",
+        "float",
+        "diagnosis",
+        "val_loss of the epoch before diverge_epoch.",
+        summary=False,
+    ),
+    _c(
+        "loss_at_diverge",
+        "float",
+        "diagnosis",
+        "The loss that crossed at diverge_epoch (val_loss if it crossed, else train_loss); "
+        "empty when non-finite (see diverge_kind).",
+        summary=False,
+    ),
+    _c(
+        "diverge_kind",
+        "str",
+        "diagnosis",
+        "`nan`, `inf`, `above_threshold` (finite but at least the threshold) or `value_only` "
+        "(the curve never crosses; only the objective says diverged).",
+        summary=False,
+    ),
+    _c(
+        "similar_successful_trial",
+        "str",
+        "diagnosis",
+        "`study/trial_num` of the nearest non-diverged, ranked trial of the same budget by "
+        "architecture: Euclidean distance on log2 of d_model, n_layers and n_heads; ties go to "
+        "the same study, then the better objective, then study name and trial number.",
+        summary=False,
+    ),
+    _c(
+        "similar_val_loss",
+        "float",
+        "diagnosis",
+        "val_loss of similar_successful_trial.",
+        summary=False,
+    ),
+    _c(
+        "similar_distance",
+        "float",
+        "diagnosis",
+        "Architecture distance to similar_successful_trial (0 = same architecture).",
+        summary=False,
+    ),
+)
+
+BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
+SUMMARY_COLUMNS: tuple[Column, ...] = tuple(c for c in COLUMNS if c.summary)
+DIVERGED_COLUMNS: tuple[Column, ...] = COLUMNS
+
+# The columns every summary must start with, in this order (the users' contract).
+SEED_COLUMNS: tuple[str, ...] = (
+    "study",
+    "budget",
+    "horizon",
+    "trial_num",
+    "d_model",
+    "n_layers",
+    "n_heads",
+    "d_ff",
+    "param_count",
+    "arch_idx",
+    "lr",
+    "epochs_config",
+    "weight_decay",
+    "warmup_steps",
+    "dropout",
+    "val_loss",
+    "train_loss",
+    "val_accuracy",
+    "best_epoch",
+    "best_val_loss",
+    "epochs_trained",
+    "early_stopped",
+    "duration_sec",
+    "diverged",
+    "rank_in_study",
+    "is_best_in_study",
+)
+
+assert tuple(c.name for c in SUMMARY_COLUMNS[: len(SEED_COLUMNS)]) == SEED_COLUMNS
+
+# Dynamic columns: optimizer parameters without a standard column, and extra named groups of
+# --study-pattern. They follow the fixed summary columns, sorted by name.
+PARAM_PREFIX = "param_"
+
+MANIFEST_COLUMNS: tuple[str, ...] = (
+    "path",
+    "status",
+    "reason",
+    "size_bytes",
+    "sha256",
+    "format",
+    "study",
+    "trial_num",
+)
+
+CURVE_METRICS: tuple[str, ...] = ("train_loss", "val_loss", "val_auc")
+
+STOP_REASONS: tuple[str, ...] = (
+    "completed",
+    "early_stopped",
+    "diverged",
+    "pruned",
+    "failed",
+    "running",
+    "unknown",
+)

@@ -1,0 +1,64 @@
+"""What every reader returns, and the guarded file read they share."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..model import Problem, Trial
+
+
+@dataclass
+class ReadResult:
+    """One input file's outcome: its fingerprint, the trials it yielded and its problems."""
+
+    size_bytes: int | None = None
+    sha256: str = ""
+    trials: list[Trial] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> bool:
+        return any(p.severity == "rejected" for p in self.problems)
+
+
+def read_bytes_checked(path: Path, max_bytes: int, result: ReadResult) -> bytes | None:
+    """Read a whole file, filling size and sha256; None (and a rejecting problem) on failure."""
+    try:
+        with open(path, "rb") as handle:
+            size = _size(handle)
+            result.size_bytes = size
+            if size > max_bytes:
+                result.problems.append(
+                    Problem(
+                        "too_large",
+                        f"file is {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:g} MiB limit "
+                        "(raise it with --max-file-size)",
+                        "rejected",
+                    )
+                )
+                result.sha256 = _sha256_stream(handle)
+                return None
+            data = handle.read()
+    except OSError as err:
+        result.problems.append(
+            Problem("unreadable", f"cannot read: {err.strerror or err}", "rejected")
+        )
+        return None
+    result.sha256 = hashlib.sha256(data).hexdigest()
+    return data
+
+
+def _size(handle: object) -> int:
+    import os
+
+    return os.fstat(handle.fileno()).st_size  # type: ignore[attr-defined]
+
+
+def _sha256_stream(handle: object) -> str:
+    digest = hashlib.sha256()
+    handle.seek(0)  # type: ignore[attr-defined]
+    for block in iter(lambda: handle.read(1 << 20), b""):  # type: ignore[attr-defined]
+        digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,89 @@
+"""Reader for the per-trial JSON layout: ``<study>/trials/trial_NNNN.json``, one trial a file.
+
+The study is the directory above ``trials/`` (or the file's own directory when there is no
+``trials/`` level); the trial number falls back to the digits of the file name.
+
+Example::
+
+    >>> sniff(Path("outputs/hpo/s/trials/trial_0007.json")), sniff(Path("s/best_params.json"))
+    (True, False)
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..jsonio import JsonReadError, load_json_bytes
+from ..model import Problem, Settings
+from ..normalize import normalize_trial, parse_study_factors
+from .base import ReadResult, read_bytes_checked
+
+NAME = "trial_json"
+FORMAT = "per-trial JSON"
+_NUMBER_IN_NAME = re.compile(r"(\d+)(?!.*\d)")
+
+
+def sniff(path: Path) -> bool:
+    """Claims ``*.json`` files inside a ``trials`` directory or named ``trial*.json``."""
+    if path.suffix.lower() != ".json":
+        return False
+    return path.parent.name == "trials" or path.name.lower().startswith("trial")
+
+
+def study_of(path: Path) -> str:
+    parent = path.parent
+    if parent.name == "trials" and parent.parent.name:
+        return parent.parent.name
+    return parent.name or "study"
+
+
+def number_in_name(path: Path) -> int | None:
+    match = _NUMBER_IN_NAME.search(path.stem)
+    return int(match.group(1)) if match else None
+
+
+def read(path: Path, display: str, settings: Settings) -> ReadResult:
+    result = ReadResult()
+    data = read_bytes_checked(path, settings.max_file_bytes, result)
+    if data is None:
+        return result
+    try:
+        loaded = load_json_bytes(data)
+    except JsonReadError as err:
+        result.problems.append(Problem("invalid_json", str(err), "rejected"))
+        return result
+    raw = loaded.value
+    if not isinstance(raw, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+            type(raw), "a number"
+        )
+        result.problems.append(
+            Problem(
+                "not_an_object", f"expected a JSON object (one trial), found {kind}", "rejected"
+            )
+        )
+        return result
+    if loaded.duplicate_keys:
+        result.problems.append(
+            Problem(
+                "duplicate_keys",
+                "duplicate key(s) "
+                + ", ".join(repr(k) for k in loaded.duplicate_keys[:5])
+                + "; the last occurrence is used",
+            )
+        )
+    study = study_of(path)
+    trial = normalize_trial(
+        raw,
+        study=study,
+        source_file=display,
+        factors=parse_study_factors(study, settings.compiled_pattern()),
+        fallback_number=number_in_name(path),
+    )
+    if isinstance(trial, Problem):
+        result.problems.append(trial)
+        return result
+    result.problems.extend(trial.problems)
+    result.trials.append(trial)
+    return result

@@ -1,0 +1,1 @@
+"""Writers: one module per output, all staged and committed atomically (see ``atomic``)."""

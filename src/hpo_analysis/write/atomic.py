@@ -1,0 +1,174 @@
+"""Crash-safe output: build the whole output set in a staging directory, then swap it in.
+
+A run writes every file into ``<parent>/.<name>.staging-<pid>``, fsyncs them, and only then
+replaces ``<out>``: on Linux with one atomic ``renameat2(RENAME_EXCHANGE)``, elsewhere with two
+renames. A run killed at any moment therefore leaves the previous complete output set (or, with
+the two-rename fallback, a complete set in ``.<name>.old-*`` that the next run restores). A lock
+file beside the output directory keeps two concurrent runs from interleaving.
+
+An existing output directory is only replaced when it is empty or holds a ``manifest.csv``
+written by this tool, so pointing ``--out`` at a folder of your own never deletes it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..schema import MANIFEST_COLUMNS
+
+MANIFEST_HEADER = ",".join(MANIFEST_COLUMNS)
+
+
+class OutputError(Exception):
+    """The output directory cannot be used; the message says why."""
+
+
+def is_our_output(directory: Path) -> bool:
+    if not directory.exists():
+        return True
+    if not directory.is_dir():
+        return False
+    if not any(directory.iterdir()):
+        return True
+    manifest = directory / "manifest.csv"
+    try:
+        with open(manifest, encoding="utf-8") as handle:
+            return handle.readline().strip() == MANIFEST_HEADER
+    except OSError:
+        return False
+
+
+@contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    lock_path = out.parent / f".{out.name}.lock"
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX
+        yield
+        return
+    with open(lock_path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _restore_interrupted_swap(out: Path) -> None:
+    """A previous two-rename swap was killed between its renames: put the old set back."""
+    if out.exists():
+        for stale in out.parent.glob(f".{out.name}.old-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        return
+    leftovers = sorted(out.parent.glob(f".{out.name}.old-*"))
+    if leftovers:
+        os.rename(leftovers[-1], out)
+
+
+def fsync_tree(directory: Path) -> None:
+    for path in sorted(directory.iterdir()):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with renameat2(RENAME_EXCHANGE); False if unsupported."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return False
+    try:
+        libc = ctypes.CDLL(libc_name, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    return rc == 0
+
+
+class Staging:
+    """The directory a run writes into before :meth:`commit` swaps it into place."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.path = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.path, 0o777 & ~umask)  # mkdtemp makes 0700; outputs are for sharing
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def commit(self) -> None:
+        fsync_tree(self.path)
+        out = self.out
+        if not out.exists():
+            os.rename(self.path, out)
+        elif _exchange(self.path, out):
+            shutil.rmtree(self.path)
+        else:
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.rename(out, old)
+            os.rename(self.path, out)
+            shutil.rmtree(old, ignore_errors=True)
+        _fsync_dir(out.parent)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+@contextmanager
+def staged_output(out: Path) -> Iterator[Staging]:
+    """Stage a complete output set for ``out``; commit explicitly, discard on any error."""
+    out = out.absolute()
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a directory")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"{out.parent}: cannot create directory: {err.strerror}") from None
+    with _locked(out):
+        _restore_interrupted_swap(out)
+        if not is_our_output(out):
+            raise OutputError(
+                f"{out}: refusing to replace a directory that is not an hpo-analysis output "
+                "(it is not empty and has no manifest.csv written by this tool)"
+            )
+        staging = Staging(out)
+        try:
+            yield staging
+        finally:
+            if staging.path.exists():
+                staging.discard()

@@ -1,0 +1,71 @@
+"""How one value is written into a CSV cell, decided once for every CSV output.
+
+- missing or non-finite numbers → empty cell (the JSON outputs say which, see objective_kind);
+- booleans → ``true`` / ``false``;
+- floats → the shortest text that reads back as the same float (``repr``);
+- text that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab,
+  CR or LF) is prefixed with ``'`` as OWASP recommends; numbers, and text that is just a
+  number such as ``-1.5``, are left alone.
+
+Example::
+
+    >>> [csv_cell(v) for v in (None, float("nan"), True, 0.1, 3, "=1+1", "-1.5")]
+    ['', '', 'true', '0.1', '3', "'=1+1", '-1.5']
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def _is_plain_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def neutralize(text: str) -> str:
+    if text.startswith(FORMULA_TRIGGERS) and not _is_plain_number(text):
+        return "'" + text
+    return text
+
+
+def unneutralize(text: str) -> str:
+    """The original text of a neutralised cell (inverse of :func:`neutralize`)."""
+    if text.startswith("'") and text[1:].startswith(FORMULA_TRIGGERS):
+        return text[1:]
+    return text
+
+
+def csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ""
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (dict, list)):
+        value = (
+            json.dumps(value, allow_nan=False, sort_keys=True, default=str)
+            if _finite_tree(value)
+            else json.dumps(value, sort_keys=True, default=str)
+        )
+    return neutralize(str(value))
+
+
+def _finite_tree(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite_tree(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite_tree(v) for v in value)
+    return True

@@ -1,0 +1,211 @@
+"""The dataset's README: what each file and column means, where the data came from, and what
+it shows. The data dictionary is generated from :mod:`hpo_analysis.schema`; the findings from
+:mod:`hpo_analysis.analyze`; the example queries are run against the output by the tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..analyze import Finding, core_findings
+from ..model import Settings
+from ..schema import COLUMNS
+from .outputs import (
+    DIVERGED_CSV,
+    DIVERGED_JSON,
+    FULL_JSON,
+    MANIFEST,
+    SUMMARY_CSV,
+    dynamic_columns,
+)
+
+if TYPE_CHECKING:
+    from ..pipeline import ManifestRow
+
+
+def md_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return (
+        str(value)
+        .replace("\\", "\\\\")
+        .replace("|", "\\|")
+        .replace("\n", " ")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+    )
+
+
+def md_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(md_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _definitions(settings: Settings) -> str:
+    low, high = settings.arch_thresholds
+    return f"""\
+- **Objective**: the trial's reported `value`. Studies are ranked to **{settings.direction}** it.
+- **rank_in_study**: 1 = best objective within the study; ties share the lowest rank (1, 2, 2,
+  4); only `COMPLETE` trials with a finite objective are ranked, others have no rank.
+  **is_best_in_study** is true for rank 1.
+- **best_epoch / best_val_loss**: the epoch (as recorded, 0-based in the usual layout) of the
+  lowest finite `val_loss` in the learning curve, and that loss; the earliest epoch wins ties.
+- **epochs_trained**: the number of epochs recorded in the learning curve.
+- **early_stopped**: training ended before `epochs_config` (epochs_trained < epochs_config) for a
+  reason other than divergence, pruning or failure. Empty when there is no curve or no
+  `epochs_config`.
+- **diverged**: the objective is non-finite, or at least the divergence threshold
+  (**{settings.diverge_threshold:g}**, `--diverge-threshold`) in a minimize study. Empty when a
+  trial has no objective.
+- **stop_reason**: the first that applies of running (state RUNNING/WAITING), failed (FAIL),
+  pruned (PRUNED), diverged, early_stopped, completed (COMPLETE with a known epoch count),
+  unknown.
+- **arch_category**: n_layers/d_model > {high:g} is narrow-deep, < {low:g} wide-shallow, otherwise
+  balanced (`--arch-thresholds`).
+- **diverge_epoch**: the first curve epoch whose train or val loss is non-finite or at least the
+  threshold; **diverge_kind** says what was found there: `nan`, `inf`, `above_threshold`, or
+  `value_only` when the curve never crosses and only the objective marks the divergence.
+- **similar_successful_trial**: for each diverged trial, the nearest trial of the same budget
+  that did not diverge and is ranked, by Euclidean distance on log2(d_model), log2(n_layers),
+  log2(n_heads); ties go to the same study, then the better rank, then study and trial number.
+- **Non-finite numbers** (`NaN`, `Infinity` in the inputs): empty cells in the CSVs, `null` in
+  the JSON files, which are strict RFC 8259 JSON. Nothing is lost: `objective_kind` records what
+  the objective was, and each trial's `learning_curve_non_finite` lists every non-finite curve
+  value (`epoch`, `metric`, `value` as `"NaN"`, `"Infinity"` or `"-Infinity"`).
+- **Study factors**: parsed from the study name with the pattern
+  `{settings.study_pattern}`; its named groups become columns.
+- **Spreadsheet safety**: text cells starting with `=`, `+`, `-`, `@`, tab, CR or LF are
+  prefixed with `'` so spreadsheets do not run them as formulas; numbers are never changed."""
+
+
+def _dictionary(rows: Sequence[dict[str, Any]]) -> str:
+    table = []
+    for column in COLUMNS:
+        where = f"{SUMMARY_CSV}, {DIVERGED_CSV}" if column.summary else DIVERGED_CSV
+        group = column.group or "(top level)"
+        table.append(
+            [f"`{column.name}`", column.type, column.unit, where, group, column.description]
+        )
+    text = md_table(["column", "type", "unit", "in", "hpo_full.json group", "meaning"], table)
+    dynamic = dynamic_columns(rows)
+    if dynamic:
+        text += (
+            "\n\nFurther columns in this dataset: "
+            + ", ".join(f"`{md_cell(n)}`" for n in dynamic)
+            + ". `param_<name>` columns are optimizer parameters without a standard column "
+            "(in `hpo_full.json` under `training_params.<name>`); other names are named groups "
+            "of the study-name pattern."
+        )
+    return text
+
+
+def _examples(rows: Sequence[dict[str, Any]]) -> str:
+    example = next((r for r in rows if r.get("diverged")), rows[0] if rows else None)
+    study = example["study"] if example else "STUDY"
+    trial = example["trial_num"] if example else 0
+    study_json = study.replace("\\", "\\\\").replace('"', '\\"').replace("'", "'\\''")
+    study_py = repr(study)
+    return f"""\
+With [jq](https://jqlang.org/), from this directory:
+
+```sh
+jq '.metadata.n_trials' {FULL_JSON}
+jq -r '.trials[] | select(.flags.diverged == true) | [.study, .trial_num, .dynamics.stop_reason] | @tsv' {FULL_JSON}
+jq '.trials[] | select(.study == "{study_json}" and .trial_num == {trial}) | [.learning_curve[] | .val_loss]' {FULL_JSON}
+```
+
+With pandas:
+
+```python
+import json
+import pandas as pd
+
+trials = pd.read_csv("{SUMMARY_CSV}")
+# best (lowest) objective per budget and horizon, the spreadsheet pivot
+print(trials.pivot_table(index="budget", columns="horizon", values="objective", aggfunc="min"))
+# divergence rate per budget
+print(trials.groupby("budget")["diverged"].agg(lambda s: (s == True).mean()))
+
+# every learning curve in long format, then one trial's curve
+with open("{FULL_JSON}", encoding="utf-8") as handle:
+    full = json.load(handle)
+curves = pd.json_normalize(full["trials"], "learning_curve", ["study", "trial_num"])
+print(curves[(curves.study == {study_py}) & (curves.trial_num == {trial})])
+
+# a diverged trial next to its most similar successful trial
+diverged = pd.read_csv("{DIVERGED_CSV}")
+print(diverged[["study", "trial_num", "diverge_epoch", "diverge_kind",
+                "similar_successful_trial", "similar_val_loss"]])
+```"""
+
+
+def _finding_md(finding: Finding) -> str:
+    return f"### {finding.title}\n\n{finding.sentence} (n = {finding.n})\n\n" + md_table(
+        finding.columns, finding.rows
+    )
+
+
+def render(
+    rows: Sequence[dict[str, Any]],
+    manifest: Sequence[ManifestRow],
+    meta: dict[str, Any],
+    settings: Settings,
+) -> str:
+    studies_table = md_table(
+        ["study", "budget", "horizon", "direction", "trials", "diverged"],
+        [
+            [s["study"], s["budget"], s["horizon"], s["direction"], s["n_trials"], s["n_diverged"]]
+            for s in meta["studies"]
+        ],
+    )
+    status = ", ".join(f"{n} {k}" for k, n in meta["files_by_status"].items()) or "none"
+    sources = ", ".join(f"`{md_cell(s)}`" for s in meta["sources"])
+    findings = "\n\n".join(_finding_md(f) for f in core_findings(rows))
+    return f"""\
+# HPO analysis dataset
+
+{meta["n_trials"]} trials from {meta["n_studies"]} studies, {meta["n_diverged"]} diverged.
+Generated by hpo-analysis {meta["tool_version"]} on {meta["generated"]}.
+
+## Files
+
+| file | contents |
+|---|---|
+| `{SUMMARY_CSV}` | one row per trial, for spreadsheets and pandas (columns below) |
+| `{FULL_JSON}` | `metadata` and every trial with its full learning curve, grouped into `architecture`, `training_params`, `results`, `dynamics`, `flags` (and `diagnosis` for diverged trials) |
+| `{DIVERGED_CSV}` | the diverged trials: summary columns plus the divergence diagnosis |
+| `{DIVERGED_JSON}` | the same, with the learning curves of each diverged trial and of its similar successful trial |
+| `{MANIFEST}` | every input file looked at: status (ok, warning, rejected, ignored), reason, size, sha256 |
+| `README.md` | this file |
+
+## Data lineage
+
+- Command: `{md_cell(meta["command"])}`
+- Tool: hpo-analysis {meta["tool_version"]}
+- Sources: {sources}
+- Files seen: {meta["n_files"]} ({status}); see `{MANIFEST}` for each file and why.
+
+{studies_table}
+
+## Definitions
+
+{_definitions(settings)}
+
+## Data dictionary
+
+{_dictionary(rows)}
+
+## Example queries
+
+{_examples(rows)}
+
+## Known patterns and findings
+
+Computed from this dataset when it was generated.
+
+{findings}
+"""

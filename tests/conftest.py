@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "hpo"
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Run:
+    """Run the real command line in a subprocess, as a user would."""
+    full_env = {**os.environ, "SOURCE_DATE_EPOCH": "1767225600", **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "hpo_analysis", *args],
+        cwd=cwd or REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def strict_json(path: Path) -> Any:
+    def refuse(token: str) -> None:
+        raise ValueError(f"non-standard token {token}")
+
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle, parse_constant=refuse)
+
+
+def write_trial(
+    root: Path, study: str, number: int, body: dict[str, Any] | str | bytes, name: str | None = None
+) -> Path:
+    """Write one per-trial file in the runner's layout; dicts are dumped as Python would."""
+    path = root / study / "trials" / (name or f"trial_{number:04d}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(body, dict):
+        body = json.dumps(body, indent=2)
+    path.write_bytes(body if isinstance(body, bytes) else body.encode("utf-8"))
+    return path
+
+
+def curve(*val_losses: float, train: float = 0.5) -> list[dict[str, float]]:
+    return [
+        {"epoch": i, "train_loss": train, "val_loss": v, "val_auc": 0.6}
+        for i, v in enumerate(val_losses)
+    ]
+
+
+@pytest.fixture(scope="session")
+def example_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled example extracted once through the CLI."""
+    out = tmp_path_factory.mktemp("example") / "analysis"
+    result = run_cli("extract", str(EXAMPLE), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out
