@@ -55,6 +55,15 @@ def _thresholds(text: str) -> tuple[float, float]:
     return (low, high)
 
 
+def _direction(text: str) -> tuple[str, str]:
+    study, _, direction = text.rpartition("=")
+    if direction not in ("minimize", "maximize"):
+        raise argparse.ArgumentTypeError(
+            f"expected minimize, maximize or STUDY=minimize|maximize, got {text!r}"
+        )
+    return (study or "*", direction)
+
+
 def _pattern(text: str) -> str:
     try:
         compiled = re.compile(text)
@@ -118,9 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ext.add_argument(
         "--direction",
-        choices=("minimize", "maximize"),
-        default="minimize",
-        help="how objectives are ranked (default minimize)",
+        type=_direction,
+        action="append",
+        default=[],
+        metavar="[STUDY=]DIR",
+        help="minimize or maximize, for all studies or STUDY=DIR for studies matching a glob "
+        "(repeatable); default: from the source, else from the objective's name "
+        "(auc, accuracy, ... maximize), else minimize",
     )
     ext.add_argument(
         "--max-file-size",
@@ -217,7 +230,7 @@ def run_extract(args: argparse.Namespace, argv: Sequence[str]) -> int:
         study_pattern=args.study_pattern,
         arch_thresholds=args.arch_thresholds,
         max_file_bytes=int(args.max_file_size * 2**20),
-        direction=args.direction,
+        directions=tuple(args.direction),
     )
     progress, report = _progress(args.quiet)
     command = "hpo-analysis " + shlex.join(argv)

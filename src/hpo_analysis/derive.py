@@ -142,6 +142,34 @@ def stop_reason(
     return "unknown"
 
 
+MAXIMIZE_HINTS = ("auc", "acc", "f1", "precision", "recall", "r2", "score", "reward", "map")
+VAL_LOSS_NAMES = ("val_loss", "validation_loss", "valid_loss", "loss")
+
+
+def resolve_direction(trial: Trial, settings: Settings) -> tuple[str, str]:
+    """Direction and why: the --direction option, else the source, else the objective's name
+    (auc, accuracy, … maximize), else minimize.
+
+    >>> from hpo_analysis.model import Trial
+    >>> t = Trial("s", 0, "COMPLETE", 0.8, {}, {}, {}, (), {}, {}, {}, "f", objective_name="val_auc")
+    >>> resolve_direction(t, Settings())
+    ('maximize', "objective name 'val_auc'")
+    """
+    forced = settings.direction_for(trial.study)
+    if forced:
+        return forced, "--direction option"
+    if trial.direction in ("minimize", "maximize"):
+        return trial.direction, trial.direction_source or "source"
+    name = (trial.objective_name or "").lower()
+    if name and any(hint in name for hint in MAXIMIZE_HINTS) and "loss" not in name:
+        return "maximize", f"objective name {trial.objective_name!r}"
+    return "minimize", "default"
+
+
+def objective_is_val_loss(trial: Trial) -> bool:
+    return trial.objective_name is None or trial.objective_name.lower() in VAL_LOSS_NAMES
+
+
 def trial_row(trial: Trial, settings: Settings) -> dict[str, Any]:
     """The flat, per-trial part of a summary row (ranks and neighbours come later)."""
     curve = trial.curve
@@ -149,7 +177,8 @@ def trial_row(trial: Trial, settings: Settings) -> dict[str, Any]:
     training = trial.training
     epoch_best, loss_best = best_epoch(curve)
     epochs_trained = len(curve) if curve else None
-    diverged = is_diverged(trial.objective, settings.diverge_threshold, settings.direction)
+    direction, direction_source = resolve_direction(trial, settings)
+    diverged = is_diverged(trial.objective, settings.diverge_threshold, direction)
     early: bool | None = None
     if curve and training.get("epochs_config") is not None:
         ended_early = epochs_trained < training["epochs_config"]  # type: ignore[operator]
@@ -157,9 +186,10 @@ def trial_row(trial: Trial, settings: Settings) -> dict[str, Any]:
     non_finite = sum(
         1 for p in curve for v in p.metrics.values() if v is not None and not math.isfinite(v)
     )
-    val_loss = finite_or_none(trial.objective)
-    if trial.objective is None:
-        val_loss = last_metric(curve, "val_loss")
+    if objective_is_val_loss(trial) and trial.objective is not None:
+        val_loss = finite_or_none(trial.objective)
+    else:
+        val_loss = finite_or_none(trial.results.get("val_loss")) or last_metric(curve, "val_loss")
     row: dict[str, Any] = {
         "study": trial.study,
         "budget": trial.factors.get("budget"),
@@ -190,7 +220,9 @@ def trial_row(trial: Trial, settings: Settings) -> dict[str, Any]:
         ),
         "objective": finite_or_none(trial.objective),
         "objective_kind": number_kind(trial.objective),
-        "direction": settings.direction,
+        "objective_name": trial.objective_name or "value",
+        "direction": direction,
+        "direction_source": direction_source,
         "state": trial.state,
         "stop_reason": stop_reason(
             trial.state, diverged, early, epochs_trained, training.get("epochs_config")
@@ -229,9 +261,7 @@ def assign_ranks(rows: Iterable[dict[str, Any]]) -> None:
     for row in rows:
         by_study.setdefault(row["study"], []).append(row)
     for study_rows in by_study.values():
-        rankable = [
-            r for r in study_rows if r["state"] == "COMPLETE" and r["objective"] is not None
-        ]
+        rankable = [r for r in study_rows if r["state"] == "COMPLETE" and _finite(r["objective"])]
         sign = -1.0 if any(r["direction"] == "maximize" for r in rankable) else 1.0
         rankable.sort(key=lambda r: sign * r["objective"])
         rank = 0

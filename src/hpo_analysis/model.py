@@ -7,6 +7,7 @@ keeps a file's trial out of the dataset.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -36,10 +37,19 @@ class Settings:
     study_pattern: str = DEFAULT_STUDY_PATTERN
     arch_thresholds: tuple[float, float] = (0.15, 0.5)
     max_file_bytes: int = 64 * 1024 * 1024
-    direction: str = "minimize"
+    # --direction: (study glob, direction) pairs; the glob "*" is the global setting.
+    directions: tuple[tuple[str, str], ...] = ()
 
     def compiled_pattern(self) -> re.Pattern[str]:
         return re.compile(self.study_pattern)
+
+    def direction_for(self, study: str) -> str | None:
+        """The direction the user forced for ``study`` (last matching rule wins), or None."""
+        chosen = None
+        for pattern, direction in self.directions:
+            if fnmatch.fnmatchcase(study, pattern):
+                chosen = direction
+        return chosen
 
 
 @dataclass(frozen=True)
@@ -67,3 +77,8 @@ class Trial:
     extra: dict[str, Any]
     source_file: str
     problems: tuple[Problem, ...] = field(default=())
+    # What the source says about the objective: its direction ("minimize"/"maximize") and
+    # name. None for the per-trial layout, whose value is the final validation loss.
+    direction: str | None = None
+    direction_source: str | None = None
+    objective_name: str | None = None

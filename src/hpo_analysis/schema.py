@@ -155,7 +155,21 @@ COLUMNS: tuple[Column, ...] = (
         "`finite`, `nan`, `inf`, `-inf` or `missing`: what the reported objective was, so "
         "nothing is lost when a non-finite value is written as empty/null.",
     ),
+    _c(
+        "objective_name",
+        "str",
+        "results",
+        "Name of the objective (`value` when the source does not name it; in the per-trial "
+        "layout the value is the final validation loss).",
+    ),
     _c("direction", "str", "results", "`minimize` or `maximize`: how the objective is ranked."),
+    _c(
+        "direction_source",
+        "str",
+        "results",
+        "Why that direction: `--direction option`, the source (e.g. the Optuna study), the "
+        "objective's name, or `default` (minimize).",
+    ),
     _c(
         "state",
         "str",

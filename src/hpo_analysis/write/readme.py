@@ -48,7 +48,8 @@ def md_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def _definitions(settings: Settings) -> str:
     low, high = settings.arch_thresholds
     return f"""\
-- **Objective**: the trial's reported `value`. Studies are ranked to **{settings.direction}** it.
+- **Objective**: the trial's reported `value`; each study is ranked in its direction (table
+  above: minimize or maximize, and why).
 - **rank_in_study**: 1 = best objective within the study; ties share the lowest rank (1, 2, 2,
   4); only `COMPLETE` trials with a finite objective are ranked, others have no rank.
   **is_best_in_study** is true for rank 1.
@@ -156,9 +157,17 @@ def render(
     settings: Settings,
 ) -> str:
     studies_table = md_table(
-        ["study", "budget", "horizon", "direction", "trials", "diverged"],
+        ["study", "budget", "horizon", "direction", "why", "trials", "diverged"],
         [
-            [s["study"], s["budget"], s["horizon"], s["direction"], s["n_trials"], s["n_diverged"]]
+            [
+                s["study"],
+                s["budget"],
+                s["horizon"],
+                s["direction"],
+                s["direction_source"],
+                s["n_trials"],
+                s["n_diverged"],
+            ]
             for s in meta["studies"]
         ],
     )
