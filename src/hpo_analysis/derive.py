@@ -151,7 +151,8 @@ def resolve_direction(trial: Trial, settings: Settings) -> tuple[str, str]:
     (auc, accuracy, … maximize), else minimize.
 
     >>> from hpo_analysis.model import Trial
-    >>> t = Trial("s", 0, "COMPLETE", 0.8, {}, {}, {}, (), {}, {}, {}, "f", objective_name="val_auc")
+    >>> t = Trial("s", 0, "COMPLETE", 0.8, {}, {}, {}, (), {}, {}, {}, "f",
+    ...           objective_name="val_auc")
     >>> resolve_direction(t, Settings())
     ('maximize', "objective name 'val_auc'")
     """

@@ -69,6 +69,8 @@ def load_json_bytes(data: bytes) -> LoadedJson:
         raise JsonReadError(_explain_decode_error(err)) from None
     except RecursionError:
         raise JsonReadError("JSON nested too deeply to read safely") from None
+    except ValueError as err:  # e.g. an integer literal longer than Python's digit limit
+        raise JsonReadError(f"unreadable JSON value ({err})") from None
     return result
 
 
