@@ -48,7 +48,8 @@ class ManifestRow:
     sha256: str = ""
     format: str = ""
     study: str | None = None
-    trial_num: int | None = None
+    trial_num: int | None = None  # set when the file holds exactly one trial
+    n_trials: int = 0  # trials of this file that are in the dataset
 
 
 @dataclass
@@ -229,7 +230,10 @@ def _collect(
                 spool.write(encoded)
                 rows.append(trial)
                 kept += 1
-                row.study, row.trial_num = key
+                row.study = key[0] if kept == 1 or row.study == key[0] else "(several)"
+            row.n_trials = kept
+            if kept == 1 and len(outcome.entries) == 1:
+                row.trial_num = outcome.entries[0][0]["trial_num"]
             rejected = any(p.severity == "rejected" for p in problems) and kept == 0
             row.status = "rejected" if rejected else ("warning" if problems else "ok")
             row.reason = "; ".join(p.message for p in problems)

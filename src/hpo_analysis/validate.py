@@ -99,8 +99,8 @@ def validate_dir(
         f"{SUMMARY_CSV} rows": len(summary),
         f"{FULL_JSON} trials": len(trials),
         "metadata.n_trials": meta.get("n_trials"),
-        f"{MANIFEST} trials (ok + warning rows)": sum(
-            1 for m in manifest if m["status"] in ("ok", "warning")
+        f"{MANIFEST} trials (n_trials of ok + warning rows)": sum(
+            int(m["n_trials"] or 0) for m in manifest if m["status"] in ("ok", "warning")
         ),
     }
     if len(set(counts.values())) != 1:

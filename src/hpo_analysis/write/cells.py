@@ -15,9 +15,10 @@ Example::
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
+
+from ..jsonio import dumps_strict
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
@@ -53,19 +54,5 @@ def csv_cell(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, (dict, list)):
-        value = (
-            json.dumps(value, allow_nan=False, sort_keys=True, default=str)
-            if _finite_tree(value)
-            else json.dumps(value, sort_keys=True, default=str)
-        )
+        value = dumps_strict(value)
     return neutralize(str(value))
-
-
-def _finite_tree(value: Any) -> bool:
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(_finite_tree(v) for v in value.values())
-    if isinstance(value, list):
-        return all(_finite_tree(v) for v in value)
-    return True

@@ -1,0 +1,81 @@
+"""Unit tests for hpo_analysis.write.cells, with expectations computed by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hpo_analysis.write.cells import csv_cell
+
+TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, ""),
+        (float("nan"), ""),
+        (float("inf"), ""),
+        (float("-inf"), ""),
+        (True, "true"),
+        (False, "false"),
+        (0.1, "0.1"),
+        (1e-05, "1e-05"),
+        (2.0, "2.0"),
+        (-1.5, "-1.5"),
+        (3, "3"),
+        (0, "0"),
+        (-3, "-3"),
+        ("plain", "plain"),
+        ("", ""),
+    ],
+)
+def test_csv_cell_values(value: Any, expected: str) -> None:
+    assert csv_cell(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('=HYPERLINK("x")', "'=HYPERLINK(\"x\")"),
+        ("=1+1", "'=1+1"),
+        ("+a", "'+a"),
+        ("-a", "'-a"),
+        ("@a", "'@a"),
+        ("\tX", "'\tX"),
+        ("\rX", "'\rX"),
+        ("-1+2", "'-1+2"),
+    ],
+)
+def test_csv_cell_formula_text_prefixed(text: str, expected: str) -> None:
+    assert csv_cell(text) == expected
+
+
+@pytest.mark.parametrize("text", ["-1.5", "+2", "-3", "1e-05", "a=b", "x-1", "ok@x"])
+def test_csv_cell_harmless_text_left_alone(text: str) -> None:
+    assert csv_cell(text) == text
+
+
+def _parses_as_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@given(st.text())
+def test_csv_cell_text_never_starts_with_trigger_unless_number(text: str) -> None:
+    cell = csv_cell(text)
+    if cell.startswith(TRIGGERS):
+        assert _parses_as_float(text)
+
+
+@given(st.sampled_from(TRIGGERS), st.text())
+def test_csv_cell_prefix_keeps_text(trigger: str, rest: str) -> None:
+    text = trigger + rest
+    expected = text if _parses_as_float(text) else "'" + text
+    assert csv_cell(text) == expected

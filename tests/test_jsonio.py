@@ -1,0 +1,167 @@
+"""Unit tests for hpo_analysis.jsonio, with expectations computed by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hpo_analysis.jsonio import JsonReadError, dumps_strict, load_json_bytes
+
+
+def _refuse(token: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {token}")
+
+
+def strict_loads(text: str) -> Any:
+    return json.loads(text, parse_constant=_refuse)
+
+
+def read_error(data: bytes) -> str:
+    with pytest.raises(JsonReadError) as info:
+        load_json_bytes(data)
+    return str(info.value)
+
+
+# --- load_json_bytes: accepted input ---------------------------------------------------------
+
+
+def test_plain_json() -> None:
+    doc = load_json_bytes(b'{"a": 1, "b": [true, null, "x"]}')
+    assert doc.value == {"a": 1, "b": [True, None, "x"]}
+    assert doc.non_finite == 0
+    assert doc.duplicate_keys == []
+
+
+def test_non_finite_tokens_accepted_and_counted() -> None:
+    doc = load_json_bytes(b'{"a": NaN, "b": [Infinity, -Infinity], "c": 1.5}')
+    assert doc.non_finite == 3
+    assert math.isnan(doc.value["a"])
+    assert doc.value["b"] == [math.inf, -math.inf]
+    assert doc.value["c"] == 1.5
+
+
+def test_bom_tolerated() -> None:
+    doc = load_json_bytes(b'\xef\xbb\xbf{"a": 1}')
+    assert doc.value == {"a": 1}
+
+
+def test_duplicate_keys_listed() -> None:
+    doc = load_json_bytes(b'{"a": 1, "a": 2, "b": {"c": 1, "c": 2, "d": 3}, "e": 0}')
+    assert sorted(doc.duplicate_keys) == ["a", "c"]
+
+
+def test_duplicate_key_listed_once() -> None:
+    doc = load_json_bytes(b'[{"k": 1, "k": 2, "k": 3}, {"k": 1, "k": 2}]')
+    assert doc.duplicate_keys == ["k"]
+
+
+# --- load_json_bytes: errors -----------------------------------------------------------------
+
+
+def test_empty_file() -> None:
+    assert "empty" in read_error(b"").lower()
+
+
+def test_whitespace_only_file() -> None:
+    read_error(b"  \n\t ")
+
+
+def test_truncated_file() -> None:
+    message = read_error(b'{"a": [1, 2')
+    assert "line 1" in message
+    assert "column" in message
+    assert "was it still being written" in message
+
+
+def test_truncated_multiline_file_names_the_line() -> None:
+    message = read_error(b'{\n  "a": 1,\n  "b": [1,')
+    assert "line 3" in message
+    assert "was it still being written" in message
+
+
+def test_invalid_utf8() -> None:
+    assert "UTF-8" in read_error(b'{"a": "\xff\xfe"}')
+
+
+def test_syntax_error_is_read_error() -> None:
+    assert "line 1" in read_error(b'{"a" 1}')
+
+
+def test_extra_data_is_read_error() -> None:
+    read_error(b'{"a": 1} {"b": 2}')
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"[" * 100_000, b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000],
+    ids=["open-arrays", "closed-arrays", "open-objects"],
+)
+def test_deep_nesting_is_read_error_not_recursion_error(data: bytes) -> None:
+    read_error(data)
+
+
+def test_huge_integer_is_read_error() -> None:
+    # more digits than Python's int max_str_digits (4300): int() raises a plain ValueError
+    read_error(b"[" + b"1" * 5000 + b"]")
+
+
+# --- dumps_strict ----------------------------------------------------------------------------
+
+
+def test_dumps_strict_non_finite_become_null() -> None:
+    value = {"a": math.nan, "b": [math.inf, -math.inf, 1.5], "c": {"d": math.nan}, "e": "x"}
+    text = dumps_strict(value)
+    assert text == '{"a": null, "b": [null, null, 1.5], "c": {"d": null}, "e": "x"}'
+    assert strict_loads(text) == {"a": None, "b": [None, None, 1.5], "c": {"d": None}, "e": "x"}
+
+
+def test_dumps_strict_tuples_and_key_order() -> None:
+    text = dumps_strict({"z": (1, math.nan), "a": True, "m": None})
+    assert text == '{"z": [1, null], "a": true, "m": null}'
+    strict_loads(text)
+
+
+def test_dumps_strict_round_trips_loaded_non_finite() -> None:
+    doc = load_json_bytes(b'{"curve": [{"val_loss": NaN}, {"val_loss": 0.25}]}')
+    assert strict_loads(dumps_strict(doc.value)) == {
+        "curve": [{"val_loss": None}, {"val_loss": 0.25}]
+    }
+
+
+# --- properties ------------------------------------------------------------------------------
+
+json_ish = st.lists(
+    st.sampled_from(
+        ["{", "}", "[", "]", ",", ":", '"', '"a"', "1", "-", "0.5e", "NaN", "Infinity",
+         "-Infinity", "true", "null", " ", "\n", "\\", "\ufeff", "\x00", "é", "9" * 4400]
+    ),
+    max_size=30,
+).map(lambda parts: "".join(parts).encode("utf-8"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200) | json_ish)
+def test_load_json_bytes_returns_or_raises_read_error(data: bytes) -> None:
+    try:
+        load_json_bytes(data)
+    except JsonReadError as err:
+        assert str(err)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5)
+    | st.floats(allow_nan=True, allow_infinity=True),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=4), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_dumps_strict_output_is_strict_json(value: Any) -> None:
+    strict_loads(dumps_strict(value))
