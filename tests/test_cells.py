@@ -40,7 +40,7 @@ def test_csv_cell_values(value: Any, expected: str) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('=HYPERLINK("x")', "'=HYPERLINK(\"x\")"),
+        ('=HYPERLINK("x")', '\'=HYPERLINK("x")'),
         ("=1+1", "'=1+1"),
         ("+a", "'+a"),
         ("-a", "'-a"),

@@ -49,8 +49,13 @@ def test_best_epoch_earliest_wins_ties() -> None:
 
 
 def test_best_epoch_ignores_nan_and_inf() -> None:
-    c = curve({"val_loss": NAN}, {"val_loss": 0.9}, {"val_loss": INF}, {"val_loss": -INF},
-              {"val_loss": 0.95})
+    c = curve(
+        {"val_loss": NAN},
+        {"val_loss": 0.9},
+        {"val_loss": INF},
+        {"val_loss": -INF},
+        {"val_loss": 0.95},
+    )
     assert best_epoch(c) == (1, 0.9)
 
 
@@ -226,8 +231,14 @@ def test_arch_category_uses_given_thresholds() -> None:
         ("UNKNOWN", False, False, 10, 10, "unknown"),
     ],
 )
-def test_stop_reason_priority(state: str, diverged: bool | None, early: bool | None,
-                              trained: int | None, config: int | None, expected: str) -> None:
+def test_stop_reason_priority(
+    state: str,
+    diverged: bool | None,
+    early: bool | None,
+    trained: int | None,
+    config: int | None,
+    expected: str,
+) -> None:
     assert stop_reason(state, diverged, early, trained, config) == expected
 
 
@@ -251,12 +262,29 @@ def make_trial(
         trial_num=7,
         state=state,
         objective=objective,
-        architecture={"d_model": d_model, "n_layers": n_layers, "n_heads": n_heads,
-                      "d_ff": 256, "param_count": 1000, "arch_idx": 2},
-        training={"lr": 0.001, "epochs_config": epochs_config, "weight_decay": 0.01,
-                  "warmup_steps": 100, "dropout": 0.1, "batch_size": 32},
-        results={"val_accuracy": 0.8, "train_accuracy": NAN, "duration_sec": 12.5,
-                 "datetime_start": None, "datetime_complete": None},
+        architecture={
+            "d_model": d_model,
+            "n_layers": n_layers,
+            "n_heads": n_heads,
+            "d_ff": 256,
+            "param_count": 1000,
+            "arch_idx": 2,
+        },
+        training={
+            "lr": 0.001,
+            "epochs_config": epochs_config,
+            "weight_decay": 0.01,
+            "warmup_steps": 100,
+            "dropout": 0.1,
+            "batch_size": 32,
+        },
+        results={
+            "val_accuracy": 0.8,
+            "train_accuracy": NAN,
+            "duration_sec": 12.5,
+            "datetime_start": None,
+            "datetime_complete": None,
+        },
         curve=points,
         factors=factors if factors is not None else {"budget": "2B", "horizon": "h3"},
         extra_params=extra_params or {},
@@ -380,8 +408,9 @@ def test_trial_row_short_pruned_or_failed_is_not_early_stopped(state: str, reaso
 
 
 def test_trial_row_extra_params_and_factors() -> None:
-    trial = make_trial(extra_params={"optimizer": "adam"},
-                       factors={"budget": "2B", "horizon": "h3", "phase": "6a"})
+    trial = make_trial(
+        extra_params={"optimizer": "adam"}, factors={"budget": "2B", "horizon": "h3", "phase": "6a"}
+    )
     row = trial_row(trial, Settings())
     assert row["param_optimizer"] == "adam"
     assert row["phase"] == "6a"
@@ -390,10 +419,17 @@ def test_trial_row_extra_params_and_factors() -> None:
 # --- assign_ranks ----------------------------------------------------------------------------
 
 
-def rank_row(study: str, objective: float | None, state: str = "COMPLETE",
-             direction: str = "minimize") -> dict[str, Any]:
-    return {"study": study, "objective": objective, "state": state, "direction": direction,
-            "rank_in_study": None, "is_best_in_study": None}
+def rank_row(
+    study: str, objective: float | None, state: str = "COMPLETE", direction: str = "minimize"
+) -> dict[str, Any]:
+    return {
+        "study": study,
+        "objective": objective,
+        "state": state,
+        "direction": direction,
+        "rank_in_study": None,
+        "is_best_in_study": None,
+    }
 
 
 def ranks(rows: list[dict[str, Any]]) -> list[int | None]:
@@ -412,9 +448,14 @@ def test_assign_ranks_min_ranking_with_ties() -> None:
 
 
 def test_assign_ranks_only_complete_with_objective() -> None:
-    rows = [rank_row("s", 0.3), rank_row("s", None), rank_row("s", 0.05, state="PRUNED"),
-            rank_row("s", 0.01, state="FAIL"), rank_row("s", 0.2),
-            rank_row("s", 0.02, state="RUNNING")]
+    rows = [
+        rank_row("s", 0.3),
+        rank_row("s", None),
+        rank_row("s", 0.05, state="PRUNED"),
+        rank_row("s", 0.01, state="FAIL"),
+        rank_row("s", 0.2),
+        rank_row("s", 0.02, state="RUNNING"),
+    ]
     assign_ranks(rows)
     assert ranks(rows) == [2, None, None, None, 1, None]
     assert bests(rows) == [False, False, False, False, True, False]
@@ -494,13 +535,28 @@ def test_assign_ranks_property(values: list[float]) -> None:
 # --- assign_similar_successful ---------------------------------------------------------------
 
 
-def arch_row(study: str, trial_num: int, arch: tuple[int, int, int], *, diverged: bool | None,
-             rank: int | None = None, budget: str | None = "2B",
-             val_loss: float | None = None) -> dict[str, Any]:
+def arch_row(
+    study: str,
+    trial_num: int,
+    arch: tuple[int, int, int],
+    *,
+    diverged: bool | None,
+    rank: int | None = None,
+    budget: str | None = "2B",
+    val_loss: float | None = None,
+) -> dict[str, Any]:
     d_model, n_layers, n_heads = arch
-    return {"study": study, "trial_num": trial_num, "budget": budget, "d_model": d_model,
-            "n_layers": n_layers, "n_heads": n_heads, "diverged": diverged,
-            "rank_in_study": rank, "val_loss": val_loss}
+    return {
+        "study": study,
+        "trial_num": trial_num,
+        "budget": budget,
+        "d_model": d_model,
+        "n_layers": n_layers,
+        "n_heads": n_heads,
+        "diverged": diverged,
+        "rank_in_study": rank,
+        "val_loss": val_loss,
+    }
 
 
 def similar(row: dict[str, Any]) -> tuple[Any, Any, Any]:

@@ -137,8 +137,31 @@ def test_dumps_strict_round_trips_loaded_non_finite() -> None:
 
 json_ish = st.lists(
     st.sampled_from(
-        ["{", "}", "[", "]", ",", ":", '"', '"a"', "1", "-", "0.5e", "NaN", "Infinity",
-         "-Infinity", "true", "null", " ", "\n", "\\", "\ufeff", "\x00", "é", "9" * 4400]
+        [
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            '"',
+            '"a"',
+            "1",
+            "-",
+            "0.5e",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "true",
+            "null",
+            " ",
+            "\n",
+            "\\",
+            "\ufeff",
+            "\x00",
+            "é",
+            "9" * 4400,
+        ]
     ),
     max_size=30,
 ).map(lambda parts: "".join(parts).encode("utf-8"))
@@ -154,10 +177,14 @@ def test_load_json_bytes_returns_or_raises_read_error(data: bytes) -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=5)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=5)
     | st.floats(allow_nan=True, allow_infinity=True),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=4), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=4)
+    ),
     max_leaves=20,
 )
 

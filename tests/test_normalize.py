@@ -35,8 +35,17 @@ def base(**overrides: Any) -> dict[str, Any]:
 
 
 def test_clean_trial_has_no_problems() -> None:
-    t = trial(base(params={"learning_rate": 0.001, "d_model": 64, "n_layers": 4, "n_heads": 2,
-                           "epochs": 20}))
+    t = trial(
+        base(
+            params={
+                "learning_rate": 0.001,
+                "d_model": 64,
+                "n_layers": 4,
+                "n_heads": 2,
+                "epochs": 20,
+            }
+        )
+    )
     assert t.study == "s"
     assert t.source_file == "s/trial_3.json"
     assert t.trial_num == 3
@@ -175,15 +184,13 @@ def test_trial_number_zero_is_a_number() -> None:
 
 
 def test_conflicting_params_and_training_params_first_wins() -> None:
-    t = trial(base(params={"learning_rate": 0.001},
-                   user_attrs={"training_params": {"lr": 0.01}}))
+    t = trial(base(params={"learning_rate": 0.001}, user_attrs={"training_params": {"lr": 0.01}}))
     assert t.training["lr"] == 0.001
     assert codes(t) == ["conflicting_values"]
 
 
 def test_agreeing_sources_no_conflict() -> None:
-    t = trial(base(params={"learning_rate": 0.001},
-                   user_attrs={"training_params": {"lr": 0.001}}))
+    t = trial(base(params={"learning_rate": 0.001}, user_attrs={"training_params": {"lr": 0.001}}))
     assert t.training["lr"] == 0.001
     assert t.problems == ()
 
@@ -223,16 +230,22 @@ def test_curve_in_order_no_problems() -> None:
 
 
 def test_curve_unsorted_is_sorted_with_warning() -> None:
-    lc = [{"epoch": 2, "val_loss": 0.5}, {"epoch": 0, "val_loss": 0.9},
-          {"epoch": 1, "val_loss": 0.7}]
+    lc = [
+        {"epoch": 2, "val_loss": 0.5},
+        {"epoch": 0, "val_loss": 0.9},
+        {"epoch": 1, "val_loss": 0.7},
+    ]
     t = trial(base(user_attrs={"learning_curve": lc}))
     assert curve_of(t) == [(0, 0.9), (1, 0.7), (2, 0.5)]
     assert codes(t) == ["curve_unsorted"]
 
 
 def test_curve_duplicate_epoch_keeps_first() -> None:
-    lc = [{"epoch": 0, "val_loss": 1.0}, {"epoch": 0, "val_loss": 2.0},
-          {"epoch": 1, "val_loss": 0.9}]
+    lc = [
+        {"epoch": 0, "val_loss": 1.0},
+        {"epoch": 0, "val_loss": 2.0},
+        {"epoch": 1, "val_loss": 0.9},
+    ]
     t = trial(base(user_attrs={"learning_curve": lc}))
     assert curve_of(t) == [(0, 1.0), (1, 0.9)]
     assert codes(t) == ["curve_duplicate_epoch"]
@@ -246,8 +259,10 @@ def test_curve_non_dict_entries_skipped() -> None:
 
 
 def test_curve_nan_values_kept_as_float_nan() -> None:
-    lc = [{"epoch": 0, "train_loss": 1.0, "val_loss": float("nan")},
-          {"epoch": 1, "train_loss": float("inf"), "val_loss": 0.9}]
+    lc = [
+        {"epoch": 0, "train_loss": 1.0, "val_loss": float("nan")},
+        {"epoch": 1, "train_loss": float("inf"), "val_loss": 0.9},
+    ]
     t = trial(base(user_attrs={"learning_curve": lc}))
     first, second = t.curve
     assert isinstance(first.metrics["val_loss"], float)

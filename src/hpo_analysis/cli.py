@@ -302,6 +302,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SourceError, OutputError, UsageError) as err:
         print(f"hpo-analysis: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # e.g. disk full while writing: the previous outputs are intact
+        where = f"{err.filename}: " if err.filename else ""
+        print(
+            f"hpo-analysis: error: {where}{err.strerror or err}; previous outputs left unchanged",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print("hpo-analysis: interrupted; previous outputs left unchanged", file=sys.stderr)
         return 130

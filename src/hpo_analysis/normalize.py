@@ -306,7 +306,9 @@ def normalize_trial(
 
 
 def _text_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
+    """Text fields: empty text is missing (a CSV cannot tell the two apart)."""
+    text = None if value is None else str(value)
+    return text if text and text.strip() else None
 
 
 def _first_consistent(

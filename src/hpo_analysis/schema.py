@@ -306,7 +306,14 @@ assert tuple(c.name for c in SUMMARY_COLUMNS[: len(SEED_COLUMNS)]) == SEED_COLUM
 PARAM_PREFIX = "param_"
 
 MANIFEST_COLUMNS: tuple[str, ...] = (
-    "path", "status", "reason", "n_trials", "size_bytes", "sha256", "format", "study",
+    "path",
+    "status",
+    "reason",
+    "n_trials",
+    "size_bytes",
+    "sha256",
+    "format",
+    "study",
     "trial_num",
 )
 

@@ -100,6 +100,9 @@ def _walk(directory: Path, display: str, visited: set[tuple[int, int]]) -> Itera
             f"cannot list directory: {err.strerror or err}",
         )
         return
+    if not entries:
+        yield Found(directory, display + "/", None, "ignored", "empty directory: no trial files")
+        return
     for entry in entries:
         path = Path(entry.path)
         child_display = f"{display}/{entry.name}"

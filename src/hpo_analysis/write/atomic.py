@@ -61,6 +61,12 @@ def _locked(out: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _remove_stale_staging(out: Path) -> None:
+    """Staging directories left by killed runs (we hold the lock, so none is in use)."""
+    for stale in out.parent.glob(f".{out.name}.staging-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def _restore_interrupted_swap(out: Path) -> None:
     """A previous two-rename swap was killed between its renames: put the old set back."""
     if out.exists():
@@ -161,6 +167,7 @@ def staged_output(out: Path) -> Iterator[Staging]:
         raise OutputError(f"{out.parent}: cannot create directory: {err.strerror}") from None
     with _locked(out):
         _restore_interrupted_swap(out)
+        _remove_stale_staging(out)
         if not is_our_output(out):
             raise OutputError(
                 f"{out}: refusing to replace a directory that is not an hpo-analysis output "

@@ -1,0 +1,73 @@
+"""Kill real runs at several moments: the output is always one complete set, never a mix."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hpo_analysis import validate_dir
+from hpo_analysis.example import generate_example
+
+from .conftest import read_csv, run_cli
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("trees")
+    small, large = root / "small", root / "large"
+    generate_example(small, trials_per_study=2, n_diverged=1)
+    generate_example(large, trials_per_study=150, seed=1)
+    return small, large
+
+
+def _manifest_paths(out: Path) -> list[str]:
+    return [m["path"] for m in read_csv(out / "manifest.csv")]
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.3, 0.6, 0.9, 1.2, 1.6])
+def test_sigkill_leaves_a_complete_output_set(
+    tmp_path: Path, trees: tuple[Path, Path], delay: float
+) -> None:
+    small, large = trees
+    out = tmp_path / "analysis"
+    assert run_cli("extract", str(small), "--out", str(out)).returncode == 0
+    old = _manifest_paths(out)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpo_analysis", "extract", str(large), "--out", str(out), "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert validate_dir(out) == []
+    now = _manifest_paths(out)
+    assert now == old or (len(now) == 1800 and now[0].startswith(str(large)))
+    rerun = run_cli("extract", str(large), "--out", str(out), "-q")
+    assert rerun.returncode == 0, rerun.stderr
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".analysis.staging-")]
+
+
+def test_concurrent_runs_do_not_interleave(tmp_path: Path, trees: tuple[Path, Path]) -> None:
+    small, large = trees
+    out = tmp_path / "analysis"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "hpo_analysis", "extract", str(tree), "--out", str(out), "-q"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ},
+        )
+        for tree in (large, small, large)
+    ]
+    assert [p.wait() for p in procs] == [0, 0, 0]
+    assert validate_dir(out) == []
+    rows = read_csv(out / "hpo_summary.csv")
+    sources = {Path(r["source_file"]).parts[-4] for r in rows}
+    assert sources in ({"small"}, {"large"})
