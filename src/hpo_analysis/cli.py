@@ -12,6 +12,7 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .model import DEFAULT_STUDY_PATTERN, Settings
@@ -19,7 +20,7 @@ from .pipeline import SourceError, extract
 from .validate import validate_dir
 from .write.atomic import OutputError
 
-MAX_PROBLEM_LINES = 50
+MAX_PROBLEM_LINES = 200
 
 EXTRACT_EXAMPLES = """\
 examples:
@@ -182,45 +183,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _progress(
-    quiet: bool,
-) -> tuple[Callable[[int], Callable[[], None]] | None, Callable[[str], None]]:
-    bar_holder: list[object] = []
-    shown = [0]
+class _Console:
+    """Problem lines on stderr (capped, then counted) and a progress bar on a terminal."""
 
-    def report(line: str) -> None:
-        if quiet:
-            return
-        shown[0] += 1
-        if shown[0] > MAX_PROBLEM_LINES:
-            return
-        if shown[0] == MAX_PROBLEM_LINES:
-            line = "... more problems not shown; see manifest.csv"
-        if bar_holder:
-            from tqdm import tqdm
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.shown = 0
+        self.hidden = 0
+        self.bar: Any = None
 
-            tqdm.write(line, file=sys.stderr)
+    def report(self, line: str) -> None:
+        if self.quiet:
+            return
+        if self.shown >= MAX_PROBLEM_LINES:
+            self.hidden += 1
+            return
+        self.shown += 1
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
         else:
             print(line, file=sys.stderr)
 
-    if quiet or not sys.stderr.isatty():
-        return None, report
+    def progress(self) -> Callable[[int], Callable[[], None]] | None:
+        if self.quiet or not sys.stderr.isatty():
+            return None
 
-    def start(total: int) -> Callable[[], None]:
-        from tqdm import tqdm
+        def start(total: int) -> Callable[[], None]:
+            from tqdm import tqdm
 
-        bar = tqdm(total=total, unit="file", file=sys.stderr, leave=False)
-        bar_holder.append(bar)
+            self.bar = tqdm(total=total, unit="file", file=sys.stderr, leave=False)
 
-        def tick() -> None:
-            bar.update(1)
-            if bar.n >= total:
-                bar.close()
-                bar_holder.clear()
+            def tick() -> None:
+                self.bar.update(1)
+                if self.bar.n >= total:
+                    self.bar.close()
+                    self.bar = None
 
-        return tick
+            return tick
 
-    return start, report
+        return start
+
+    def finish(self, manifest: Path) -> None:
+        if self.hidden:
+            print(f"... and {self.hidden} more problem lines; every file's status and reason "
+                  f"is in {manifest}", file=sys.stderr)
 
 
 def run_extract(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -232,7 +238,7 @@ def run_extract(args: argparse.Namespace, argv: Sequence[str]) -> int:
         max_file_bytes=int(args.max_file_size * 2**20),
         directions=tuple(args.direction),
     )
-    progress, report = _progress(args.quiet)
+    console = _Console(args.quiet)
     command = "hpo-analysis " + shlex.join(argv)
     result = extract(
         sources,
@@ -240,11 +246,12 @@ def run_extract(args: argparse.Namespace, argv: Sequence[str]) -> int:
         settings,
         jobs=args.jobs,
         command=command,
-        report=report,
-        progress=progress,
+        report=console.report,
+        progress=console.progress(),
     )
     for failure in result.validation_failures:
         print(f"validation: {failure}", file=sys.stderr)
+    console.finish(Path(args.out) / "manifest.csv")
     print(result.summary_line())
     if result.validation_failures:
         return 1
