@@ -209,7 +209,7 @@ class _Console:
             return None
 
         def start(total: int) -> Callable[[], None]:
-            from tqdm import tqdm
+            from tqdm import tqdm  # type: ignore[import-untyped]
 
             self.bar = tqdm(total=total, unit="file", file=sys.stderr, leave=False)
 

@@ -182,7 +182,7 @@ def trial_row(trial: Trial, settings: Settings) -> dict[str, Any]:
     diverged = is_diverged(trial.objective, settings.diverge_threshold, direction)
     early: bool | None = None
     if curve and training.get("epochs_config") is not None:
-        ended_early = epochs_trained < training["epochs_config"]  # type: ignore[operator]
+        ended_early = len(curve) < training["epochs_config"]
         early = ended_early and not diverged and trial.state not in ("PRUNED", "FAIL")
     non_finite = sum(
         1 for p in curve for v in p.metrics.values() if v is not None and not math.isfinite(v)
@@ -277,10 +277,9 @@ def assign_ranks(rows: Iterable[dict[str, Any]]) -> None:
 
 
 def _arch_vector(row: dict[str, Any]) -> tuple[float, float, float] | None:
-    values = (row.get("d_model"), row.get("n_layers"), row.get("n_heads"))
-    if any(not isinstance(v, int) or v <= 0 for v in values):
-        return None
-    return tuple(math.log2(v) for v in values)  # type: ignore[return-value]
+    values = [row.get(k) for k in ("d_model", "n_layers", "n_heads")]
+    logs = [math.log2(v) for v in values if isinstance(v, int) and v > 0]
+    return (logs[0], logs[1], logs[2]) if len(logs) == 3 else None
 
 
 def assign_similar_successful(rows: Sequence[dict[str, Any]]) -> None:

@@ -118,7 +118,8 @@ def _parse_int(text: str) -> int:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "an array", str: "text"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {dict: "an object", list: "an array", str: "text"}
+    return names.get(type(value), type(value).__name__)
 
 
 def normalize_state(raw: Any) -> tuple[str, str | None]:
