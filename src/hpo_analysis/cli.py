@@ -169,6 +169,27 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--expect-studies", type=int, metavar="N")
     val.add_argument("--expect-diverged", type=int, metavar="N")
 
+    ann = commands.add_parser(
+        "annotate",
+        help="tag or note a trial; kept across re-extraction",
+        description="Add or update (same tag) an annotation in DIR/annotations.csv. Every "
+        "extract carries the file over and merges it into hpo_summary.csv (tags, note) and "
+        "hpo_full.json (annotations).",
+        epilog="example:\n  hpo-analysis annotate outputs/analysis phase6a_2B_h3_threshold_1pct "
+        '12 --tag lr-too-high --note "NaN from epoch 3"',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ann.add_argument("directory", metavar="DIR")
+    ann.add_argument("study", metavar="STUDY")
+    ann.add_argument("trial_num", metavar="TRIAL", type=int)
+    ann.add_argument("--tag", default="", help="a short label, e.g. lr-too-high")
+    ann.add_argument("--note", default="", help="free text")
+    ann.add_argument(
+        "--remove",
+        action="store_true",
+        help="remove the annotation with this tag instead of adding it",
+    )
+
     ex = commands.add_parser(
         "make-example",
         help="write the simulated example tree",
@@ -225,8 +246,11 @@ class _Console:
 
     def finish(self, manifest: Path) -> None:
         if self.hidden:
-            print(f"... and {self.hidden} more problem lines; every file's status and reason "
-                  f"is in {manifest}", file=sys.stderr)
+            print(
+                f"... and {self.hidden} more problem lines; every file's status and reason "
+                f"is in {manifest}",
+                file=sys.stderr,
+            )
 
 
 def run_extract(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -281,6 +305,47 @@ def run_validate(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def run_annotate(args: argparse.Namespace) -> int:
+    from .annotations import AnnotationError, add_annotation
+    from .write.atomic import is_our_output
+
+    directory = Path(args.directory)
+    if not directory.is_dir() or not is_our_output(directory):
+        raise UsageError(f"{directory}: not an hpo-analysis output directory")
+    if not args.tag and not args.note:
+        raise UsageError("give --tag and/or --note")
+    try:
+        add_annotation(
+            directory, args.study, args.trial_num, tag=args.tag, note=args.note, remove=args.remove
+        )
+    except AnnotationError as err:
+        print(f"hpo-analysis: error: {err}", file=sys.stderr)
+        return 1
+    known = _trial_exists(directory, args.study, args.trial_num)
+    action = "removed" if args.remove else "saved"
+    print(
+        f"{action}: {args.study}/{args.trial_num} tag={args.tag!r} in "
+        f"{directory / 'annotations.csv'}"
+        + ("" if known else " (no such trial in this dataset yet; kept)")
+    )
+    return 0
+
+
+def _trial_exists(directory: Path, study: str, trial_num: int) -> bool:
+    import csv
+
+    from .write.cells import unneutralize
+
+    try:
+        with open(directory / "hpo_summary.csv", encoding="utf-8", newline="") as handle:
+            return any(
+                unneutralize(r["study"]) == study and r["trial_num"] == str(trial_num)
+                for r in csv.DictReader(handle)
+            )
+    except OSError:
+        return False
+
+
 def run_make_example(args: argparse.Namespace) -> int:
     from .example import generate_example
 
@@ -305,6 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_extract(args, argv)
         if args.command == "validate":
             return run_validate(args)
+        if args.command == "annotate":
+            return run_annotate(args)
         return run_make_example(args)
     except (SourceError, OutputError, UsageError) as err:
         print(f"hpo-analysis: error: {err}", file=sys.stderr)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .annotations import (
+    ANNOTATIONS_CSV,
+    Annotation,
+    AnnotationError,
+    harvest_summary_edits,
+    read_annotations,
+    render_annotations,
+    summary_cells,
+)
 from .derive import assign_ranks, assign_similar_successful, trial_row
 from .jsonio import dumps_strict
 from .model import Problem, Settings, Trial
@@ -62,6 +72,7 @@ class ExtractResult:
     n_warnings: int = 0
     n_rejected: int = 0
     n_ignored: int = 0
+    orphan_annotations: int = 0
     validation_failures: list[str] = field(default_factory=list)
 
     def summary_line(self) -> str:
@@ -169,15 +180,63 @@ def extract(
         result.n_trials = len(rows)
         result.n_studies = len({r["study"] for r in rows})
         result.n_diverged = sum(1 for r in rows if r["diverged"])
+        orphans = carry_over_annotations(out_path, stage.path, rows, report)
+        result.orphan_annotations = len(orphans)
         metadata = outputs.metadata(
             rows, settings, source_paths, manifest, command=command, version=__version__
         )
+        metadata["annotations"] = {
+            "file": ANNOTATIONS_CSV,
+            "trials_annotated": sum(1 for r in rows if r.get("_annotations")),
+            "orphans": [f"{a.study}/{a.trial_num}" for a in orphans],
+        }
         outputs.write_all(
             stage.path, rows, manifest, metadata, settings, stage.file(".curves.spool"), spool_index
         )
         result.validation_failures = validate_dir(stage.path)
         stage.commit()
     return result
+
+
+def carry_over_annotations(
+    out: Path, stage: Path, rows: list[dict[str, Any]], report: Callable[[str], None] | None
+) -> list[Annotation]:
+    """Bring annotations.csv into the new output set and merge it into the rows.
+
+    Returns the annotations whose trial is not in this dataset (kept, reported).
+    """
+    old = out / ANNOTATIONS_CSV
+    try:
+        annotations = read_annotations(old)
+    except AnnotationError as err:
+        _say(report, str(old), f"{err}; the file is kept unchanged and not merged")
+        shutil.copy2(old, stage / ANNOTATIONS_CSV)
+        return []
+    harvested = harvest_summary_edits(
+        out / outputs.SUMMARY_CSV, annotations, outputs.generated_at()
+    )
+    if harvested != annotations:
+        (stage / ANNOTATIONS_CSV).write_text(
+            render_annotations(harvested), encoding="utf-8", newline=""
+        )
+    elif old.exists():
+        shutil.copy2(old, stage / ANNOTATIONS_CSV)
+    by_key: dict[tuple[str, int], list[Annotation]] = {}
+    for a in harvested:
+        by_key.setdefault(a.key, []).append(a)
+    for row in rows:
+        mine = by_key.pop((row["study"], row["trial_num"]), [])
+        row["tags"], row["note"] = summary_cells(mine)
+        row["_annotations"] = [{"tag": a.tag, "note": a.note, "updated": a.updated} for a in mine]
+    orphans = [a for group in by_key.values() for a in group]
+    for a in orphans:
+        _say(
+            report,
+            ANNOTATIONS_CSV,
+            f"annotation of {a.study}/{a.trial_num} (tag {a.tag!r}): "
+            "no such trial in this dataset; kept",
+        )
+    return orphans
 
 
 def _collect(

@@ -207,6 +207,20 @@ COLUMNS: tuple[Column, ...] = (
     _c("datetime_start", "str", "results", "Trial start time as recorded (ISO 8601)."),
     _c("datetime_complete", "str", "results", "Trial completion time as recorded (ISO 8601)."),
     _c("source_file", "str", "", "The input file the trial was read from."),
+    _c(
+        "tags",
+        "str",
+        "",
+        "Your tags for this trial from annotations.csv (sorted, separated by `; `). Tags typed "
+        "into this column are added to annotations.csv by the next extract.",
+    ),
+    _c(
+        "note",
+        "str",
+        "",
+        "Your notes for this trial from annotations.csv (joined by ` | `). A note typed into "
+        "this column is added to annotations.csv by the next extract.",
+    ),
     # --- divergence diagnosis (diverged_analysis.* only) ------------------------------------
     _c(
         "diverge_epoch",

@@ -46,6 +46,15 @@ def is_our_output(directory: Path) -> bool:
 
 
 @contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Exclusive lock for everything that writes into ``out`` (extract, annotate)."""
+    out = Path(out).absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(out):
+        yield
+
+
+@contextmanager
 def _locked(out: Path) -> Iterator[None]:
     lock_path = out.parent / f".{out.name}.lock"
     try:

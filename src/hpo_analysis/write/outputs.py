@@ -45,7 +45,7 @@ def generated_at() -> str:
 
 def dynamic_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     """Columns beyond the schema: extra study-name factors, then ``param_*``, sorted."""
-    names = {k for row in rows for k in row if k not in BY_NAME}
+    names = {k for row in rows for k in row if k not in BY_NAME and not k.startswith("_")}
     factors = sorted(n for n in names if not n.startswith("param_"))
     return factors + sorted(n for n in names if n.startswith("param_"))
 
@@ -133,6 +133,7 @@ def trial_object(row: dict[str, Any], dynamic: Sequence[str]) -> dict[str, Any]:
         else:
             obj[name] = row.get(name)
     obj.update(groups)
+    obj["annotations"] = row.get("_annotations", [])
     return obj
 
 
