@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..schema import MANIFEST_COLUMNS
 
-MANIFEST_HEADER = ",".join(MANIFEST_COLUMNS)
+MANIFEST_HEADER_START = ",".join(MANIFEST_COLUMNS[:3]) + ","
 
 
 class OutputError(Exception):
@@ -40,7 +40,8 @@ def is_our_output(directory: Path) -> bool:
     manifest = directory / "manifest.csv"
     try:
         with open(manifest, encoding="utf-8") as handle:
-            return handle.readline().strip() == MANIFEST_HEADER
+            # the first columns are stable across versions; later ones may be added
+            return handle.readline().startswith(MANIFEST_HEADER_START)
     except OSError:
         return False
 
