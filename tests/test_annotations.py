@@ -17,8 +17,16 @@ STUDY = "s_2M_h1"
 def _tree(root: Path, numbers: range = range(3)) -> Path:
     src = root / "hpo"
     for n in numbers:
-        write_trial(src, STUDY, n, {"trial_number": n, "value": 0.5 + n / 10,
-                                    "user_attrs": {"learning_curve": curve(0.7, 0.6)}})
+        write_trial(
+            src,
+            STUDY,
+            n,
+            {
+                "trial_number": n,
+                "value": 0.5 + n / 10,
+                "user_attrs": {"learning_curve": curve(0.7, 0.6)},
+            },
+        )
     return src
 
 
@@ -53,8 +61,9 @@ def test_orphans_are_kept_and_reported(tmp_path: Path) -> None:
     assert rerun.returncode == 0
     assert f"annotation of {STUDY}/2 (tag 'gone-soon'): no such trial" in rerun.stderr
     assert [a.tag for a in read_annotations(out / "annotations.csv")] == ["gone-soon"]
-    assert strict_json(out / "hpo_full.json")["metadata"]["annotations"]["orphans"] == \
-        [f"{STUDY}/2"]
+    assert strict_json(out / "hpo_full.json")["metadata"]["annotations"]["orphans"] == [
+        f"{STUDY}/2"
+    ]
     write_trial(src, STUDY, 2, {"trial_number": 2, "value": 0.9})
     assert run_cli("extract", str(src), "--out", str(out)).returncode == 0
     assert _row(out, 2)["tags"] == "gone-soon"
@@ -82,15 +91,32 @@ def test_concurrent_annotations_are_all_kept(tmp_path: Path) -> None:
     src, out = _tree(tmp_path), tmp_path / "out"
     assert run_cli("extract", str(src), "--out", str(out)).returncode == 0
     procs = [
-        subprocess.Popen([sys.executable, "-m", "hpo_analysis", "annotate", str(out), STUDY,
-                          str(i % 3), "--tag", f"t{i}"], stdout=subprocess.DEVNULL)
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hpo_analysis",
+                "annotate",
+                str(out),
+                STUDY,
+                str(i % 3),
+                "--tag",
+                f"t{i}",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         for i in range(12)
     ]
-    procs.append(subprocess.Popen([sys.executable, "-m", "hpo_analysis", "extract", str(src),
-                                   "--out", str(out), "-q"], stdout=subprocess.DEVNULL))
+    procs.append(
+        subprocess.Popen(
+            [sys.executable, "-m", "hpo_analysis", "extract", str(src), "--out", str(out), "-q"],
+            stdout=subprocess.DEVNULL,
+        )
+    )
     assert [p.wait() for p in procs] == [0] * 13
-    assert sorted(a.tag for a in read_annotations(out / "annotations.csv")) == \
-        sorted(f"t{i}" for i in range(12))
+    assert sorted(a.tag for a in read_annotations(out / "annotations.csv")) == sorted(
+        f"t{i}" for i in range(12)
+    )
 
 
 def test_broken_annotations_file_is_kept_not_merged(tmp_path: Path) -> None:

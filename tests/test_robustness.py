@@ -355,3 +355,18 @@ def test_strict_and_exit_codes(tmp_path: Path) -> None:
     assert strict.returncode == 1
     assert (out / "manifest.csv").exists()  # written before failing, so the user sees why
     assert run_cli("extract", str(src), "--bogus").returncode == 2
+
+
+def test_output_directory_inside_the_source_is_not_read(tmp_path: Path) -> None:
+    src = tmp_path / "hpo"
+    write_trial(src, STUDY, 0, good(0))
+    out = src / "analysis"
+    for _ in range(2):
+        run_result = run_cli("extract", str(src), "--out", str(out))
+        assert run_result.returncode == 0, run_result.stderr
+    rows = read_csv(out / "hpo_summary.csv")
+    assert len(rows) == 1
+    manifest = read_csv(out / "manifest.csv")
+    ours = [m for m in manifest if "/analysis/" in m["path"] or "/.analysis." in m["path"]]
+    assert ours and all(m["status"] == "ignored" for m in ours)
+    assert all("output directory" in m["reason"] for m in ours)

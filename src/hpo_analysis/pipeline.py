@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -139,6 +140,29 @@ def _outcomes(files: Sequence[Found], settings: Settings, jobs: int) -> Iterator
             yield _read_one(found, settings)
 
 
+def _unless_ours(found: Found, out: Path) -> Found:
+    """Files of this tool's own output directory (and its lock/staging siblings) are never
+    read as inputs, even when the output directory lies inside a source."""
+    try:
+        path = found.path.absolute()
+        out = out.absolute()
+    except OSError:
+        return found
+    inside = path == out or out in path.parents
+    sibling = path.parent == out.parent and path.name.startswith(f".{out.name}.")
+    sibling |= any(
+        p.parent == out.parent and p.name.startswith(f".{out.name}.") for p in path.parents
+    )
+    if inside or sibling:
+        return dataclasses.replace(
+            found,
+            reader=None,
+            status="ignored",
+            reason="part of this run's output directory; not an input",
+        )
+    return found
+
+
 def check_sources(sources: Sequence[Path]) -> None:
     for source in sources:
         if not source.exists() and not source.is_symlink():
@@ -168,7 +192,7 @@ def extract(
     out_path = Path(out)
     jobs = jobs or min(2, os.cpu_count() or 1)
 
-    files = [found for source in source_paths for found in discover(source)]
+    files = [_unless_ours(found, out_path) for source in source_paths for found in discover(source)]
     result = ExtractResult(out_dir=out_path, n_files=len(files))
     with staged_output(out_path) as stage:
         rows, manifest, spool_index = _collect(
