@@ -27,6 +27,8 @@ examples:
   hpo-analysis extract                                   # outputs/hpo -> outputs/analysis
   hpo-analysis extract examples/hpo --out outputs/analysis
   hpo-analysis extract runs/a runs/b --diverge-threshold 5 --study-pattern '(?P<budget>\\d+[MB])_(?P<seed>s\\d+)'
+  hpo-analysis extract sqlite:///runs/optuna.db --study 'sweep_*' --out outputs/analysis
+  hpo-analysis extract runs/journal.log run.log --rank-by accuracy
 """
 
 
@@ -96,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="*",
         metavar="SOURCE",
         default=None,
-        help="directories or files to read (default: outputs/hpo)",
+        help="directories, files or Optuna storage URLs (sqlite:///optuna.db, "
+        "postgresql://...) to read (default: outputs/hpo)",
     )
     ext.add_argument(
         "--out",
@@ -135,6 +138,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="minimize or maximize, for all studies or STUDY=DIR for studies matching a glob "
         "(repeatable); default: from the source, else from the objective's name "
         "(auc, accuracy, ... maximize), else minimize",
+    )
+    ext.add_argument(
+        "--study",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="read only studies whose name matches this glob (repeatable; default all); for a "
+        "log without study-creation lines, one plain NAME names its study",
+    )
+    ext.add_argument(
+        "--rank-by",
+        metavar="N|NAME",
+        default=None,
+        help="objective that ranks a multi-objective study: its index (0 = first, the "
+        "default) or its metric name",
     )
     ext.add_argument(
         "--max-file-size",
@@ -261,6 +279,8 @@ def run_extract(args: argparse.Namespace, argv: Sequence[str]) -> int:
         arch_thresholds=args.arch_thresholds,
         max_file_bytes=int(args.max_file_size * 2**20),
         directions=tuple(args.direction),
+        studies=tuple(args.study),
+        rank_by=args.rank_by,
     )
     console = _Console(args.quiet)
     command = "hpo-analysis " + shlex.join(argv)

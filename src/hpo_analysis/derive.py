@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .model import CurvePoint, Settings, Trial
+from .schema import OBJECTIVE_PREFIX, PARAM_PREFIX
 
 
 def _finite(value: Any) -> bool:
@@ -168,6 +169,7 @@ def resolve_direction(trial: Trial, settings: Settings) -> tuple[str, str]:
 
 
 def objective_is_val_loss(trial: Trial) -> bool:
+    """Named like a validation loss, or unnamed (then it counts as one only when minimized)."""
     return trial.objective_name is None or trial.objective_name.lower() in VAL_LOSS_NAMES
 
 
@@ -177,7 +179,7 @@ def trial_row(trial: Trial, settings: Settings) -> dict[str, Any]:
     arch = trial.architecture
     training = trial.training
     epoch_best, loss_best = best_epoch(curve)
-    epochs_trained = len(curve) if curve else None
+    epochs_trained: int | None = len(curve) if curve else trial.results.get("epochs_trained")
     direction, direction_source = resolve_direction(trial, settings)
     diverged = is_diverged(trial.objective, settings.diverge_threshold, direction)
     early: bool | None = None
@@ -187,7 +189,7 @@ def trial_row(trial: Trial, settings: Settings) -> dict[str, Any]:
     non_finite = sum(
         1 for p in curve for v in p.metrics.values() if v is not None and not math.isfinite(v)
     )
-    if objective_is_val_loss(trial) and trial.objective is not None:
+    if objective_is_val_loss(trial) and direction == "minimize" and trial.objective is not None:
         val_loss = finite_or_none(trial.objective)
     else:
         val_loss = finite_or_none(trial.results.get("val_loss")) or last_metric(curve, "val_loss")
@@ -247,8 +249,10 @@ def trial_row(trial: Trial, settings: Settings) -> dict[str, Any]:
     for name, value in trial.factors.items():
         if name not in ("budget", "horizon"):
             row[name] = value
+    for label, objective_value in trial.objective_values.items():
+        row[f"{OBJECTIVE_PREFIX}{label}"] = finite_or_none(objective_value)
     for name, value in trial.extra_params.items():
-        row[f"param_{name}"] = value
+        row[f"{PARAM_PREFIX}{name}"] = value
     return row
 
 

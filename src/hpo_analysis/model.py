@@ -2,7 +2,8 @@
 
 Problems are data, not exceptions: a reader or the normalizer appends a :class:`Problem` and
 carries on, and the manifest and stderr report them. Only a problem of severity ``rejected``
-keeps a file's trial out of the dataset.
+keeps a file's trial out of the dataset; a ``note`` is written to the manifest's reason column
+(e.g. "recovered from log lines") without making the file a warning.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Severity = Literal["warning", "rejected"]
+Severity = Literal["note", "warning", "rejected"]
 
 DEFAULT_STUDY_PATTERN = (
     r"(?:^|[_\-.])(?P<budget>\d+(?:\.\d+)?[KkMmBbTt])(?=$|[_\-.])"
@@ -39,6 +40,18 @@ class Settings:
     max_file_bytes: int = 64 * 1024 * 1024
     # --direction: (study glob, direction) pairs; the glob "*" is the global setting.
     directions: tuple[tuple[str, str], ...] = ()
+    # --study: globs of the study names to read; empty = every study.
+    studies: tuple[str, ...] = ()
+    # --rank-by: which objective of a multi-objective study ranks it (index or metric name).
+    rank_by: str | None = None
+
+    def study_selected(self, study: str) -> bool:
+        """True when ``--study`` was not given or one of its globs matches ``study``.
+
+        >>> Settings(studies=("hpo_2*",)).study_selected("hpo_20m"), Settings().study_selected("x")
+        (True, True)
+        """
+        return not self.studies or any(fnmatch.fnmatchcase(study, p) for p in self.studies)
 
     def compiled_pattern(self) -> re.Pattern[str]:
         return re.compile(self.study_pattern)
@@ -82,3 +95,6 @@ class Trial:
     direction: str | None = None
     direction_source: str | None = None
     objective_name: str | None = None
+    # Multi-objective trials: every objective value by label (metric name or index); the
+    # ranked one is also ``objective``. Empty for single-objective trials.
+    objective_values: dict[str, float | None] = field(default_factory=dict)

@@ -35,11 +35,20 @@ INT_TRAINING = {"epochs_config", "warmup_steps", "batch_size"}
 ARCH_KEYS = ("d_model", "n_layers", "n_heads", "d_ff", "param_count")
 ARCH_ALIASES: dict[str, tuple[str, ...]] = {
     "d_model": ("d_model", "hidden_size", "width"),
-    "n_layers": ("n_layers", "num_layers", "depth"),
-    "n_heads": ("n_heads", "num_heads"),
-    "d_ff": ("d_ff", "ffn_dim", "dim_feedforward"),
+    "n_layers": ("n_layers", "num_layers", "depth", "num_hidden_layers"),
+    "n_heads": ("n_heads", "num_heads", "nhead", "n_head", "num_attention_heads"),
+    "d_ff": ("d_ff", "ffn_dim", "dim_feedforward", "intermediate_size"),
     "param_count": ("param_count", "n_params", "num_params"),
 }
+# d_ff given as a multiple of d_model (d_ff = d_model * ratio) when d_ff itself is absent
+D_FF_RATIO_ALIASES: tuple[str, ...] = ("d_ff_ratio", "ffn_ratio", "mlp_ratio")
+# user attributes holding the settings of trials the runner forced instead of sampling:
+# ``forced_d_model`` stands for the parameter ``d_model`` (``forced_extreme`` is a flag)
+FORCED_PREFIX = "forced_"
+FORCED_FLAGS = {"forced_extreme"}
+# epochs actually run, when there is no learning curve to count them from
+EPOCHS_TRAINED_ALIASES: tuple[str, ...] = ("epochs_trained", "epochs_run", "n_epochs_run")
+DURATION_ALIASES: tuple[str, ...] = ("duration_seconds", "duration_sec", "duration")
 STATES = {"COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"}
 STATE_ALIASES = {"COMPLETED": "COMPLETE", "FAILED": "FAIL", "FAILURE": "FAIL"}
 
@@ -52,9 +61,8 @@ _TOP_KNOWN = {
     "state",
     "datetime_start",
     "datetime_complete",
-    "duration_seconds",
-    "duration_sec",
-    "duration",
+    *DURATION_ALIASES,
+    *EPOCHS_TRAINED_ALIASES,
     "architecture",
     "user_attrs",
     "learning_curve",
@@ -63,6 +71,8 @@ _TOP_KNOWN = {
     "train_accuracy",
 }
 _ATTRS_KNOWN = {
+    *DURATION_ALIASES,
+    *EPOCHS_TRAINED_ALIASES,
     "arch_idx",
     "architecture",
     "training_params",
@@ -186,6 +196,7 @@ def normalize_trial(
     col = _Collector()
     attrs = _dict_at(raw, "user_attrs", "user_attrs", col)
     params = _dict_at(raw, "params", "params", col)
+    forced = forced_params(attrs)
 
     # -- identity ------------------------------------------------------------------------
     number_raw = raw.get("trial_number", raw.get("number"))
@@ -231,12 +242,21 @@ def normalize_trial(
             _dict_at(attrs, "architecture", "user_attrs.architecture", col),
         ),
         ("params", params),
+        ("user_attrs.forced_*", forced),
     ]
     architecture: dict[str, int | None] = {}
     for key in ARCH_KEYS:
         architecture[key] = _first_consistent(
             col, key, ARCH_ALIASES[key], arch_sources, integer=True
         )
+    if architecture["d_ff"] is None and architecture["d_model"] is not None:
+        ratio = _first_consistent(col, "d_ff_ratio", D_FF_RATIO_ALIASES, arch_sources)
+        if ratio is not None and math.isfinite(ratio) and ratio > 0:
+            d_ff = architecture["d_model"] * ratio
+            if d_ff == int(d_ff):
+                architecture["d_ff"] = int(d_ff)
+            else:
+                col.warn("wrong_type", f"d_ff = d_model * d_ff_ratio = {d_ff!r} is not whole")
     architecture["arch_idx"] = _first_consistent(
         col, "arch_idx", ("arch_idx",), [("params", params), ("user_attrs", attrs)], integer=True
     )
@@ -249,6 +269,7 @@ def normalize_trial(
             _dict_at(attrs, "training_params", "user_attrs.training_params", col),
         ),
         ("training_params", _dict_at(raw, "training_params", "training_params", col)),
+        ("user_attrs.forced_*", forced),
     ]
     training: dict[str, Any] = {}
     for key, aliases in TRAINING_ALIASES.items():
@@ -257,14 +278,20 @@ def normalize_trial(
         )
     consumed = {"arch_idx"} | {a for aliases in TRAINING_ALIASES.values() for a in aliases}
     consumed |= {a for aliases in ARCH_ALIASES.values() for a in aliases}
-    extra_params = {k: v for k, v in sorted(params.items()) if k not in consumed}
+    searched = {**forced, **params}  # a forced trial's settings stand in for its params
+    extra_params = {k: v for k, v in sorted(searched.items()) if k not in consumed}
 
     # -- results -------------------------------------------------------------------------
     duration = None
-    for key in ("duration_seconds", "duration_sec", "duration"):
-        if raw.get(key) is not None:
-            duration = col.number(raw[key], key)
-            break
+    for where, source in (("", raw), ("user_attrs.", attrs)):
+        for key in DURATION_ALIASES:
+            if duration is None and source.get(key) is not None:
+                duration = col.number(source[key], where + key)
+    epochs_trained = None
+    for where, source in (("", raw), ("user_attrs.", attrs)):
+        for key in EPOCHS_TRAINED_ALIASES:
+            if epochs_trained is None and source.get(key) is not None:
+                epochs_trained = col.number(source[key], where + key, integer=True)
     if duration is None:
         duration = _seconds_between(raw.get("datetime_start"), raw.get("datetime_complete"))
     results: dict[str, Any] = {
@@ -275,6 +302,7 @@ def normalize_trial(
             attrs.get("train_accuracy", raw.get("train_accuracy")), "train_accuracy"
         ),
         "duration_sec": duration,
+        "epochs_trained": epochs_trained,
         "datetime_start": _text_or_none(raw.get("datetime_start")),
         "datetime_complete": _text_or_none(raw.get("datetime_complete")),
     }
@@ -304,6 +332,19 @@ def normalize_trial(
         source_file=source_file,
         problems=tuple(col.problems),
     )
+
+
+def forced_params(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The settings a runner forced, from ``forced_<param>`` user attributes.
+
+    >>> forced_params({"forced_d_model": 64, "forced_extreme": True, "epochs_run": 50})
+    {'d_model': 64}
+    """
+    return {
+        key[len(FORCED_PREFIX) :]: value
+        for key, value in attrs.items()
+        if key.startswith(FORCED_PREFIX) and key not in FORCED_FLAGS and key != FORCED_PREFIX
+    }
 
 
 def _text_or_none(value: Any) -> str | None:

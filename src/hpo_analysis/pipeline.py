@@ -37,8 +37,17 @@ from .annotations import (
 from .derive import assign_ranks, assign_similar_successful, trial_row
 from .jsonio import dumps_strict
 from .model import Problem, Settings, Trial
-from .sources import Found, discover, reader_named
+from .sources import Found, claim, discover, reader_named
 from .sources.base import ReadResult
+from .sources.optuna_common import not_selected
+from .sources.optuna_storage import NAME as STORAGE_READER
+from .sources.optuna_storage import (
+    MissingExtra,
+    is_storage_url,
+    mask_url,
+    require_optuna,
+    sqlite_file,
+)
 from .validate import validate_dir
 from .write import outputs
 from .write.atomic import staged_output
@@ -117,7 +126,7 @@ def _read_one(found: Found, settings: Settings) -> _FileOutcome:
         return _FileOutcome(found, None, [])
     reader = reader_named(found.reader)
     try:
-        result: ReadResult = reader.read(found.path, found.display, settings)
+        result: ReadResult = reader.read(found.source, found.display, settings)
     except Exception as err:  # a reader bug must not take the whole run down
         result = ReadResult(
             problems=[
@@ -126,7 +135,16 @@ def _read_one(found: Found, settings: Settings) -> _FileOutcome:
                 )
             ]
         )
-    entries = [(trial_row(t, settings), heavy_fragment(t)) for t in result.trials]
+    if settings.studies and result.trials:  # --study (multi-study readers filter earlier)
+        dropped = sorted({t.study for t in result.trials if not settings.study_selected(t.study)})
+        if dropped:
+            result.trials = [t for t in result.trials if settings.study_selected(t.study)]
+            result.problems.append(not_selected(dropped))
+    entries = []
+    for trial in result.trials:
+        row = trial_row(trial, settings)
+        row["source_format"] = reader.FORMAT
+        entries.append((row, heavy_fragment(trial)))
     result.trials = []  # the rows carry what is needed; drop the objects early
     return _FileOutcome(found, result, entries)
 
@@ -143,6 +161,8 @@ def _outcomes(files: Sequence[Found], settings: Settings, jobs: int) -> Iterator
 def _unless_ours(found: Found, out: Path) -> Found:
     """Files of this tool's own output directory (and its lock/staging siblings) are never
     read as inputs, even when the output directory lies inside a source."""
+    if found.url is not None and sqlite_file(found.url) is None:
+        return found  # a database server, not a path
     try:
         path = found.path.absolute()
         out = out.absolute()
@@ -163,10 +183,35 @@ def _unless_ours(found: Found, out: Path) -> Found:
     return found
 
 
-def check_sources(sources: Sequence[Path]) -> None:
+def check_sources(sources: Sequence[str | Path]) -> None:
+    """Refuse sources that cannot be read at all: missing paths, storage URLs (or SQLite
+    files given directly) without the ``optuna`` extra, ``sqlite:///`` URLs to no file."""
     for source in sources:
-        if not source.exists() and not source.is_symlink():
-            raise SourceError(f"{source.as_posix()}: no such file or directory")
+        if isinstance(source, str) and is_storage_url(source):
+            _require_optuna(mask_url(source))
+            file = sqlite_file(source)
+            if file is not None and not file.is_file():
+                raise SourceError(f"{mask_url(source)}: no such SQLite file {file.as_posix()}")
+            continue
+        path = Path(source)
+        if not path.exists() and not path.is_symlink():
+            raise SourceError(f"{path.as_posix()}: no such file or directory")
+        if path.is_file() and claim(path) == STORAGE_READER:
+            _require_optuna(path.as_posix())
+
+
+def _require_optuna(label: str) -> None:
+    try:
+        require_optuna()
+    except MissingExtra as err:
+        raise SourceError(f"{label}: {err}") from None
+
+
+def source_label(source: str | Path) -> str:
+    """How a source is shown in the metadata: a path as given, a URL without its password."""
+    if isinstance(source, str) and is_storage_url(source):
+        return mask_url(source)
+    return Path(source).as_posix()
 
 
 def extract(
@@ -187,7 +232,10 @@ def extract(
     :class:`~hpo_analysis.write.atomic.OutputError` for an unusable output directory.
     """
     settings = settings or Settings()
-    source_paths = [Path(s) for s in sources]
+    # URLs stay strings (Path() would fold the "//" of sqlite:///...)
+    source_paths: list[str | Path] = [
+        s if isinstance(s, str) and is_storage_url(s) else Path(s) for s in sources
+    ]
     check_sources(source_paths)
     out_path = Path(out)
     jobs = jobs or min(2, os.cpu_count() or 1)
@@ -207,7 +255,12 @@ def extract(
         orphans = carry_over_annotations(out_path, stage.path, rows, report)
         result.orphan_annotations = len(orphans)
         metadata = outputs.metadata(
-            rows, settings, source_paths, manifest, command=command, version=__version__
+            rows,
+            settings,
+            [source_label(s) for s in source_paths],
+            manifest,
+            command=command,
+            version=__version__,
         )
         metadata["annotations"] = {
             "file": ANNOTATIONS_CSV,
@@ -318,13 +371,18 @@ def _collect(
             if kept == 1 and len(outcome.entries) == 1:
                 row.trial_num = outcome.entries[0][0]["trial_num"]
             rejected = any(p.severity == "rejected" for p in problems) and kept == 0
-            row.status = "rejected" if rejected else ("warning" if problems else "ok")
+            warned = [p for p in problems if p.severity != "note"]
+            row.status = "rejected" if rejected else ("warning" if warned else "ok")
+            if kept == 0 and not warned and any(p.code == "study_not_selected" for p in problems):
+                row.status = "ignored"  # nothing in it was selected by --study
             row.reason = "; ".join(p.message for p in problems)
             if rejected:
                 result.n_rejected += 1
-            elif problems:
+            elif warned:
                 result.n_warnings += 1
-            if problems:
+            elif row.status == "ignored":
+                result.n_ignored += 1
+            if warned:
                 _say(report, found.display, row.reason)
             manifest.append(row)
     return rows, manifest, spool_index

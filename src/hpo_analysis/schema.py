@@ -72,8 +72,9 @@ COLUMNS: tuple[Column, ...] = (
         "float",
         "results",
         "Final validation loss: the trial's objective value where the objective is the "
-        "validation loss (the per-trial JSON layout), else the val_loss of the last curve epoch. "
-        "Empty when non-finite.",
+        "validation loss (named `val_loss`/`loss`, or unnamed in a minimize study, as in the "
+        "per-trial JSON layout), else the val_loss of the last curve epoch. Empty when "
+        "non-finite or unknown (e.g. a study maximizing AUC without a curve).",
     ),
     _c(
         "train_loss",
@@ -101,7 +102,8 @@ COLUMNS: tuple[Column, ...] = (
         "epochs_trained",
         "int",
         "dynamics",
-        "Number of epochs recorded in the learning curve. Empty without a curve.",
+        "Number of epochs recorded in the learning curve; without a curve, the runner's "
+        "`epochs_run` / `epochs_trained` attribute, else empty.",
         "epochs",
     ),
     _c(
@@ -115,7 +117,8 @@ COLUMNS: tuple[Column, ...] = (
         "duration_sec",
         "float",
         "results",
-        "Wall time of the trial (`duration_seconds`, else completion minus start time).",
+        "Wall time of the trial (`duration_seconds` / `duration_sec`, also as a user "
+        "attribute, else completion minus start time).",
         "seconds",
     ),
     _c(
@@ -159,8 +162,10 @@ COLUMNS: tuple[Column, ...] = (
         "objective_name",
         "str",
         "results",
-        "Name of the objective (`value` when the source does not name it; in the per-trial "
-        "layout the value is the final validation loss).",
+        "Name of the objective: the study's metric name, a study dump's user attribute that "
+        "equals the value in every trial (e.g. `val_auc`), else `value` (in the per-trial "
+        "layout the value is the final validation loss). In a multi-objective study, the one "
+        "ranked (`--rank-by`); every objective has its own `objective_<name>` column.",
     ),
     _c("direction", "str", "results", "`minimize` or `maximize`: how the objective is ranked."),
     _c(
@@ -206,7 +211,15 @@ COLUMNS: tuple[Column, ...] = (
     ),
     _c("datetime_start", "str", "results", "Trial start time as recorded (ISO 8601)."),
     _c("datetime_complete", "str", "results", "Trial completion time as recorded (ISO 8601)."),
-    _c("source_file", "str", "", "The input file the trial was read from."),
+    _c("source_file", "str", "", "The input file (or storage URL) the trial was read from."),
+    _c(
+        "source_format",
+        "str",
+        "",
+        "Format it was read in: `per-trial JSON`, `study dump`, `Optuna storage`, `Optuna "
+        "journal` or `Optuna log (recovered)` (a log carries no user attributes, intermediate "
+        "values or start times, and no parameters or value for pruned trials).",
+    ),
     _c(
         "tags",
         "str",
@@ -318,6 +331,8 @@ assert tuple(c.name for c in SUMMARY_COLUMNS[: len(SEED_COLUMNS)]) == SEED_COLUM
 # Dynamic columns: optimizer parameters without a standard column, and extra named groups of
 # --study-pattern. They follow the fixed summary columns, sorted by name.
 PARAM_PREFIX = "param_"
+# One column per objective of a multi-objective study: objective_<metric name or index>.
+OBJECTIVE_PREFIX = "objective_"
 
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "path",

@@ -3,6 +3,14 @@
 Every file under a source gets exactly one :class:`Found` record, so the manifest can account
 for it: claimed by a reader, ignored (OS/editor scratch files, formats no reader claims) or an
 error (unreadable directory, symlink loop). The walk is sorted, so runs are deterministic.
+
+A source that is a storage URL (``sqlite:///runs/optuna.db``, ``postgresql://...``) is not a
+path: it yields one record carrying the ``url``, displayed with its password masked.
+
+Example::
+
+    >>> [(f.display, f.reader) for f in discover("postgresql://ana:pw@db/optuna")]
+    [('postgresql://ana:***@db/optuna', 'optuna_storage')]
 """
 
 from __future__ import annotations
@@ -13,7 +21,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .registry import claim
+from .optuna_storage import NAME as STORAGE_READER
+from .optuna_storage import is_storage_url, mask_url, sqlite_file
+from .registry import claim, ignore_reason
+
+NO_READER = (
+    "no reader for this file (not per-trial JSON such as <study>/trials/trial_0001.json, a "
+    "study dump, best_params.json, an Optuna SQLite file, journal or log)"
+)
 
 SCRATCH_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini", ".directory"}
 SCRATCH_SUFFIXES = (".tmp", ".swp", ".swo", ".swx", ".bak", ".part", ".crdownload", ".partial")
@@ -26,6 +41,12 @@ class Found:
     reader: str | None  # name of the reader that claims the file
     status: str  # "read" | "ignored" | "rejected"
     reason: str = ""
+    url: str | None = None  # set when the source is a storage URL rather than a path
+
+    @property
+    def source(self) -> Path | str:
+        """What the reader opens: the URL when there is one, else the path."""
+        return self.url if self.url is not None else self.path
 
 
 def scratch_reason(name: str) -> str | None:
@@ -45,19 +66,17 @@ def _classify(path: Path, display: str) -> Found:
         return Found(path, display, None, "ignored", reason)
     reader = claim(path)
     if reader is None:
-        return Found(
-            path,
-            display,
-            None,
-            "ignored",
-            "no reader for this file (not a per-trial JSON file such as "
-            "<study>/trials/trial_0001.json)",
-        )
+        return Found(path, display, None, "ignored", ignore_reason(path) or NO_READER)
     return Found(path, display, reader, "read")
 
 
-def discover(source: Path) -> Iterator[Found]:
+def discover(source: str | Path) -> Iterator[Found]:
     """Yield one record per file under ``source`` (or for ``source`` itself), sorted by path."""
+    if isinstance(source, str) and is_storage_url(source):
+        file = sqlite_file(source)
+        yield Found(file or Path(), mask_url(source), STORAGE_READER, "read", url=source)
+        return
+    source = Path(source)
     display_root = source.as_posix()
     if source.is_file():
         yield _classify(source, display_root)

@@ -1,28 +1,74 @@
-"""The explicit list of readers, and dispatch to the first one whose ``sniff`` claims a path.
+"""The explicit list of readers, and dispatch to the first one whose sniff claims a path.
 
-A reader is a module with ``NAME``, ``FORMAT`` (the label written to the manifest),
-``sniff(path) -> bool`` (cheap: looks at the name and at most the first bytes) and
-``read(path, display, settings) -> ReadResult``. Order matters: the most specific first.
+A reader is a module with ``NAME``, ``FORMAT`` (the label written to the manifest and to each
+trial's ``source_format``), one or more cheap sniff functions (the file name, at most the first
+few KiB) and ``read(path, display, settings) -> ReadResult``. Order matters: name-based sniffs
+come first (most specific first), content sniffs after them, so no two readers claim a file:
+
+1. ``study_dump`` by name (``all_trials.json``, ``trials.json``, ``*_all_trials.json``) —
+   before the per-trial reader, which would otherwise claim ``trials.json``;
+2. ``trial_json`` (``<study>/trials/*.json``, ``trial*.json``);
+3. ``study_meta`` (``best_params.json``);
+4. ``optuna_storage`` (``.db``/``.sqlite`` with the SQLite header);
+5. ``optuna_journal`` (first line a JSON object with ``op_code``, any name);
+6. ``optuna_log`` (a text log holding Optuna trial lines);
+7. ``study_dump`` by content (any other ``.json`` opening a list of trials).
+
+Example::
+
+    >>> claim(Path("s/trials/trial_0001.json")), claim(Path("s/all_trials.json"))
+    ('trial_json', 'study_dump')
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 
-def _readers() -> list[ModuleType]:
-    from . import trial_json
+def _sniffers() -> list[tuple[ModuleType, Callable[[Path], bool]]]:
+    from . import (
+        optuna_journal,
+        optuna_log,
+        optuna_storage,
+        study_dump,
+        study_meta,
+        trial_json,
+    )
 
-    return [trial_json]
+    return [
+        (study_dump, study_dump.sniff_name),
+        (trial_json, trial_json.sniff),
+        (study_meta, study_meta.sniff),
+        (optuna_storage, optuna_storage.sniff),
+        (optuna_journal, optuna_journal.sniff),
+        (optuna_log, optuna_log.sniff),
+        (study_dump, study_dump.sniff_content),
+    ]
+
+
+def _readers() -> list[ModuleType]:
+    readers: list[ModuleType] = []
+    for reader, _ in _sniffers():
+        if reader not in readers:
+            readers.append(reader)
+    return readers
 
 
 def claim(path: Path) -> str | None:
     """Name of the first reader whose sniff claims ``path``, or None."""
-    for reader in _readers():
-        if reader.sniff(path):
+    for reader, sniff in _sniffers():
+        if sniff(path):
             return str(reader.NAME)
     return None
+
+
+def ignore_reason(path: Path) -> str | None:
+    """Why a file no reader claims is deliberately not read (e.g. a runner's side file)."""
+    from . import study_dump
+
+    return study_dump.ignore_reason(path)
 
 
 def reader_named(name: str) -> ModuleType:

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..jsonio import dumps_strict
 from ..model import Settings
-from ..schema import BY_NAME, COLUMNS, MANIFEST_COLUMNS, SUMMARY_COLUMNS
+from ..schema import (
+    BY_NAME,
+    COLUMNS,
+    MANIFEST_COLUMNS,
+    OBJECTIVE_PREFIX,
+    PARAM_PREFIX,
+    SUMMARY_COLUMNS,
+)
 from .cells import csv_cell
 
 if TYPE_CHECKING:
@@ -44,10 +51,13 @@ def generated_at() -> str:
 
 
 def dynamic_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """Columns beyond the schema: extra study-name factors, then ``param_*``, sorted."""
+    """Columns beyond the schema: extra study-name factors, ``objective_*`` (one per objective
+    of a multi-objective study), then ``param_*``, each sorted."""
     names = {k for row in rows for k in row if k not in BY_NAME and not k.startswith("_")}
-    factors = sorted(n for n in names if not n.startswith("param_"))
-    return factors + sorted(n for n in names if n.startswith("param_"))
+    objectives = sorted(n for n in names if n.startswith(OBJECTIVE_PREFIX))
+    params = sorted(n for n in names if n.startswith(PARAM_PREFIX))
+    factors = sorted(names - set(objectives) - set(params))
+    return factors + objectives + params
 
 
 def summary_header(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -61,7 +71,7 @@ def diverged_header(rows: Sequence[dict[str, Any]]) -> list[str]:
 def metadata(
     rows: Sequence[dict[str, Any]],
     settings: Settings,
-    sources: Sequence[Path],
+    sources: Sequence[str],
     manifest: Sequence[ManifestRow],
     *,
     command: str,
@@ -91,7 +101,7 @@ def metadata(
         "tool": "hpo-analysis",
         "tool_version": version,
         "command": command,
-        "sources": [s.as_posix() for s in sources],
+        "sources": list(sources),
         "n_files": len(manifest),
         "files_by_status": dict(sorted(by_status.items())),
         "n_studies": len(studies),
@@ -102,6 +112,8 @@ def metadata(
             "arch_thresholds": list(settings.arch_thresholds),
             "study_pattern": settings.study_pattern,
             "directions": [list(rule) for rule in settings.directions],
+            "studies": list(settings.studies),
+            "rank_by": settings.rank_by,
             "max_file_bytes": settings.max_file_bytes,
         },
         "studies": [studies[name] for name in sorted(studies)],
@@ -128,8 +140,10 @@ def trial_object(row: dict[str, Any], dynamic: Sequence[str]) -> dict[str, Any]:
         else:
             obj[column.name] = row.get(column.name)
     for name in dynamic:
-        if name.startswith("param_"):
-            groups.setdefault("training_params", {})[name[len("param_") :]] = row.get(name)
+        if name.startswith(PARAM_PREFIX):
+            groups.setdefault("training_params", {})[name[len(PARAM_PREFIX) :]] = row.get(name)
+        elif name.startswith(OBJECTIVE_PREFIX):
+            groups.setdefault("results", {})[name] = row.get(name)
         else:
             obj[name] = row.get(name)
     obj.update(groups)

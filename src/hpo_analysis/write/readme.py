@@ -49,7 +49,17 @@ def _definitions(settings: Settings) -> str:
     low, high = settings.arch_thresholds
     return f"""\
 - **Objective**: the trial's reported `value`; each study is ranked in its direction (table
-  above: minimize or maximize, and why).
+  above: minimize or maximize, and why: the `--direction` option, else the source — an Optuna
+  study's direction, a `best_params.json`, best-trial lines of a log — else the objective's
+  name (`auc`, `acc`, … maximize), else minimize).
+- **Learning curves from Optuna**: a trial without a `learning_curve` user attribute gets its
+  intermediate values (`trial.report(value, step)`) as its curve: `epoch` is the step and the
+  metric `intermediate_value` is the value reported at that step (whatever the objective
+  reported, e.g. a validation loss or AUC).
+- **Trials recovered from Optuna logs** (`source_format` `Optuna log (recovered)`): only what
+  the log lines carry — number, state, value(s), parameters and the line's time as
+  `datetime_complete`; no user attributes, curves or start times, and pruned trials have no
+  parameters or value.
 - **rank_in_study**: 1 = best objective within the study; ties share the lowest rank (1, 2, 2,
   4); only `COMPLETE` trials with a finite objective are ranked, others have no rank.
   **is_best_in_study** is true for rank 1.
@@ -98,8 +108,10 @@ def _dictionary(rows: Sequence[dict[str, Any]]) -> str:
             "\n\nFurther columns in this dataset: "
             + ", ".join(f"`{md_cell(n)}`" for n in dynamic)
             + ". `param_<name>` columns are optimizer parameters without a standard column "
-            "(in `hpo_full.json` under `training_params.<name>`); other names are named groups "
-            "of the study-name pattern."
+            "(in `hpo_full.json` under `training_params.<name>`); `objective_<name>` columns are "
+            "the values of each objective of a multi-objective study, by metric name or index "
+            "(under `results`; `objective` is the one ranked, see `--rank-by`); other names are "
+            "named groups of the study-name pattern."
         )
     return text
 

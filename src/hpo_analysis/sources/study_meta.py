@@ -1,0 +1,305 @@
+"""``best_params.json``: a study's metadata written by its runner beside a study dump.
+
+It is not a trial: it is listed in the manifest with no trials, and it is used twice.
+
+- The dump reader takes from it what the study name lacks (budget, horizon) and the
+  direction (an explicit ``direction`` key, else which end of the dump's values its
+  ``best_value`` sits at) and the objective's name (``objective``/``metric`` keys, else the
+  ``best_user_attrs`` entry equal to ``best_value``, e.g. ``val_auc``).
+- This reader cross-checks it against the dump and the study name and reports every
+  disagreement as a warning: a best trial that is not in the dump or has another value, an
+  ``experiment`` naming another study, a budget or horizon contradicting the study name (the
+  study name wins: runners copy these files between studies and forget to update them).
+
+Example::
+
+    >>> sniff(Path("hpo_2m_h1/best_params.json")), sniff(Path("s_best_params.json"))
+    (True, True)
+    >>> horizon_text(1), horizon_text("H3"), budget_text("20m")
+    ('h1', 'h3', '20M')
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..jsonio import JsonReadError, load_json_bytes
+from ..model import Problem, Settings
+from ..normalize import normalize_state, parse_study_factors
+from .base import ReadResult, read_bytes_checked
+from .optuna_common import direction_name
+
+NAME = "study_meta"
+FORMAT = "study metadata"
+META_NAME = "best_params.json"
+META_SUFFIX = "_best_params.json"
+DUMP_NAMES = ("all_trials.json", "trials.json")
+DUMP_SUFFIX = "_all_trials.json"
+OBJECTIVE_KEYS = ("objective", "objective_name", "metric", "metric_name")
+
+
+def sniff(path: Path) -> bool:
+    name = path.name.lower()
+    return name == META_NAME or name.endswith(META_SUFFIX)
+
+
+def horizon_text(raw: Any) -> str | None:
+    """``1`` / ``"1"`` / ``"h1"`` → ``"h1"`` (the study-name spelling)."""
+    if isinstance(raw, bool) or raw is None:
+        return None
+    text = str(raw).strip().lower()
+    if text.isdigit():
+        return f"h{text}"
+    return text if text.startswith("h") and text[1:].isdigit() else None
+
+
+def budget_text(raw: Any) -> str | None:
+    return raw.strip().upper() if isinstance(raw, str) and raw.strip() else None
+
+
+@dataclass
+class StudyMeta:
+    """What a best_params.json says about its study."""
+
+    path: Path
+    experiment: str | None
+    budget: str | None
+    horizon: str | None
+    direction: str | None
+    objective_name: str | None
+    best_trial: int | None
+    best_value: float | None
+    n_trials: int | None
+    raw: dict[str, Any]
+
+    def direction_from_values(self, values: dict[int, float]) -> tuple[str, str] | None:
+        """Which way the study went, from where ``best_value`` sits among the dump's finite
+        values of COMPLETE trials: the highest → maximize, the lowest → minimize."""
+        if self.best_value is None or not math.isfinite(self.best_value):
+            return None
+        finite = [v for v in values.values() if math.isfinite(v)]
+        if len(set(finite)) < 2:
+            return None
+        label = f"{self.path.name}: best_value is the {{}} of the dump's values"
+        if self.best_value >= max(finite):
+            return "maximize", label.format("highest")
+        if self.best_value <= min(finite):
+            return "minimize", label.format("lowest")
+        return None
+
+
+def _number(raw: Any) -> float | None:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        return None
+    return float(raw)
+
+
+def parse_meta(path: Path, data: Any) -> StudyMeta | None:
+    if not isinstance(data, dict):
+        return None
+    direction = direction_name(data.get("direction"))
+    if direction is None and isinstance(data.get("directions"), list) and data["directions"]:
+        direction = direction_name(data["directions"][0])
+    objective = next((data[k] for k in OBJECTIVE_KEYS if isinstance(data.get(k), str)), None)
+    best_value = _number(data.get("best_value"))
+    attrs = data.get("best_user_attrs")
+    if objective is None and isinstance(attrs, dict) and best_value is not None:
+        objective = next(
+            (k for k, v in sorted(attrs.items()) if _number(v) == best_value),
+            None,
+        )
+    best_trial = data.get("best_trial")
+    if isinstance(best_trial, dict):  # some runners store the whole trial
+        best_trial = best_trial.get("number")
+    n_trials = data.get("n_trials")
+    return StudyMeta(
+        path=path,
+        experiment=data.get("experiment") if isinstance(data.get("experiment"), str) else None,
+        budget=budget_text(data.get("budget")),
+        horizon=horizon_text(data.get("horizon")),
+        direction=direction,
+        objective_name=objective,
+        best_trial=best_trial if isinstance(best_trial, int) else None,
+        best_value=best_value,
+        n_trials=n_trials if isinstance(n_trials, int) and not isinstance(n_trials, bool) else None,
+        raw=data,
+    )
+
+
+def load_meta(path: Path, max_bytes: int) -> StudyMeta | None:
+    """The parsed file, or None when it is absent or unusable (its own reader says why)."""
+    result = ReadResult()
+    data = read_bytes_checked(path, max_bytes, result)
+    if data is None:
+        return None
+    try:
+        return parse_meta(path, load_json_bytes(data).value)
+    except JsonReadError:
+        return None
+
+
+def meta_beside(dump: Path) -> Path | None:
+    """``X_best_params.json`` for ``X_all_trials.json``, else ``best_params.json``."""
+    name = dump.name.lower()
+    candidates = []
+    if name.endswith(DUMP_SUFFIX):
+        candidates.append(dump.with_name(dump.name[: -len(DUMP_SUFFIX)] + META_SUFFIX))
+    candidates.append(dump.with_name(META_NAME))
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def dump_beside(meta: Path) -> Path | None:
+    """The study dump this metadata file belongs to (inverse of :func:`meta_beside`)."""
+    name = meta.name.lower()
+    if name.endswith(META_SUFFIX) and name != META_NAME:
+        candidate = meta.with_name(meta.name[: -len(META_SUFFIX)] + DUMP_SUFFIX)
+        return candidate if candidate.is_file() else None
+    for dump_name in DUMP_NAMES:
+        if (meta.parent / dump_name).is_file():
+            return meta.parent / dump_name
+    try:
+        dumps = sorted(p for p in meta.parent.iterdir() if p.name.lower().endswith(DUMP_SUFFIX))
+    except OSError:
+        return None
+    return dumps[0] if len(dumps) == 1 else None
+
+
+def study_of(path: Path) -> str:
+    """Study name of a dump or metadata file: ``X`` for ``X_all_trials.json`` /
+    ``X_best_params.json``, else the directory name."""
+    name = path.name
+    for suffix in (DUMP_SUFFIX, META_SUFFIX):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return path.parent.name or path.stem
+
+
+def completed_values(trials: list[Any]) -> dict[int, float]:
+    """number → value of the COMPLETE trials of a dump (for the direction and the checks)."""
+    values: dict[int, float] = {}
+    for raw in trials:
+        if not isinstance(raw, dict):
+            continue
+        number = raw.get("number", raw.get("trial_number"))
+        value = _number(raw.get("value"))
+        if value is None and isinstance(raw.get("values"), list) and raw["values"]:
+            value = _number(raw["values"][0])
+        state, _ = normalize_state(raw.get("state", "COMPLETE"))
+        if isinstance(number, int) and value is not None and state == "COMPLETE":
+            values[number] = value
+    return values
+
+
+def dump_trials(data: Any) -> list[Any] | None:
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict) and isinstance(data.get("trials"), list):
+        return data["trials"]
+    return None
+
+
+def read(path: Path, display: str, settings: Settings) -> ReadResult:
+    result = ReadResult()
+    data = read_bytes_checked(path, settings.max_file_bytes, result)
+    if data is None:
+        return result
+    try:
+        loaded = load_json_bytes(data)
+    except JsonReadError as err:
+        result.problems.append(Problem("invalid_json", str(err), "rejected"))
+        return result
+    meta = parse_meta(path, loaded.value)
+    if meta is None:
+        result.problems.append(
+            Problem("not_an_object", "expected a JSON object of study metadata", "rejected")
+        )
+        return result
+    dump = dump_beside(path)
+    study = study_of(dump if dump is not None else path)
+    warn = result.problems.append
+    if meta.experiment is not None and meta.experiment != study:
+        warn(
+            Problem(
+                "meta_other_study",
+                f"names experiment {meta.experiment!r} but belongs to study {study!r} "
+                "(the study name is used)",
+            )
+        )
+    parsed = parse_study_factors(study, settings.compiled_pattern())
+    for factor, value in (("budget", meta.budget), ("horizon", meta.horizon)):
+        if value is not None and parsed.get(factor) and parsed[factor] != value:
+            warn(
+                Problem(
+                    "meta_factor_mismatch",
+                    f"{factor} {value!r} contradicts the study name's {parsed[factor]!r} "
+                    "(the study name's is used)",
+                )
+            )
+    if dump is None:
+        result.problems.append(
+            Problem("meta_no_dump", "no study dump beside it; not cross-checked", "note")
+        )
+        return result
+    _cross_check(meta, dump, settings, result)
+    return result
+
+
+def _cross_check(meta: StudyMeta, dump: Path, settings: Settings, result: ReadResult) -> None:
+    holder = ReadResult()
+    raw = read_bytes_checked(dump, settings.max_file_bytes, holder)
+    try:
+        trials = dump_trials(load_json_bytes(raw).value) if raw is not None else None
+    except JsonReadError:
+        trials = None
+    if trials is None:
+        result.problems.append(
+            Problem("meta_dump_unreadable", f"{dump.name} beside it is unusable; not cross-checked")
+        )
+        return
+    values = completed_values(trials)
+    warn = result.problems.append
+    if meta.n_trials is not None and meta.n_trials != len(trials):
+        warn(
+            Problem(
+                "meta_count_mismatch",
+                f"n_trials {meta.n_trials} but {dump.name} holds {len(trials)} trials",
+            )
+        )
+    if meta.best_trial is not None:
+        if meta.best_trial not in values:
+            warn(
+                Problem(
+                    "meta_best_missing",
+                    f"best_trial {meta.best_trial} is not a COMPLETE trial of {dump.name}",
+                )
+            )
+        elif meta.best_value is not None and not math.isclose(
+            values[meta.best_trial], meta.best_value, rel_tol=1e-12, abs_tol=0.0
+        ):
+            warn(
+                Problem(
+                    "meta_best_mismatch",
+                    f"best_value {meta.best_value!r} but trial {meta.best_trial} has "
+                    f"{values[meta.best_trial]!r} in {dump.name}",
+                )
+            )
+    inferred = meta.direction_from_values(values)
+    if meta.direction and inferred and inferred[0] != meta.direction:
+        warn(
+            Problem(
+                "meta_direction_mismatch",
+                f"direction {meta.direction!r} but best_value is the "
+                f"{'highest' if inferred[0] == 'maximize' else 'lowest'} value of {dump.name}",
+            )
+        )
+    if meta.best_value is not None and inferred is None and len(set(values.values())) > 1:
+        warn(
+            Problem(
+                "meta_best_not_extreme",
+                f"best_value {meta.best_value!r} is neither the highest nor the lowest value "
+                f"of {dump.name}",
+            )
+        )
