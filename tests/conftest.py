@@ -75,3 +75,30 @@ def example_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = run_cli("extract", str(EXAMPLE), "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out
+
+
+@pytest.fixture(scope="session")
+def optuna_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real Optuna storages, journals and logs written once by Optuna (tests/optuna_runs.py)."""
+    pytest.importorskip("optuna")
+    directory = tmp_path_factory.mktemp("optuna_runs")
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "optuna_runs.py"), str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return directory
+
+
+def samples_dir() -> Path | None:
+    """The shared real study dumps (HPO_SAMPLES, else ../shared/samples), or None."""
+    here = Path(__file__).resolve()
+    candidates = [os.environ.get("HPO_SAMPLES", "")]
+    candidates += [str(here.parents[2] / "shared" / "samples")]
+    candidates += [str(here.parents[1].parent / "shared" / "samples")]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "financial_ts_scaling").is_dir():
+            return Path(candidate) / "financial_ts_scaling"
+    return None

@@ -17,6 +17,7 @@ from typing import Any
 from . import __version__
 from .model import DEFAULT_STUDY_PATTERN, Settings
 from .pipeline import SourceError, extract
+from .sources.optuna_storage import mask_url
 from .validate import validate_dir
 from .write.atomic import OutputError
 
@@ -283,7 +284,7 @@ def run_extract(args: argparse.Namespace, argv: Sequence[str]) -> int:
         rank_by=args.rank_by,
     )
     console = _Console(args.quiet)
-    command = "hpo-analysis " + shlex.join(argv)
+    command = "hpo-analysis " + shlex.join(mask_url(arg) for arg in argv)  # no passwords
     result = extract(
         sources,
         Path(args.out),

@@ -158,7 +158,7 @@ def read(source: Path | str, display: str, settings: Settings) -> ReadResult:
         )
     except Exception as err:  # driver missing, server unreachable, not a database
         result.problems.append(
-            Problem("storage_unusable", f"cannot open the storage: {_brief(err)}", "rejected")
+            Problem("storage_unusable", f"cannot open the storage: {_brief(err, url)}", "rejected")
         )
         return result
     try:
@@ -168,7 +168,7 @@ def read(source: Path | str, display: str, settings: Settings) -> ReadResult:
         result.problems.append(
             Problem(
                 "not_optuna_storage",
-                f"not a readable Optuna storage: {_brief(err)}",
+                f"not a readable Optuna storage: {_brief(err, url)}",
                 "rejected",
             )
         )
@@ -177,12 +177,15 @@ def read(source: Path | str, display: str, settings: Settings) -> ReadResult:
     return result
 
 
-def _brief(err: Exception) -> str:
-    """The root cause in one line (SQLAlchemy wraps the driver's message)."""
+def _brief(err: Exception, url: str) -> str:
+    """The root cause in one line (SQLAlchemy wraps the driver's message), password masked."""
     cause: BaseException = err
     while cause.__cause__ is not None:
         cause = cause.__cause__
     text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+    match = _PASSWORD.match(url)
+    if match and match.group("password"):
+        text = text.replace(match.group("password"), "***")
     if "no such table" in text:
         return f"{text} (a SQLite database, but not one written by Optuna)"
     return text

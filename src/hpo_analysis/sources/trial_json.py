@@ -5,7 +5,7 @@ The study is the directory above ``trials/`` (or the file's own directory when t
 
 Example::
 
-    >>> sniff(Path("outputs/hpo/s/trials/trial_0007.json")), sniff(Path("s/best_params.json"))
+    >>> sniff(Path("outputs/hpo/s/trials/trial_0007.json")), sniff(Path("s/trials.json"))
     (True, False)
 """
 
@@ -18,6 +18,7 @@ from ..jsonio import JsonReadError, load_json_bytes
 from ..model import Problem, Settings
 from ..normalize import normalize_trial, parse_study_factors
 from .base import ReadResult, read_bytes_checked
+from .study_meta import DUMP_NAMES, DUMP_SUFFIX
 
 NAME = "trial_json"
 FORMAT = "per-trial JSON"
@@ -25,10 +26,12 @@ _NUMBER_IN_NAME = re.compile(r"(\d+)(?!.*\d)")
 
 
 def sniff(path: Path) -> bool:
-    """Claims ``*.json`` files inside a ``trials`` directory or named ``trial*.json``."""
-    if path.suffix.lower() != ".json":
+    """Claims ``*.json`` files inside a ``trials`` directory or named ``trial*.json``, except
+    the names of study dumps (``trials.json``, ``all_trials.json``, ``*_all_trials.json``)."""
+    name = path.name.lower()
+    if path.suffix.lower() != ".json" or name in DUMP_NAMES or name.endswith(DUMP_SUFFIX):
         return False
-    return path.parent.name == "trials" or path.name.lower().startswith("trial")
+    return path.parent.name == "trials" or name.startswith("trial")
 
 
 def study_of(path: Path) -> str:

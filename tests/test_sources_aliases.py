@@ -1,0 +1,86 @@
+"""The alias tables of normalize.py as the readers use them, and the readers' docstring
+examples (run here so they stay true)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+from hpo_analysis.normalize import normalize_trial
+
+
+def _normalize(raw: dict[str, object]):  # type: ignore[no-untyped-def]
+    trial = normalize_trial({"number": 0, "value": 0.5, **raw}, study="s", source_file="f")
+    assert not hasattr(trial, "severity"), trial
+    return trial
+
+
+@pytest.mark.parametrize(
+    ("params", "column", "expected"),
+    [
+        ({"hidden_size": 256}, "d_model", 256),
+        ({"num_layers": 6}, "n_layers", 6),
+        ({"nhead": 8}, "n_heads", 8),
+        ({"num_attention_heads": 4}, "n_heads", 4),
+        ({"dim_feedforward": 1024}, "d_ff", 1024),
+        ({"d_model": 64, "d_ff_ratio": 4}, "d_ff", 256),
+        ({"d_model": 64, "d_ff_ratio": 4, "d_ff": 100}, "d_ff", 100),  # given d_ff wins
+        ({"lr": 0.01}, "lr", 0.01),
+        ({"learning_rate": 0.02}, "lr", 0.02),
+    ],
+)
+def test_parameter_aliases(params: dict[str, object], column: str, expected: object) -> None:
+    trial = _normalize({"params": params})
+    assert {**trial.architecture, **trial.training}[column] == expected
+
+
+def test_forced_attributes_stand_in_for_params() -> None:
+    attrs = {
+        "forced_d_model": 64,
+        "forced_n_layers": 6,
+        "forced_learning_rate": 5e-5,
+        "forced_d_ff_ratio": 2,
+        "forced_optimizer": "adam",
+        "forced_extreme": True,
+        "epochs_run": 30,
+        "duration_sec": 4.5,
+    }
+    trial = _normalize({"params": {}, "user_attrs": attrs})
+    assert (trial.architecture["d_model"], trial.architecture["n_layers"]) == (64, 6)
+    assert trial.architecture["d_ff"] == 128 and trial.training["lr"] == 5e-5
+    assert trial.extra_params == {"d_ff_ratio": 2, "optimizer": "adam"}  # not "extreme"
+    assert trial.results["epochs_trained"] == 30 and trial.results["duration_sec"] == 4.5
+    both = _normalize({"params": {"d_model": 128}, "user_attrs": {"forced_d_model": 64}})
+    assert both.architecture["d_model"] == 128
+    assert [p.code for p in both.problems] == ["conflicting_values"]
+
+
+def test_non_whole_d_ff_is_not_invented() -> None:
+    trial = _normalize({"params": {"d_model": 10, "d_ff_ratio": 2.55}})
+    assert trial.architecture["d_ff"] is None
+    assert [p.code for p in trial.problems] == ["wrong_type"]
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "sources.optuna_common",
+        "sources.optuna_journal",
+        "sources.optuna_log",
+        "sources.optuna_storage",
+        "sources.study_meta",
+        "sources.study_dump",
+        "sources.registry",
+        "sources.discover",
+        "sources.trial_json",
+        "normalize",
+        "model",
+    ],
+)
+def test_docstring_examples(module: str) -> None:
+    result = doctest.testmod(
+        importlib.import_module(f"hpo_analysis.{module}"), optionflags=doctest.ELLIPSIS
+    )
+    assert result.failed == 0
