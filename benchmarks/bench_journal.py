@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from hpo_analysis.sources.optuna_journal import replay_journal
 
+    if args.keep is not None and args.keep.exists():
+        parser.error(f"{args.keep} exists; give a new path")
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or Path(tmp) / "journal.log"
         start = time.perf_counter()

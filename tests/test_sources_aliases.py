@@ -84,3 +84,20 @@ def test_docstring_examples(module: str) -> None:
         importlib.import_module(f"hpo_analysis.{module}"), optionflags=doctest.ELLIPSIS
     )
     assert result.failed == 0
+
+
+def test_val_loss_of_a_maximized_objective_comes_from_an_attribute() -> None:
+    import dataclasses
+
+    from hpo_analysis.derive import trial_row
+    from hpo_analysis.model import Settings
+
+    trial = _normalize({"value": 0.71, "user_attrs": {"val_loss": 0.42}})
+    auc = dataclasses.replace(trial, objective_name="val_auc")
+    assert trial_row(auc, Settings())["val_loss"] == 0.42
+    assert trial_row(auc, Settings())["direction"] == "maximize"
+    unnamed = dataclasses.replace(trial, direction="maximize", direction_source="optuna study")
+    assert trial_row(unnamed, Settings())["val_loss"] == 0.42
+    bare = _normalize({"value": 0.71})
+    assert trial_row(bare, Settings())["val_loss"] == 0.71  # unnamed and minimized: a loss
+    assert trial_row(bare, Settings(directions=(("*", "maximize"),)))["val_loss"] is None

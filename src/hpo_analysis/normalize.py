@@ -69,6 +69,7 @@ _TOP_KNOWN = {
     "training_params",
     "val_accuracy",
     "train_accuracy",
+    "val_loss",
 }
 _ATTRS_KNOWN = {
     *DURATION_ALIASES,
@@ -79,6 +80,7 @@ _ATTRS_KNOWN = {
     "learning_curve",
     "val_accuracy",
     "train_accuracy",
+    "val_loss",
 }
 
 
@@ -295,6 +297,8 @@ def normalize_trial(
     if duration is None:
         duration = _seconds_between(raw.get("datetime_start"), raw.get("datetime_complete"))
     results: dict[str, Any] = {
+        # a final validation loss stored beside an objective that is something else (AUC, ...)
+        "val_loss": col.number(attrs.get("val_loss", raw.get("val_loss")), "val_loss"),
         "val_accuracy": col.number(
             attrs.get("val_accuracy", raw.get("val_accuracy")), "val_accuracy"
         ),

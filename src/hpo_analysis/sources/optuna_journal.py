@@ -242,9 +242,11 @@ class _Replayer:
             params=params,
             user_attrs=op.get("user_attrs", {}),
             system_attrs=op.get("system_attrs", {}),
-            intermediate_values={int(k): v for k, v in intermediate.items()}
-            if intermediate
-            else {},
+            intermediate_values=(
+                dict(zip(map(int, intermediate), intermediate.values(), strict=True))
+                if intermediate
+                else {}
+            ),
             datetime_start=op["datetime_start"],
             datetime_complete=op.get("datetime_complete"),
         )
