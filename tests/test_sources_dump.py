@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hpo_analysis import extract
 from hpo_analysis.model import Settings
@@ -271,6 +273,10 @@ def test_real_samples(tmp_path: Path) -> None:
         assert meta["best_trial"] in [int(r["trial_num"]) for r in best], study  # ties share 1
         assert {float(r["objective"]) for r in best} == {meta["best_value"]}, study
         assert meta_row["n_trials"] == "0"
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    why = "best_params.json: best_value is the highest of the dump's values"
+    assert f"| hpo_2m_h1 | 2M | h1 | maximize | {why} | 50 | 0 |" in readme
+    assert 'aggfunc="max"' in readme
     # forced-extreme trials against the authors' own flattened table
     for table in (Path(m["path"]) for m in manifest if m["path"].endswith("trial_metrics.csv")):
         study = table.parent.name
@@ -281,3 +287,42 @@ def test_real_samples(tmp_path: Path) -> None:
             assert int(row["n_layers"]) == int(line["n_layers"])
             assert float(row["lr"]) == float(line["learning_rate"])
             assert int(row["d_ff"]) == int(line["d_model"]) * int(line["d_ff_ratio"])
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+trial_keys = st.sampled_from(
+    [
+        "number",
+        "value",
+        "values",
+        "state",
+        "params",
+        "user_attrs",
+        "intermediate_values",
+        "datetime_start",
+        "trial_number",
+    ]
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.dictionaries(trial_keys, json_values, max_size=6), max_size=4) | json_values)
+def test_any_json_dump_gives_trials_or_problems_never_an_exception(
+    tmp_path: Path, body: Any
+) -> None:
+    path = tmp_path / "h" / "all_trials.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(body))
+    result = study_dump.read(path, "all_trials.json", Settings())
+    assert result.trials or result.problems or body == []
+    meta = tmp_path / "h" / "best_params.json"
+    meta.write_text(json.dumps(body if isinstance(body, dict) else {"best_trial": body}))
+    study_meta.read(meta, "best_params.json", Settings())

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hpo_analysis import extract
 from hpo_analysis.model import Settings
@@ -297,3 +299,19 @@ def test_journal_written_by_hand_matches_documented_format(tmp_path: Path) -> No
     replay = replay_journal(path)
     assert [(t.number, t.state_name, t.values) for t in replay.trials] == [(0, "COMPLETE", [0.5])]
     assert [p.code for p in replay.problems] == ["journal_skipped_op"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_corrupted_journals_give_problems_never_an_exception(
+    optuna_runs: Path, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    original = (optuna_runs / "contract_journal.log").read_bytes()
+    position = data.draw(st.integers(0, len(original) - 1))
+    junk = data.draw(st.binary(min_size=1, max_size=12))
+    corrupted = original[:position] + junk + original[position + len(junk) :]
+    path = tmp_path_factory.mktemp("corrupt") / "j.log"
+    path.write_bytes(corrupted)
+    result = optuna_journal.read(path, "j.log", Settings())
+    assert result.sha256 == hashlib.sha256(corrupted).hexdigest()
+    assert all(t.study == "contract_20M_h3" for t in result.trials)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hpo_analysis import extract
@@ -188,3 +188,37 @@ scalars = st.one_of(
 @given(st.dictionaries(st.text(max_size=6), st.one_of(scalars, st.lists(scalars, max_size=3))))
 def test_safe_literal_reads_what_python_prints(params: dict[str, Any]) -> None:
     assert safe_literal(repr(params)) == params
+
+
+line_parts = st.sampled_from(
+    [
+        "Trial 3 finished with value: ",
+        "Trial 4 finished with values: [",
+        " and parameters: {",
+        "}. Best is trial 1 with value: ",
+        "Trial 2 pruned. ",
+        "Trial 5 failed with parameters: {'a': ",
+        " because of the following error: ",
+        "Trial 5 failed with value ",
+        "A new study created in memory with name: ",
+        "[I 2024-01-01 00:00:00,000] ",
+        "nan",
+        "-inf",
+        "0.5",
+        "'x'",
+        "}",
+        "]",
+        "\n",
+    ]
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(line_parts, st.text(max_size=6)), max_size=30))
+def test_any_log_text_gives_trials_or_problems_never_an_exception(
+    tmp_path_factory: pytest.TempPathFactory, parts: list[str]
+) -> None:
+    path = tmp_path_factory.mktemp("log") / "run.log"
+    path.write_text("".join(parts), encoding="utf-8", errors="surrogatepass")
+    result = optuna_log.read(path, "run.log", Settings())
+    assert result.problems  # at least the note, or why nothing was found

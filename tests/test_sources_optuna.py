@@ -181,3 +181,17 @@ def test_url_helpers() -> None:
     assert optuna_storage.sqlite_file("sqlite:///:memory:") is None
     assert optuna_storage.sqlite_file("postgresql://h/db") is None
     assert not optuna_storage.is_storage_url("C:/runs/optuna.db")
+
+
+def test_extracting_twice_is_byte_identical(
+    optuna_runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    sources = [optuna_runs / n for n in ("rich.db", "rich_journal.log", "rich.log")]
+    first, second = tmp_path / "a", tmp_path / "b"
+    extract(sources, first, Settings())
+    extract(sources, second, Settings())
+    names = sorted(os.listdir(first))
+    assert names == sorted(os.listdir(second)) and "hpo_summary.csv" in names
+    for name in names:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name

@@ -153,6 +153,8 @@ def parse_study_factors(study: str, pattern: re.Pattern[str]) -> dict[str, str |
     >>> from hpo_analysis.model import Settings
     >>> parse_study_factors("phase6a_2B_h3_threshold_1pct", Settings().compiled_pattern())
     {'budget': '2B', 'horizon': 'h3'}
+    >>> parse_study_factors("hpo_20m_1_a50", re.compile(r"_(?P<budget>\\d+m)_(?P<horizon>\\d+)"))
+    {'budget': '20M', 'horizon': 'h1'}
     """
     factors: dict[str, str | None] = {name: None for name in pattern.groupindex}
     for match in pattern.finditer(study):
@@ -162,7 +164,8 @@ def parse_study_factors(study: str, pattern: re.Pattern[str]) -> dict[str, str |
     if factors.get("budget"):
         factors["budget"] = factors["budget"].upper()  # type: ignore[union-attr]
     if factors.get("horizon"):
-        factors["horizon"] = factors["horizon"].lower()  # type: ignore[union-attr]
+        horizon = factors["horizon"].lower()  # type: ignore[union-attr]
+        factors["horizon"] = f"h{horizon}" if horizon.isdigit() else horizon  # 1 -> h1
     return factors
 
 

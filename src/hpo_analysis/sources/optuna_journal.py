@@ -232,6 +232,8 @@ class _Replayer:
         value, values = op.get("value"), op.get("values")
         if value is not None and values is not None:
             raise ValueError("both 'value' and 'values' are set")
+        if values is not None and not isinstance(values, list):
+            raise ValueError("'values' is not a list")
         intermediate = op.get("intermediate_values")
         trial = JournalTrial(
             trial_id=len(trials),
@@ -288,6 +290,8 @@ class _Replayer:
             trial.datetime_start = op["datetime_start"]
         if state in FINISHED:
             trial.datetime_complete = op["datetime_complete"]
+        if op["values"] is not None and not isinstance(op["values"], list):
+            raise ValueError("'values' is not a list")
         trial.state = state
         if op["values"] is not None:
             trial.values = op["values"]
@@ -373,7 +377,7 @@ def _replay(path: Path) -> JournalReplay:
             result.n_operations += 1
             try:
                 replayer.apply(op)
-            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+            except (KeyError, TypeError, ValueError, IndexError, ArithmeticError) as err:
                 what = f"missing {err}" if isinstance(err, KeyError) else str(err)
                 reason = f"malformed operation ({what})"
                 replayer.skipped[reason] = replayer.skipped.get(reason, 0) + 1

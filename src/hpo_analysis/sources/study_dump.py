@@ -141,7 +141,8 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
 
     factors = parse_study_factors(study, settings.compiled_pattern())
     if meta is not None:
-        for factor, meta_value in (("budget", meta.budget), ("horizon", meta.horizon)):
+        for factor in factors:
+            meta_value = meta.factor(factor)
             if meta_value is not None and not factors.get(factor):
                 factors[factor] = meta_value
     spec = _objective(container, objects, meta, settings)

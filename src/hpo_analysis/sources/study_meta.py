@@ -2,14 +2,16 @@
 
 It is not a trial: it is listed in the manifest with no trials, and it is used twice.
 
-- The dump reader takes from it what the study name lacks (budget, horizon) and the
-  direction (an explicit ``direction`` key, else which end of the dump's values its
-  ``best_value`` sits at) and the objective's name (``objective``/``metric`` keys, else the
-  ``best_user_attrs`` entry equal to ``best_value``, e.g. ``val_auc``).
+- The dump reader takes from it what the study name lacks (budget, horizon, any other named
+  group of the study pattern such as a tier), the direction (an explicit ``direction`` key,
+  else which end of the dump's values its ``best_value`` sits at) and the objective's name
+  (``objective``/``metric`` keys, else the ``best_user_attrs`` entry equal to
+  ``best_value``, e.g. ``val_auc``).
 - This reader cross-checks it against the dump and the study name and reports every
   disagreement as a warning: a best trial that is not in the dump or has another value, an
-  ``experiment`` naming another study, a budget or horizon contradicting the study name (the
-  study name wins: runners copy these files between studies and forget to update them).
+  ``experiment`` naming another study, a budget, horizon or other factor contradicting the
+  study name (the study name wins: runners copy these files between studies and forget to
+  update them).
 
 Example::
 
@@ -30,7 +32,7 @@ from ..jsonio import JsonReadError, load_json_bytes
 from ..model import Problem, Settings
 from ..normalize import normalize_state, parse_study_factors
 from .base import ReadResult, read_bytes_checked
-from .optuna_common import direction_name
+from .optuna_common import direction_name, not_selected
 
 NAME = "study_meta"
 FORMAT = "study metadata"
@@ -75,6 +77,18 @@ class StudyMeta:
     n_trials: int | None
     raw: dict[str, Any]
 
+    def factor(self, name: str) -> str | None:
+        """The value of a study-name factor (a named group of the study pattern), spelled as
+        the study name would spell it."""
+        if name == "budget":
+            return self.budget
+        if name == "horizon":
+            return self.horizon
+        raw = self.raw.get(name)
+        if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+            return None
+        return str(raw)
+
     def direction_from_values(self, values: dict[int, float]) -> tuple[str, str] | None:
         """Which way the study went, from where ``best_value`` sits among the dump's finite
         values of COMPLETE trials: the highest → maximize, the lowest → minimize."""
@@ -89,6 +103,15 @@ class StudyMeta:
         if self.best_value <= min(finite):
             return "minimize", label.format("lowest")
         return None
+
+
+def same_factor(name: str, a: str, b: str) -> bool:
+    """``h1`` is horizon ``1``, ``20m`` is budget ``20M``; other factors compare as text."""
+    if name == "horizon":
+        return horizon_text(a) == horizon_text(b)
+    if name == "budget":
+        return budget_text(a) == budget_text(b)
+    return a == b
 
 
 def _number(raw: Any) -> float | None:
@@ -228,9 +251,17 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
                 "(the study name is used)",
             )
         )
+    if not settings.study_selected(study):
+        result.problems.append(not_selected([study]))
+        return result
     parsed = parse_study_factors(study, settings.compiled_pattern())
-    for factor, value in (("budget", meta.budget), ("horizon", meta.horizon)):
-        if value is not None and parsed.get(factor) and parsed[factor] != value:
+    for factor in parsed:
+        value = meta.factor(factor)
+        if (
+            value is not None
+            and parsed.get(factor)
+            and not same_factor(factor, parsed[factor], value)
+        ):
             warn(
                 Problem(
                     "meta_factor_mismatch",

@@ -122,6 +122,8 @@ def _examples(rows: Sequence[dict[str, Any]]) -> str:
     trial = example["trial_num"] if example else 0
     study_json = study.replace("\\", "\\\\").replace('"', '\\"').replace("'", "'\\''")
     study_py = repr(study)
+    maximize = bool(rows) and all(r.get("direction") == "maximize" for r in rows)
+    best_word, best_agg = ("highest", "max") if maximize else ("lowest", "min")
     return f"""\
 With [jq](https://jqlang.org/), from this directory:
 
@@ -138,8 +140,8 @@ import json
 import pandas as pd
 
 trials = pd.read_csv("{SUMMARY_CSV}")
-# best (lowest) objective per budget and horizon, the spreadsheet pivot
-print(trials.pivot_table(index="budget", columns="horizon", values="objective", aggfunc="min"))
+# best ({best_word}) objective per budget and horizon, the spreadsheet pivot
+print(trials.pivot_table(index="budget", columns="horizon", values="objective", aggfunc="{best_agg}"))
 # divergence rate per budget
 print(trials.groupby("budget")["diverged"].agg(lambda s: (s == True).mean()))
 
