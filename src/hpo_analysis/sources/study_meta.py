@@ -255,17 +255,13 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
         result.problems.append(not_selected([study]))
         return result
     parsed = parse_study_factors(study, settings.compiled_pattern())
-    for factor in parsed:
+    for factor, from_name in parsed.items():
         value = meta.factor(factor)
-        if (
-            value is not None
-            and parsed.get(factor)
-            and not same_factor(factor, parsed[factor], value)
-        ):
+        if value is not None and from_name and not same_factor(factor, from_name, value):
             warn(
                 Problem(
                     "meta_factor_mismatch",
-                    f"{factor} {value!r} contradicts the study name's {parsed[factor]!r} "
+                    f"{factor} {value!r} contradicts the study name's {from_name!r} "
                     "(the study name's is used)",
                 )
             )
