@@ -1,35 +1,131 @@
 """Findings computed from the trial rows: small tables, their n and one plain sentence each.
 
 Computation is separate from rendering: each function returns a :class:`Finding`, and the README
-writer (and any later report) only draws it. Every number in a sentence is taken from the
-finding's own table.
+writer, ``findings.json`` and the HTML report only draw it. Every number in a sentence is taken
+from the finding's own table, formatted as the table renders it.
+
+The rows are the flat per-trial dicts the pipeline builds (keys are schema column names). Where a
+sample is too small to say anything, the table says ``insufficient data`` instead of a number:
+
+- ``MIN_N`` (5): any statistic of one sample (a best trial, top-k, rate, median, quartiles, mean,
+  standard deviation, rank correlation);
+- ``MIN_GROUP`` (3): each cell of a breakdown (a depth band, a depth, a d_model within a
+  budget) and each side of a two-group comparison (diverged vs not diverged);
+- ``MIN_IMPORTANCE_TRIALS`` (20): parameter importance of a budget.
+
+Objective-based answers use the *scored* trials: COMPLETE, finite objective, not diverged (a
+diverged trial's objective is often a sentinel such as 100.0). "Best" follows each study's
+direction; a budget mixing minimize and maximize studies has no comparable objective.
 
 Example::
 
-    >>> rows = [{"budget": "2M", "diverged": False, "stop_reason": "early_stopped"},
-    ...         {"budget": "2M", "diverged": True, "stop_reason": "diverged"}]
+    >>> rows = [{"budget": "2M", "diverged": d} for d in (False, False, False, True, True)]
     >>> divergence_by_budget(rows).rows
-    [['2M', 2, 1, '50.0%']]
+    [['2M', 5, 2, '40.0%']]
+    >>> divergence_by_budget(rows[:4]).rows
+    [['2M', 4, 1, 'insufficient data']]
 """
 
 from __future__ import annotations
 
+import importlib.util
+import math
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any, TypeAlias
+
+import numpy as np
+import pandas as pd
 
 _SUFFIX = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
+
+MIN_N = 5
+MIN_GROUP = 3
+MIN_IMPORTANCE_TRIALS = 20
+DEFAULT_TOP_K = 20
+STYLE_TOP = 10
+INSUFFICIENT = "insufficient data"
+MIXED = "mixed directions"
+# |Cliff's delta| at or above this is "large" by the usual convention (Romano et al., 2006).
+LARGE_DELTA = 0.474
+DIVERGENCE_PARAMS: tuple[str, ...] = ("lr", "warmup_steps", "n_layers", "d_model", "dropout")
+IMPORTANCE_PARAMS: tuple[str, ...] = (
+    "d_model",
+    "n_layers",
+    "n_heads",
+    "d_ff",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "dropout",
+    "batch_size",
+    "epochs_config",
+)
+ARCH_CATEGORIES: tuple[str, ...] = ("narrow-deep", "balanced", "wide-shallow")
+SECTIONS: tuple[str, ...] = (
+    "Overview",
+    "Architecture patterns",
+    "Training dynamics",
+    "Horizon effects",
+    "Divergence patterns",
+    "Hyperparameter importance",
+)
+THRESHOLDS: dict[str, Any] = {
+    "min_n": MIN_N,
+    "min_group": MIN_GROUP,
+    "min_importance_trials": MIN_IMPORTANCE_TRIALS,
+    "style_top": STYLE_TOP,
+    "large_cliffs_delta": LARGE_DELTA,
+    "insufficient_marker": INSUFFICIENT,
+}
+THRESHOLDS_TEXT = (
+    f"A statistic of one sample (best trial, top-k, rate, median, quartiles, mean, standard "
+    f"deviation, rank correlation) needs at least {MIN_N} values; each cell of a breakdown "
+    f"(depth band, depth, d_model) and each side of a two-group comparison needs at least "
+    f"{MIN_GROUP}; parameter importance needs {MIN_IMPORTANCE_TRIALS} scored trials per budget. "
+    f"Below that the table says `{INSUFFICIENT}`. Objective-based answers use the scored "
+    f"trials (COMPLETE, finite objective, not diverged) and follow each study's direction."
+)
 
 
 @dataclass(frozen=True)
 class Finding:
+    """One answered question: a small table, one sentence quoting it, and the n behind it.
+
+    ``n`` is the number of trials the answer is computed from; ``notes`` states the thresholds
+    and definitions that apply; ``section`` groups findings in the README and the report.
+
+    >>> f = Finding("x", "X", ["a"], [[1]], "One.", 1)
+    >>> Finding.from_dict(f.to_dict()) == f
+    True
+    """
+
     id: str
     title: str
     columns: list[str]
     rows: list[list[Any]]
     sentence: str
     n: int
+    notes: str = ""
+    section: str = "Overview"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        return cls(
+            id=str(data["id"]),
+            title=str(data["title"]),
+            columns=[str(c) for c in data["columns"]],
+            rows=[list(r) for r in data["rows"]],
+            sentence=str(data["sentence"]),
+            n=int(data["n"]),
+            notes=str(data.get("notes", "")),
+            section=str(data.get("section", "Overview")),
+        )
 
 
 def budget_sort_key(budget: str | None) -> tuple[int, float, str]:
@@ -61,9 +157,12 @@ def divergence_by_budget(rows: Sequence[dict[str, Any]]) -> Finding:
     table = []
     for budget, group in _by_budget(rows).items():
         diverged = sum(1 for r in group if r.get("diverged"))
-        table.append([_label(budget), len(group), diverged, _pct(diverged, len(group))])
+        rate = _pct(diverged, len(group)) if len(group) >= MIN_N else INSUFFICIENT
+        table.append([_label(budget), len(group), diverged, rate])
     total = sum(1 for r in rows if r.get("diverged"))
     hit = [f"{r[0]} ({r[2]} of {r[1]})" for r in table if r[2]]
+    if len(table) > 1:
+        table.append(["all budgets", len(rows), total, _pct(total, len(rows))])
     if not rows:
         sentence = "No trials were read."
     elif not hit:
@@ -85,11 +184,12 @@ def divergence_by_budget(rows: Sequence[dict[str, Any]]) -> Finding:
 
 def early_stopping_by_budget(rows: Sequence[dict[str, Any]]) -> Finding:
     """Share of trials with a known early_stopped flag that stopped early, per budget."""
-    table = []
+    table: list[list[Any]] = []
     for budget, group in _by_budget(rows).items():
         known = [r for r in group if r.get("early_stopped") is not None]
         stopped = sum(1 for r in known if r["early_stopped"])
-        table.append([_label(budget), len(known), stopped, _pct(stopped, len(known))])
+        rate = _pct(stopped, len(known)) if len(known) >= MIN_N else INSUFFICIENT
+        table.append([_label(budget), len(known), stopped, rate])
     n = sum(r[1] for r in table)
     if not n:
         sentence = (
@@ -97,7 +197,7 @@ def early_stopping_by_budget(rows: Sequence[dict[str, Any]]) -> Finding:
             "stopping cannot be measured."
         )
     else:
-        parts = [f"{r[0]} {r[3]} (n={r[1]})" for r in table if r[1]]
+        parts = [f"{r[0]} {r[3]} (n = {r[1]})" for r in table if r[1]]
         sentence = "Early stopping triggered in " + ", ".join(parts) + "."
     return Finding(
         "early_stopping_by_budget",
@@ -168,5 +268,1575 @@ def best_trial_per_study(rows: Sequence[dict[str, Any]]) -> Finding:
     )
 
 
+# --------------------------------------------------------------------------------------------
+# Shared machinery: the trial table as a DataFrame, scored trials, direction, formatting.
+# --------------------------------------------------------------------------------------------
+
+_NUMERIC: tuple[str, ...] = (
+    "trial_num",
+    "d_model",
+    "n_layers",
+    "n_heads",
+    "d_ff",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "dropout",
+    "batch_size",
+    "epochs_config",
+    "objective",
+    "val_loss",
+    "train_loss",
+    "best_epoch",
+    "epochs_trained",
+    "rank_in_study",
+    "diverge_epoch",
+)
+_OBJECTS: tuple[str, ...] = (
+    "study",
+    "budget",
+    "horizon",
+    "direction",
+    "state",
+    "arch_category",
+    "stop_reason",
+    "diverge_kind",
+    "diverged",
+    "early_stopped",
+)
+
+
+def trial_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """The rows as a DataFrame holding every column the findings use, whatever the rows carry.
+
+    Numbers become float64 (missing → NaN); text and flags stay Python objects so that ``None``
+    stays ``None`` and a flag is only true when it is ``True``.
+
+    >>> frame = trial_frame([{"study": "s", "d_model": 64}])
+    >>> str(frame["d_model"].dtype), bool(frame["n_layers"].isna()[0]), frame.loc[0, "diverged"]
+    ('float64', True, None)
+    """
+    rows = list(rows)
+    data: dict[str, pd.Series] = {}
+    for name in _OBJECTS:
+        data[name] = pd.Series([r.get(name) for r in rows], dtype=object)
+    for name in _NUMERIC:
+        values = [r.get(name) for r in rows]
+        clean = [
+            float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+            for v in values
+        ]
+        data[name] = pd.Series(clean, dtype=float)
+    # Flags decided once: exactly True / exactly False (None matches neither), and "scored".
+    for flag in ("diverged", "early_stopped"):
+        for value in (True, False):
+            data[f"_{flag}_{str(value).lower()}"] = pd.Series(
+                [isinstance(v, (bool, np.bool_)) and bool(v) is value for v in data[flag]],
+                dtype=bool,
+            )
+    data["_scored"] = (
+        data["state"].eq("COMPLETE")
+        & pd.Series(np.isfinite(data["objective"].to_numpy()))
+        & data["_diverged_false"]
+    ).astype(bool)
+    return pd.DataFrame(data)
+
+
+Rows: TypeAlias = "Sequence[dict[str, Any]] | pd.DataFrame"
+
+
+def _known(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Rows where every one of ``columns`` is a finite number."""
+    return frame[np.isfinite(frame[columns].to_numpy(float)).all(axis=1)]
+
+
+def _counts(values: pd.Series, *, whole: bool = True) -> dict[Any, int]:
+    """How often each value occurs (missing values left out), as plain Python numbers."""
+    counts: dict[Any, int] = {}
+    for value in values.dropna().tolist():
+        key = int(value) if whole else float(value)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def as_frame(rows: Rows) -> pd.DataFrame:
+    """``rows`` as a trial frame; a frame passes through (all_findings builds it once)."""
+    return rows if isinstance(rows, pd.DataFrame) else trial_frame(rows)
+
+
+def _flag(frame: pd.DataFrame, column: str, value: bool) -> pd.Series:
+    """Rows whose flag is exactly ``value`` (unknown flags match neither True nor False)."""
+    return frame[f"_{column}_{str(value).lower()}"]
+
+
+def _scored(frame: pd.DataFrame) -> pd.DataFrame:
+    """COMPLETE trials with a finite objective that did not diverge."""
+    return frame[frame["_scored"]]
+
+
+def _known_divergence(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[(_flag(frame, "diverged", True) | _flag(frame, "diverged", False)).astype(bool)]
+
+
+def horizon_sort_key(horizon: str | None) -> tuple[int, float, str]:
+    """Order horizons by their number (h1 < h3 < h10); others after, by name."""
+    if horizon is None:
+        return (2, 0.0, "")
+    match = re.search(r"\d+(?:\.\d+)?", horizon)
+    return (0, float(match.group()), horizon) if match else (1, 0.0, horizon)
+
+
+def _groups(
+    frame: pd.DataFrame, column: str, key: Callable[[Any], Any]
+) -> list[tuple[Any, pd.DataFrame]]:
+    positions: dict[Any, list[int]] = {}
+    for position, value in enumerate(frame[column].tolist()):
+        positions.setdefault(value, []).append(position)
+    return [(v, frame.iloc[positions[v]]) for v in sorted(positions, key=key)]
+
+
+def _budget_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    return [(_label(b), g) for b, g in _groups(frame, "budget", budget_sort_key)]
+
+
+def _horizon_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    known = frame[frame["horizon"].map(lambda h: h is not None).astype(bool)]
+    return [(str(h), g) for h, g in _groups(known, "horizon", horizon_sort_key)]
+
+
+def _direction(frame: pd.DataFrame) -> str | None:
+    """The one direction of these trials (minimize when none is given); None when mixed."""
+    directions = {d for d in frame["direction"].tolist() if d is not None}
+    if len(directions) > 1:
+        return None
+    return directions.pop() if directions else "minimize"
+
+
+def _ranked(frame: pd.DataFrame, direction: str) -> pd.DataFrame:
+    """Best first in ``direction``; ties by study and trial number so the order is stable."""
+    sign = 1.0 if direction == "minimize" else -1.0
+    ordered = frame.assign(_score=sign * frame["objective"])
+    return ordered.sort_values(["_score", "study", "trial_num"], kind="mergesort")
+
+
+def _better(direction: str) -> str:
+    return "lower" if direction == "minimize" else "higher"
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None or not math.isfinite(float(value)) else int(value)
+
+
+def _sig(value: float) -> float:
+    """Six significant digits: exactly what a table cell shows, so sentences can quote it."""
+    return float(f"{value:.6g}") + 0.0
+
+
+def _r3(value: float) -> float:
+    return round(float(value), 3) + 0.0
+
+
+def fmt(value: Any) -> str:
+    """A value as the tables render it (floats to 6 significant digits).
+
+    >>> fmt(0.61234567), fmt(12.0), fmt(None), fmt("h3")
+    ('0.612346', '12', '', 'h3')
+    """
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def spearman(x: pd.Series, y: pd.Series) -> float | None:
+    """Spearman's rank correlation, rounded to 3 decimals, or None when it cannot be computed.
+
+    Computed as Pearson's r of the average ranks (the textbook definition, which pandas
+    implements without SciPy). None with fewer than ``MIN_N`` complete pairs or when either
+    side is constant.
+
+    >>> spearman(pd.Series([1, 2, 3, 4, 5]), pd.Series([5, 6, 7, 8, 7]))
+    0.821
+    """
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    if len(a) < MIN_N or np.unique(a).size < 2 or np.unique(b).size < 2:
+        return None
+    rho = pd.Series(a).rank().corr(pd.Series(b).rank())
+    return _r3(rho) if math.isfinite(rho) else None
+
+
+def cliffs_delta(a: Sequence[float] | pd.Series, b: Sequence[float] | pd.Series) -> float:
+    """Cliff's δ = (#{a_i > b_j} − #{a_i < b_j}) / (len(a)·len(b)), rounded to 3 decimals.
+
+    +1: every value of ``a`` is above every value of ``b``; 0: no tendency. Computed from the
+    Mann–Whitney U statistic of average ranks (δ = 2U/(n_a·n_b) − 1), so memory stays linear.
+
+    >>> cliffs_delta([3, 4], [1, 2, 3])
+    0.833
+    """
+    first = pd.Series(np.asarray(a, dtype=float))
+    second = pd.Series(np.asarray(b, dtype=float))
+    ranks = pd.concat([first, second], ignore_index=True).rank()
+    n_a, n_b = len(first), len(second)
+    u_stat = float(ranks.iloc[:n_a].sum()) - n_a * (n_a + 1) / 2
+    return _r3(2.0 * u_stat / (n_a * n_b) - 1.0)
+
+
+def _quantiles(values: pd.Series) -> tuple[float, float, float]:
+    q1, median, q3 = (float(values.quantile(q)) for q in (0.25, 0.5, 0.75))
+    return _sig(q1), _sig(median), _sig(q3)
+
+
+def _finding(
+    id_: str,
+    section: str,
+    title: str,
+    columns: list[str],
+    table: list[list[Any]],
+    sentence: str,
+    n: int,
+    notes: str,
+) -> Finding:
+    return Finding(id_, title, columns, table, sentence, n, notes, section)
+
+
+# --------------------------------------------------------------------------------------------
+# Architecture patterns
+# --------------------------------------------------------------------------------------------
+
+
+def best_architecture(rows: Rows) -> Finding:
+    """The best scored trial of each budget and its architecture (direction-aware)."""
+    frame = as_frame(rows)
+    table: list[list[Any]] = []
+    parts: list[str] = []
+    total = 0
+    for budget, group in _budget_groups(frame):
+        scored = _scored(group)
+        n = len(scored)
+        total += n
+        direction = _direction(scored)
+        if direction is None:
+            table.append([budget, n, MIXED] + [None] * 8)
+            parts.append(f"{budget} {MIXED} (n = {n})")
+            continue
+        if n < MIN_N:
+            table.append([budget, n, direction, INSUFFICIENT] + [None] * 7)
+            parts.append(f"{budget} {INSUFFICIENT} (n = {n})")
+            continue
+        best = _ranked(scored, direction).iloc[0]
+        row = [
+            budget,
+            n,
+            direction,
+            float(best["objective"]),
+            _int(best["d_model"]),
+            _int(best["n_layers"]),
+            _int(best["n_heads"]),
+            _int(best["d_ff"]),
+            best["arch_category"],
+            best["study"],
+            _int(best["trial_num"]),
+        ]
+        table.append(row)
+        parts.append(
+            f"{budget} d_model {fmt(row[4])}, n_layers {fmt(row[5])}, n_heads {fmt(row[6])} "
+            f"(objective {fmt(row[3])}, n = {n})"
+        )
+    sentence = (
+        "Best trial per budget: " + "; ".join(parts) + "." if parts else "No trials were read."
+    )
+    return _finding(
+        "best_architecture",
+        "Architecture patterns",
+        "Best trial's architecture per budget",
+        [
+            "budget",
+            "n",
+            "direction",
+            "objective",
+            "d_model",
+            "n_layers",
+            "n_heads",
+            "d_ff",
+            "arch_category",
+            "study",
+            "trial_num",
+        ],
+        table,
+        sentence,
+        total,
+        f"n = scored trials of the budget (all horizons); needs n ≥ {MIN_N}.",
+    )
+
+
+def top_k_architecture(rows: Rows, top_k: int = DEFAULT_TOP_K) -> Finding:
+    """How often each d_model and n_layers value appears among a budget's top-k scored trials.
+
+    ``in_all`` gives the same count among all scored trials of the budget: a value that is
+    common at the top only because it was sampled often shows the same share in both.
+    """
+    frame = as_frame(rows)
+    table: list[list[Any]] = []
+    parts: list[str] = []
+    total = 0
+    for budget, group in _budget_groups(frame):
+        scored = _scored(group)
+        n = len(scored)
+        total += n
+        direction = _direction(scored)
+        if direction is None or n < MIN_N:
+            marker = MIXED if direction is None else INSUFFICIENT
+            table.append([budget, n, None, "d_model, n_layers", marker, None, None, None, None])
+            parts.append(f"{budget} {marker} (n = {n})")
+            continue
+        k = min(top_k, n)
+        top = _ranked(scored, direction).head(k)
+        modes = []
+        for parameter in ("d_model", "n_layers"):
+            in_top = _counts(top[parameter])
+            in_all = _counts(scored[parameter])
+            for value in sorted(in_all):
+                count = in_top.get(value, 0)
+                table.append(
+                    [
+                        budget,
+                        n,
+                        k,
+                        parameter,
+                        value,
+                        count,
+                        _pct(count, k),
+                        in_all[value],
+                        _pct(in_all[value], n),
+                    ]
+                )
+            if in_top:
+                mode, mode_count = sorted(in_top.items(), key=lambda item: (-item[1], item[0]))[0]
+                modes.append(
+                    f"{parameter} {mode} ({mode_count} of the top {k}; {in_all[mode]} of all {n})"
+                )
+        parts.append(f"{budget}: " + ", ".join(modes))
+    sentence = (
+        f"Most common among each budget's top {top_k} scored trials: " + "; ".join(parts) + "."
+        if parts
+        else "No trials were read."
+    )
+    return _finding(
+        "top_k_architecture",
+        "Architecture patterns",
+        f"d_model and n_layers among the top {top_k} trials per budget",
+        [
+            "budget",
+            "n",
+            "k",
+            "parameter",
+            "value",
+            "in_top_k",
+            "share_of_top_k",
+            "in_all",
+            "share_of_all",
+        ],
+        table,
+        sentence,
+        total,
+        f"k = min(--top-k, scored trials of the budget); needs ≥ {MIN_N} scored trials; "
+        "in_all counts all scored trials of the budget.",
+    )
+
+
+def architecture_style(rows: Rows) -> Finding:
+    """Per budget and arch_category: best objective and the mean ± std of its best 10 trials."""
+    frame = as_frame(rows)
+    table: list[list[Any]] = []
+    parts: list[str] = []
+    total = 0
+    for budget, group in _budget_groups(frame):
+        scored = _scored(group)
+        total += len(scored)
+        direction = _direction(scored)
+        candidates: list[list[Any]] = []
+        for category in ARCH_CATEGORIES:
+            cell = scored[scored["arch_category"].eq(category).astype(bool)]
+            n = len(cell)
+            if not n:
+                continue
+            if direction is None or n < MIN_N:
+                marker = MIXED if direction is None else INSUFFICIENT
+                table.append([budget, category, n, marker, None, None, None])
+                continue
+            top = _ranked(cell, direction).head(STYLE_TOP)["objective"]
+            row = [
+                budget,
+                category,
+                n,
+                _sig(float(top.iloc[0])),
+                len(top),
+                _sig(float(top.mean())),
+                _sig(float(top.std(ddof=1))),
+            ]
+            table.append(row)
+            candidates.append(row)
+        if direction is None:
+            parts.append(f"{budget} {MIXED}")
+        elif not candidates:
+            parts.append(f"{budget} {INSUFFICIENT}")
+        else:
+            sign = 1.0 if direction == "minimize" else -1.0
+            best = min(candidates, key=lambda r: sign * r[5])
+            alone = "the only style with enough trials; " if len(candidates) == 1 else ""
+            parts.append(
+                f"{budget} {best[1]} ({alone}top-{best[4]} mean {fmt(best[5])} ± "
+                f"{fmt(best[6])}, n = {best[2]})"
+            )
+    sentence = (
+        "Best architecture style per budget by the mean objective of its best trials: "
+        + "; ".join(parts)
+        + "."
+        if parts
+        else "No trials were read."
+    )
+    return _finding(
+        "architecture_style",
+        "Architecture patterns",
+        "Architecture style per budget (narrow-deep / balanced / wide-shallow)",
+        [
+            "budget",
+            "arch_category",
+            "n",
+            "best_objective",
+            "top_n",
+            "top_mean",
+            "top_std",
+        ],
+        table,
+        sentence,
+        total,
+        f"top = the best min({STYLE_TOP}, n) scored trials of the style; std is the sample "
+        f"standard deviation (ddof = 1); needs n ≥ {MIN_N} per style.",
+    )
+
+
+def depth_band(n_layers: float) -> str:
+    """Power-of-two band of a depth: 1, 2, 3-4, 5-8, 9-16, 17-32, 33-64, …
+
+    >>> [depth_band(n) for n in (1, 2, 3, 8, 9, 48)]
+    ['1', '2', '3-4', '5-8', '9-16', '33-64']
+    """
+    depth = int(n_layers)
+    high = 1 << (depth - 1).bit_length()
+    low = high // 2 + 1
+    return str(high) if low >= high else f"{low}-{high}"
+
+
+def divergence_by_depth(rows: Rows) -> Finding:
+    """Divergence rate per budget and n_layers band (all trials whose divergence is known)."""
+    frame = _known_divergence(as_frame(rows))
+    frame = frame[np.isfinite(frame["n_layers"]) & (frame["n_layers"] >= 1)]
+    table: list[list[Any]] = []
+    parts: list[str] = []
+    calm: list[str] = []
+    for budget, group in _budget_groups(frame):
+        bands = group.assign(_band=group["n_layers"].map(depth_band))
+        hit = []
+        for band, cell in sorted(
+            bands.groupby("_band", sort=False), key=lambda item: int(str(item[0]).split("-")[0])
+        ):
+            diverged = int(_flag(cell, "diverged", True).sum())
+            rate = _pct(diverged, len(cell)) if len(cell) >= MIN_GROUP else INSUFFICIENT
+            table.append([budget, band, len(cell), diverged, rate])
+            if diverged:
+                hit.append(f"{band} layers {diverged} of {len(cell)} ({rate})")
+        if hit:
+            parts.append(f"{budget}: " + ", ".join(hit))
+        else:
+            calm.append(budget)
+    if parts:
+        sentence = "Diverged trials by depth band: " + "; ".join(parts)
+        sentence += f"; no divergence at any depth in {', '.join(calm)}." if calm else "."
+    elif calm:
+        sentence = f"No trial diverged at any depth ({', '.join(calm)})."
+    else:
+        sentence = "No trial has both a known depth and a known divergence flag."
+    return _finding(
+        "divergence_by_depth",
+        "Architecture patterns",
+        "Divergence rate by n_layers band per budget",
+        ["budget", "n_layers_band", "trials", "diverged", "diverged_rate"],
+        table,
+        sentence,
+        len(frame),
+        f"Bands are powers of two (1, 2, 3-4, 5-8, …); a rate needs ≥ {MIN_GROUP} trials in the "
+        "band; all trials with a known diverged flag count.",
+    )
+
+
+def max_reliable_depth(rows: Rows) -> Finding:
+    """Per budget: the largest n_layers with at least MIN_GROUP trials and none diverged.
+
+    Also shows the shallowest depth at which any trial diverged, which can be shallower than
+    the reliable depth (a deeper depth may simply have had luckier trials).
+    """
+    frame = _known_divergence(as_frame(rows))
+    frame = frame[np.isfinite(frame["n_layers"])]
+    table: list[list[Any]] = []
+    parts: list[str] = []
+    for budget, group in _budget_groups(frame):
+        diverged_at = group.assign(_div=_flag(group, "diverged", True).astype(int))
+        per_depth = diverged_at.groupby("n_layers")["_div"].agg(["size", "sum"])
+        enough = per_depth[per_depth["size"] >= MIN_GROUP]
+        clean = enough[enough["sum"] == 0]
+        diverged_depths = per_depth[per_depth["sum"] > 0].index
+        shallowest = int(min(diverged_depths)) if len(diverged_depths) else None
+        deepest = int(per_depth.index.max())
+        n_div = int(per_depth["sum"].sum())
+        if not len(enough):
+            reliable: Any = INSUFFICIENT
+            at_depth = None
+            parts.append(f"{budget} {INSUFFICIENT} (no depth has {MIN_GROUP} trials)")
+        elif not len(clean):
+            reliable, at_depth = "none", None
+            parts.append(f"{budget} none (every depth with ≥ {MIN_GROUP} trials had a divergence)")
+        else:
+            reliable = int(clean.index.max())
+            at_depth = int(clean.loc[clean.index.max(), "size"])
+            text = f"{budget} {reliable} layers ({at_depth} trials"
+            if shallowest is not None:
+                text += f"; shallowest divergence at {shallowest} layers"
+            parts.append(text + ")")
+        table.append([budget, len(group), n_div, reliable, at_depth, shallowest, deepest])
+    sentence = (
+        f"Largest depth with no divergence among ≥ {MIN_GROUP} trials: " + "; ".join(parts) + "."
+        if parts
+        else "No trial has both a known depth and a known divergence flag."
+    )
+    return _finding(
+        "max_reliable_depth",
+        "Architecture patterns",
+        "Largest reliable depth per budget",
+        [
+            "budget",
+            "trials",
+            "diverged",
+            "max_reliable_depth",
+            "trials_at_that_depth",
+            "shallowest_diverged_depth",
+            "deepest_depth_tried",
+        ],
+        table,
+        sentence,
+        len(frame),
+        f"max_reliable_depth: the largest n_layers value with ≥ {MIN_GROUP} trials and no "
+        f"diverged trial; `none` when every depth with ≥ {MIN_GROUP} trials had a divergence.",
+    )
+
+
+def _heads_reading(rho: float, direction: str) -> str:
+    if rho == 0:
+        return "no monotone relation"
+    better = (rho < 0) == (direction == "minimize")
+    return "more heads, better objective" if better else "more heads, worse objective"
+
+
+def heads_correlation(rows: Rows) -> Finding:
+    """Spearman's ρ of n_heads with the objective per budget (scored trials)."""
+    frame = as_frame(rows)
+    table: list[list[Any]] = []
+    parts: list[str] = []
+    total = 0
+    for budget, group in _budget_groups(frame):
+        scored = _scored(group)
+        scored = scored[np.isfinite(scored["n_heads"])]
+        n = len(scored)
+        total += n
+        direction = _direction(scored)
+        rho = spearman(scored["n_heads"], scored["objective"])
+        if direction is None:
+            table.append([budget, n, None, MIXED, None])
+            parts.append(f"{budget} {MIXED}")
+        elif rho is None:
+            table.append([budget, n, direction, INSUFFICIENT, None])
+            parts.append(f"{budget} {INSUFFICIENT} (n = {n})")
+        else:
+            reading = _heads_reading(rho, direction)
+            table.append([budget, n, direction, rho, reading])
+            parts.append(f"{budget} ρ = {fmt(rho)} ({reading}, n = {n})")
+    sentence = (
+        "Spearman rank correlation of n_heads with the objective: " + "; ".join(parts) + "."
+        if parts
+        else "No trials were read."
+    )
+    return _finding(
+        "heads_correlation",
+        "Architecture patterns",
+        "n_heads vs objective (Spearman) per budget",
+        ["budget", "n", "direction", "spearman_rho", "reading"],
+        table,
+        sentence,
+        total,
+        f"Spearman's ρ = Pearson's r of average ranks; needs ≥ {MIN_N} scored trials and "
+        "variation in both; the reading follows the study direction.",
+    )
+
+
+def best_heads_per_width(rows: Rows) -> Finding:
+    """Per budget and d_model: the n_heads of the best scored trial (does it move with width?)."""
+    frame = as_frame(rows)
+    table: list[list[Any]] = []
+    parts: list[str] = []
+    total = 0
+    for budget, group in _budget_groups(frame):
+        scored = _scored(group)
+        scored = scored[np.isfinite(scored["d_model"]) & np.isfinite(scored["n_heads"])]
+        total += len(scored)
+        direction = _direction(scored)
+        pairs = []
+        for d_model, cell in sorted(scored.groupby("d_model"), key=lambda item: item[0]):
+            tried = ", ".join(str(int(h)) for h in sorted(cell["n_heads"].unique()))
+            if direction is None or len(cell) < MIN_GROUP:
+                marker = MIXED if direction is None else INSUFFICIENT
+                table.append([budget, int(d_model), len(cell), tried, marker, None])
+                continue
+            best = _ranked(cell, direction).iloc[0]
+            row = [budget, int(d_model), len(cell), tried, int(best["n_heads"])]
+            row.append(float(best["objective"]))
+            table.append(row)
+            pairs.append(f"{row[1]} → {row[4]}")
+        if pairs:
+            parts.append(f"{budget} " + ", ".join(pairs))
+    sentence = (
+        "Best n_heads per d_model (d_model → n_heads): " + "; ".join(parts) + "."
+        if parts
+        else f"No d_model has {MIN_GROUP} scored trials."
+    )
+    return _finding(
+        "best_heads_per_width",
+        "Architecture patterns",
+        "Best n_heads per d_model",
+        ["budget", "d_model", "n", "n_heads_tried", "best_n_heads", "objective"],
+        table,
+        sentence,
+        total,
+        f"needs ≥ {MIN_GROUP} scored trials per d_model.",
+    )
+
+
+def heads_controlled_pairs(rows: Rows) -> Finding:
+    """Same study, d_model and n_layers, different n_heads: did more heads do better?
+
+    Within each (study, d_model, n_layers) the best scored trial of each n_heads value is
+    taken, and every pair of n_heads values is compared: difference = objective(more heads)
+    − objective(fewer heads).
+    """
+    frame = as_frame(rows)
+    table: list[list[Any]] = []
+    parts: list[str] = []
+    total = 0
+    for budget, group in _budget_groups(frame):
+        arch = ["d_model", "n_layers", "n_heads"]
+        scored = _known(_scored(group), arch)
+        sign = np.where(scored["direction"].eq("maximize"), -1.0, 1.0)
+        best = (
+            scored.assign(_score=sign * scored["objective"])
+            .sort_values(["study", *arch, "_score", "trial_num"], kind="mergesort")
+            .drop_duplicates(["study", *arch])
+        )
+        differences: list[float] = []
+        more = fewer = ties = 0
+        used = 0
+        for _, cell in best.groupby(["study", "d_model", "n_layers"], sort=True):
+            if len(cell) < 2:
+                continue
+            used += len(cell)
+            objectives = cell["objective"].tolist()
+            scores = cell["_score"].tolist()
+            for i in range(len(objectives)):
+                for j in range(i + 1, len(objectives)):
+                    differences.append(objectives[j] - objectives[i])
+                    if scores[j] == scores[i]:
+                        ties += 1
+                    elif scores[j] < scores[i]:
+                        more += 1
+                    else:
+                        fewer += 1
+        total += used
+        pairs = len(differences)
+        if pairs >= MIN_N:
+            median: Any = _sig(float(np.median(differences)))
+        else:
+            median = INSUFFICIENT if pairs else None
+        table.append([budget, pairs, more, fewer, ties, median])
+        if pairs:
+            text = f"{budget} more heads better in {more} of {pairs} pairs"
+            if pairs >= MIN_N:
+                text += f" (median difference {fmt(median)})"
+            parts.append(text)
+    if parts:
+        sentence = (
+            "With study, d_model and n_layers fixed: " + "; ".join(parts) + ". Difference = "
+            "objective with more heads − objective with fewer heads."
+        )
+    else:
+        sentence = "No two trials share study, d_model and n_layers with different n_heads."
+    return _finding(
+        "heads_controlled_pairs",
+        "Architecture patterns",
+        "Controlled n_heads comparisons (same study, d_model and n_layers)",
+        [
+            "budget",
+            "pairs",
+            "more_heads_better",
+            "fewer_heads_better",
+            "ties",
+            "median_difference",
+        ],
+        table,
+        sentence,
+        total,
+        "Best scored trial per n_heads within each (study, d_model, n_layers); every pair of "
+        f"n_heads values counts once; the median needs ≥ {MIN_N} pairs; better follows the "
+        "study direction. n = trials entering a pair.",
+    )
+
+
+def ff_ratio(rows: Rows, top_k: int = DEFAULT_TOP_K) -> Finding:
+    """d_ff/d_model among each budget's top-k scored trials, next to all scored trials."""
+    frame = as_frame(rows)
+    table: list[list[Any]] = []
+    parts: list[str] = []
+    total = 0
+    for budget, group in _budget_groups(frame):
+        scored = _scored(group)
+        scored = scored[np.isfinite(scored["d_ff"]) & (scored["d_model"] > 0)]
+        n = len(scored)
+        total += n
+        direction = _direction(scored)
+        if direction is None or n < MIN_N:
+            marker = MIXED if direction is None else INSUFFICIENT
+            table.append([budget, None, marker, None, None, None, None, n, None])
+            parts.append(f"{budget} {marker} (n = {n})")
+            continue
+        k = min(top_k, n)
+        ratios_all = scored["d_ff"] / scored["d_model"]
+        top = _ranked(scored.assign(_ratio=ratios_all), direction).head(k)["_ratio"]
+        counts = _counts(top.round(6), whole=False)
+        mode_value, mode_count = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[0]
+        row = [
+            budget,
+            k,
+            _sig(float(top.median())),
+            _sig(float(top.min())),
+            _sig(float(top.max())),
+            _sig(float(mode_value)),
+            int(mode_count),
+            n,
+            _sig(float(ratios_all.median())),
+        ]
+        table.append(row)
+        parts.append(
+            f"{budget} median {fmt(row[2])} (range {fmt(row[3])}–{fmt(row[4])}, top {k}; "
+            f"all {n} scored trials: median {fmt(row[8])})"
+        )
+    sentence = (
+        "d_ff/d_model among the top trials: " + "; ".join(parts) + "."
+        if parts
+        else "No trials were read."
+    )
+    return _finding(
+        "ff_ratio",
+        "Architecture patterns",
+        f"Feed-forward ratio d_ff/d_model among the top {top_k} trials per budget",
+        [
+            "budget",
+            "k",
+            "median_ratio_top",
+            "min_ratio_top",
+            "max_ratio_top",
+            "most_common_ratio_top",
+            "its_count",
+            "n_all",
+            "median_ratio_all",
+        ],
+        table,
+        sentence,
+        total,
+        f"k = min(--top-k, scored trials with d_ff and d_model); needs ≥ {MIN_N} such trials.",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Training dynamics
+# --------------------------------------------------------------------------------------------
+
+
+def best_epoch_gap(rows: Rows) -> Finding:
+    """epochs_trained − best_epoch per budget (non-diverged trials with a curve): median, IQR.
+
+    With 0-based epochs (the usual layout) the gap is one more than the number of epochs
+    trained after the best one; an early-stopped run with patience p has a gap of p + 1.
+    """
+    frame = as_frame(rows)
+    table: list[list[Any]] = []
+    parts: list[str] = []
+    total = 0
+    for budget, group in _budget_groups(frame):
+        cell = group[
+            _flag(group, "diverged", False).astype(bool)
+            & np.isfinite(group["best_epoch"])
+            & np.isfinite(group["epochs_trained"])
+        ]
+        gap = cell["epochs_trained"] - cell["best_epoch"]
+        n = len(gap)
+        total += n
+        if n < MIN_N:
+            table.append([budget, n, INSUFFICIENT, None, None])
+            parts.append(f"{budget} {INSUFFICIENT} (n = {n})")
+            continue
+        q1, median, q3 = _quantiles(gap)
+        table.append([budget, n, median, q1, q3])
+        parts.append(f"{budget} median {fmt(median)} (IQR {fmt(q1)}–{fmt(q3)}, n = {n})")
+    sentence = (
+        "Gap between epochs_trained and best_epoch: " + "; ".join(parts) + "."
+        if parts
+        else "No trials were read."
+    )
+    return _finding(
+        "best_epoch_gap",
+        "Training dynamics",
+        "Gap between best_epoch and epochs_trained per budget",
+        ["budget", "n", "median_gap", "q1_gap", "q3_gap"],
+        table,
+        sentence,
+        total,
+        "gap = epochs_trained − best_epoch (best_epoch as recorded); non-diverged trials with a "
+        f"curve; quartiles by linear interpolation; needs n ≥ {MIN_N}.",
+    )
+
+
+def _dropout_reading(rho: float, better_when_negative: bool, subject: tuple[str, str]) -> str:
+    if rho == 0:
+        return "no monotone relation"
+    good = (rho < 0) == better_when_negative
+    return f"higher dropout, {subject[0] if good else subject[1]}"
+
+
+def dropout_generalization(rows: Rows) -> Finding:
+    """Spearman's ρ of dropout with the val−train loss gap and with the objective, per budget."""
+    frame = as_frame(rows)
+    table: list[list[Any]] = []
+    parts: list[str] = []
+    total = 0
+    for budget, group in _budget_groups(frame):
+        healthy = group[
+            _flag(group, "diverged", False).astype(bool)
+            & np.isfinite(group["dropout"])
+            & np.isfinite(group["val_loss"])
+            & np.isfinite(group["train_loss"])
+        ]
+        gap = healthy["val_loss"] - healthy["train_loss"]
+        rho_gap = spearman(healthy["dropout"], gap)
+        scored = _scored(group)
+        scored = scored[np.isfinite(scored["dropout"])]
+        direction = _direction(scored)
+        rho_obj = spearman(scored["dropout"], scored["objective"]) if direction else None
+        total += max(len(healthy), len(scored))
+        gap_cell: Any = INSUFFICIENT if rho_gap is None else rho_gap
+        obj_cell: Any = rho_obj
+        if direction is None:
+            obj_cell = MIXED
+        elif rho_obj is None:
+            obj_cell = INSUFFICIENT
+        table.append([budget, len(healthy), gap_cell, len(scored), obj_cell])
+        texts = []
+        if rho_gap is not None:
+            reading = _dropout_reading(rho_gap, True, ("smaller gap", "larger gap"))
+            texts.append(f"gap ρ = {fmt(rho_gap)} ({reading}, n = {len(healthy)})")
+        else:
+            texts.append(f"gap {INSUFFICIENT} (n = {len(healthy)})")
+        if rho_obj is not None and direction is not None:
+            reading = _dropout_reading(
+                rho_obj, direction == "minimize", ("better objective", "worse objective")
+            )
+            texts.append(f"objective ρ = {fmt(rho_obj)} ({reading}, n = {len(scored)})")
+        else:
+            texts.append(f"objective {obj_cell} (n = {len(scored)})")
+        parts.append(f"{budget} " + ", ".join(texts))
+    sentence = (
+        "Spearman correlation of dropout with the val−train loss gap and with the objective: "
+        + "; ".join(parts)
+        + "."
+        if parts
+        else "No trials were read."
+    )
+    return _finding(
+        "dropout_generalization",
+        "Training dynamics",
+        "Dropout vs generalization gap and objective per budget",
+        ["budget", "n_gap", "rho_dropout_gap", "n_objective", "rho_dropout_objective"],
+        table,
+        sentence,
+        total,
+        "gap = final val_loss − final train_loss of non-diverged trials (a smaller gap is "
+        f"better generalization); the objective uses scored trials; needs ≥ {MIN_N} trials.",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Horizon effects
+# --------------------------------------------------------------------------------------------
+
+_ARCH = ["d_model", "n_layers", "n_heads"]
+
+
+def _arch_best(scored: pd.DataFrame, direction: str) -> pd.DataFrame:
+    """Best objective per architecture (d_model, n_layers, n_heads), ranked (1 = best)."""
+    ranked = _ranked(_known(scored, _ARCH), direction).drop_duplicates(_ARCH)
+    out = ranked[_ARCH + ["objective", "_score"]].reset_index(drop=True)
+    out["rank"] = out["_score"].rank(method="min").astype(int)
+    return out
+
+
+def _transfer_table(frame: pd.DataFrame) -> tuple[list[list[Any]], int]:
+    """Rows of (budget, horizon, its best architecture, objective, other horizon, rank there,
+    architectures there) and the number of scored trials compared."""
+    table: list[list[Any]] = []
+    total = 0
+    for budget, group in _budget_groups(frame):
+        scored = _scored(group)
+        direction = _direction(scored)
+        horizons = _horizon_groups(scored)
+        if len(horizons) < 2 or direction is None:
+            continue
+        bests = {h: _arch_best(g, direction) for h, g in horizons}
+        sizes = {h: len(g) for h, g in horizons}
+        total += sum(sizes.values())
+        for horizon, _ in horizons:
+            if sizes[horizon] < MIN_N or bests[horizon].empty:
+                table.append([budget, horizon, None, None, None, INSUFFICIENT, None, None, None])
+                continue
+            top = bests[horizon].iloc[0]
+            arch = tuple(int(top[c]) for c in _ARCH)
+            for other, _ in horizons:
+                if other == horizon:
+                    continue
+                there = bests[other]
+                match = there[
+                    (there["d_model"] == arch[0])
+                    & (there["n_layers"] == arch[1])
+                    & (there["n_heads"] == arch[2])
+                ]
+                if sizes[other] < MIN_N:
+                    rank: Any = INSUFFICIENT
+                elif match.empty:
+                    rank = "not tried"
+                else:
+                    rank = int(match["rank"].iloc[0])
+                table.append(
+                    [budget, horizon, *arch, float(top["objective"]), other, rank, len(there)]
+                )
+    return table, total
+
+
+def horizon_transfer(rows: Rows) -> Finding:
+    """Within a budget: each horizon's best architecture and its rank in the other horizons.
+
+    Architectures (d_model, n_layers, n_heads) are ranked in a horizon by their best scored
+    trial ("min" ranks: ties share the better rank). :func:`horizon_transfer_summary` counts
+    how often the rank is 1.
+    """
+    table, total = _transfer_table(as_frame(rows))
+    compared = [r for r in table if r[6] is not None]
+    sentence = (
+        f"Each horizon's best architecture (d_model, n_layers, n_heads) and its rank among the "
+        f"architectures tried in every other horizon of the same budget, {len(compared)} "
+        "comparisons; the next table summarises them."
+        if compared
+        else "No budget has two horizons with enough scored trials to compare."
+    )
+    return _finding(
+        "horizon_transfer",
+        "Horizon effects",
+        "Do best architectures transfer across horizons?",
+        [
+            "budget",
+            "horizon",
+            "d_model",
+            "n_layers",
+            "n_heads",
+            "objective",
+            "other_horizon",
+            "rank_there",
+            "architectures_there",
+        ],
+        table,
+        sentence,
+        total,
+        f"Ranks are among the architectures tried in the other horizon (1 = best); each horizon "
+        f"needs ≥ {MIN_N} scored trials.",
+    )
+
+
+def horizon_transfer_summary(rows: Rows) -> Finding:
+    """Per budget and over all budgets: comparisons, how many ranked 1, median rank."""
+    detail, total = _transfer_table(as_frame(rows))
+    comparisons = [r for r in detail if r[6] is not None and r[7] != INSUFFICIENT]
+    budgets: list[str] = []
+    for row in comparisons:
+        if row[0] not in budgets:
+            budgets.append(row[0])
+    groups = [(b, [r for r in comparisons if r[0] == b]) for b in budgets]
+    if len(groups) > 1:
+        groups.append(("all budgets", comparisons))
+    table: list[list[Any]] = []
+    for budget, chosen in groups:
+        ranks = [r[7] for r in chosen if isinstance(r[7], int)]
+        not_tried = sum(1 for r in chosen if r[7] == "not tried")
+        ones = sum(1 for r in ranks if r == 1)
+        median: Any = _sig(float(np.median(ranks))) if len(ranks) >= MIN_N else INSUFFICIENT
+        table.append([budget, len(ranks), ones, median, not_tried])
+    if table:
+        overall = table[-1]
+        where = "over all budgets" if overall[0] == "all budgets" else f"in {overall[0]}"
+        sentence = (
+            f"A horizon's best architecture was also the best in another horizon of the same "
+            f"budget in {overall[2]} of {overall[1]} comparisons {where} (median rank "
+            f"{fmt(overall[3])}; not tried there: {overall[4]})"
+        )
+        if len(table) > 1:
+            sentence += "; by budget: " + ", ".join(f"{r[0]} {r[2]} of {r[1]}" for r in table[:-1])
+        sentence += "."
+    else:
+        sentence = "No budget has two horizons with enough scored trials to compare."
+    return _finding(
+        "horizon_transfer_summary",
+        "Horizon effects",
+        "How often a horizon's best architecture is also best in another horizon",
+        ["budget", "comparisons", "also_best", "median_rank", "not_tried"],
+        table,
+        sentence,
+        total,
+        f"Comparisons from the previous table (ranked ones; `not tried` counted apart); the "
+        f"median rank needs ≥ {MIN_N} comparisons.",
+    )
+
+
+def easiest_horizon(rows: Rows) -> Finding:
+    """Best and median objective per horizon, within each budget and over all budgets."""
+    frame = as_frame(rows)
+    table: list[list[Any]] = []
+    parts: list[str] = []
+    scored_all = _scored(frame)
+    groups = [(b, _scored(g)) for b, g in _budget_groups(frame)]
+    if len({b for b, _ in groups}) > 1:
+        groups.append(("all budgets", scored_all))
+    for budget, scored in groups:
+        direction = _direction(scored)
+        horizons = _horizon_groups(scored)
+        if not horizons:
+            continue
+        if direction is None:
+            table.append([budget, None, len(scored), None, MIXED, None])
+            parts.append(f"{budget} {MIXED}")
+            continue
+        sign = 1.0 if direction == "minimize" else -1.0
+        cells: list[list[Any]] = []
+        for horizon, cell in horizons:
+            n = len(cell)
+            if n < MIN_N:
+                table.append([budget, horizon, n, direction, INSUFFICIENT, None])
+                continue
+            row: list[Any] = [
+                budget,
+                horizon,
+                n,
+                direction,
+                _sig(float((sign * cell["objective"]).min() * sign)),
+                _sig(float(cell["objective"].median())),
+            ]
+            table.append(row)
+            cells.append(row)
+        if len(cells) < 2:
+            parts.append(f"{budget} {INSUFFICIENT}")
+            continue
+        by_best = min(cells, key=lambda r: (sign * r[4], horizon_sort_key(r[1])))
+        by_median = min(cells, key=lambda r: (sign * r[5], horizon_sort_key(r[1])))
+        if by_best is by_median:
+            parts.append(
+                f"{budget} {by_best[1]} (best {fmt(by_best[4])}, median {fmt(by_best[5])}, "
+                f"n = {by_best[2]})"
+            )
+        else:
+            parts.append(
+                f"{budget} {by_best[1]} by best ({fmt(by_best[4])}, n = {by_best[2]}) but "
+                f"{by_median[1]} by median ({fmt(by_median[5])}, n = {by_median[2]})"
+            )
+    sentence = (
+        "Easiest horizon (best and median objective, in each study's direction): "
+        + "; ".join(parts)
+        + "."
+        if parts
+        else "No horizon was parsed from the study names."
+    )
+    return _finding(
+        "easiest_horizon",
+        "Horizon effects",
+        "Easiest horizon per budget and overall",
+        ["budget", "horizon", "n", "direction", "best_objective", "median_objective"],
+        table,
+        sentence,
+        len(scored_all),
+        f"Easiest = {_better('minimize')} objective for minimize studies, higher for maximize; "
+        f"needs ≥ {MIN_N} scored trials per horizon; `all budgets` pools every budget.",
+    )
+
+
+def depth_by_horizon(rows: Rows) -> Finding:
+    """Spearman's ρ of n_layers with the objective per horizon, per budget and pooled."""
+    frame = as_frame(rows)
+    table: list[list[Any]] = []
+    pooled: list[list[Any]] = []
+    groups = [(b, _scored(g)) for b, g in _budget_groups(frame)]
+    groups.append(("all budgets", _scored(frame)))
+    total = len(groups[-1][1])
+    for budget, scored in groups:
+        direction = _direction(scored)
+        for horizon, cell in _horizon_groups(scored):
+            cell = cell[np.isfinite(cell["n_layers"])]
+            rho = spearman(cell["n_layers"], cell["objective"]) if direction else None
+            value: Any = MIXED if direction is None else (INSUFFICIENT if rho is None else rho)
+            reading = None
+            if rho is not None and direction is not None:
+                reading = (
+                    "no monotone relation"
+                    if rho == 0
+                    else (
+                        "deeper, better objective"
+                        if (rho < 0) == (direction == "minimize")
+                        else "deeper, worse objective"
+                    )
+                )
+            row = [budget, horizon, len(cell), value, reading]
+            table.append(row)
+            if budget == "all budgets":
+                pooled.append(row)
+    parts = [
+        f"{r[1]} ρ = {fmt(r[3])} ({r[4]}, n = {r[2]})" if r[4] else f"{r[1]} {r[3]} (n = {r[2]})"
+        for r in pooled
+    ]
+    sentence = (
+        "Spearman correlation of n_layers with the objective per horizon, all budgets pooled: "
+        + "; ".join(parts)
+        + " (per-budget values in the table)."
+        if parts
+        else "No horizon was parsed from the study names."
+    )
+    return _finding(
+        "depth_by_horizon",
+        "Horizon effects",
+        "Do deeper models help more for longer horizons?",
+        ["budget", "horizon", "n", "spearman_rho_n_layers", "reading"],
+        table,
+        sentence,
+        total,
+        f"Scored trials; needs ≥ {MIN_N} per cell; the pooled rows mix budgets, whose sizes "
+        "also change depth, so read the per-budget rows for a controlled view.",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Divergence patterns
+# --------------------------------------------------------------------------------------------
+
+
+def divergence_hyperparameters(rows: Rows) -> Finding:
+    """Diverged vs non-diverged trials of the same budget: medians and Cliff's δ per parameter.
+
+    δ > 0 means the diverged trials tend to have the larger value.
+    """
+    frame = _known_divergence(as_frame(rows))
+    table: list[list[Any]] = []
+    parts: list[str] = []
+    calm: list[str] = []
+    for budget, group in _budget_groups(frame):
+        diverged = group[_flag(group, "diverged", True).astype(bool)]
+        healthy = group[_flag(group, "diverged", False).astype(bool)]
+        if diverged.empty:
+            calm.append(budget)
+            continue
+        rows_here: list[list[Any]] = []
+        for parameter in DIVERGENCE_PARAMS:
+            a = diverged[parameter].dropna()
+            b = healthy[parameter].dropna()
+            if len(a) < MIN_GROUP or len(b) < MIN_GROUP:
+                table.append([budget, parameter, len(a), len(b), None, None, INSUFFICIENT])
+                continue
+            row: list[Any] = [
+                budget,
+                parameter,
+                len(a),
+                len(b),
+                _sig(float(a.median())),
+                _sig(float(b.median())),
+                cliffs_delta(a, b),
+            ]
+            table.append(row)
+            rows_here.append(row)
+        if not rows_here:
+            parts.append(f"{budget} {INSUFFICIENT} ({len(diverged)} diverged)")
+            continue
+        top = max(rows_here, key=lambda r: (abs(r[6]), -DIVERGENCE_PARAMS.index(r[1])))
+        side = "higher" if top[6] > 0 else "lower"
+        text = (
+            f"{budget}: diverged trials differ most in {top[1]} ({side}; median {fmt(top[4])} "
+            f"vs {fmt(top[5])}, Cliff's δ = {fmt(top[6])}, n = {top[2]} vs {top[3]})"
+        )
+        large = [r[1] for r in rows_here if abs(r[6]) >= LARGE_DELTA]
+        if large:
+            text += f"; |δ| ≥ {LARGE_DELTA} for {', '.join(large)}"
+        parts.append(text)
+    if parts:
+        sentence = "; ".join(parts)
+        sentence += f"; no diverged trials in {', '.join(calm)}." if calm else "."
+    else:
+        sentence = "No trial diverged, so there is nothing to compare."
+    return _finding(
+        "divergence_hyperparameters",
+        "Divergence patterns",
+        "Hyperparameters of diverged vs non-diverged trials (same budget)",
+        [
+            "budget",
+            "parameter",
+            "n_diverged",
+            "n_not_diverged",
+            "median_diverged",
+            "median_not_diverged",
+            "cliffs_delta",
+        ],
+        table,
+        sentence,
+        len(frame),
+        "Cliff's δ = (#(d > o) − #(d < o)) / (n_d·n_o) over all pairs of a diverged value d "
+        "and a non-diverged value o (via the Mann–Whitney U of average ranks); δ > 0: diverged "
+        f"trials have larger values; |δ| ≥ {LARGE_DELTA} is large by convention; each group "
+        f"needs ≥ {MIN_GROUP} values.",
+    )
+
+
+def diverge_epochs(rows: Rows) -> Finding:
+    """At which epoch trials diverge: median and range of diverge_epoch per budget."""
+    frame = as_frame(rows)
+    frame = frame[_flag(frame, "diverged", True).astype(bool)]
+    table: list[list[Any]] = []
+    parts: list[str] = []
+    for budget, group in _budget_groups(frame):
+        epochs = group["diverge_epoch"].dropna()
+        kinds = group["diverge_kind"].map(lambda k: k or "unknown").value_counts()
+        kinds_text = ", ".join(f"{k} {int(kinds[k])}" for k in sorted(kinds.index))
+        if len(epochs) < MIN_N:
+            table.append([budget, len(group), len(epochs), INSUFFICIENT, None, None, kinds_text])
+            parts.append(f"{budget} {INSUFFICIENT} ({len(epochs)} with a diverge_epoch)")
+            continue
+        row = [
+            budget,
+            len(group),
+            len(epochs),
+            _sig(float(epochs.median())),
+            int(epochs.min()),
+            int(epochs.max()),
+            kinds_text,
+        ]
+        table.append(row)
+        parts.append(f"{budget} median epoch {fmt(row[3])} (range {row[4]}–{row[5]}, n = {row[2]})")
+    sentence = (
+        "Diverged trials blow up at: " + "; ".join(parts) + "." if parts else "No trial diverged."
+    )
+    return _finding(
+        "diverge_epochs",
+        "Divergence patterns",
+        "Epoch at which trials diverge",
+        [
+            "budget",
+            "diverged",
+            "with_diverge_epoch",
+            "median_epoch",
+            "min_epoch",
+            "max_epoch",
+            "diverge_kinds",
+        ],
+        table,
+        sentence,
+        len(frame),
+        "diverge_epoch: first curve epoch whose train or val loss is non-finite or at least the "
+        f"threshold (value_only trials have none); the median needs ≥ {MIN_N} epochs.",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Hyperparameter importance (Optuna's PED-ANOVA evaluator, optional)
+# --------------------------------------------------------------------------------------------
+
+IMPORTANCE_NOT_INSTALLED = "not computed: install hpo-analysis[optuna]"
+MAX_CHOICES = 16
+
+
+def _optuna_installed() -> bool:
+    try:
+        return importlib.util.find_spec("optuna") is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules["optuna"] is None
+        return False
+
+
+def _distribution(values: pd.Series) -> Any:
+    """An Optuna distribution for the observed values (None for a constant parameter).
+
+    Whole numbers with at most ``MAX_CHOICES`` distinct values (d_model, n_heads, batch size:
+    picked from a list by the runner) become a CategoricalDistribution of those values; other
+    numbers an Int/FloatDistribution over the observed range, on a log scale when all values
+    are positive and span at least a factor of 10.
+    """
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    low, high = float(values.min()), float(values.max())
+    if low == high:
+        return None
+    whole = bool((values == values.round()).all())
+    if whole and values.nunique() <= MAX_CHOICES:
+        return CategoricalDistribution(sorted(int(v) for v in values.unique()))
+    log = low > 0 and high / low >= 10
+    if whole:
+        return IntDistribution(int(low), int(high), log=log)
+    return FloatDistribution(low, high, log=log)
+
+
+def _importance(scored: pd.DataFrame, direction: str) -> tuple[list[str], dict[str, float]]:
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.importance import PedAnovaImportanceEvaluator
+
+    params = [p for p in IMPORTANCE_PARAMS if scored[p].notna().all()]
+    distributions = {p: _distribution(scored[p]) for p in params}
+    distributions = {p: d for p, d in distributions.items() if d is not None}
+    if not distributions:
+        return [], {}
+    floats = {p for p, d in distributions.items() if isinstance(d, FloatDistribution)}
+    trials = [
+        optuna.trial.create_trial(
+            value=float(record["objective"]),
+            params={p: float(record[p]) if p in floats else int(record[p]) for p in distributions},
+            distributions=distributions,
+        )
+        for record in scored[["objective", *distributions]].to_dict("records")
+    ]
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            study = optuna.create_study(
+                direction="maximize" if direction == "maximize" else "minimize"
+            )
+            study.add_trials(trials)
+            result = optuna.importance.get_param_importances(
+                study, evaluator=PedAnovaImportanceEvaluator()
+            )
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    return list(distributions), {k: float(v) for k, v in result.items()}
+
+
+def param_importance(rows: Rows) -> Finding:
+    """Hyperparameter importance per budget with Optuna's PED-ANOVA evaluator.
+
+    The scored trials of a budget are rebuilt as Optuna trials (distributions inferred from the
+    observed values, see :func:`_distribution`) and evaluated with
+    ``PedAnovaImportanceEvaluator`` (defaults: which parameters set the best 10 % of trials
+    apart from all of them); importances are normalized to sum to 1. Needs the ``optuna``
+    extra.
+    """
+    title = "Hyperparameter importance per budget (Optuna PED-ANOVA)"
+    columns = ["budget", "n", "parameter", "importance", "rank"]
+    notes = (
+        "optuna.importance.PedAnovaImportanceEvaluator with its defaults (target quantile 0.1 "
+        "of the scored trials against all of them), normalized to sum to 1; parameters: "
+        f"{', '.join(IMPORTANCE_PARAMS)} where known for every scored trial and not constant; "
+        f"whole numbers with ≤ {MAX_CHOICES} distinct values are categorical, others "
+        "int/float ranges over the observed values (log scale when positive and spanning "
+        f"≥ 10×); needs ≥ {MIN_IMPORTANCE_TRIALS} scored trials per budget."
+    )
+    if not _optuna_installed():  # imported only when a budget has enough trials
+        return _finding(
+            "param_importance",
+            "Hyperparameter importance",
+            title,
+            columns,
+            [],
+            IMPORTANCE_NOT_INSTALLED + ".",
+            0,
+            notes,
+        )
+    frame = as_frame(rows)
+    table: list[list[Any]] = []
+    parts: list[str] = []
+    total = 0
+    for budget, group in _budget_groups(frame):
+        scored = _scored(group)
+        n = len(scored)
+        direction = _direction(scored)
+        if direction is None or n < MIN_IMPORTANCE_TRIALS:
+            marker = MIXED if direction is None else INSUFFICIENT
+            table.append([budget, n, None, marker, None])
+            parts.append(f"{budget} {marker} (n = {n})")
+            continue
+        try:
+            _, importances = _importance(scored, direction)
+        except ImportError:  # optuna older than 3.6 has no PED-ANOVA
+            table.append([budget, n, None, IMPORTANCE_NOT_INSTALLED + " (optuna>=3.6)", None])
+            parts.append(f"{budget} {IMPORTANCE_NOT_INSTALLED} (optuna>=3.6)")
+            continue
+        except Exception as err:  # an evaluator failure must not stop the extraction
+            table.append([budget, n, None, f"not computed: {type(err).__name__}", None])
+            parts.append(f"{budget} not computed ({type(err).__name__})")
+            continue
+        if not importances:
+            table.append([budget, n, None, "no varying parameter", None])
+            continue
+        total += n
+        ordered = sorted(importances.items(), key=lambda item: (-round(item[1], 3), item[0]))
+        for rank, (name, value) in enumerate(ordered, start=1):
+            table.append([budget, n, name, _r3(value), rank])
+        first = table[-len(ordered)]
+        parts.append(f"{budget} {first[2]} ({fmt(first[3])}, n = {n})")
+    sentence = (
+        "Most important parameter per budget (PED-ANOVA, share of total importance): "
+        + "; ".join(parts)
+        + "."
+        if parts
+        else "No trials were read."
+    )
+    return _finding(
+        "param_importance",
+        "Hyperparameter importance",
+        title,
+        columns,
+        table,
+        sentence,
+        total,
+        notes,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Views drawn only by the report
+# --------------------------------------------------------------------------------------------
+
+
+def scored_frame(rows: Rows) -> pd.DataFrame:
+    """The scored trials (COMPLETE, finite objective, not diverged) as a DataFrame."""
+    return _scored(as_frame(rows))
+
+
+def architecture_grid(rows: Rows) -> Finding:
+    """Best objective per budget, d_model and n_layers: the report's architecture map.
+
+    Not part of :func:`all_findings` (the table is long); cells with fewer than ``MIN_GROUP``
+    scored trials say ``insufficient data``.
+    """
+    frame = as_frame(rows)
+    table: list[list[Any]] = []
+    total = 0
+    for budget, group in _budget_groups(frame):
+        scored = _scored(group)
+        scored = scored[np.isfinite(scored["d_model"]) & np.isfinite(scored["n_layers"])]
+        total += len(scored)
+        direction = _direction(scored)
+        for (d_model, n_layers), cell in scored.groupby(["d_model", "n_layers"], sort=True):
+            if direction is None or len(cell) < MIN_GROUP:
+                marker = MIXED if direction is None else INSUFFICIENT
+                table.append([budget, int(d_model), int(n_layers), len(cell), direction, marker])
+                continue
+            best = _ranked(cell, direction).iloc[0]
+            table.append(
+                [
+                    budget,
+                    int(d_model),
+                    int(n_layers),
+                    len(cell),
+                    direction,
+                    float(best["objective"]),
+                ]
+            )
+    return _finding(
+        "architecture_grid",
+        "Architecture patterns",
+        "Best objective per d_model and n_layers",
+        ["budget", "d_model", "n_layers", "n", "direction", "best_objective"],
+        table,
+        f"Best scored objective of each (d_model, n_layers) cell per budget ({total} trials).",
+        total,
+        f"needs ≥ {MIN_GROUP} scored trials per cell.",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# All findings, in reading order
+# --------------------------------------------------------------------------------------------
+
+
 def core_findings(rows: Sequence[dict[str, Any]]) -> list[Finding]:
     return [divergence_by_budget(rows), early_stopping_by_budget(rows), best_trial_per_study(rows)]
+
+
+def all_findings(rows: Sequence[dict[str, Any]], top_k: int = DEFAULT_TOP_K) -> list[Finding]:
+    """Every finding, grouped by section in reading order (what findings.json holds).
+
+    >>> [f.id for f in all_findings([])][:3]
+    ['best_trial_per_study', 'best_architecture', 'top_k_architecture']
+    """
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
+    overview = replace(
+        best_trial_per_study(rows),
+        section="Overview",
+        notes="Best = rank_in_study 1 (direction-aware); ranked = COMPLETE, finite objective.",
+    )
+    early = replace(
+        early_stopping_by_budget(rows),
+        section="Training dynamics",
+        notes=f"Trials with a known early_stopped flag; the rate needs ≥ {MIN_N} of them.",
+    )
+    divergence = replace(
+        divergence_by_budget(rows),
+        section="Divergence patterns",
+        notes=f"All trials; the rate needs ≥ {MIN_N} trials in the budget.",
+    )
+    frame = trial_frame(rows)
+    return [
+        overview,
+        best_architecture(frame),
+        top_k_architecture(frame, top_k),
+        architecture_style(frame),
+        divergence_by_depth(frame),
+        max_reliable_depth(frame),
+        heads_correlation(frame),
+        best_heads_per_width(frame),
+        heads_controlled_pairs(frame),
+        ff_ratio(frame, top_k),
+        early,
+        best_epoch_gap(frame),
+        dropout_generalization(frame),
+        horizon_transfer(frame),
+        horizon_transfer_summary(frame),
+        easiest_horizon(frame),
+        depth_by_horizon(frame),
+        divergence,
+        divergence_hyperparameters(frame),
+        diverge_epochs(frame),
+        param_importance(frame),
+    ]

@@ -30,6 +30,7 @@ examples:
   hpo-analysis extract runs/a runs/b --diverge-threshold 5 --study-pattern '(?P<budget>\\d+[MB])_(?P<seed>s\\d+)'
   hpo-analysis extract sqlite:///runs/optuna.db --study 'sweep_*' --out outputs/analysis
   hpo-analysis extract runs/journal.log run.log --rank-by accuracy
+  hpo-analysis extract examples/hpo --top-k 10 --no-report
 """
 
 
@@ -57,6 +58,16 @@ def _thresholds(text: str) -> tuple[float, float]:
     if not 0 <= low <= high:
         raise argparse.ArgumentTypeError(f"need 0 <= LOW <= HIGH, got {text!r}")
     return (low, high)
+
+
+def _top_k(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
 
 
 def _direction(text: str) -> tuple[str, str]:
@@ -170,6 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes for reading large trees (default: up to 2)",
     )
     ext.add_argument(
+        "--top-k",
+        type=_top_k,
+        default=20,
+        metavar="K",
+        help="trials per budget in the top-k findings (default 20, or all if fewer)",
+    )
+    ext.add_argument(
+        "--no-report",
+        action="store_true",
+        help="do not write report.html and figure_*.png (they need the [report] extra)",
+    )
+    ext.add_argument(
         "--strict", action="store_true", help="exit with status 1 when any input file is rejected"
     )
     ext.add_argument(
@@ -207,6 +230,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--remove",
         action="store_true",
         help="remove the annotation with this tag instead of adding it",
+    )
+
+    rep = commands.add_parser(
+        "report",
+        help="write report.html and figure_*.png for an extracted dataset",
+        description="Draw the findings and key figures of an extracted output directory into "
+        "one self-contained report.html (opens offline) and figure_*.png. Needs the [report] "
+        "extra (matplotlib).",
+        epilog="example:\n  hpo-analysis report outputs/analysis",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rep.add_argument(
+        "directory",
+        nargs="?",
+        default="outputs/analysis",
+        metavar="DIR",
+        help="an output directory written by extract (default: outputs/analysis)",
     )
 
     ex = commands.add_parser(
@@ -282,6 +322,8 @@ def run_extract(args: argparse.Namespace, argv: Sequence[str]) -> int:
         directions=tuple(args.direction),
         studies=tuple(args.study),
         rank_by=args.rank_by,
+        top_k=args.top_k,
+        write_report=not args.no_report,
     )
     console = _Console(args.quiet)
     command = "hpo-analysis " + shlex.join(mask_url(arg) for arg in argv)  # no passwords
@@ -296,6 +338,10 @@ def run_extract(args: argparse.Namespace, argv: Sequence[str]) -> int:
     )
     for failure in result.validation_failures:
         print(f"validation: {failure}", file=sys.stderr)
+    from .report import INSTALL_HINT, report_available
+
+    if not args.no_report and not report_available():
+        print(f"report skipped: matplotlib is not installed ({INSTALL_HINT})", file=sys.stderr)
     console.finish(Path(args.out) / "manifest.csv")
     print(result.summary_line())
     if result.validation_failures:
@@ -352,6 +398,21 @@ def run_annotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_report(args: argparse.Namespace) -> int:
+    from .report import REPORT_HTML, ReportError, write_report
+
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        raise UsageError(f"{directory}: no such directory")
+    try:
+        figures = write_report(directory)
+    except ReportError as err:
+        print(f"hpo-analysis: error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {directory / REPORT_HTML} and {len(figures)} figure_*.png files in {directory}")
+    return 0
+
+
 def _trial_exists(directory: Path, study: str, trial_num: int) -> bool:
     import csv
 
@@ -393,6 +454,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_validate(args)
         if args.command == "annotate":
             return run_annotate(args)
+        if args.command == "report":
+            return run_report(args)
         return run_make_example(args)
     except (SourceError, OutputError, UsageError) as err:
         print(f"hpo-analysis: error: {err}", file=sys.stderr)

@@ -44,6 +44,10 @@ class Settings:
     studies: tuple[str, ...] = ()
     # --rank-by: which objective of a multi-objective study ranks it (index or metric name).
     rank_by: str | None = None
+    top_k: int = 20  # --top-k: trials per budget in the top-k findings
+    # report.html and figure_*.png (needs matplotlib). The command line turns it on unless
+    # --no-report; library calls (notebooks, loops) leave it off unless asked.
+    write_report: bool = False
 
     def study_selected(self, study: str) -> bool:
         """True when ``--study`` was not given or one of its globs matches ``study``.

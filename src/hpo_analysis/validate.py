@@ -23,6 +23,7 @@ from .write.cells import unneutralize
 from .write.outputs import (
     DIVERGED_CSV,
     DIVERGED_JSON,
+    FINDINGS_JSON,
     FULL_JSON,
     MANIFEST,
     OUTPUT_FILES,
@@ -75,11 +76,14 @@ def validate_dir(
     missing = [name for name in OUTPUT_FILES if not (root / name).is_file()]
     if missing:
         return [f"{root}: missing output file(s): {', '.join(missing)}"]
-    try:
-        full = _load_strict(root / FULL_JSON)
-        diverged_json = _load_strict(root / DIVERGED_JSON)
-    except (ValueError, OSError) as err:
-        return [f"{root}: a JSON output is not strict JSON: {err}"]
+    loaded: dict[str, Any] = {}
+    for name in (FULL_JSON, DIVERGED_JSON, FINDINGS_JSON):
+        try:
+            loaded[name] = _load_strict(root / name)
+        except (ValueError, OSError) as err:
+            return [f"{root / name}: not strict JSON: {err}"]
+    full, diverged_json = loaded[FULL_JSON], loaded[DIVERGED_JSON]
+    failures.extend(_findings_well_formed(loaded[FINDINGS_JSON]))
     with open(root / SUMMARY_CSV, encoding="utf-8", newline="") as handle:
         summary = list(csv.DictReader(handle))
         handle.seek(0)
@@ -149,6 +153,23 @@ def validate_dir(
             failures.append(f"expected {expected} {label}, found {actual}")
     if len(failures) > MAX_REPORTED:
         failures = failures[:MAX_REPORTED] + [f"... and {len(failures) - MAX_REPORTED} more"]
+    return failures
+
+
+def _findings_well_formed(doc: Any) -> list[str]:
+    """findings.json: a list of findings, each with its fields and rows as wide as its columns."""
+    items = doc.get("findings") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        return [f"{FINDINGS_JSON}: no list of findings"]
+    failures = []
+    for position, item in enumerate(items):
+        keys = ("id", "title", "columns", "rows", "sentence", "n")
+        if not isinstance(item, dict) or any(k not in item for k in keys):
+            failures.append(f"{FINDINGS_JSON}: finding {position} lacks one of {', '.join(keys)}")
+            continue
+        width = len(item["columns"])
+        if any(not isinstance(r, list) or len(r) != width for r in item["rows"]):
+            failures.append(f"{FINDINGS_JSON}: finding {item['id']}: a row is not {width} wide")
     return failures
 
 

@@ -33,9 +33,18 @@ SUMMARY_CSV = "hpo_summary.csv"
 FULL_JSON = "hpo_full.json"
 DIVERGED_CSV = "diverged_analysis.csv"
 DIVERGED_JSON = "diverged_analysis.json"
+FINDINGS_JSON = "findings.json"
 README = "README.md"
 MANIFEST = "manifest.csv"
-OUTPUT_FILES = (SUMMARY_CSV, FULL_JSON, DIVERGED_CSV, DIVERGED_JSON, README, MANIFEST)
+OUTPUT_FILES = (
+    SUMMARY_CSV,
+    FULL_JSON,
+    DIVERGED_CSV,
+    DIVERGED_JSON,
+    FINDINGS_JSON,
+    README,
+    MANIFEST,
+)
 
 SpoolIndex = dict[tuple[str, int], tuple[int, int]]
 
@@ -260,6 +269,8 @@ def write_all(
     spool_path: Path,
     index: SpoolIndex,
 ) -> None:
+    from ..analyze import all_findings
+    from . import findings as findings_json
     from . import readme
 
     diverged = [r for r in rows if r["diverged"]]
@@ -268,5 +279,16 @@ def write_all(
     write_csv(directory / DIVERGED_CSV, diverged_header(rows), diverged)
     write_diverged_json(directory / DIVERGED_JSON, rows, diverged, meta, spool_path, index)
     spool_path.unlink()
-    (directory / README).write_text(readme.render(rows, manifest, meta, settings), encoding="utf-8")
+    findings = all_findings(rows, settings.top_k)
+    findings_json.write(directory / FINDINGS_JSON, findings, meta, settings)
+    figures: list[str] = []
+    if settings.write_report:
+        from ..report import report_available, write_report
+
+        if report_available():
+            figures = write_report(directory, staged=True)
+    (directory / README).write_text(
+        readme.render(rows, manifest, meta, settings, findings=findings, figures=figures),
+        encoding="utf-8",
+    )
     write_manifest(directory / MANIFEST, manifest)

@@ -1,0 +1,707 @@
+"""Findings at the info layer: small hand-made trial rows, expectations computed by hand.
+
+Every finding is checked for its numbers, its "insufficient data" threshold and, where "best"
+matters, both directions. The last tests edit real input files and watch the findings move.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hpo_analysis import Settings, extract
+from hpo_analysis.analyze import (
+    IMPORTANCE_NOT_INSTALLED,
+    INSUFFICIENT,
+    LARGE_DELTA,
+    MIN_GROUP,
+    MIN_IMPORTANCE_TRIALS,
+    MIN_N,
+    MIXED,
+    STYLE_TOP,
+    Finding,
+    all_findings,
+    architecture_style,
+    best_architecture,
+    best_epoch_gap,
+    best_heads_per_width,
+    cliffs_delta,
+    depth_by_horizon,
+    diverge_epochs,
+    divergence_by_depth,
+    divergence_hyperparameters,
+    dropout_generalization,
+    easiest_horizon,
+    ff_ratio,
+    fmt,
+    heads_controlled_pairs,
+    heads_correlation,
+    horizon_transfer,
+    horizon_transfer_summary,
+    max_reliable_depth,
+    param_importance,
+    spearman,
+    top_k_architecture,
+)
+from hpo_analysis.derive import assign_ranks
+from hpo_analysis.example import generate_example
+from hpo_analysis.jsonio import dumps_strict
+from hpo_analysis.validate import validate_dir
+
+from .conftest import strict_json
+
+
+def trial(
+    num: int,
+    objective: float | None = 0.5,
+    *,
+    study: str = "s_2M_h1",
+    budget: str | None = "2M",
+    horizon: str | None = "h1",
+    direction: str = "minimize",
+    state: str = "COMPLETE",
+    diverged: bool | None = False,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One flat row as derive.trial_row builds it (only the keys a test needs)."""
+    row: dict[str, Any] = {
+        "study": study,
+        "budget": budget,
+        "horizon": horizon,
+        "trial_num": num,
+        "state": state,
+        "objective": objective,
+        "direction": direction,
+        "diverged": diverged,
+    }
+    row.update(extra)
+    return row
+
+
+def maximize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**r, "direction": "maximize"} for r in rows]
+
+
+def column(finding: Finding, name: str) -> list[Any]:
+    index = finding.columns.index(name)
+    return [row[index] for row in finding.rows]
+
+
+# --- architecture patterns -------------------------------------------------------------------
+
+ARCH_ROWS = [
+    trial(i, objective, d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_ff=4 * d_model)
+    for i, (objective, d_model, n_layers, n_heads) in enumerate(
+        [
+            (0.50, 64, 2, 2),
+            (0.40, 128, 4, 4),
+            (0.60, 256, 8, 8),
+            (0.45, 64, 4, 2),
+            (0.55, 128, 2, 4),
+        ]
+    )
+] + [trial(9, 0.01, d_model=512, n_layers=48, n_heads=8, diverged=True)]  # excluded: diverged
+
+
+def test_best_architecture_minimize_and_maximize() -> None:
+    low = best_architecture(ARCH_ROWS)
+    assert low.rows == [
+        ["2M", 5, "minimize", 0.40, 128, 4, 4, 512, None, "s_2M_h1", 1],
+    ]
+    assert "2M d_model 128, n_layers 4, n_heads 4 (objective 0.4, n = 5)" in low.sentence
+    assert low.n == 5
+    high = best_architecture(maximize(ARCH_ROWS))
+    assert high.rows[0][3:6] == [0.60, 256, 8]
+    assert high.rows[0][2] == "maximize"
+
+
+def test_best_architecture_insufficient_and_mixed() -> None:
+    few = best_architecture(ARCH_ROWS[: MIN_N - 1])
+    assert few.rows[0][3] == INSUFFICIENT
+    assert f"2M {INSUFFICIENT} (n = {MIN_N - 1})" in few.sentence
+    mixed = best_architecture([*ARCH_ROWS[:4], {**ARCH_ROWS[4], "direction": "maximize"}])
+    assert mixed.rows[0][2] == MIXED
+
+
+def test_top_k_architecture_counts_top_and_all() -> None:
+    finding = top_k_architecture(ARCH_ROWS, top_k=3)
+    # best three: 0.40 (128, 4), 0.45 (64, 4), 0.50 (64, 2)
+    assert finding.rows == [
+        ["2M", 5, 3, "d_model", 64, 2, "66.7%", 2, "40.0%"],
+        ["2M", 5, 3, "d_model", 128, 1, "33.3%", 2, "40.0%"],
+        ["2M", 5, 3, "d_model", 256, 0, "0.0%", 1, "20.0%"],
+        ["2M", 5, 3, "n_layers", 2, 1, "33.3%", 2, "40.0%"],
+        ["2M", 5, 3, "n_layers", 4, 2, "66.7%", 2, "40.0%"],
+        ["2M", 5, 3, "n_layers", 8, 0, "0.0%", 1, "20.0%"],
+    ]
+    assert "d_model 64 (2 of the top 3; 2 of all 5)" in finding.sentence
+    assert "n_layers 4 (2 of the top 3; 2 of all 5)" in finding.sentence
+    # k is capped at the number of scored trials
+    assert set(column(top_k_architecture(ARCH_ROWS, top_k=20), "k")) == {5}
+
+
+def test_top_k_follows_direction() -> None:
+    finding = top_k_architecture(maximize(ARCH_ROWS), top_k=1)
+    assert ["2M", 5, 1, "d_model", 256, 1, "100.0%", 1, "20.0%"] in finding.rows
+
+
+def test_architecture_style_top_mean_and_std() -> None:
+    rows = [trial(i, float(i), arch_category="balanced") for i in range(1, 13)]
+    rows += [trial(20 + i, v, arch_category="wide-shallow") for i, v in enumerate([1, 2, 3, 4])]
+    finding = architecture_style(rows)
+    # balanced: best 1, top-10 = 1..10, mean 5.5, sample std of 1..10 = sqrt(55/6)
+    assert finding.rows[0] == ["2M", "balanced", 12, 1.0, STYLE_TOP, 5.5, 3.02765]
+    assert finding.rows[1] == ["2M", "wide-shallow", 4, INSUFFICIENT, None, None, None]
+    assert "2M balanced (the only style with enough trials; top-10 mean 5.5 ± 3.02765" in (
+        finding.sentence
+    )
+    high = architecture_style(maximize(rows))
+    assert high.rows[0] == ["2M", "balanced", 12, 12.0, STYLE_TOP, 7.5, 3.02765]
+
+
+def depth_rows() -> list[dict[str, Any]]:
+    plan = [(1, 1, 0), (2, 3, 0), (4, 3, 1), (8, 4, 0), (16, 2, 0)]  # (depth, trials, diverged)
+    rows = []
+    for depth, count, n_diverged in plan:
+        for k in range(count):
+            bad = k < n_diverged
+            rows.append(trial(len(rows), 100.0 if bad else 0.5, n_layers=depth, diverged=bad))
+    return rows
+
+
+def test_divergence_by_depth_bands() -> None:
+    finding = divergence_by_depth(depth_rows())
+    assert finding.rows == [
+        ["2M", "1", 1, 0, INSUFFICIENT],
+        ["2M", "2", 3, 0, "0.0%"],
+        ["2M", "3-4", 3, 1, "33.3%"],
+        ["2M", "5-8", 4, 0, "0.0%"],
+        ["2M", "9-16", 2, 0, INSUFFICIENT],
+    ]
+    assert finding.sentence == "Diverged trials by depth band: 2M: 3-4 layers 1 of 3 (33.3%)."
+
+
+def test_max_reliable_depth_moves_when_a_deep_trial_diverges() -> None:
+    rows = depth_rows()
+    before = max_reliable_depth(rows)
+    # 16 layers has only 2 trials; 8 layers has 4 and none diverged; first divergence at 4
+    assert before.rows == [["2M", 13, 1, 8, 4, 4, 16]]
+    assert "2M 8 layers (4 trials; shallowest divergence at 4 layers)" in before.sentence
+    eight = next(r for r in rows if r["n_layers"] == 8)
+    eight.update(diverged=True, objective=100.0)
+    after = max_reliable_depth(rows)
+    assert after.rows == [["2M", 13, 2, 2, 3, 4, 16]]
+    for row in rows:
+        if row["n_layers"] == 2:
+            row["diverged"] = True
+    assert max_reliable_depth(rows).rows[0][3] == "none"
+
+
+def test_max_reliable_depth_insufficient() -> None:
+    rows = [trial(i, n_layers=2 + i) for i in range(4)]  # every depth has a single trial
+    assert max_reliable_depth(rows).rows[0][3] == INSUFFICIENT
+
+
+def test_heads_correlation_spearman_and_reading() -> None:
+    heads = [1, 2, 4, 8, 16]
+    rows = [
+        trial(i, o, n_heads=h)
+        for i, (h, o) in enumerate(zip(heads, [0.1, 0.3, 0.2, 0.5, 0.4], strict=True))
+    ]
+    # ranks 1..5 against 1,3,2,5,4: sum d^2 = 4, rho = 1 - 6*4/(5*24) = 0.8
+    finding = heads_correlation(rows)
+    assert finding.rows == [["2M", 5, "minimize", 0.8, "more heads, worse objective"]]
+    assert "2M ρ = 0.8 (more heads, worse objective, n = 5)" in finding.sentence
+    assert heads_correlation(maximize(rows)).rows[0][4] == "more heads, better objective"
+    assert heads_correlation(rows[:4]).rows[0][3] == INSUFFICIENT
+    constant = [{**r, "n_heads": 4} for r in rows]
+    assert heads_correlation(constant).rows[0][3] == INSUFFICIENT
+
+
+def test_best_heads_per_width() -> None:
+    rows = [
+        trial(0, 0.50, d_model=64, n_heads=2),
+        trial(1, 0.40, d_model=64, n_heads=4),
+        trial(2, 0.45, d_model=64, n_heads=2),
+        trial(3, 0.30, d_model=128, n_heads=8),
+        trial(4, 0.35, d_model=128, n_heads=4),
+    ]
+    finding = best_heads_per_width(rows)
+    assert finding.rows == [
+        ["2M", 64, 3, "2, 4", 4, 0.40],
+        ["2M", 128, 2, "4, 8", INSUFFICIENT, None],
+    ]
+    assert "2M 64 → 4" in finding.sentence
+    assert best_heads_per_width(maximize(rows)).rows[0][4] == 2
+
+
+def test_heads_controlled_pairs_direction_aware() -> None:
+    arch = {"d_model": 64, "n_layers": 2}
+    rows = [
+        trial(0, 0.50, n_heads=2, **arch),
+        trial(1, 0.45, n_heads=2, **arch),
+        trial(2, 0.40, n_heads=4, **arch),
+        trial(3, 0.60, n_heads=8, **arch),
+        trial(4, 0.10, n_heads=16, study="t_2M_h1", **arch),  # another study: never paired
+        trial(5, 0.20, n_heads=4, d_model=64, n_layers=4),  # another depth: never paired
+    ]
+    # minimize, best per n_heads: 2 → 0.45, 4 → 0.40, 8 → 0.60
+    # pairs (2,4): −0.05 more better; (2,8): +0.15 fewer better; (4,8): +0.2 fewer better
+    finding = heads_controlled_pairs(rows)
+    assert finding.rows == [["2M", 3, 1, 2, 0, INSUFFICIENT]]
+    assert finding.n == 3
+    # maximize, best per n_heads: 2 → 0.50, 4 → 0.40, 8 → 0.60
+    # (2,4): −0.1 fewer better; (2,8): +0.1 more better; (4,8): +0.2 more better
+    assert heads_controlled_pairs(maximize(rows)).rows == [["2M", 3, 2, 1, 0, INSUFFICIENT]]
+
+
+def test_heads_controlled_pairs_median_with_enough_pairs() -> None:
+    rows = [
+        trial(i, o, n_heads=h, d_model=64, n_layers=2)
+        for i, (h, o) in enumerate([(1, 0.9), (2, 0.8), (4, 0.7), (8, 0.6)])
+    ]
+    # six pairs, differences −0.1 ×3, −0.2 ×2, −0.3: median −0.15
+    finding = heads_controlled_pairs(rows)
+    assert finding.rows == [["2M", 6, 6, 0, 0, -0.15]]
+    assert "2M more heads better in 6 of 6 pairs (median difference -0.15)" in finding.sentence
+
+
+def test_ff_ratio_among_top_trials() -> None:
+    rows = [
+        trial(i, o, d_model=64, d_ff=d_ff)
+        for i, (o, d_ff) in enumerate([(0.1, 128), (0.2, 256), (0.3, 256), (0.4, 128), (0.5, 256)])
+    ]
+    finding = ff_ratio(rows, top_k=3)
+    # top 3 ratios 2, 4, 4; all ratios 2, 4, 4, 2, 4
+    assert finding.rows == [["2M", 3, 4.0, 2.0, 4.0, 4.0, 2, 5, 4.0]]
+    assert "2M median 4 (range 2–4, top 3; all 5 scored trials: median 4)" in finding.sentence
+    assert ff_ratio(rows[:4]).rows[0][2] == INSUFFICIENT
+
+
+# --- training dynamics -----------------------------------------------------------------------
+
+
+def test_best_epoch_gap_median_and_iqr() -> None:
+    rows = [
+        trial(i, epochs_trained=t, best_epoch=b)
+        for i, (t, b) in enumerate([(10, 9), (10, 8), (10, 7), (10, 6), (20, 10)])
+    ]
+    rows.append(trial(9, 100.0, diverged=True, epochs_trained=5, best_epoch=0))  # excluded
+    finding = best_epoch_gap(rows)
+    # gaps 1, 2, 3, 4, 10
+    assert finding.rows == [["2M", 5, 3.0, 2.0, 4.0]]
+    assert "2M median 3 (IQR 2–4, n = 5)" in finding.sentence
+    assert best_epoch_gap(rows[:4]).rows[0][2] == INSUFFICIENT
+
+
+def test_dropout_against_gap_and_objective() -> None:
+    rows = [
+        trial(i, 0.9 - 0.1 * i, dropout=0.1 * (i + 1), val_loss=0.9 - 0.1 * i, train_loss=0.3)
+        for i in range(5)
+    ]
+    finding = dropout_generalization(rows)
+    assert finding.rows == [["2M", 5, -1.0, 5, -1.0]]
+    assert "higher dropout, smaller gap" in finding.sentence
+    assert "higher dropout, better objective" in finding.sentence
+    assert "higher dropout, worse objective" in dropout_generalization(maximize(rows)).sentence
+    assert dropout_generalization(rows[:4]).rows[0][2] == INSUFFICIENT
+
+
+# --- horizon effects -------------------------------------------------------------------------
+
+A, B, C, D, E = (64, 2, 2), (128, 4, 4), (256, 8, 8), (32, 1, 1), (512, 2, 2)
+
+
+def horizon_rows() -> list[dict[str, Any]]:
+    plan = {
+        "h1": [(A, 0.1), (B, 0.2), (C, 0.3), (A, 0.4), (D, 0.5)],
+        "h3": [(B, 0.1), (C, 0.2), (A, 0.3), (D, 0.4), (E, 0.5)],
+    }
+    rows = []
+    for horizon, trials in plan.items():
+        for arch, objective in trials:
+            rows.append(
+                trial(
+                    len(rows),
+                    objective,
+                    study=f"s_2M_{horizon}",
+                    horizon=horizon,
+                    d_model=arch[0],
+                    n_layers=arch[1],
+                    n_heads=arch[2],
+                )
+            )
+    return rows
+
+
+def test_horizon_transfer_ranks() -> None:
+    finding = horizon_transfer(horizon_rows())
+    # h1's best (A) is 3rd of h3's 5 architectures; h3's best (B) is 2nd of h1's 4
+    assert finding.rows == [
+        ["2M", "h1", 64, 2, 2, 0.1, "h3", 3, 5],
+        ["2M", "h3", 128, 4, 4, 0.1, "h1", 2, 4],
+    ]
+    summary = horizon_transfer_summary(horizon_rows())
+    assert summary.rows == [["2M", 2, 0, INSUFFICIENT, 0]]
+    assert summary.sentence == (
+        "A horizon's best architecture was also the best in another horizon of the same budget "
+        f"in 0 of 2 comparisons in 2M (median rank {INSUFFICIENT}; not tried there: 0)."
+    )
+
+
+def test_horizon_transfer_not_tried() -> None:
+    rows = horizon_rows()
+    rows += [
+        trial(
+            100 + i,
+            0.1 * (i + 1),
+            study="s_2M_h5",
+            horizon="h5",
+            d_model=999 + i,
+            n_layers=1,
+            n_heads=1,
+        )
+        for i in range(5)
+    ]
+    finding = horizon_transfer(rows)
+    assert ["2M", "h5", 999, 1, 1, 0.1, "h1", "not tried", 4] in finding.rows
+    summary = horizon_transfer_summary(rows)
+    # h1 → h3: 3, h1 → h5: not tried, h3 → h1: 2, h3 → h5: not tried, h5 → h1 / h3: not tried
+    assert summary.rows == [["2M", 2, 0, INSUFFICIENT, 4]]
+
+
+def test_easiest_horizon_is_direction_aware() -> None:
+    objectives = {"h1": [0.5, 0.6, 0.7, 0.8, 0.9], "h3": [0.4, 0.8, 0.9, 1.0, 1.1]}
+    rows = [
+        trial(i, o, study=f"s_2M_{h}", horizon=h)
+        for h, values in objectives.items()
+        for i, o in enumerate(values)
+    ]
+    low = easiest_horizon(rows)
+    assert low.rows == [
+        ["2M", "h1", 5, "minimize", 0.5, 0.7],
+        ["2M", "h3", 5, "minimize", 0.4, 0.9],
+    ]
+    assert "2M h3 by best (0.4, n = 5) but h1 by median (0.7, n = 5)" in low.sentence
+    high = easiest_horizon(maximize(rows))
+    assert "2M h3 (best 1.1, median 0.9, n = 5)" in high.sentence
+
+
+def test_easiest_horizon_overall_row() -> None:
+    rows = [
+        trial(
+            i, 0.1 * (i + 1) + (0.5 if h == "h3" else 0.0), study=f"s_{b}_{h}", budget=b, horizon=h
+        )
+        for b in ("2M", "2B")
+        for h in ("h1", "h3")
+        for i in range(3)
+    ]
+    finding = easiest_horizon(rows)
+    # 3 trials per budget and horizon: too few; pooled, 6 per horizon
+    assert ["2M", "h1", 3, "minimize", INSUFFICIENT, None] in finding.rows
+    assert ["all budgets", "h1", 6, "minimize", 0.1, 0.2] in finding.rows
+    assert "all budgets h1 (best 0.1, median 0.2, n = 6)" in finding.sentence
+
+
+def test_depth_by_horizon() -> None:
+    rows = [
+        trial(i, o, n_layers=n)
+        for i, (n, o) in enumerate(zip([1, 2, 4, 8, 16], [0.5, 0.4, 0.3, 0.2, 0.1], strict=True))
+    ]
+    finding = depth_by_horizon(rows)
+    assert finding.rows == [
+        ["2M", "h1", 5, -1.0, "deeper, better objective"],
+        ["all budgets", "h1", 5, -1.0, "deeper, better objective"],
+    ]
+    assert depth_by_horizon(maximize(rows)).rows[0][4] == "deeper, worse objective"
+
+
+# --- divergence ------------------------------------------------------------------------------
+
+
+def test_divergence_hyperparameters_cliffs_delta() -> None:
+    bad = [
+        trial(i, 100.0, budget="2B", diverged=True, lr=lr, warmup_steps=w)
+        for i, (lr, w) in enumerate([(0.01, 0), (0.02, 0), (0.03, 100)])
+    ]
+    good = [
+        trial(10 + i, 0.5, budget="2B", lr=lr, warmup_steps=w)
+        for i, (lr, w) in enumerate([(0.001, 0), (0.002, 100), (0.003, 100), (0.004, 100)])
+    ]
+    calm = [trial(20, 0.5, budget="2M")]
+    finding = divergence_hyperparameters(bad + good + calm)
+    rows = {r[1]: r for r in finding.rows}
+    assert rows["lr"] == ["2B", "lr", 3, 4, 0.02, 0.0025, 1.0]
+    # warmup: 0 vs (0,100,100,100) twice: −3 each; 100 vs (0,100,100,100): +1; δ = −5/12
+    assert rows["warmup_steps"] == ["2B", "warmup_steps", 3, 4, 0.0, 100.0, -0.417]
+    assert rows["n_layers"][6] == INSUFFICIENT
+    assert finding.sentence.startswith(
+        "2B: diverged trials differ most in lr (higher; median 0.02 vs 0.0025, Cliff's δ = 1, "
+        "n = 3 vs 4)"
+    )
+    assert f"|δ| ≥ {LARGE_DELTA} for lr" in finding.sentence
+    assert finding.sentence.endswith("no diverged trials in 2M.")
+    too_few = divergence_hyperparameters(bad[: MIN_GROUP - 1] + good)
+    assert set(column(too_few, "cliffs_delta")) == {INSUFFICIENT}
+
+
+def test_diverge_epochs() -> None:
+    rows = [
+        trial(i, None, diverged=True, diverge_epoch=e, diverge_kind=k)
+        for i, (e, k) in enumerate([(3, "nan"), (5, "nan"), (7, "inf"), (9, "nan"), (11, "inf")])
+    ]
+    rows.append(trial(9, 0.5))
+    finding = diverge_epochs(rows)
+    assert finding.rows == [["2M", 5, 5, 7.0, 3, 11, "inf 2, nan 3"]]
+    assert "2M median epoch 7 (range 3–11, n = 5)" in finding.sentence
+    assert diverge_epochs(rows[1:]).rows[0][3] == INSUFFICIENT
+
+
+# --- importance ------------------------------------------------------------------------------
+
+
+def importance_rows(n: int) -> list[dict[str, Any]]:
+    rows = []
+    for i in range(n):
+        lr = 10 ** (-5 + 3 * i / (n - 1))
+        objective = (math.log10(lr) + 3.5) ** 2 + 0.001 * ((i * 7) % 5)
+        rows.append(trial(i, objective, lr=lr, dropout=((i * 13) % 10) / 20, d_model=64))
+    return rows
+
+
+def test_param_importance_with_optuna() -> None:
+    pytest.importorskip("optuna")
+    finding = param_importance(importance_rows(40))
+    assert column(finding, "parameter") == ["lr", "dropout"]  # d_model is constant: left out
+    assert column(finding, "rank") == [1, 2]
+    importance = column(finding, "importance")
+    assert importance[0] > importance[1] and math.isclose(sum(importance), 1.0, abs_tol=0.002)
+    assert f"2M lr ({fmt(importance[0])}, n = 40)" in finding.sentence
+    small = param_importance(importance_rows(MIN_IMPORTANCE_TRIALS - 1))
+    assert small.rows == [["2M", MIN_IMPORTANCE_TRIALS - 1, None, INSUFFICIENT, None]]
+
+
+def test_param_importance_without_optuna(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    finding = param_importance(importance_rows(40))
+    assert finding.rows == []
+    assert finding.sentence == IMPORTANCE_NOT_INSTALLED + "."
+
+
+# --- the statistics themselves ---------------------------------------------------------------
+
+
+@given(
+    st.lists(st.integers(-5, 5), min_size=1, max_size=12),
+    st.lists(st.integers(-5, 5), min_size=1, max_size=12),
+)
+def test_cliffs_delta_is_the_pairwise_definition(a: list[int], b: list[int]) -> None:
+    pairs = [np.sign(x - y) for x, y in itertools.product(a, b)]
+    assert cliffs_delta(a, b) == round(float(np.mean(pairs)), 3) + 0.0
+
+
+@settings(max_examples=50)
+@given(st.permutations(list(range(8))))
+def test_spearman_matches_the_rank_difference_formula(order: list[int]) -> None:
+    import pandas as pd
+
+    n = len(order)
+    expected = 1 - 6 * sum((i - r) ** 2 for i, r in enumerate(order)) / (n * (n * n - 1))
+    assert spearman(pd.Series(range(n)), pd.Series(order)) == round(expected, 3) + 0.0
+
+
+def test_spearman_with_ties_matches_scipy() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    import pandas as pd
+
+    x = [1, 2, 2, 3, 5, 5, 5, 8]
+    y = [3, 1, 4, 1, 5, 9, 2, 6]
+    assert spearman(pd.Series(x), pd.Series(y)) == round(float(stats.spearmanr(x, y)[0]), 3)
+
+
+# --- every finding: robustness and "numbers in sentences are the table's" --------------------
+
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w])")
+
+
+def sentence_numbers_come_from_the_table(finding: Finding, top_k: int) -> list[str]:
+    allowed = {str(finding.n), str(top_k), str(MIN_N), str(MIN_GROUP), str(LARGE_DELTA)}
+    allowed.add(str(len(finding.rows)))  # "12 of 12 studies": a count of table rows
+    for row in finding.rows:
+        for value in row:
+            text = fmt(value)
+            allowed.add(text)
+            allowed.update(_NUMBER.findall(text))
+    return [n for n in _NUMBER.findall(finding.sentence) if n not in allowed]
+
+
+def test_sentences_quote_their_tables(example_out: Path) -> None:
+    doc = strict_json(example_out / "findings.json")
+    findings = [Finding.from_dict(f) for f in doc["findings"]]
+    assert len(findings) >= 19
+    for finding in findings:
+        assert sentence_numbers_come_from_the_table(finding, doc["top_k"]) == [], finding.id
+
+
+rows_strategy = st.lists(
+    st.fixed_dictionaries(
+        {
+            "study": st.sampled_from(["a_2M_h1", "b_2M_h3", "c_2B_h1", "weird"]),
+            "trial_num": st.integers(0, 50),
+            "state": st.sampled_from(["COMPLETE", "FAIL", "PRUNED"]),
+            "objective": st.one_of(st.none(), st.floats(-2, 2)),
+            "direction": st.sampled_from(["minimize", "maximize"]),
+            "diverged": st.one_of(st.none(), st.booleans()),
+            "rank_in_study": st.none(),  # set by derive.assign_ranks, as in the pipeline
+        },
+        optional={
+            "budget": st.sampled_from(["2M", "2B", None]),
+            "horizon": st.sampled_from(["h1", "h3", None]),
+            **{
+                name: st.one_of(st.none(), st.integers(1, 64))
+                for name in (
+                    "d_model",
+                    "n_layers",
+                    "n_heads",
+                    "d_ff",
+                    "best_epoch",
+                    "epochs_trained",
+                    "diverge_epoch",
+                    "warmup_steps",
+                )
+            },
+            **{
+                name: st.one_of(st.none(), st.floats(0, 1), st.just(math.inf))
+                for name in ("lr", "dropout", "val_loss", "train_loss")
+            },
+            "arch_category": st.sampled_from(["balanced", "narrow-deep", None]),
+            "early_stopped": st.one_of(st.none(), st.booleans()),
+        },
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows_strategy)
+def test_any_rows_give_well_formed_findings(rows: list[dict[str, Any]]) -> None:
+    assign_ranks(rows)
+    for finding in all_findings(rows, top_k=3):
+        assert finding.sentence and finding.n >= 0
+        assert all(len(r) == len(finding.columns) for r in finding.rows), finding.id
+        json.loads(dumps_strict(finding.to_dict()))  # as findings.json writes it
+
+
+# --- outputs: findings.json, README, validate; and findings follow the input files -----------
+
+
+def test_findings_json_and_readme_on_the_example(example_out: Path) -> None:
+    doc = strict_json(example_out / "findings.json")
+    assert doc["thresholds"]["min_n"] == MIN_N and doc["top_k"] == 20
+    ids = [f["id"] for f in doc["findings"]]
+    for expected in (
+        "best_architecture",
+        "top_k_architecture",
+        "architecture_style",
+        "divergence_by_depth",
+        "max_reliable_depth",
+        "heads_correlation",
+        "heads_controlled_pairs",
+        "ff_ratio",
+        "early_stopping_by_budget",
+        "best_epoch_gap",
+        "dropout_generalization",
+        "horizon_transfer",
+        "horizon_transfer_summary",
+        "easiest_horizon",
+        "depth_by_horizon",
+        "divergence_by_budget",
+        "divergence_hyperparameters",
+        "diverge_epochs",
+        "param_importance",
+    ):
+        assert expected in ids
+    readme = (example_out / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Known patterns and findings", 1)[1]
+    for item in doc["findings"]:
+        assert item["sentence"].replace("|", "\\|") in section, item["id"]
+        assert f"(n = {item['n']})" in section
+    for heading in (
+        "Architecture patterns",
+        "Training dynamics",
+        "Horizon effects",
+        "Divergence patterns",
+        "Hyperparameter importance",
+    ):
+        assert f"### {heading}" in section
+
+
+def test_validate_requires_a_strict_findings_json(example_out: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(example_out, copy)
+    (copy / "findings.json").write_text('{"findings": [{"id": "x"}], "n": NaN}')
+    assert any("findings.json" in f for f in validate_dir(copy))
+    (copy / "findings.json").write_text('{"findings": [{"id": "x"}]}')
+    assert any("findings.json: finding 0" in f for f in validate_dir(copy))
+    (copy / "findings.json").unlink()
+    assert any("findings.json" in f for f in validate_dir(copy))
+
+
+def _finding(out: Path, id_: str) -> dict[str, Any]:
+    doc = strict_json(out / "findings.json")
+    return next(f for f in doc["findings"] if f["id"] == id_)
+
+
+def _trial_files(root: Path, study: str) -> list[Path]:
+    return sorted((root / study / "trials").glob("trial_*.json"))
+
+
+def test_editing_the_input_moves_the_findings(tmp_path: Path) -> None:
+    src = tmp_path / "hpo"
+    generate_example(src, budgets=("2M",), horizons=("h1",), trials_per_study=25, n_diverged=0)
+    out = tmp_path / "out"
+    extract([src], out, Settings())
+    depth = _finding(out, "max_reliable_depth")["rows"][0]
+    reliable = depth[3]
+    assert isinstance(reliable, int) and depth[2] == 0
+    best = _finding(out, "best_architecture")["rows"][0]
+
+    # make three trials at the reliable depth diverge (NaN objective)
+    study = "phase6a_2M_h1_threshold_1pct"
+    changed = 0
+    for path in _trial_files(src, study):
+        body = json.loads(path.read_text())
+        arch = body.get("user_attrs", {}).get("architecture") or body.get("architecture", {})
+        if arch.get("n_layers") == reliable and changed < 3:
+            path.write_text(path.read_text().replace(f'"value": {body["value"]}', '"value": NaN'))
+            changed += 1
+    assert changed == min(3, depth[4])
+    # and give the worst remaining trial the best objective of the study
+    worst = max(
+        (p for p in _trial_files(src, study) if "NaN" not in p.read_text()),
+        key=lambda p: json.loads(p.read_text())["value"],
+    )
+    body = json.loads(worst.read_text())
+    worst.write_text(worst.read_text().replace(f'"value": {body["value"]}', '"value": 0.0001'))
+
+    extract([src], out, Settings())
+    moved = _finding(out, "max_reliable_depth")["rows"][0]
+    assert moved[2] == changed and moved[3] != reliable
+    assert moved[5] == reliable  # the shallowest divergence is now at the old reliable depth
+    new_best = _finding(out, "best_architecture")["rows"][0]
+    assert new_best[3] == 0.0001 and new_best[10] == body["trial_number"]
+    assert new_best != best
+    divergence = _finding(out, "divergence_by_budget")
+    assert divergence["rows"][0][2] == changed

@@ -1,0 +1,290 @@
+"""report.html and the figures: self-contained, written atomically, optional, and safe.
+
+The browser tests load the report in a real headless Chromium (Debian's ``chromium``; .ci/run
+installs it): no console messages at all (the page has no script, so any message is an error
+such as a blocked resource), a screenshot with rendered figures, and a study name carrying an
+HTML payload that stays text. They skip only when no Chromium binary exists.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hpo_analysis.analyze import all_findings
+from hpo_analysis.derive import assign_ranks
+from hpo_analysis.example import generate_example
+from hpo_analysis.report import (
+    FIGURE_NAMES,
+    REPORT_HTML,
+    ReportData,
+    make_figures,
+    render_html,
+)
+from hpo_analysis.validate import validate_dir
+
+from .conftest import curve, run_cli, strict_json, write_trial
+from .test_analyze import rows_strategy
+
+CHROMIUM = next(
+    (
+        found
+        for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+        if (found := shutil.which(name))
+    ),
+    None,
+)
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary on PATH")
+PAYLOAD = "<img src=x onerror=console.error(7331)>"
+
+
+@pytest.fixture(scope="module")
+def report_dir(example_out: Path) -> Path:
+    pytest.importorskip("matplotlib")
+    assert (example_out / REPORT_HTML).is_file()
+    return example_out
+
+
+def _images(text: str) -> list[str]:
+    return re.findall(r'<img src="([^"]*)"', text)
+
+
+# --- structure -------------------------------------------------------------------------------
+
+
+def test_report_is_self_contained(report_dir: Path) -> None:
+    text = (report_dir / REPORT_HTML).read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    assert "Content-Security-Policy" in text and "default-src 'none'" in text
+    assert "<script" not in text.lower()
+    assert not re.search(r'(src|href)="(https?:)?//', text), "external resource"
+    figures = sorted(report_dir.glob("figure_*.png"))
+    assert [p.name for p in figures] == sorted(FIGURE_NAMES)  # the example has data for all
+    embedded = _images(text)
+    assert len(embedded) == len(figures)
+    files = {p.read_bytes() for p in figures}
+    for source in embedded:
+        assert source.startswith("data:image/png;base64,")
+        png = base64.b64decode(source.split(",", 1)[1])
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and png in files
+
+
+def test_report_shows_every_finding_escaped(report_dir: Path) -> None:
+    text = (report_dir / REPORT_HTML).read_text(encoding="utf-8")
+    for finding in strict_json(report_dir / "findings.json")["findings"]:
+        assert html.escape(finding["sentence"], quote=True) in text, finding["id"]
+        assert html.escape(finding["title"], quote=True) in text
+
+
+def test_generated_readme_shows_the_figures(report_dir: Path) -> None:
+    readme = (report_dir / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Known patterns and findings", 1)[1]
+    for name in FIGURE_NAMES:
+        assert re.search(rf"!\[[^\]]+\]\({name}\)", section), name
+    assert "`report.html`" in readme and "`findings.json`" in readme
+
+
+curve_values = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True))
+
+
+@settings(max_examples=10, deadline=None)
+@given(rows_strategy, st.lists(st.lists(curve_values, max_size=6), max_size=3))
+def test_any_rows_draw_every_figure(rows: list[dict], curves: list[list[float | None]]) -> None:
+    pytest.importorskip("matplotlib")
+    assign_ranks(rows)
+    diverged = [
+        {
+            "study": "s",
+            "trial_num": i,
+            "diverge_epoch": 1,
+            "learning_curve": [{"epoch": e, "val_loss": v} for e, v in enumerate(values)],
+            "similar_trial": None,
+        }
+        for i, values in enumerate(curves)
+    ]
+    data = ReportData(
+        rows=rows,
+        findings=all_findings(rows, top_k=3),
+        diverged=diverged,
+        meta={"settings": {"diverge_threshold": 10.0}},
+    )
+    figures = make_figures(data)
+    assert data.figure_problems == []
+    assert render_html(data, figures).startswith("<!DOCTYPE html>")
+
+
+# --- the report command, --no-report and a missing matplotlib --------------------------------
+
+
+@pytest.fixture
+def small_tree(tmp_path: Path) -> Path:
+    src = tmp_path / "hpo"
+    generate_example(src, budgets=("2M",), horizons=("h1", "h3"), trials_per_study=8, n_diverged=0)
+    return src
+
+
+def test_report_command_on_an_extract_without_report(tmp_path: Path, small_tree: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "out"
+    assert run_cli("extract", str(small_tree), "--out", str(out), "--no-report").returncode == 0
+    assert not (out / REPORT_HTML).exists() and not list(out.glob("figure_*.png"))
+    first = run_cli("report", str(out))
+    assert first.returncode == 0, first.stderr
+    assert "wrote" in first.stdout and REPORT_HTML in first.stdout
+    page = (out / REPORT_HTML).read_bytes()
+    assert list(out.glob("figure_*.png"))
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]  # temp files replaced
+    assert validate_dir(out) == []
+    assert run_cli("report", str(out)).returncode == 0
+    assert (out / REPORT_HTML).read_bytes() == page  # deterministic
+
+
+def test_report_command_errors(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    not_ours = run_cli("report", str(tmp_path))
+    assert not_ours.returncode == 1
+    assert not_ours.stderr.count("\n") == 1 and "not an hpo-analysis output" in not_ours.stderr
+    assert not (tmp_path / REPORT_HTML).exists()
+    missing = run_cli("report", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "no such directory" in missing.stderr
+
+
+BLOCK_MATPLOTLIB = (
+    "import sys; sys.modules['matplotlib'] = None; "
+    "from hpo_analysis.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def test_without_matplotlib_extract_succeeds_and_says_so(tmp_path: Path, small_tree: Path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-c", BLOCK_MATPLOTLIB, "extract", str(small_tree), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("report skipped")
+    assert "pip install 'hpo-analysis[report]'" in lines[0]
+    assert (out / "findings.json").is_file() and not (out / REPORT_HTML).exists()
+    assert "figure_" not in (out / "README.md").read_text(encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-c", BLOCK_MATPLOTLIB, "report", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1 and "hpo-analysis[report]" in proc.stderr
+    assert proc.stderr.count("\n") == 1
+
+
+# --- a real browser --------------------------------------------------------------------------
+
+
+def _chromium(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    assert CHROMIUM is not None
+    return subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            *extra,
+            page.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+def _console(stderr: str) -> list[str]:
+    """Messages the page wrote to the console (Chromium logs them as INFO:CONSOLE lines)."""
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+@needs_chromium
+def test_the_browser_checks_can_fail(tmp_path: Path) -> None:
+    """Control: an unescaped payload and a console error are seen by the checks used below."""
+    probe = tmp_path / "probe.html"
+    probe.write_text(
+        f'<!DOCTYPE html><html><body><p>probe</p>{PAYLOAD}<script>console.error("probe-err")'
+        "</script></body></html>",
+        encoding="utf-8",
+    )
+    run = _chromium(probe, tmp_path / "profile", "--dump-dom")
+    assert '<img src="x"' in run.stdout
+    messages = " ".join(_console(run.stderr))
+    assert "probe-err" in messages and "7331" in messages
+
+
+@needs_chromium
+def test_report_renders_in_headless_chromium(report_dir: Path, tmp_path: Path) -> None:
+    image = pytest.importorskip("matplotlib.image")
+    page = report_dir / REPORT_HTML
+    dom = _chromium(page, tmp_path / "profile", "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert _console(dom.stderr) == []
+    assert len(_images(dom.stdout)) == len(FIGURE_NAMES)
+    assert "<h2" in dom.stdout and "Architecture patterns" in dom.stdout
+    shot = tmp_path / "shot.png"
+    run = _chromium(page, tmp_path / "profile2", f"--screenshot={shot}", "--window-size=1280,2000")
+    assert shot.is_file(), run.stderr[-2000:]
+    assert _console(run.stderr) == []
+    pixels = image.imread(str(shot))[:, :, :3]
+    assert pixels.shape[:2] == (2000, 1280)
+    assert float(pixels.std()) > 0.05, "blank screenshot"
+    # text is grey; only drawn figures (colormaps, coloured bars and lines) give colour
+    colourful = (pixels.max(axis=2) - pixels.min(axis=2)) > 0.25
+    assert int(colourful.sum()) > 20_000, "the figures did not render"
+
+
+@needs_chromium
+def test_html_in_a_study_name_stays_text(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    src = tmp_path / "hpo"
+    study = f"{PAYLOAD}_2M_h1"
+    for number in range(6):
+        write_trial(
+            src,
+            study,
+            number,
+            {
+                "trial_number": number,
+                "value": 0.5 + number / 100,
+                "state": "COMPLETE",
+                "params": {"learning_rate": 0.001 * (number + 1), "epochs": 10},
+                "architecture": {"d_model": 64, "n_layers": 2 + number, "n_heads": 2},
+                "user_attrs": {"learning_curve": curve(0.7, 0.6, 0.5 + number / 100)},
+            },
+        )
+    out = tmp_path / "out"
+    result = run_cli("extract", str(src), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    text = (out / REPORT_HTML).read_text(encoding="utf-8")
+    assert html.escape(PAYLOAD) in text and PAYLOAD not in text
+    run = _chromium(out / REPORT_HTML, tmp_path / "profile", "--dump-dom")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert '<img src="x"' not in run.stdout and "onerror=" not in run.stdout.replace(
+        html.escape(PAYLOAD), ""
+    )
+    assert html.escape(PAYLOAD) in run.stdout
+    assert _console(run.stderr) == []
