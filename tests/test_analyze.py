@@ -58,7 +58,7 @@ from hpo_analysis.example import generate_example
 from hpo_analysis.jsonio import dumps_strict
 from hpo_analysis.validate import validate_dir
 
-from .conftest import strict_json
+from .conftest import read_csv, samples_dir, strict_json
 
 
 def trial(
@@ -705,3 +705,28 @@ def test_editing_the_input_moves_the_findings(tmp_path: Path) -> None:
     assert new_best != best
     divergence = _finding(out, "divergence_by_budget")
     assert divergence["rows"][0][2] == changed
+
+
+def test_real_samples_best_follows_each_study_direction(tmp_path: Path) -> None:
+    """On the real study dumps (skipped without them): "best" is the direction-aware extreme."""
+    samples = samples_dir()
+    if samples is None:
+        pytest.skip("real samples not found (set HPO_SAMPLES)")
+    out = tmp_path / "out"
+    extract([samples], out, Settings())
+    rows = read_csv(out / "hpo_summary.csv")
+    best = {r[0]: r for r in _finding(out, "best_architecture")["rows"]}
+    assert best
+    for budget, row in best.items():
+        scored = [
+            r
+            for r in rows
+            if r["budget"] == budget
+            and r["state"] == "COMPLETE"
+            and r["objective"]
+            and r["diverged"] == "false"
+        ]
+        directions = {r["direction"] for r in scored}
+        assert row[1] == len(scored) and {row[2]} == directions
+        pick = max if row[2] == "maximize" else min
+        assert row[3] == pick(float(r["objective"]) for r in scored)

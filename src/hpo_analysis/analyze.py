@@ -669,14 +669,17 @@ def architecture_style(rows: Rows) -> Finding:
                 table.append([budget, category, n, marker, None, None, None])
                 continue
             top = _ranked(cell, direction).head(STYLE_TOP)["objective"]
+            mean, std = float(top.mean()), float(top.std(ddof=1))
+            if std <= 1e-12 * max(1.0, abs(mean)):  # equal values: rounding noise, not spread
+                std = 0.0
             row = [
                 budget,
                 category,
                 n,
                 _sig(float(top.iloc[0])),
                 len(top),
-                _sig(float(top.mean())),
-                _sig(float(top.std(ddof=1))),
+                _sig(mean),
+                _sig(std),
             ]
             table.append(row)
             candidates.append(row)
@@ -806,6 +809,8 @@ def max_reliable_depth(rows: Rows) -> Finding:
             text = f"{budget} {reliable} layers ({at_depth} trials"
             if shallowest is not None:
                 text += f"; shallowest divergence at {shallowest} layers"
+            else:
+                text += "; no trial of the budget diverged"
             parts.append(text + ")")
         table.append([budget, len(group), n_div, reliable, at_depth, shallowest, deepest])
     sentence = (
@@ -1358,6 +1363,9 @@ def easiest_horizon(rows: Rows) -> Finding:
             ]
             table.append(row)
             cells.append(row)
+        if len(horizons) == 1:
+            parts.append(f"{budget} only {horizons[0][0]} (nothing to compare)")
+            continue
         if len(cells) < 2:
             parts.append(f"{budget} {INSUFFICIENT}")
             continue
