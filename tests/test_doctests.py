@@ -11,7 +11,8 @@ import pytest
 import hpo_analysis
 
 MODULES = sorted(
-    info.name for info in pkgutil.walk_packages(hpo_analysis.__path__, "hpo_analysis.")
+    info.name
+    for info in pkgutil.walk_packages(hpo_analysis.__path__, "hpo_analysis.")
     if info.name not in ("hpo_analysis.__main__",)
 )
 
