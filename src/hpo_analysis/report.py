@@ -54,6 +54,7 @@ REPORT_HTML = "report.html"
 INSTALL_HINT = "pip install 'hpo-analysis[report]'"
 DPI = 100
 MAX_CURVE_PANELS = 24
+MAX_DRAWABLE = 1e300  # larger magnitudes overflow the axis arithmetic; shown as off scale
 LONG_TABLE = 15  # tables with more rows start folded (<details>), which needs no script
 PARALLEL_AXES: tuple[str, ...] = (
     "d_model",
@@ -399,6 +400,11 @@ def _curve_values(curve: Sequence[dict[str, Any]], key: str) -> tuple[list[int],
     return epochs, values
 
 
+def _drawable(value: float, limit: float) -> bool:
+    """Finite, below the divergence threshold and of a magnitude an axis can show."""
+    return math.isfinite(value) and value < limit and abs(value) < MAX_DRAWABLE
+
+
 def diverged_curves_figure(
     diverged: Sequence[dict[str, Any]], threshold: float | None = None
 ) -> Figure | None:
@@ -428,17 +434,15 @@ def diverged_curves_figure(
     for index, trial in enumerate(shown):
         ax = axes[index // ncols][index % ncols]
         epochs, values = _curve_values(trial.get("learning_curve", []), "val_loss")
-        on_scale = [v if math.isfinite(v) and v < limit else math.nan for v in values]
+        on_scale = [v if _drawable(v, limit) else math.nan for v in values]
         ax.plot(epochs, on_scale, color="#c0392b", lw=1.4, label="diverged")
         similar = trial.get("similar_trial") or {}
         s_values: list[float] = []
         if similar.get("learning_curve"):
             s_epochs, s_values = _curve_values(similar["learning_curve"], "val_loss")
-            s_on = [v if math.isfinite(v) and v < limit else math.nan for v in s_values]
+            s_on = [v if _drawable(v, limit) else math.nan for v in s_values]
             ax.plot(s_epochs, s_on, color="#2c7fb8", lw=1.2, label="similar successful")
-        off = [
-            e for e, v in zip(epochs, values, strict=True) if not (math.isfinite(v) and v < limit)
-        ]
+        off = [e for e, v in zip(epochs, values, strict=True) if not _drawable(v, limit)]
         if off:
             ax.plot(
                 off,
@@ -448,7 +452,7 @@ def diverged_curves_figure(
                 transform=ax.get_xaxis_transform(),
                 label="off scale / non-finite",
             )
-        finite = [v for v in on_scale + s_values if math.isfinite(v) and v < limit]
+        finite = [v for v in on_scale + s_values if _drawable(v, limit)]
         if finite:
             low, high = min(finite), max(finite)
             pad = (high - low) * 0.12 or abs(high) * 0.05 or 0.05
