@@ -192,3 +192,106 @@ json_values = st.recursive(
 @given(json_values)
 def test_dumps_strict_output_is_strict_json(value: Any) -> None:
     strict_loads(dumps_strict(value))
+
+
+# --- the orjson fast path gives exactly the standard library's result ------------------------
+
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(alphabet=st.sampled_from('ab":\\ \t{}[],é\u2028'), max_size=6)
+)
+_KEYS = st.text(alphabet=st.sampled_from('ab":\\ é'), max_size=3)
+
+
+def _render(value: Any, draw: Any) -> str:
+    """JSON text of ``value`` with random spacing; dict-like lists of pairs may repeat keys."""
+    space = draw(st.sampled_from(["", " ", "\n  "]))
+    if isinstance(value, tuple):  # ("obj", [(key, value), ...])
+        items = [
+            json.dumps(k) + draw(st.sampled_from([":", ": ", " : "])) + _render(v, draw)
+            for k, v in value[1]
+        ]
+        return "{" + space + ("," + space).join(items) + "}"
+    if isinstance(value, list):
+        return "[" + ("," + space).join(_render(v, draw) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=draw(st.booleans()))
+    return json.dumps(value)
+
+
+_DOCS = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(st.just("obj"), st.lists(st.tuples(_KEYS, inner), max_size=4))
+    ),
+    max_leaves=12,
+)
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return (math.isnan(a) and math.isnan(b)) or repr(a) == repr(b)
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_fast_path_equals_standard_library(data: st.DataObject) -> None:
+    from hpo_analysis.jsonio import _stdlib_load
+
+    text = _render(data.draw(_DOCS), data.draw).encode("utf-8")
+    try:
+        reference = _stdlib_load(text)
+    except JsonReadError as err:
+        assert read_error(text) == str(err)
+        return
+    got = load_json_bytes(text)
+    assert _same_json(got.value, reference.value)
+    assert got.non_finite == reference.non_finite
+    assert got.duplicate_keys == reference.duplicate_keys
+
+
+def test_fast_path_falls_back_for_what_orjson_reads_differently() -> None:
+    assert load_json_bytes(b'{"a": 1, "a": 2}').duplicate_keys == ["a"]
+    assert load_json_bytes(b'{"a" : 1, "a" :2}').duplicate_keys == ["a"]
+    assert load_json_bytes(b"[18446744073709551616]").value == [2**64]
+    assert load_json_bytes(b"[1e400]").value == [math.inf]
+    assert load_json_bytes(b'{"k\\u0022": 1, "k\\u0022": 2}').duplicate_keys == ['k"']
+
+
+def test_dumps_bytes_is_strict_and_compact() -> None:
+    from hpo_analysis.jsonio import dumps_bytes
+
+    value = {"a": math.nan, "b": [math.inf, 1.5, 2**70], "s": "é\ud800"}
+    text = dumps_bytes(value)
+    assert strict_loads(text.decode("utf-8")) == {
+        "a": None,
+        "b": [None, 1.5, 2**70],
+        "s": "é\ud800",
+    }
+    assert dumps_bytes({"x": [1, None]}) == b'{"x":[1,null]}'
+
+
+@given(_DOCS)
+def test_lossless_round_trip(value: Any) -> None:
+    from hpo_analysis.jsonio import dumps_lossless, loads_lossless
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return {k: plain(x) for k, x in v[1]}
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        return v
+
+    value = plain(value)
+    assert _same_json(loads_lossless(dumps_lossless(value)), value)

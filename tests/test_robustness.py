@@ -326,7 +326,7 @@ def test_disk_full_keeps_previous_outputs(tmp_path: Path, monkeypatch: pytest.Mo
     write_trial(src, STUDY, 0, good(0))
     out = tmp_path / "out"
     run(src, out)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     write_trial(src, STUDY, 1, good(1))
 
     def full_disk(*args: Any, **kwargs: Any) -> None:
@@ -335,7 +335,7 @@ def test_disk_full_keeps_previous_outputs(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(outputs, "write_manifest", full_disk)
     with pytest.raises(OSError):
         extract([src], out)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name]
 
 

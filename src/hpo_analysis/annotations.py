@@ -180,12 +180,16 @@ def harvest_summary_edits(
     by_key: dict[tuple[str, int], list[Annotation]] = {}
     for a in annotations:
         by_key.setdefault(a.key, []).append(a)
-    result = list(annotations)
     try:
         with open(previous_summary, encoding="utf-8-sig", newline="") as handle:
-            rows: list[dict[str, Any]] = list(csv.DictReader(handle))
+            # streamed, and only rows with something typed in are kept: the summary of a
+            # large dataset is far bigger than its annotations
+            rows: list[dict[str, Any]] = [
+                row for row in csv.DictReader(handle) if row.get("tags") or row.get("note")
+            ]
     except (OSError, UnicodeDecodeError, csv.Error):
         return annotations
+    result = list(annotations)
     for row in rows:
         try:
             key = (unneutralize(row.get("study") or ""), int(row.get("trial_num") or ""))

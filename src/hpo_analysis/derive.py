@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,17 +44,54 @@ def number_kind(value: float | None) -> str:
 
 def best_epoch(curve: Sequence[CurvePoint]) -> tuple[int | None, float | None]:
     """Epoch and value of the lowest finite val_loss; the earliest epoch wins ties."""
+    losses = list(map(_GET_VAL_LOSS, map(_METRICS, curve)))
+    if losses and set(map(type, losses)) == {float} and _finite_sum(losses):
+        position = losses.index(min(losses))  # the first of equal minima: earliest epoch
+        return curve[position].epoch, losses[position]
     best: tuple[int | None, float | None] = (None, None)
+    lowest = math.inf
     for point in curve:
         loss = point.metrics.get("val_loss")
-        if _finite(loss) and (best[1] is None or loss < best[1]):  # type: ignore[operator]
-            best = (point.epoch, float(loss))  # type: ignore[arg-type]
+        if type(loss) is float:  # the common case, checked inline for speed
+            if lowest > loss > -math.inf:  # false for NaN and for both infinities
+                lowest = loss
+                best = (point.epoch, loss)
+        elif _finite(loss) and loss < lowest:  # type: ignore[operator]
+            lowest = float(loss)  # type: ignore[arg-type]
+            best = (point.epoch, lowest)
     return best
 
 
 def last_metric(curve: Sequence[CurvePoint], key: str) -> float | None:
     """The metric of the last recorded epoch, when finite."""
     return finite_or_none(curve[-1].metrics.get(key)) if curve else None
+
+
+_METRICS = operator.attrgetter("metrics")
+_GET_VAL_LOSS = operator.methodcaller("get", "val_loss")
+
+
+def _finite_sum(values: Iterable[Any]) -> bool:
+    """True when the float sum is finite, hence every value finite (NaN and infinities
+    propagate; an overflow of huge finite values only sends the caller to its exact path)."""
+    total = sum(values, 0.0)
+    return bool(total - total == 0.0)
+
+
+def count_non_finite(curve: Sequence[CurvePoint]) -> int:
+    """Number of NaN/±inf metric values in the curve.
+
+    >>> count_non_finite((CurvePoint(0, {"a": 1.0, "b": math.nan}), CurvePoint(1, {"a": None})))
+    1
+    """
+    try:  # one pass of float sums: finite (and no None) means nothing to count
+        if _finite_sum(map(sum, map(dict.values, map(_METRICS, curve)))):
+            return 0
+    except TypeError:  # a None (missing) value
+        pass
+    return sum(
+        1 for p in curve for v in p.metrics.values() if v is not None and not math.isfinite(v)
+    )
 
 
 def is_diverged(
@@ -186,9 +224,7 @@ def trial_row(trial: Trial, settings: Settings) -> dict[str, Any]:
     if curve and training.get("epochs_config") is not None:
         ended_early = len(curve) < training["epochs_config"]
         early = ended_early and not diverged and trial.state not in ("PRUNED", "FAIL")
-    non_finite = sum(
-        1 for p in curve for v in p.metrics.values() if v is not None and not math.isfinite(v)
-    )
+    non_finite = count_non_finite(curve)
     if objective_is_val_loss(trial) and direction == "minimize" and trial.objective is not None:
         val_loss = finite_or_none(trial.objective)
     else:

@@ -2,7 +2,9 @@
 
 Memory stays flat in the number of epochs: each trial's learning curve (and any unknown keys)
 is serialized once, as soon as the file is read, into a spool file inside the staging
-directory; only one small flat row per trial is kept for ranking and neighbour search.
+directory (its JSON fragment and its columnar curve block); only one small flat row per trial
+is kept for ranking and neighbour search. The spool is also the incremental cache (see
+:mod:`hpo_analysis.cache`): files unchanged since the last run are not parsed again.
 
 Example::
 
@@ -15,12 +17,17 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import json
 import math
 import os
 import shutil
+import sys
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +41,20 @@ from .annotations import (
     render_annotations,
     summary_cells,
 )
+from .cache import (
+    CACHE_DIR,
+    CacheWriter,
+    FileKey,
+    Kept,
+    Location,
+    PreviousCache,
+    cache_header,
+    unchanged,
+)
 from .derive import assign_ranks, assign_similar_successful, trial_row
-from .jsonio import dumps_strict
+from .jsonio import dumps_bytes, dumps_lossless
 from .model import Problem, Settings, Trial
+from .schema import COLUMNS
 from .sources import Found, claim, discover, reader_named
 from .sources.base import ReadResult
 from .sources.optuna_common import not_selected
@@ -51,8 +69,13 @@ from .sources.optuna_storage import (
 from .validate import validate_dir
 from .write import outputs
 from .write.atomic import staged_output
+from .write.parquet import CurveEncodeError, curve_metric_names, encode_curve
 
 PARALLEL_MIN_FILES = 2000
+PARALLEL_CHUNK = 128
+
+# (flat row, the row as lossless JSON, JSON fragment, curve block) of one trial
+Entry = tuple[dict[str, Any], bytes, bytes, bytes]
 
 
 class SourceError(Exception):
@@ -97,33 +120,100 @@ class ExtractResult:
 class _FileOutcome:
     found: Found
     read: ReadResult | None
-    entries: list[tuple[dict[str, Any], str]]  # (flat row, heavy JSON fragment)
+    entries: list[Entry]
+    mtime_ns: int | None = None
+    cached: bool = False  # unchanged since the last run: take the entries from the cache
 
 
-def heavy_fragment(trial: Trial) -> str:
+def heavy_fragment(trial: Trial, non_finite_values: bool = True) -> bytes:
     """The bulky part of a trial's JSON object (curve, non-finite log, extra), serialized once.
 
     Returned without the enclosing braces so the writer can splice it into the trial object.
+    ``non_finite_values=False`` (the curve is known to be finite) skips the scan for them.
     """
-    curve = []
+    curve = [{"epoch": point.epoch, **point.metrics} for point in trial.curve]
     non_finite = []
-    for point in trial.curve:
-        entry: dict[str, Any] = {"epoch": point.epoch}
-        for metric, value in point.metrics.items():
-            entry[metric] = value
-            if value is not None and not math.isfinite(value):
-                token = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-                non_finite.append({"epoch": point.epoch, "metric": metric, "value": token})
-        curve.append(entry)
-    text = dumps_strict(
+    if non_finite_values:
+        for point in trial.curve:
+            for metric, value in point.metrics.items():
+                if value is not None and not math.isfinite(value):
+                    token = (
+                        "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+                    )
+                    non_finite.append({"epoch": point.epoch, "metric": metric, "value": token})
+    text = dumps_bytes(
         {"learning_curve": curve, "learning_curve_non_finite": non_finite, "extra": trial.extra}
     )
     return text[1:-1]
 
 
-def _read_one(found: Found, settings: Settings) -> _FileOutcome:
+INT64 = (-(2**63), 2**63 - 1)
+# text columns with few distinct values, shared between the rows held in memory
+_REPEATED_TEXT = (
+    "study",
+    "budget",
+    "horizon",
+    "state",
+    "stop_reason",
+    "objective_kind",
+    "objective_name",
+    "direction",
+    "direction_source",
+    "arch_category",
+)
+_INT_COLUMNS = tuple(c.name for c in COLUMNS if c.type == "int")
+
+
+def _fits_int64(row: dict[str, Any], problems: list[Problem]) -> bool:
+    """Integer columns hold 64-bit integers (as Parquet and DuckDB do): a larger value is left
+    empty with a warning; a trial number that large rejects the trial."""
+    for name in _INT_COLUMNS:
+        value = row.get(name)
+        if isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
+            if name == "trial_num":
+                problems.append(
+                    Problem(
+                        "out_of_range",
+                        f"trial_number {value} does not fit a 64-bit integer; trial not used",
+                        "rejected",
+                    )
+                )
+                return False
+            problems.append(
+                Problem(
+                    "out_of_range",
+                    f"{name} {value} does not fit a 64-bit integer; left empty",
+                )
+            )
+            row[name] = None
+    return True
+
+
+def _stat(path: Path) -> tuple[int | None, int | None]:
+    try:
+        info = path.stat()
+    except OSError:
+        return None, None
+    return info.st_size, info.st_mtime_ns
+
+
+def _read_chunk(files: Sequence[Found], settings: Settings, keep: bool) -> list[_FileOutcome]:
+    return [_read_one(found, settings, keep) for found in files]
+
+
+def _unchanged_mtime(found: Found, previous: FileKey | None) -> int | None:
+    """The file's mtime when its size, mtime and sha256 still match the last run, else None."""
+    if previous is None or found.status != "read" or previous.reader != found.reader:
+        return None
+    size, mtime_ns = _stat(found.path)
+    return mtime_ns if unchanged(found.path, previous, mtime_ns, size) else None
+
+
+def _read_one(found: Found, settings: Settings, keep: bool = True) -> _FileOutcome:
+    """One file's outcome; ``keep``: also encode each row for the cache."""
     if found.status != "read" or found.reader is None:
         return _FileOutcome(found, None, [])
+    _, mtime_ns = _stat(found.path)
     reader = reader_named(found.reader)
     try:
         result: ReadResult = reader.read(found.source, found.display, settings)
@@ -140,40 +230,95 @@ def _read_one(found: Found, settings: Settings) -> _FileOutcome:
         if dropped:
             result.trials = [t for t in result.trials if settings.study_selected(t.study)]
             result.problems.append(not_selected(dropped))
-    entries = []
+    entries: list[Entry] = []
     for trial in result.trials:
         row = trial_row(trial, settings)
         row["source_format"] = reader.FORMAT
-        entries.append((row, heavy_fragment(trial)))
+        if not _fits_int64(row, result.problems):
+            continue
+        try:
+            block = encode_curve(trial.curve)
+        except CurveEncodeError as err:
+            block = b""
+            result.problems.append(
+                Problem("curve_not_stored", f"{err}; the curve is left out of curves.parquet")
+            )
+        fragment = heavy_fragment(trial, bool(row.get("curve_non_finite")))
+        entries.append((row, dumps_lossless(row) if keep else b"", fragment, block))
     result.trials = []  # the rows carry what is needed; drop the objects early
-    return _FileOutcome(found, result, entries)
+    return _FileOutcome(found, result, entries, mtime_ns)
 
 
-def _outcomes(files: Sequence[Found], settings: Settings, jobs: int) -> Iterator[_FileOutcome]:
+def _outcomes(
+    files: Sequence[Found],
+    settings: Settings,
+    jobs: int,
+    previous: PreviousCache | None,
+    keep: bool = True,
+) -> Iterator[_FileOutcome]:
+    if previous is not None:
+        # unchanged files are recognised here (a stat and a hash each); only the others go to
+        # the readers, so a run after a few changes starts no worker processes at all
+        keys = [previous.key(f.display) for f in files]
+        hits = [_unchanged_mtime(f, key) for f, key in zip(files, keys, strict=True)]
+        fresh = _outcomes(
+            [f for f, hit in zip(files, hits, strict=True) if hit is None],
+            settings,
+            jobs,
+            None,
+            keep,
+        )
+        for found, key, hit in zip(files, keys, hits, strict=True):
+            if hit is None:
+                yield next(fresh)
+            else:
+                assert key is not None
+                read = ReadResult(size_bytes=key.size, sha256=key.sha256)
+                yield _FileOutcome(found, read, [], hit, cached=True)
+        return
     if jobs > 1 and len(files) >= PARALLEL_MIN_FILES:
+        size = max(1, min(PARALLEL_CHUNK, len(files) // (jobs * 8)))
+        chunks = (files[i : i + size] for i in range(0, len(files), size))
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            yield from pool.map(_read_one, files, [settings] * len(files), chunksize=64)
+            # a bounded window of chunks in flight: results are consumed in order, and
+            # workers that run ahead of the writer must not pile results up in memory
+            window: deque[Future[list[_FileOutcome]]] = deque()
+            for chunk in itertools.islice(chunks, 3 * jobs):
+                window.append(pool.submit(_read_chunk, chunk, settings, keep))
+            # the workers are forked by now: the writers' libraries load while they parse
+            threading.Thread(target=_import_writers, daemon=True).start()
+            while window:
+                done = window.popleft().result()
+                for chunk in itertools.islice(chunks, 1):
+                    window.append(pool.submit(_read_chunk, chunk, settings, keep))
+                yield from done
     else:
         for found in files:
-            yield _read_one(found, settings)
+            yield _read_one(found, settings, keep)
 
 
-def _unless_ours(found: Found, out: Path) -> Found:
+def _output_matcher(out: Path) -> Callable[[Path], bool]:
+    """Whether a path lies in this tool's own output directory or its lock/staging siblings
+    (``.<name>.*`` beside it), compared as absolute path text: a per-file pathlib walk of the
+    parents costs more than parsing the file on large trees."""
+    cwd = os.getcwd()
+    out_abs = str(out.absolute())
+    inside = out_abs.rstrip("/") + "/"
+    sibling = os.path.join(os.path.dirname(out_abs), f".{out.name}.")
+
+    def is_ours(path: Path) -> bool:
+        text = str(path) if path.is_absolute() else os.path.join(cwd, str(path))
+        return text == out_abs or text.startswith(inside) or text.startswith(sibling)
+
+    return is_ours
+
+
+def _unless_ours(found: Found, is_ours: Callable[[Path], bool]) -> Found:
     """Files of this tool's own output directory (and its lock/staging siblings) are never
     read as inputs, even when the output directory lies inside a source."""
     if found.url is not None and sqlite_file(found.url) is None:
         return found  # a database server, not a path
-    try:
-        path = found.path.absolute()
-        out = out.absolute()
-    except OSError:
-        return found
-    inside = path == out or out in path.parents
-    sibling = path.parent == out.parent and path.name.startswith(f".{out.name}.")
-    sibling |= any(
-        p.parent == out.parent and p.name.startswith(f".{out.name}.") for p in path.parents
-    )
-    if inside or sibling:
+    if is_ours(found.path):
         return dataclasses.replace(
             found,
             reader=None,
@@ -181,6 +326,17 @@ def _unless_ours(found: Found, out: Path) -> Found:
             reason="part of this run's output directory; not an input",
         )
     return found
+
+
+def _import_writers() -> None:
+    """Import pyarrow (which imports pandas) ahead of the write phase."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet  # noqa: F401
+
+        pa.array([0])  # its first array imports pandas
+    except ImportError:  # pragma: no cover - a core dependency; the writer will say so
+        pass
 
 
 def check_sources(sources: Sequence[str | Path]) -> None:
@@ -223,12 +379,15 @@ def extract(
     command: str = "",
     report: Callable[[str], None] | None = None,
     progress: Callable[[int], Callable[[], None]] | None = None,
+    cache: bool = True,
 ) -> ExtractResult:
     """Read every trial under ``sources`` and write the dataset into ``out``.
 
     ``report`` receives one line per warned/rejected file; ``progress(total)`` may return a
-    callable invoked once per file read (e.g. a progress bar's update). Raises
-    :class:`SourceError` for unusable sources and
+    callable invoked once per file read (e.g. a progress bar's update). With ``cache`` (the
+    default) files unchanged since the previous run into ``out`` are not parsed again, and the
+    per-file results are kept in ``out/.cache`` for the next run; the outputs are the same
+    either way. Raises :class:`SourceError` for unusable sources and
     :class:`~hpo_analysis.write.atomic.OutputError` for an unusable output directory.
     """
     settings = settings or Settings()
@@ -240,12 +399,20 @@ def extract(
     out_path = Path(out)
     jobs = jobs or min(2, os.cpu_count() or 1)
 
-    files = [_unless_ours(found, out_path) for source in source_paths for found in discover(source)]
+    is_ours = _output_matcher(out_path)
+    files = [_unless_ours(found, is_ours) for source in source_paths for found in discover(source)]
     result = ExtractResult(out_dir=out_path, n_files=len(files))
+    header = cache_header(_settings_record(settings), __version__)
     with staged_output(out_path) as stage:
-        rows, manifest, spool_index = _collect(
-            files, settings, jobs, stage.file(".curves.spool"), result, report, progress
-        )
+        previous = PreviousCache.open(out_path.absolute(), header) if cache else None
+        store = CacheWriter(stage.file(CACHE_DIR), header, keep=cache, previous=previous)
+        try:
+            collected = _collect(files, settings, jobs, store, previous, result, report, progress)
+        finally:
+            if previous is not None:
+                previous.close()
+        rows, manifest, spool_index, metric_names = collected
+        files.clear()  # the per-file records are in the manifest now
         assign_ranks(rows)
         assign_similar_successful(rows)
         rows.sort(key=lambda r: (r["study"], r["trial_num"]))
@@ -267,10 +434,15 @@ def extract(
             "trials_annotated": sum(1 for r in rows if r.get("_annotations")),
             "orphans": [f"{a.study}/{a.trial_num}" for a in orphans],
         }
-        outputs.write_all(
-            stage.path, rows, manifest, metadata, settings, stage.file(".curves.spool"), spool_index
-        )
-        result.validation_failures = validate_dir(stage.path)
+        try:
+            outputs.write_all(
+                stage.path, rows, manifest, metadata, settings, store, spool_index, metric_names
+            )
+        finally:
+            store.close()
+        if not cache:
+            shutil.rmtree(stage.file(CACHE_DIR))
+        result.validation_failures = validate_dir(stage.path, schema=None)
         stage.commit()
     return result
 
@@ -316,76 +488,133 @@ def carry_over_annotations(
     return orphans
 
 
+def _settings_record(settings: Settings) -> dict[str, Any]:
+    """Settings as JSON-comparable data (tuples as lists), for the cache header."""
+    return json.loads(json.dumps(asdict(settings)))
+
+
 def _collect(
     files: Sequence[Found],
     settings: Settings,
     jobs: int,
-    spool_path: Path,
+    store: CacheWriter,
+    previous: PreviousCache | None,
     result: ExtractResult,
     report: Callable[[str], None] | None,
     progress: Callable[[int], Callable[[], None]] | None,
-) -> tuple[list[dict[str, Any]], list[ManifestRow], dict[tuple[str, int], tuple[int, int]]]:
+) -> tuple[list[dict[str, Any]], list[ManifestRow], dict[tuple[str, int], Location], set[str]]:
     rows: list[dict[str, Any]] = []
     manifest: list[ManifestRow] = []
     first_seen: dict[tuple[str, int], str] = {}
-    spool_index: dict[tuple[str, int], tuple[int, int]] = {}
+    spool_index: dict[tuple[str, int], Location] = {}
+    metric_names: set[str] = set()
     tick = progress(len(files)) if progress is not None else None
-    with open(spool_path, "wb") as spool:
-        for outcome in _outcomes(files, settings, jobs):
-            if tick is not None:
-                tick()
-            found, read = outcome.found, outcome.read
-            row = ManifestRow(found.display, found.status, found.reason)
-            if read is None:
-                if found.status == "ignored":
-                    result.n_ignored += 1
-                else:
-                    result.n_rejected += 1
-                    _say(report, found.display, found.reason)
-                manifest.append(row)
-                continue
-            reader = reader_named(found.reader or "")
-            row.format, row.size_bytes, row.sha256 = reader.FORMAT, read.size_bytes, read.sha256
-            problems = list(read.problems)
-            kept = 0
-            for trial, fragment in outcome.entries:
-                key = (trial["study"], trial["trial_num"])
-                if key in first_seen:
-                    problems.append(
-                        Problem(
-                            "duplicate_trial",
-                            f"study {key[0]!r} trial {key[1]} was already read from "
-                            f"{first_seen[key]}; this copy is not used",
-                            "rejected" if len(outcome.entries) == 1 else "warning",
-                        )
-                    )
-                    continue
-                first_seen[key] = found.display
-                encoded = fragment.encode("utf-8")
-                spool_index[key] = (spool.tell(), len(encoded))
-                spool.write(encoded)
-                rows.append(trial)
-                kept += 1
-                row.study = key[0] if kept == 1 or row.study == key[0] else "(several)"
-            row.n_trials = kept
-            if kept == 1 and len(outcome.entries) == 1:
-                row.trial_num = outcome.entries[0][0]["trial_num"]
-            rejected = any(p.severity == "rejected" for p in problems) and kept == 0
-            warned = [p for p in problems if p.severity != "note"]
-            row.status = "rejected" if rejected else ("warning" if warned else "ok")
-            if kept == 0 and not warned and any(p.code == "study_not_selected" for p in problems):
-                row.status = "ignored"  # nothing in it was selected by --study
-            row.reason = "; ".join(p.message for p in problems)
-            if rejected:
-                result.n_rejected += 1
-            elif warned:
-                result.n_warnings += 1
-            elif row.status == "ignored":
+    for outcome in _outcomes(files, settings, jobs, previous, store.keep):
+        if tick is not None:
+            tick()
+        found, read = outcome.found, outcome.read
+        row = ManifestRow(found.display, found.status, found.reason)
+        if read is None:
+            if found.status == "ignored":
                 result.n_ignored += 1
-            if warned:
-                _say(report, found.display, row.reason)
+            else:
+                result.n_rejected += 1
+                _say(report, found.display, found.reason)
             manifest.append(row)
-    return rows, manifest, spool_index
+            continue
+        items = _kept_items(outcome, store, previous)
+        if items is None:  # a damaged cache: read the file after all
+            outcome = _read_one(found, settings)
+            items = _kept_items(outcome, store, None)
+            assert items is not None
+        read = outcome.read
+        assert read is not None
+        reader = reader_named(found.reader or "")
+        row.format, row.size_bytes, row.sha256 = reader.FORMAT, read.size_bytes, read.sha256
+        key_ok = (
+            getattr(reader, "CACHEABLE", True)
+            and found.url is None  # a database (and its journal files) is read afresh
+            and read.size_bytes is not None
+            and outcome.mtime_ns is not None
+            and read.sha256
+        )
+        store.record(
+            found.display,
+            FileKey(found.reader or "", read.size_bytes, outcome.mtime_ns, read.sha256)  # type: ignore[arg-type]
+            if key_ok
+            else None,
+            read.problems,
+            [(location, names) for _, location, names in items],
+        )
+        problems = list(read.problems)
+        kept = 0
+        for trial, location, names in items:
+            key = (trial["study"], trial["trial_num"])
+            if key in first_seen:
+                problems.append(
+                    Problem(
+                        "duplicate_trial",
+                        f"study {key[0]!r} trial {key[1]} was already read from "
+                        f"{first_seen[key]}; this copy is not used",
+                        "rejected" if len(items) == 1 else "warning",
+                    )
+                )
+                continue
+            first_seen[key] = found.display
+            spool_index[key] = location
+            metric_names.update(names)
+            for name in _REPEATED_TEXT:  # one shared string each: rows stay small at scale
+                value = trial.get(name)
+                if type(value) is str:
+                    trial[name] = sys.intern(value)
+            rows.append(trial)
+            kept += 1
+            row.study = key[0] if kept == 1 or row.study == key[0] else "(several)"
+        row.n_trials = kept
+        if kept == 1 and len(items) == 1:
+            row.trial_num = items[0][0]["trial_num"]
+        rejected = any(p.severity == "rejected" for p in problems) and kept == 0
+        warned = [p for p in problems if p.severity != "note"]
+        row.status = "rejected" if rejected else ("warning" if warned else "ok")
+        if kept == 0 and not warned and any(p.code == "study_not_selected" for p in problems):
+            row.status = "ignored"  # nothing in it was selected by --study
+        row.reason = "; ".join(p.message for p in problems)
+        if rejected:
+            result.n_rejected += 1
+        elif warned:
+            result.n_warnings += 1
+        elif row.status == "ignored":
+            result.n_ignored += 1
+        if warned:
+            _say(report, found.display, row.reason)
+        manifest.append(row)
+    return rows, manifest, spool_index, metric_names
+
+
+def _kept_items(
+    outcome: _FileOutcome, store: CacheWriter, previous: PreviousCache | None
+) -> list[Kept] | None:
+    """A file's trials with their blobs in this run's spool: freshly read ones appended to
+    it, cached ones taken from the previous cache (in place when its blob file is linked,
+    else copied). None when the cache turns out not to hold them."""
+    display = outcome.found.display
+    if not outcome.cached:
+        return [
+            (row, store.append(row_json, fragment, block), curve_metric_names(block))
+            for row, row_json, fragment, block in outcome.entries
+        ]
+    assert previous is not None and outcome.read is not None
+    outcome.read.problems = list(previous.files[display].problems)
+    if store.linked:
+        return previous.rows(display)
+    copied = previous.entries(display)
+    if copied is None:
+        return None
+    metrics = previous.files[display].metrics
+    return [
+        (row, store.append(row_json, fragment, block), names)
+        for (row, row_json, fragment, block), names in zip(copied, metrics, strict=True)
+    ]
 
 
 def _say(report: Callable[[str], None] | None, path: str, message: str) -> None:

@@ -31,6 +31,8 @@ class Column:
     group: Group = ""
     unit: str = ""
     summary: bool = True  # in hpo_summary.csv (and therefore also in diverged_analysis.csv)
+    nullable: bool = True  # False: every trial has a value (validate and the JSON Schema check)
+    values: tuple[str, ...] = ()  # the closed set of values of a text column, if it has one
 
 
 def _c(
@@ -40,16 +42,41 @@ def _c(
     description: str,
     unit: str = "",
     summary: bool = True,
+    *,
+    nullable: bool = True,
+    values: tuple[str, ...] = (),
 ) -> Column:
-    return Column(name, type_, description, group, unit, summary)
+    return Column(name, type_, description, group, unit, summary, nullable, values)
+
+
+STOP_REASONS: tuple[str, ...] = (
+    "completed",
+    "early_stopped",
+    "diverged",
+    "pruned",
+    "failed",
+    "running",
+    "unknown",
+)
+STATES: tuple[str, ...] = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING", "UNKNOWN")
+OBJECTIVE_KINDS: tuple[str, ...] = ("finite", "nan", "inf", "-inf", "missing")
+DIVERGE_KINDS: tuple[str, ...] = ("nan", "inf", "above_threshold", "value_only")
 
 
 COLUMNS: tuple[Column, ...] = (
     # --- the seed columns, in the order users pivot on -------------------------------------
-    _c("study", "str", "", "Study name (the directory holding the study's trials)."),
+    _c(
+        "study", "str", "", "Study name (the directory holding the study's trials).", nullable=False
+    ),
     _c("budget", "str", "", "Parameter budget parsed from the study name, e.g. `2M`, `2B`."),
     _c("horizon", "str", "", "Prediction horizon parsed from the study name, e.g. `h3`."),
-    _c("trial_num", "int", "", "Trial number within the study (Optuna's `trial.number`)."),
+    _c(
+        "trial_num",
+        "int",
+        "",
+        "Trial number within the study (Optuna's `trial.number`).",
+        nullable=False,
+    ),
     _c("d_model", "int", "architecture", "Model width (embedding dimension)."),
     _c("n_layers", "int", "architecture", "Number of layers (depth)."),
     _c("n_heads", "int", "architecture", "Number of attention heads."),
@@ -143,6 +170,7 @@ COLUMNS: tuple[Column, ...] = (
         "architecture",
         "Shape of the model from n_layers/d_model: `narrow-deep` above the upper threshold "
         "(default 0.5), `wide-shallow` below the lower one (default 0.15), else `balanced`.",
+        values=("narrow-deep", "balanced", "wide-shallow"),
     ),
     _c(
         "objective",
@@ -157,6 +185,8 @@ COLUMNS: tuple[Column, ...] = (
         "results",
         "`finite`, `nan`, `inf`, `-inf` or `missing`: what the reported objective was, so "
         "nothing is lost when a non-finite value is written as empty/null.",
+        nullable=False,
+        values=OBJECTIVE_KINDS,
     ),
     _c(
         "objective_name",
@@ -167,7 +197,14 @@ COLUMNS: tuple[Column, ...] = (
         "layout the value is the final validation loss). In a multi-objective study, the one "
         "ranked (`--rank-by`); every objective has its own `objective_<name>` column.",
     ),
-    _c("direction", "str", "results", "`minimize` or `maximize`: how the objective is ranked."),
+    _c(
+        "direction",
+        "str",
+        "results",
+        "`minimize` or `maximize`: how the objective is ranked.",
+        nullable=False,
+        values=("minimize", "maximize"),
+    ),
     _c(
         "direction_source",
         "str",
@@ -181,6 +218,8 @@ COLUMNS: tuple[Column, ...] = (
         "",
         "Trial state: COMPLETE, PRUNED, FAIL, RUNNING, WAITING or UNKNOWN (`TrialState.` "
         "prefixes removed).",
+        nullable=False,
+        values=STATES,
     ),
     _c(
         "stop_reason",
@@ -188,6 +227,8 @@ COLUMNS: tuple[Column, ...] = (
         "dynamics",
         "Why training ended: completed, early_stopped, diverged, pruned, failed, running or "
         "unknown.",
+        nullable=False,
+        values=STOP_REASONS,
     ),
     _c("batch_size", "int", "training_params", "Batch size."),
     _c(
@@ -211,7 +252,13 @@ COLUMNS: tuple[Column, ...] = (
     ),
     _c("datetime_start", "str", "results", "Trial start time as recorded (ISO 8601)."),
     _c("datetime_complete", "str", "results", "Trial completion time as recorded (ISO 8601)."),
-    _c("source_file", "str", "", "The input file (or storage URL) the trial was read from."),
+    _c(
+        "source_file",
+        "str",
+        "",
+        "The input file (or storage URL) the trial was read from.",
+        nullable=False,
+    ),
     _c(
         "source_format",
         "str",
@@ -266,6 +313,7 @@ COLUMNS: tuple[Column, ...] = (
         "`nan`, `inf`, `above_threshold` (finite but at least the threshold) or `value_only` "
         "(the curve never crosses; only the objective says diverged).",
         summary=False,
+        values=DIVERGE_KINDS,
     ),
     _c(
         "similar_successful_trial",
@@ -347,13 +395,3 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 )
 
 CURVE_METRICS: tuple[str, ...] = ("train_loss", "val_loss", "val_auc")
-
-STOP_REASONS: tuple[str, ...] = (
-    "completed",
-    "early_stopped",
-    "diverged",
-    "pruned",
-    "failed",
-    "running",
-    "unknown",
-)

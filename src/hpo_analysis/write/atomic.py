@@ -90,7 +90,9 @@ def _restore_interrupted_swap(out: Path) -> None:
 
 def fsync_tree(directory: Path) -> None:
     for path in sorted(directory.iterdir()):
-        if path.is_file():
+        if path.is_dir() and not path.is_symlink():  # e.g. the incremental cache, .cache/
+            fsync_tree(path)
+        elif path.is_file():
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
     _fsync_dir(directory)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..jsonio import dumps_strict
+from ..jsonio import dumps_bytes, dumps_strict, loads_lossless
 from ..model import Settings
 from ..schema import (
     BY_NAME,
@@ -24,9 +24,11 @@ from ..schema import (
     PARAM_PREFIX,
     SUMMARY_COLUMNS,
 )
+from . import parquet
 from .cells import csv_cell
 
 if TYPE_CHECKING:
+    from ..cache import CacheWriter, Location
     from ..pipeline import ManifestRow
 
 SUMMARY_CSV = "hpo_summary.csv"
@@ -36,17 +38,27 @@ DIVERGED_JSON = "diverged_analysis.json"
 FINDINGS_JSON = "findings.json"
 README = "README.md"
 MANIFEST = "manifest.csv"
+TRIALS_PARQUET = parquet.TRIALS_PARQUET
+CURVES_PARQUET = parquet.CURVES_PARQUET
+DIVERGED_PARQUET = parquet.DIVERGED_PARQUET
+FULL_JSON_INDEX = "hpo_full.index.parquet"
+FULL_JSON_SCHEMA = "hpo_full.schema.json"
 OUTPUT_FILES = (
     SUMMARY_CSV,
     FULL_JSON,
+    FULL_JSON_INDEX,
+    FULL_JSON_SCHEMA,
     DIVERGED_CSV,
     DIVERGED_JSON,
     FINDINGS_JSON,
+    TRIALS_PARQUET,
+    CURVES_PARQUET,
+    DIVERGED_PARQUET,
     README,
     MANIFEST,
 )
 
-SpoolIndex = dict[tuple[str, int], tuple[int, int]]
+SpoolIndex = dict[tuple[str, int], "Location"]
 
 
 def generated_at() -> str:
@@ -129,12 +141,27 @@ def metadata(
     }
 
 
+def _float_cell(value: Any) -> str:
+    return repr(value) if type(value) is float and value - value == 0.0 else csv_cell(value)
+
+
+def _int_cell(value: Any) -> str:
+    return str(value) if type(value) is int else csv_cell(value)
+
+
+def _typed_cell(name: str) -> Any:
+    """csv_cell, with a shortcut for the usual value of a float or int column."""
+    column = BY_NAME.get(name)
+    kind = column.type if column else None
+    return {"float": _float_cell, "int": _int_cell}.get(kind or "", csv_cell)
+
+
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    cells = [(name, _typed_cell(name)) for name in header]
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\r\n")
         writer.writerow(header)
-        for row in rows:
-            writer.writerow([csv_cell(row.get(name)) for name in header])
+        writer.writerows([cell(row.get(name)) for name, cell in cells] for row in rows)
 
 
 def trial_object(row: dict[str, Any], dynamic: Sequence[str]) -> dict[str, Any]:
@@ -160,32 +187,55 @@ def trial_object(row: dict[str, Any], dynamic: Sequence[str]) -> dict[str, Any]:
     return obj
 
 
-def _read_fragment(spool: Any, index: SpoolIndex, key: tuple[str, int]) -> str:
-    offset, length = index[key]
-    spool.seek(offset)
-    return spool.read(length).decode("utf-8")
-
-
-def _splice(obj: dict[str, Any], fragment: str) -> str:
-    head = dumps_strict(obj)
-    return head[:-1] + ", " + fragment + "}" if fragment else head
-
-
 def write_full_json(
     path: Path,
     rows: Sequence[dict[str, Any]],
     meta: dict[str, Any],
-    spool_path: Path,
+    store: CacheWriter,
     index: SpoolIndex,
-) -> None:
+) -> list[tuple[int, int]]:
+    """hpo_full.json, one trial object per line; returns each trial line's (offset, length)."""
     dynamic = dynamic_columns(rows)
-    with open(path, "w", encoding="utf-8", newline="\n") as out, open(spool_path, "rb") as spool:
-        out.write('{"metadata": ' + dumps_strict(meta, indent=1) + ',\n"trials": [\n')
+    where: list[tuple[int, int]] = []
+    last = len(rows) - 1
+    with open(path, "wb") as out:
+        head = ('{"metadata": ' + dumps_strict(meta, indent=1) + ',\n"trials": [\n').encode()
+        out.write(head)
+        offset = len(head)
         for position, row in enumerate(rows):
-            key = (row["study"], row["trial_num"])
-            out.write(_splice(trial_object(row, dynamic), _read_fragment(spool, index, key)))
-            out.write(",\n" if position < len(rows) - 1 else "\n")
-        out.write("]}\n")
+            obj = dumps_bytes(trial_object(row, dynamic))
+            fragment = store.fragment(index[(row["study"], row["trial_num"])])
+            line = obj[:-1] + b"," + fragment + b"}" if fragment else obj
+            where.append((offset, len(line)))
+            out.write(line)
+            out.write(b",\n" if position < last else b"\n")
+            offset += len(line) + (2 if position < last else 1)
+        out.write(b"]}\n")
+    return where
+
+
+def write_full_json_index(
+    path: Path, rows: Sequence[dict[str, Any]], where: Sequence[tuple[int, int]]
+) -> None:
+    """Byte offset and length of every trial's line in hpo_full.json, for lookups by key."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_arrays(
+        [
+            pa.array([r["study"] for r in rows], type=pa.string()),
+            pa.array([r["trial_num"] for r in rows], type=pa.int64()),
+            pa.array([w[0] for w in where], type=pa.int64()),
+            pa.array([w[1] for w in where], type=pa.int64()),
+        ],
+        names=["study", "trial_num", "offset", "length"],
+    )
+    pq.write_table(table, path, compression=parquet.COMPRESSION)
+
+
+def _curve_of(store: CacheWriter, index: SpoolIndex, key: tuple[str, int]) -> list[Any]:
+    fragment = store.fragment(index[key])
+    return loads_lossless(b"{" + fragment + b"}")["learning_curve"]
 
 
 def write_diverged_json(
@@ -193,15 +243,20 @@ def write_diverged_json(
     rows: Sequence[dict[str, Any]],
     diverged: Sequence[dict[str, Any]],
     meta: dict[str, Any],
-    spool_path: Path,
+    store: CacheWriter,
     index: SpoolIndex,
 ) -> None:
     """Each diverged trial flat (the CSV's columns) with its curve and its neighbour's curve."""
-    import json
-
     header = diverged_header(rows)
-    by_key = {(r["study"], r["trial_num"]): r for r in rows}
-    with open(path, "w", encoding="utf-8", newline="\n") as out, open(spool_path, "rb") as spool:
+    wanted = {
+        tuple(r["similar_successful_trial"].rpartition("/")[::2])
+        for r in diverged
+        if r.get("similar_successful_trial")
+    }
+    by_key = {
+        (r["study"], r["trial_num"]): r for r in rows if (r["study"], str(r["trial_num"])) in wanted
+    }
+    with open(path, "w", encoding="utf-8", newline="\n") as out:
         out.write(
             '{"metadata": '
             + dumps_strict(
@@ -216,9 +271,7 @@ def write_diverged_json(
         for position, row in enumerate(diverged):
             key = (row["study"], row["trial_num"])
             obj = {name: row.get(name) for name in header}
-            obj["learning_curve"] = json.loads("{" + _read_fragment(spool, index, key) + "}")[
-                "learning_curve"
-            ]
+            obj["learning_curve"] = _curve_of(store, index, key)
             similar = None
             if row.get("similar_successful_trial"):
                 study, _, num = row["similar_successful_trial"].rpartition("/")
@@ -243,9 +296,7 @@ def write_diverged_json(
                         "stop_reason",
                     )
                 }
-                similar["learning_curve"] = json.loads(
-                    "{" + _read_fragment(spool, index, other_key) + "}"
-                )["learning_curve"]
+                similar["learning_curve"] = _curve_of(store, index, other_key)
             obj["similar_trial"] = similar
             out.write(dumps_strict(obj))
             out.write(",\n" if position < len(diverged) - 1 else "\n")
@@ -266,19 +317,33 @@ def write_all(
     manifest: Sequence[ManifestRow],
     meta: dict[str, Any],
     settings: Settings,
-    spool_path: Path,
+    store: CacheWriter,
     index: SpoolIndex,
+    metric_names: set[str],
 ) -> None:
     from ..analyze import all_findings
+    from ..schema_json import full_json_schema
     from . import findings as findings_json
     from . import readme
 
     diverged = [r for r in rows if r["diverged"]]
-    write_csv(directory / SUMMARY_CSV, summary_header(rows), rows)
-    write_full_json(directory / FULL_JSON, rows, meta, spool_path, index)
+    summary = summary_header(rows)
+    write_csv(directory / SUMMARY_CSV, summary, rows)
+    where = write_full_json(directory / FULL_JSON, rows, meta, store, index)
+    write_full_json_index(directory / FULL_JSON_INDEX, rows, where)
+    (directory / FULL_JSON_SCHEMA).write_text(
+        dumps_strict(full_json_schema(), indent=2) + "\n", encoding="utf-8"
+    )
     write_csv(directory / DIVERGED_CSV, diverged_header(rows), diverged)
-    write_diverged_json(directory / DIVERGED_JSON, rows, diverged, meta, spool_path, index)
-    spool_path.unlink()
+    write_diverged_json(directory / DIVERGED_JSON, rows, diverged, meta, store, index)
+    parquet.write_table(directory / TRIALS_PARQUET, summary, rows)
+    parquet.write_table(directory / DIVERGED_PARQUET, diverged_header(rows), diverged)
+    parquet.write_curves(
+        directory / CURVES_PARQUET,
+        ((r["study"], r["trial_num"]) for r in rows),
+        lambda key: store.curve(index[key]),
+        metric_names,
+    )
     findings = all_findings(rows, settings.top_k)
     findings_json.write(directory / FINDINGS_JSON, findings, meta, settings)
     figures: list[str] = []

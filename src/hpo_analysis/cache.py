@@ -1,0 +1,272 @@
+"""Incremental re-extraction: each input file's results, kept in the output's ``.cache/``.
+
+``extract`` is a pure function of (file contents, file path as given, settings, tool version),
+file by file, until the cross-file steps (ranks, neighbours, duplicates), which are always
+recomputed. So a file whose size, modification time and sha256 are unchanged since the last
+run need not be parsed again: its rows, JSON fragment and curve block are copied from the cache.
+Studies that are still running add a few files between runs; re-extracting then costs little
+more than hashing the tree and writing the outputs.
+
+Layout (written into the staging directory with the outputs, so it is committed atomically
+with them and always describes the output set beside it):
+
+- ``.cache/files.jsonl``: line 1 is the header ``{"format", "tool_version", "settings"}``; a
+  cache whose header differs from the current run's is ignored as a whole. Then one line per
+  file a reader read: ``{"path", "reader", "size", "mtime_ns", "sha256", "problems",
+  "entries"}``, where ``problems`` are the reader's own ``[code, message, severity]`` (not the
+  cross-file ones) and ``entries`` locate each trial in the blob file as ``[offset, row bytes,
+  fragment bytes, curve bytes, [curve metric names]]``.
+- ``.cache/blobs.bin``: per trial, its summary row before ranking (lossless JSON), its JSON
+  fragment (curve, non-finite log, extra) and its curve block (see
+  :mod:`hpo_analysis.write.parquet`). During a run this file is also the spool the output
+  writers read from, so keeping the cache costs no extra pass. An incremental run hard-links
+  the previous blob file into the new cache and appends only the new files' results (the
+  previous index never refers to what is appended, so the previous set stays consistent); when
+  more than half of it is no longer referred to, the run copies what is live instead.
+
+Example::
+
+    >>> header = cache_header({"diverge_threshold": 10.0}, "0.1.0")
+    >>> header["format"], header["tool_version"]
+    (2, '0.1.0')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .jsonio import dumps_lossless, loads_lossless
+from .model import Problem
+
+CACHE_DIR = ".cache"
+INDEX_FILE = "files.jsonl"
+BLOB_FILE = "blobs.bin"
+CACHE_FORMAT = 2
+_BUFFER = 1 << 20
+
+# (offset, row length, fragment length, curve length) of one trial in blobs.bin
+Location = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class FileKey:
+    """What must be unchanged for a file's cached results to be reused."""
+
+    reader: str
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+@dataclass
+class CachedFile:
+    key: FileKey
+    problems: list[Problem]
+    entries: list[Location]
+    metrics: list[list[str]]  # the curve metric names of each entry
+
+
+# one trial as the pipeline keeps it: its row, where its blobs are, its curve metric names
+Kept = tuple[dict[str, Any], Location, list[str]]
+
+
+def cache_header(settings: dict[str, Any], tool_version: str) -> dict[str, Any]:
+    return {"format": CACHE_FORMAT, "tool_version": tool_version, "settings": settings}
+
+
+def sha256_of(path: Path) -> str | None:
+    """sha256 of a file's contents, or None when it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def unchanged(path: Path, key: FileKey, mtime_ns: int | None, size: int | None) -> bool:
+    """True when ``path`` still has the size, mtime and sha256 recorded in ``key``."""
+    if mtime_ns != key.mtime_ns or size != key.size:
+        return False
+    return sha256_of(path) == key.sha256
+
+
+class CacheWriter:
+    """The new cache (and this run's spool), written into the staging directory."""
+
+    def __init__(
+        self,
+        directory: Path,
+        header: dict[str, Any],
+        keep: bool = True,
+        previous: PreviousCache | None = None,
+    ) -> None:
+        """``keep=False``: only the spool for this run (no index; rows are not stored).
+        ``previous``: the cache being replaced, whose blob file is reused when worth it."""
+        directory.mkdir(exist_ok=True)
+        self.keep = keep
+        self.directory = directory
+        self.linked = False
+        blob_path = directory / BLOB_FILE
+        if keep and previous is not None and previous.mostly_live():
+            try:
+                os.link(previous.directory / BLOB_FILE, blob_path)
+                self.linked = True
+            except OSError:  # no hard links here: copy what is reused instead
+                pass
+        # large buffers: one trial is three small writes, and the writers read the blobs back
+        # in (nearly) the order they were written
+        self._blobs = open(blob_path, "ab", buffering=_BUFFER)  # noqa: SIM115
+        self._index = open(directory / INDEX_FILE, "wb", buffering=_BUFFER)  # noqa: SIM115
+        self._reader: Any = None
+        self._index.write(dumps_lossless(header) + b"\n")
+        self._offset = self._blobs.tell()
+
+    def append(self, row_json: bytes, fragment: bytes, curve: bytes) -> Location:
+        location = (self._offset, len(row_json), len(fragment), len(curve))
+        self._blobs.write(row_json)
+        self._blobs.write(fragment)
+        self._blobs.write(curve)
+        self._offset += len(row_json) + len(fragment) + len(curve)
+        return location
+
+    def record(
+        self,
+        path: str,
+        key: FileKey | None,
+        problems: Sequence[Problem],
+        entries: Sequence[tuple[Location, list[str]]],
+    ) -> None:
+        """The index line of one read file; files without a complete key are not reusable."""
+        if key is None or not self.keep:
+            return
+        line = {
+            "path": path,
+            "reader": key.reader,
+            "size": key.size,
+            "mtime_ns": key.mtime_ns,
+            "sha256": key.sha256,
+            "problems": [[p.code, p.message, p.severity] for p in problems],
+            "entries": [[*location, names] for location, names in entries],
+        }
+        self._index.write(dumps_lossless(line) + b"\n")
+
+    def _read(self, offset: int, size: int) -> bytes:
+        if self._reader is None:
+            self._blobs.flush()
+            self._reader = open(self._blobs.name, "rb", buffering=_BUFFER)  # noqa: SIM115
+        self._reader.seek(offset)  # within the buffer when reading forward: no system call
+        return self._reader.read(size)
+
+    def fragment(self, location: Location) -> bytes:
+        offset, row, fragment, _ = location
+        return self._read(offset + row, fragment)
+
+    def curve(self, location: Location) -> bytes:
+        offset, row, fragment, curve = location
+        return self._read(offset + row + fragment, curve) if curve else b""
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+        self._blobs.close()
+        self._index.close()
+
+
+class PreviousCache:
+    """The cache of the output set being replaced, if it matches this run's header."""
+
+    def __init__(self, directory: Path, files: dict[str, CachedFile]) -> None:
+        self.directory = directory
+        self.files = files
+        self._blobs = open(directory / BLOB_FILE, "rb", buffering=_BUFFER)  # noqa: SIM115
+
+    @classmethod
+    def open(cls, out_dir: Path, header: dict[str, Any]) -> PreviousCache | None:
+        directory = out_dir / CACHE_DIR
+        try:
+            with open(directory / INDEX_FILE, "rb") as handle:
+                if loads_lossless(handle.readline()) != header:
+                    return None
+                files = {}
+                shared: dict[tuple[str, ...], list[str]] = {}  # one list per metric set
+                for line in handle:
+                    item = loads_lossless(line)
+                    files[item["path"]] = CachedFile(
+                        FileKey(item["reader"], item["size"], item["mtime_ns"], item["sha256"]),
+                        [Problem(c, m, v) for c, m, v in item["problems"]],
+                        [(e[0], e[1], e[2], e[3]) for e in item["entries"]],
+                        [shared.setdefault(tuple(e[4]), list(e[4])) for e in item["entries"]],
+                    )
+            return cls(directory, files)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # no cache, or one this version cannot read: a full run
+
+    def mostly_live(self) -> bool:
+        """At least half of the blob file is still referred to by the index."""
+        live = sum(r + f + c for item in self.files.values() for _, r, f, c in item.entries)
+        try:
+            size = os.fstat(self._blobs.fileno()).st_size
+        except OSError:
+            return False
+        return 2 * live >= size
+
+    def rows(self, path: str) -> list[Kept] | None:
+        """The cached trials of ``path`` without their blobs (for a linked blob file); None if
+        the blob file does not hold them."""
+        cached = self.files[path]
+        size = os.fstat(self._blobs.fileno()).st_size
+        out: list[Kept] = []
+        for location, names in zip(cached.entries, cached.metrics, strict=True):
+            offset, row_len, fragment_len, curve_len = location
+            if offset + row_len + fragment_len + curve_len > size:
+                return None
+            self._blobs.seek(offset)
+            row_json = self._blobs.read(row_len)
+            if len(row_json) != row_len:
+                return None
+            try:
+                row = loads_lossless(row_json)
+            except ValueError:
+                return None
+            if not isinstance(row, dict):
+                return None
+            out.append((row, location, names))
+        return out
+
+    def key(self, path: str) -> FileKey | None:
+        cached = self.files.get(path)
+        return cached.key if cached else None
+
+    def entries(self, path: str) -> list[tuple[dict[str, Any], bytes, bytes, bytes]] | None:
+        """(row, row JSON, fragment, curve block) of each trial cached for ``path``; None if
+        the blob file does not hold them (then the file is simply read again)."""
+        out = []
+        for offset, row_len, fragment_len, curve_len in self.files[path].entries:
+            size = row_len + fragment_len + curve_len
+            self._blobs.seek(offset)
+            data = self._blobs.read(size)
+            if len(data) != size:
+                return None
+            row_json = data[:row_len]
+            try:
+                row = loads_lossless(row_json)
+            except ValueError:
+                return None
+            out.append(
+                (
+                    row,
+                    row_json,
+                    data[row_len : row_len + fragment_len],
+                    data[row_len + fragment_len :],
+                )
+            )
+        return out
+
+    def close(self) -> None:
+        self._blobs.close()
+        self.files.clear()  # the run keeps what it took; free the rest before writing

@@ -1,0 +1,408 @@
+"""The columnar outputs: ``trials.parquet``, ``diverged.parquet`` and ``curves.parquet``.
+
+Column types come from :mod:`hpo_analysis.schema` (``str`` → string, ``int`` → int64, ``float``
+→ float64, ``bool`` → bool, all nullable); dynamic columns (``param_*``, extra study factors)
+get the narrowest type that holds every value, or text (JSON for objects and arrays) when the
+values are mixed, as in the CSV.
+
+Non-finite numbers: the trial tables hold exactly the values of the summary rows, so columns
+the data dictionary defines as "empty when non-finite" are null there too (``objective_kind``
+says what the objective was), while a non-finite value the rows keep as is (e.g. an optimizer
+parameter recorded as ``NaN``) stays NaN. ``curves.parquet`` holds the learning curves as
+recorded: ``NaN`` and ``±Infinity`` stay NaN and ±inf, and a metric missing from an epoch is
+null. So SQL aggregates over the trial tables are never poisoned by NaN, and a divergence can
+still be read off the curve.
+
+``curves.parquet`` is long: one row per (study, trial_num, epoch), sorted like the trial tables,
+with the columns ``study, trial_num, epoch`` and then one float64 column per metric
+(``train_loss, val_loss, val_auc`` always, then any other metric found, sorted). It is written
+in row groups of :data:`CURVE_ROW_GROUP` rows from per-trial *curve blocks* (below), so memory
+does not grow with the number of trials.
+
+A curve block is the compact, lossless binary form of one trial's curve that the pipeline
+spools (and caches) between reading a file and writing this table: little-endian ``uint32``
+epochs, ``uint16`` metrics, then per metric ``uint16`` name length, the UTF-8 name and a
+``uint8`` null flag; then the epochs as int64, each metric's values as float64, and for metrics
+with a missing value a ``uint8`` validity byte per epoch.
+
+Example::
+
+    >>> from hpo_analysis.model import CurvePoint
+    >>> block = encode_curve([CurvePoint(0, {"val_loss": 0.5}), CurvePoint(1, {"val_loss": None})])
+    >>> epochs, metrics = decode_curve(block)
+    >>> epochs.tolist(), metrics["val_loss"][0][:1].tolist(), metrics["val_loss"][1].tolist()
+    ([0, 1], [0.5], [True, False])
+"""
+
+from __future__ import annotations
+
+import operator
+import struct
+import sys
+from array import array
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..schema import BY_NAME, CURVE_METRICS, ColumnType
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+    from ..model import CurvePoint
+
+TRIALS_PARQUET = "trials.parquet"
+DIVERGED_PARQUET = "diverged.parquet"
+CURVES_PARQUET = "curves.parquet"
+CURVE_KEY_COLUMNS = ("study", "trial_num", "epoch")
+CURVE_ROW_GROUP = 262_144
+COMPRESSION = "zstd"
+
+_METRICS = operator.attrgetter("metrics")
+_EPOCH = operator.attrgetter("epoch")
+_HEADER = struct.Struct("<IH")
+_NAME = struct.Struct("<HB")
+_BIG_ENDIAN = sys.byteorder == "big"
+
+
+class CurveEncodeError(ValueError):
+    """A curve that cannot be stored in the columnar form (an epoch beyond 64-bit)."""
+
+
+# --- curve blocks ----------------------------------------------------------------------------
+
+
+def _packed(code: str, values: Sequence[Any]) -> bytes:
+    packed = array(code, values)
+    if _BIG_ENDIAN:  # pragma: no cover - the format is little-endian everywhere
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def encode_curve(curve: Sequence[CurvePoint]) -> bytes:
+    """The curve block of ``curve`` (see the module docstring); empty bytes for no curve."""
+    if not curve:
+        return b""
+    metrics = list(map(_METRICS, curve))
+    first = metrics[0].keys()
+    if all(map(first.__eq__, map(dict.keys, metrics))):  # the usual case: same metrics
+        names = list(first)
+        columns = [list(map(operator.itemgetter(name), metrics)) for name in names]
+    else:
+        names = list(dict.fromkeys(name for m in metrics for name in m))
+        columns = [[m.get(name) for m in metrics] for name in names]
+    try:
+        parts = [_packed("q", list(map(_EPOCH, curve)))]
+    except OverflowError:
+        raise CurveEncodeError("learning curve epoch numbers beyond 64-bit integers") from None
+    head = [_HEADER.pack(len(curve), len(names))]
+    nulls = []
+    for name, values in zip(names, columns, strict=True):
+        try:
+            parts.append(_packed("d", values))
+            valid = None
+        except TypeError:  # a missing value (None)
+            parts.append(_packed("d", [0.0 if v is None else v for v in values]))
+            valid = bytes(v is not None for v in values)
+        encoded = name.encode("utf-8", "surrogatepass")
+        head.append(_NAME.pack(len(encoded), valid is not None) + encoded)
+        if valid is not None:
+            nulls.append(valid)
+    return b"".join(head + parts + nulls)
+
+
+def decode_curve(
+    block: bytes,
+) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray | None]]]:
+    """Epochs and, per metric, (values, validity or None) of a curve block."""
+    import numpy as np
+
+    if not block:
+        return np.empty(0, dtype="<i8"), {}
+    n, n_metrics = _HEADER.unpack_from(block, 0)
+    position = _HEADER.size
+    names: list[tuple[str, bool]] = []
+    for _ in range(n_metrics):
+        length, has_nulls = _NAME.unpack_from(block, position)
+        position += _NAME.size
+        names.append(
+            (block[position : position + length].decode("utf-8", "surrogatepass"), bool(has_nulls))
+        )
+        position += length
+    epochs = np.frombuffer(block, dtype="<i8", count=n, offset=position)
+    position += 8 * n
+    values = []
+    for _ in names:
+        values.append(np.frombuffer(block, dtype="<f8", count=n, offset=position))
+        position += 8 * n
+    metrics: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    for (name, has_nulls), column in zip(names, values, strict=True):
+        valid = None
+        if has_nulls:
+            valid = np.frombuffer(block, dtype=np.uint8, count=n, offset=position).astype(bool)
+            position += n
+        metrics[name] = (column, valid)
+    return epochs, metrics
+
+
+def curve_metric_names(block: bytes) -> list[str]:
+    """The metric names of a curve block, in the order stored."""
+    if not block:
+        return []
+    _, n_metrics = _HEADER.unpack_from(block, 0)
+    position = _HEADER.size
+    names = []
+    for _ in range(n_metrics):
+        length, _flag = _NAME.unpack_from(block, position)
+        position += _NAME.size
+        names.append(block[position : position + length].decode("utf-8", "surrogatepass"))
+        position += length
+    return names
+
+
+def curve_columns(metric_names: Iterable[str]) -> list[str]:
+    """Metric columns of curves.parquet: the standard three, then the others sorted.
+
+    A metric whose name clashes with a key column is stored as ``metric_<name>``.
+
+    >>> curve_columns(["val_loss", "lr", "epoch_time", "study"])
+    ['train_loss', 'val_loss', 'val_auc', 'epoch_time', 'lr', 'metric_study']
+    """
+    others = sorted(set(metric_names) - set(CURVE_METRICS))
+    return list(CURVE_METRICS) + [column_for_metric(name) for name in others]
+
+
+def column_for_metric(name: str) -> str:
+    return f"metric_{name}" if name in CURVE_KEY_COLUMNS else name
+
+
+# --- arrow types from the schema --------------------------------------------------------------
+
+
+def arrow_type(column_type: ColumnType) -> pa.DataType:
+    """The Arrow type of a schema column type.
+
+    >>> str(arrow_type("int")), str(arrow_type("float")), str(arrow_type("bool"))
+    ('int64', 'double', 'bool')
+    """
+    import pyarrow as pa
+
+    return {
+        "str": pa.string(),
+        "int": pa.int64(),
+        "float": pa.float64(),
+        "bool": pa.bool_(),
+    }[column_type]
+
+
+def _infer_type(values: Sequence[Any]) -> ColumnType:
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return "bool"
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return "int"
+    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return "float"
+    return "str"
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        from ..jsonio import dumps_strict
+
+        return dumps_strict(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _column(values: list[Any], column_type: ColumnType) -> pa.Array:
+    import pyarrow as pa
+
+    if column_type == "str":
+        return pa.array([_as_text(v) for v in values], type=pa.string())
+    try:
+        return pa.array(values, type=arrow_type(column_type), from_pandas=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+        # e.g. an integer beyond 64 bits: keep every value, as text
+        return pa.array([_as_text(v) for v in values], type=pa.string())
+
+
+def trials_table(header: Sequence[str], rows: Sequence[dict[str, Any]]) -> pa.Table:
+    """The rows as an Arrow table with the schema's types (dynamic columns inferred)."""
+    import pyarrow as pa
+
+    arrays = []
+    for name in header:
+        values = [row.get(name) for row in rows]
+        column = BY_NAME.get(name)
+        arrays.append(_column(values, column.type if column else _infer_type(values)))
+    return pa.Table.from_arrays(arrays, names=list(header))
+
+
+def write_table(path: Path, header: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    import pyarrow.parquet as pq
+
+    pq.write_table(trials_table(header, rows), path, compression=COMPRESSION)
+    release_memory()
+
+
+def release_memory() -> None:
+    """Hand the memory Arrow's allocator keeps for reuse back to the system: a large run's
+    peak is otherwise the sum of every table it has built."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
+# --- curves.parquet -------------------------------------------------------------------------
+
+
+def curves_schema(metric_columns: Sequence[str]) -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [("study", pa.string()), ("trial_num", pa.int64()), ("epoch", pa.int64())]
+        + [(name, pa.float64()) for name in metric_columns]
+    )
+
+
+_FILLERS: dict[tuple[str, int], bytes] = {}
+
+
+def _filler(kind: str, pattern: bytes, n: int) -> bytes:
+    key = (kind, n)
+    found = _FILLERS.get(key)
+    if found is None:
+        found = _FILLERS[key] = pattern * n
+    return found
+
+
+def _ones(n: int) -> bytes:
+    return _filler("ones", b"\x01", n)
+
+
+def _zeros(n: int) -> bytes:
+    return _filler("zeros", b"\x00", n)
+
+
+def _nans(n: int) -> bytes:
+    return _filler("nans", struct.pack("<d", float("nan")), n)
+
+
+class CurvesWriter:
+    """Streams per-trial curve blocks into curves.parquet, one row group at a time."""
+
+    def __init__(self, path: Path, metric_names: Iterable[str]) -> None:
+        import pyarrow.parquet as pq
+
+        self.columns = curve_columns(metric_names)
+        self._index = {
+            name: i for i, name in enumerate(self.columns)
+        }  # column name -> position among the metric columns
+        self.schema = curves_schema(self.columns)
+        self._writer = pq.ParquetWriter(path, self.schema, compression=COMPRESSION)
+        self._pending: list[tuple[str, int, bytes]] = []
+        self._pending_rows = 0
+        self.n_rows = 0
+
+    def add(self, study: str, trial_num: int, block: bytes) -> None:
+        if not block:
+            return
+        n = _HEADER.unpack_from(block, 0)[0]
+        self._pending.append((study, trial_num, block))
+        self._pending_rows += n
+        if self._pending_rows >= CURVE_ROW_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        """One row group from the pending blocks: their byte slices are joined per column and
+        viewed as arrays once, instead of decoding every trial into arrays of its own."""
+        import numpy as np
+        import pyarrow as pa
+
+        if not self._pending:
+            return
+        n_columns = len(self.columns)
+        studies: dict[str, int] = {}
+        study_ids: list[int] = []
+        trial_nums: list[int] = []
+        counts: list[int] = []
+        epochs: list[bytes | memoryview] = []
+        values: list[list[bytes | memoryview]] = [[] for _ in range(n_columns)]
+        valid: list[list[bytes | memoryview]] = [[] for _ in range(n_columns)]
+        for study, trial_num, block in self._pending:
+            view = memoryview(block)
+            n, n_metrics = _HEADER.unpack_from(block, 0)
+            position = _HEADER.size
+            names = []
+            for _ in range(n_metrics):
+                length, has_nulls = _NAME.unpack_from(block, position)
+                position += _NAME.size
+                name = bytes(view[position : position + length]).decode("utf-8", "surrogatepass")
+                names.append((self._index[column_for_metric(name)], has_nulls))
+                position += length
+            epochs.append(view[position : position + 8 * n])
+            position += 8 * n
+            present = [False] * n_columns
+            used = []  # a name clashing into an already filled column is left out
+            for column, _ in names:
+                used.append(not present[column])
+                if used[-1]:
+                    values[column].append(view[position : position + 8 * n])
+                    present[column] = True
+                position += 8 * n
+            for (column, has_nulls), keep in zip(names, used, strict=True):
+                if has_nulls:
+                    if keep:
+                        valid[column].append(view[position : position + n])
+                    position += n
+                elif keep:
+                    valid[column].append(_ones(n))
+            for column in range(n_columns):
+                if not present[column]:
+                    values[column].append(_nans(n))
+                    valid[column].append(_zeros(n))
+            study_ids.append(studies.setdefault(study, len(studies)))
+            trial_nums.append(trial_num)
+            counts.append(n)
+        repeat = np.array(counts, dtype=np.int64)
+        arrays = [
+            pa.array(list(studies), type=pa.string()).take(
+                pa.array(np.repeat(np.array(study_ids, dtype=np.int32), repeat))
+            ),
+            pa.array(np.repeat(np.array(trial_nums, dtype=np.int64), repeat)),
+            pa.array(np.frombuffer(b"".join(epochs), dtype="<i8").astype(np.int64)),
+        ]
+        for column in range(n_columns):
+            data = np.frombuffer(b"".join(values[column]), dtype="<f8").astype(np.float64)
+            is_valid = np.frombuffer(b"".join(valid[column]), dtype=np.uint8).astype(bool)
+            arrays.append(pa.array(data, mask=~is_valid, type=pa.float64()))
+        self._writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
+        self.n_rows += int(repeat.sum())
+        self._pending = []
+        self._pending_rows = 0
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+
+def write_curves(
+    path: Path,
+    keys: Iterable[tuple[str, int]],
+    block_of: Callable[[tuple[str, int]], bytes],
+    metric_names: Iterable[str],
+) -> int:
+    """Write curves.parquet from the curve blocks of ``keys``, in that order; return rows."""
+    writer = CurvesWriter(path, metric_names)
+    try:
+        for key in keys:
+            writer.add(key[0], key[1], block_of(key))
+    finally:
+        writer.close()
+        release_memory()
+    return writer.n_rows

@@ -1,0 +1,288 @@
+"""The Parquet outputs and the JSON Schema: typed from schema.py, equal to the CSV/JSON, checked."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hpo_analysis.model import CurvePoint
+from hpo_analysis.schema import COLUMNS, CURVE_METRICS, SUMMARY_COLUMNS
+from hpo_analysis.schema_json import full_json_schema
+from hpo_analysis.validate import validate_dir
+from hpo_analysis.write.parquet import arrow_type, curve_columns, decode_curve, encode_curve
+
+from .conftest import read_csv, run_cli, strict_json, write_trial
+
+
+def test_trials_parquet_types_come_from_the_schema(example_out: Path) -> None:
+    schema = pq.read_schema(example_out / "trials.parquet")
+    for column in SUMMARY_COLUMNS:
+        assert schema.field(column.name).type == arrow_type(column.type), column.name
+    diverged = pq.read_schema(example_out / "diverged.parquet")
+    for column in COLUMNS:
+        assert diverged.field(column.name).type == arrow_type(column.type), column.name
+
+
+def test_trials_parquet_equals_the_csv(example_out: Path) -> None:
+    table = pq.read_table(example_out / "trials.parquet").to_pylist()
+    rows = read_csv(example_out / "hpo_summary.csv")
+    assert len(table) == len(rows) == 600
+    for stored, row in zip(table, rows, strict=True):
+        assert (stored["study"], str(stored["trial_num"])) == (row["study"], row["trial_num"])
+        for column in ("objective", "lr", "best_val_loss"):
+            cell = row[column]
+            assert stored[column] == (float(cell) if cell else None)
+        assert stored["diverged"] == (row["diverged"] == "true")
+
+
+def test_curves_parquet_is_long_sorted_and_keeps_non_finite(example_out: Path) -> None:
+    table = pq.read_table(example_out / "curves.parquet")
+    assert table.column_names[:3] == ["study", "trial_num", "epoch"]
+    assert table.column_names[3:6] == list(CURVE_METRICS)
+    for name in table.column_names[3:]:
+        assert table.schema.field(name).type == pa.float64()
+    keys = list(
+        zip(
+            table.column("study").to_pylist(),
+            table.column("trial_num").to_pylist(),
+            table.column("epoch").to_pylist(),
+            strict=True,
+        )
+    )
+    assert keys == sorted(keys)
+    trials = read_csv(example_out / "hpo_summary.csv")
+    assert table.num_rows == sum(int(t["epochs_trained"] or 0) for t in trials)
+    # every non-finite value the JSON lists is NaN/±inf (not null) in the Parquet file
+    full = strict_json(example_out / "hpo_full.json")
+    listed = [
+        (t["study"], t["trial_num"], item["epoch"], item["metric"], item["value"])
+        for t in full["trials"]
+        for item in t["learning_curve_non_finite"]
+    ]
+    assert listed
+    rows = {(r["study"], r["trial_num"], r["epoch"]): r for r in table.to_pylist() if r["study"]}
+    for study, trial_num, epoch, metric, token in listed:
+        value = rows[(study, trial_num, epoch)][metric]
+        assert value is not None
+        if token == "NaN":
+            assert math.isnan(value)
+        else:
+            assert value == (math.inf if token == "Infinity" else -math.inf)
+
+
+def test_curve_metrics_beyond_the_standard_ones_get_columns(tmp_path: Path) -> None:
+    src = tmp_path / "hpo"
+    write_trial(
+        src,
+        "s_2M_h1",
+        0,
+        {
+            "trial_number": 0,
+            "value": 0.5,
+            "learning_curve": [
+                {"epoch": 0, "val_loss": 0.6, "lr": 0.01, "study": 1.0},
+                {"epoch": 1, "val_loss": 0.5, "lr": None},
+            ],
+        },
+    )
+    out = tmp_path / "out"
+    assert run_cli("extract", str(src), "--out", str(out)).returncode == 0
+    table = pq.read_table(out / "curves.parquet")
+    assert table.column_names == [
+        "study",
+        "trial_num",
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_auc",
+        "lr",
+        "metric_study",
+    ]
+    assert table.column("lr").to_pylist() == [0.01, None]
+    assert table.column("train_loss").to_pylist() == [None, None]
+    assert table.column("metric_study").to_pylist() == [1.0, None]
+
+
+_METRIC = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True))
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(-(2**63), 2**63 - 1),
+            st.dictionaries(st.sampled_from(["val_loss", "a", "é"]), _METRIC),
+        ),
+        max_size=5,
+    )
+)
+def test_curve_block_round_trip(points: list[tuple[int, dict[str, float | None]]]) -> None:
+    curve = [CurvePoint(epoch, metrics) for epoch, metrics in points]
+    epochs, metrics = decode_curve(encode_curve(curve))
+    assert epochs.tolist() == [p.epoch for p in curve]
+    for name, (values, valid) in metrics.items():
+        for i, point in enumerate(curve):
+            expected = point.metrics.get(name)
+            present = valid is None or bool(valid[i])
+            assert present == (expected is not None)
+            if expected is not None:
+                assert (math.isnan(expected) and math.isnan(values[i])) or values[i] == expected
+    assert set(metrics) == {n for p in curve for n in p.metrics}
+
+
+def test_curve_columns_order() -> None:
+    assert curve_columns(["z", "val_loss", "a"]) == [*CURVE_METRICS, "a", "z"]
+
+
+# --- JSON Schema ----------------------------------------------------------------------------
+
+
+def test_schema_is_valid_and_written(example_out: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    written = json.loads((example_out / "hpo_full.schema.json").read_text(encoding="utf-8"))
+    assert written == full_json_schema()
+    jsonschema.Draft202012Validator.check_schema(written)
+
+
+def test_example_full_json_matches_the_schema_with_the_reference_validator(
+    example_out: Path,
+) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(full_json_schema())
+    doc = strict_json(example_out / "hpo_full.json")
+    assert list(validator.iter_errors(doc)) == []
+    doc["trials"][0]["state"] = "DONE"
+    doc["trials"][1]["architecture"]["d_model"] = "wide"
+    del doc["trials"][2]["flags"]
+    messages = [e.message for e in validator.iter_errors(doc)]
+    assert len(messages) == 3
+
+
+def test_schema_follows_every_column() -> None:
+    trial = full_json_schema()["$defs"]["trial"]
+    for column in COLUMNS:
+        node = (
+            trial["properties"][column.group]["properties"] if column.group else trial["properties"]
+        )
+        prop = node[column.name]
+        json_type = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}[
+            column.type
+        ]
+        assert prop["type"] == (json_type if not column.nullable else [json_type, "null"])
+        assert column.description in prop["description"]
+        if column.values:
+            assert set(column.values) <= set(prop["enum"])
+
+
+# --- validate sees what does not match -------------------------------------------------------
+
+
+def _copy(example_out: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "copy"
+    shutil.copytree(example_out, out)
+    return out
+
+
+def test_validate_catches_a_changed_parquet_value(example_out: Path, tmp_path: Path) -> None:
+    out = _copy(example_out, tmp_path)
+    table = pq.read_table(out / "trials.parquet")
+    lr = table.column("lr").to_pylist()
+    lr[5] = 123.0
+    index = table.column_names.index("lr")
+    pq.write_table(table.set_column(index, "lr", pa.array(lr)), out / "trials.parquet")
+    failures = validate_dir(out)
+    assert any("lr is" in f and "trials.parquet" in f for f in failures), failures
+
+
+def test_validate_catches_missing_curve_rows(example_out: Path, tmp_path: Path) -> None:
+    out = _copy(example_out, tmp_path)
+    table = pq.read_table(out / "curves.parquet")
+    pq.write_table(table.slice(0, table.num_rows - 1), out / "curves.parquet")
+    failures = validate_dir(out)
+    assert any("curves.parquet has" in f for f in failures), failures
+
+
+def test_validate_checks_the_schema(example_out: Path, tmp_path: Path) -> None:
+    pytest.importorskip("jsonschema")
+    out = _copy(example_out, tmp_path)
+    path = out / "hpo_full.json"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text.replace('"learning_curve_non_finite":[]', '"learning_curve_non_finite":7', 1)
+    )
+    failures = validate_dir(out)
+    assert any("schema" in f for f in failures), failures
+
+
+def test_validate_reports_a_broken_full_json_layout(example_out: Path, tmp_path: Path) -> None:
+    out = _copy(example_out, tmp_path)
+    path = out / "hpo_full.json"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    failures = validate_dir(out)
+    assert any(f.startswith("hpo_full.json:") for f in failures), failures
+
+
+def test_parquet_outputs_are_deterministic(tmp_path: Path) -> None:
+    from .conftest import EXAMPLE
+
+    outs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        assert run_cli("extract", str(EXAMPLE), "--out", str(out), "--no-cache").returncode == 0
+        outs.append(out)
+    for name in ("trials.parquet", "curves.parquet", "diverged.parquet", "hpo_full.index.parquet"):
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+
+
+def test_validate_reads_the_csv_with_its_types(example_out: Path, tmp_path: Path) -> None:
+    out = _copy(example_out, tmp_path)
+    path = out / "hpo_summary.csv"
+    lines = path.read_bytes().decode("utf-8").split("\r\n")
+    cells = lines[3].split(",")
+    cells[4] = "wide"  # d_model
+    lines[3] = ",".join(cells)
+    path.write_bytes("\r\n".join(lines).encode("utf-8"))
+    failures = validate_dir(out)
+    assert any(f.startswith("hpo_summary.csv:") and "wide" in f for f in failures), failures
+
+
+def test_validate_catches_a_changed_csv_text_cell(example_out: Path, tmp_path: Path) -> None:
+    out = _copy(example_out, tmp_path)
+    path = out / "hpo_summary.csv"
+    header, _, body = path.read_bytes().partition(b"\r\n")
+    assert b",early_stopped," in body
+    path.write_bytes(header + b"\r\n" + body.replace(b",early_stopped,", b",completed,", 1))
+    failures = validate_dir(out)
+    assert any("stop_reason" in f for f in failures), failures
+
+
+def test_diverged_flags_are_checked_against_the_objective() -> None:
+    from hpo_analysis.validate import _Counts
+
+    table = pa.table(
+        {
+            "study": ["s"] * 5,
+            "trial_num": [0, 1, 2, 3, 3],
+            "objective_kind": ["finite", "finite", "nan", "missing", "finite"],
+            "objective": [0.5, 12.0, None, None, 11.0],
+            "diverged": [False, True, True, None, False],  # the last contradicts 11 >= 10
+            "direction": ["minimize"] * 5,
+            "state": ["COMPLETE"] * 5,
+            "stop_reason": ["completed"] * 5,
+            "source_file": ["f"] * 4 + [None],
+        }
+    )
+    failures = _Counts().add_table(table, 10.0)
+    assert failures == [
+        "hpo_summary.csv line 6: required field source_file is empty",
+        "hpo_summary.csv line 6: duplicate trial ('s', 3)",
+        "hpo_summary.csv line 6: diverged=False but objective 11.0 (finite) implies True",
+    ]
