@@ -265,6 +265,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="an output directory written by extract (default: outputs/analysis)",
     )
 
+    mcp = commands.add_parser(
+        "mcp",
+        help="serve a dataset to MCP clients over stdio",
+        description="Serve an extracted dataset over the Model Context Protocol (stdio): tools "
+        "overview, query (read-only SQL), get_trial, get_curve, compare_trials, findings; the "
+        "README and JSON Schema as resources. Needs the mcp extra: "
+        "pip install 'hpo-analysis[mcp]'.",
+        epilog="example (what an MCP client runs):\n  hpo-analysis mcp outputs/analysis\n"
+        "  hpo-analysis mcp outputs/analysis --allow-annotate",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mcp.add_argument(
+        "directory",
+        metavar="DIR",
+        nargs="?",
+        default="outputs/analysis",
+        help="extracted dataset directory (default: outputs/analysis)",
+    )
+    mcp.add_argument(
+        "--allow-annotate",
+        action="store_true",
+        help="also offer the annotate tool, which writes DIR/annotations.csv",
+    )
+
     qry = commands.add_parser(
         "query",
         help="run SQL (DuckDB) over an extracted dataset",
@@ -479,6 +503,23 @@ def _trial_exists(directory: Path, study: str, trial_num: int) -> bool:
         return False
 
 
+def run_mcp(args: argparse.Namespace) -> int:
+    try:
+        import duckdb  # noqa: F401
+        import mcp  # noqa: F401
+    except ImportError as err:
+        print(
+            f"hpo-analysis: error: the mcp command needs the {err.name or 'mcp'} package; "
+            "install it with: pip install 'hpo-analysis[mcp]'",
+            file=sys.stderr,
+        )
+        return 2
+    from .mcp_server import run_server
+
+    run_server(Path(args.directory), allow_annotate=args.allow_annotate)
+    return 0
+
+
 def run_query(args: argparse.Namespace) -> int:
     from .api import DatasetError, MissingDependency, QueryError, load
     from .query import render
@@ -533,6 +574,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_report(args)
         if args.command == "query":
             return run_query(args)
+        if args.command == "mcp":
+            return run_mcp(args)
         return run_make_example(args)
     except (SourceError, OutputError, UsageError) as err:
         print(f"hpo-analysis: error: {err}", file=sys.stderr)
