@@ -314,4 +314,5 @@ def test_corrupted_journals_give_problems_never_an_exception(
     path.write_bytes(corrupted)
     result = optuna_journal.read(path, "j.log", Settings())
     assert result.sha256 == hashlib.sha256(corrupted).hexdigest()
-    assert all(t.study == "contract_20M_h3" for t in result.trials)
+    # junk inside the study-creation line may rename the study, but never splits its trials
+    assert len({t.study for t in result.trials}) <= 1
