@@ -130,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="output directory (default: outputs/analysis); replaced atomically",
     )
     ext.add_argument(
+        "--config",
+        metavar="FILE",
+        help="project config (default: ./hpo-analysis.toml when present); options given here "
+        "win over it",
+    )
+    ext.add_argument(
         "--diverge-threshold",
         type=_positive_float,
         default=10.0,
@@ -226,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--expect-trials", type=int, metavar="N")
     val.add_argument("--expect-studies", type=int, metavar="N")
     val.add_argument("--expect-diverged", type=int, metavar="N")
+    val.add_argument(
+        "--config",
+        metavar="FILE",
+        help="take the expectations not given here from [validate] of this file "
+        "(default: ./hpo-analysis.toml when present)",
+    )
 
     ann = commands.add_parser(
         "annotate",
@@ -382,9 +394,46 @@ class _Console:
             )
 
 
+def _given(argv: Sequence[str], flag: str) -> bool:
+    return any(a == flag or a.startswith(flag + "=") for a in argv)
+
+
+def _apply_config(args: argparse.Namespace, argv: Sequence[str]) -> tuple[str, ...]:
+    """Fill options not given on the command line from hpo-analysis.toml; field aliases."""
+    from .config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as err:
+        raise UsageError(str(err)) from None
+    ext = cfg.extract
+    if not args.sources and "sources" in ext:
+        args.sources = [str(s) for s in ext["sources"]]
+    simple = {
+        "out": "--out",
+        "diverge_threshold": "--diverge-threshold",
+        "study_pattern": "--study-pattern",
+        "arch_thresholds": "--arch-thresholds",
+        "top_k": "--top-k",
+        "rank_by": "--rank-by",
+        "max_file_size_mib": "--max-file-size",
+        "study": "--study",
+    }
+    for key, flag in simple.items():
+        if key in ext and not _given(argv, flag):
+            dest = "max_file_size" if key == "max_file_size_mib" else key
+            value = ext[key]
+            setattr(args, dest, str(value) if key == "rank_by" else value)
+    if "direction" in ext:
+        args.direction = [*ext["direction"], *args.direction]  # the command line's rules win
+    return cfg.fields
+
+
 def run_extract(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    field_aliases = _apply_config(args, argv)
     sources = args.sources or ["outputs/hpo"]
     settings = Settings(
+        field_aliases=field_aliases,
         diverge_threshold=args.diverge_threshold,
         study_pattern=args.study_pattern,
         arch_thresholds=args.arch_thresholds,
@@ -431,11 +480,20 @@ def run_validate(args: argparse.Namespace) -> int:
     directory = Path(args.directory)
     if not directory.is_dir():
         raise UsageError(f"{directory}: no such directory")
+    from .config import ConfigError, load_config
+
+    try:
+        configured = load_config(args.config).validate
+    except ConfigError as err:
+        raise UsageError(str(err)) from None
     expectations = {
         "expect_trials": args.expect_trials,
         "expect_studies": args.expect_studies,
         "expect_diverged": args.expect_diverged,
     }
+    for key, value in configured.items():
+        if expectations[key] is None:
+            expectations[key] = value
     try:
         failures = validate_dir(directory, **expectations)
     except SchemaCheckUnavailable as err:

@@ -48,6 +48,9 @@ class Settings:
     # report.html and figure_*.png (needs matplotlib). The command line turns it on unless
     # --no-report; library calls (notebooks, loops) leave it off unless asked.
     write_report: bool = False
+    # hpo-analysis.toml [fields]: canonical column -> extra spellings, tried before the
+    # built-in ones, e.g. (("lr", ("my_lr",)),).
+    field_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def study_selected(self, study: str) -> bool:
         """True when ``--study`` was not given or one of its globs matches ``study``.

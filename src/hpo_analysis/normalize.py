@@ -191,6 +191,29 @@ def _seconds_between(start: Any, end: Any) -> float | None:
     return delta.total_seconds()
 
 
+_EXTRA_ALIASES: dict[str, tuple[str, ...]] = {}
+CONFIGURABLE_FIELDS = (*ARCH_KEYS, "arch_idx", *TRAINING_ALIASES)
+
+
+def set_field_aliases(aliases: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+    """Extra spellings from the project config (Settings.field_aliases), tried first.
+
+    Set once per process before reading (the pipeline does it in every worker).
+
+    >>> set_field_aliases((("lr", ("my_lr",)),))
+    >>> t = normalize_trial({"number": 0, "params": {"my_lr": 0.1}}, study="s", source_file="f")
+    >>> t.training["lr"], t.extra_params
+    (0.1, {})
+    >>> set_field_aliases(())
+    """
+    _EXTRA_ALIASES.clear()
+    _EXTRA_ALIASES.update({name: tuple(spellings) for name, spellings in aliases})
+
+
+def _aliases(name: str, built_in: tuple[str, ...]) -> tuple[str, ...]:
+    return _EXTRA_ALIASES.get(name, ()) + built_in
+
+
 def normalize_trial(
     raw: dict[str, Any],
     *,
@@ -254,7 +277,7 @@ def normalize_trial(
     architecture: dict[str, int | None] = {}
     for key in ARCH_KEYS:
         architecture[key] = _first_consistent(
-            col, key, ARCH_ALIASES[key], arch_sources, integer=True
+            col, key, _aliases(key, ARCH_ALIASES[key]), arch_sources, integer=True
         )
     if architecture["d_ff"] is None and architecture["d_model"] is not None:
         ratio = _first_consistent(col, "d_ff_ratio", D_FF_RATIO_ALIASES, arch_sources)
@@ -265,7 +288,11 @@ def normalize_trial(
             else:
                 col.warn("wrong_type", f"d_ff = d_model * d_ff_ratio = {d_ff!r} is not whole")
     architecture["arch_idx"] = _first_consistent(
-        col, "arch_idx", ("arch_idx",), [("params", params), ("user_attrs", attrs)], integer=True
+        col,
+        "arch_idx",
+        _aliases("arch_idx", ("arch_idx",)),
+        [("params", params), ("user_attrs", attrs)],
+        integer=True,
     )
 
     # -- training parameters -------------------------------------------------------------
@@ -281,10 +308,11 @@ def normalize_trial(
     training: dict[str, Any] = {}
     for key, aliases in TRAINING_ALIASES.items():
         training[key] = _first_consistent(
-            col, key, aliases, train_sources, integer=key in INT_TRAINING
+            col, key, _aliases(key, aliases), train_sources, integer=key in INT_TRAINING
         )
     consumed = {"arch_idx"} | {a for aliases in TRAINING_ALIASES.values() for a in aliases}
     consumed |= {a for aliases in ARCH_ALIASES.values() for a in aliases}
+    consumed |= {a for spellings in _EXTRA_ALIASES.values() for a in spellings}
     searched = {**forced, **params}  # a forced trial's settings stand in for its params
     extra_params = {k: v for k, v in sorted(searched.items()) if k not in consumed}
 

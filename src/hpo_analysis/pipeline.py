@@ -54,6 +54,7 @@ from .cache import (
 from .derive import assign_ranks, assign_similar_successful, trial_row
 from .jsonio import dumps_bytes, dumps_lossless
 from .model import Problem, Settings, Trial
+from .normalize import set_field_aliases
 from .schema import COLUMNS
 from .sources import Found, claim, discover, reader_named
 from .sources.base import ReadResult
@@ -214,6 +215,7 @@ def _read_one(found: Found, settings: Settings, keep: bool = True) -> _FileOutco
     if found.status != "read" or found.reader is None:
         return _FileOutcome(found, None, [])
     _, mtime_ns = _stat(found.path)
+    set_field_aliases(settings.field_aliases)
     reader = reader_named(found.reader)
     try:
         result: ReadResult = reader.read(found.source, found.display, settings)
