@@ -286,3 +286,18 @@ def test_diverged_flags_are_checked_against_the_objective() -> None:
         "hpo_summary.csv line 6: duplicate trial ('s', 3)",
         "hpo_summary.csv line 6: diverged=False but objective 11.0 (finite) implies True",
     ]
+
+
+def test_schema_takes_the_objectives_of_multi_objective_studies(example_out: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = full_json_schema()
+    trial_schema = {**schema["$defs"]["trial"], "$schema": schema["$schema"]}
+    validator = jsonschema.Draft202012Validator(trial_schema)
+    trial = strict_json(example_out / "hpo_full.json")["trials"][0]
+    trial["results"]["objective_accuracy"] = 0.9
+    assert list(validator.iter_errors(trial)) == []
+    trial["results"]["objective_accuracy"] = "high"
+    trial["results"]["objective_kind"] = "finite"
+    assert len(list(validator.iter_errors(trial))) == 1
+    trial["results"]["objective_kind"] = "odd"
+    assert len(list(validator.iter_errors(trial))) == 2
