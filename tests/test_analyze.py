@@ -491,6 +491,18 @@ def test_param_importance_with_optuna() -> None:
     assert small.rows == [["2M", MIN_IMPORTANCE_TRIALS - 1, None, INSUFFICIENT, None]]
 
 
+def test_param_importance_samples_large_budgets(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("optuna")
+    from hpo_analysis import analyze
+
+    monkeypatch.setattr(analyze, "MAX_IMPORTANCE_TRIALS", 30)
+    finding = param_importance(importance_rows(80))
+    assert column(finding, "parameter")[0] == "lr"
+    assert column(finding, "n")[0] == 80  # n stays the number of scored trials
+    assert "seeded random sample of 30" in finding.notes
+    assert param_importance(importance_rows(80)).rows == finding.rows  # deterministic
+
+
 def test_param_importance_without_optuna(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "optuna", None)
     finding = param_importance(importance_rows(40))

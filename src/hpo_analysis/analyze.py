@@ -44,6 +44,10 @@ _SUFFIX = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
 MIN_N = 5
 MIN_GROUP = 3
 MIN_IMPORTANCE_TRIALS = 20
+# Above this many scored trials per budget, importance is computed on a seeded random sample
+# of this size: PED-ANOVA's quantile estimates are stable long before that, and rebuilding
+# every trial as an Optuna trial dominated the run time of large sweeps.
+MAX_IMPORTANCE_TRIALS = 5000
 DEFAULT_TOP_K = 20
 STYLE_TOP = 10
 INSUFFICIENT = "insufficient data"
@@ -1628,6 +1632,8 @@ def _importance(scored: pd.DataFrame, direction: str) -> tuple[list[str], dict[s
     from optuna.distributions import FloatDistribution
     from optuna.importance import PedAnovaImportanceEvaluator
 
+    if len(scored) > MAX_IMPORTANCE_TRIALS:
+        scored = scored.sample(n=MAX_IMPORTANCE_TRIALS, random_state=0).sort_index()
     params = [p for p in IMPORTANCE_PARAMS if scored[p].notna().all()]
     distributions = {p: _distribution(scored[p]) for p in params}
     distributions = {p: d for p, d in distributions.items() if d is not None}
@@ -1676,7 +1682,9 @@ def param_importance(rows: Rows) -> Finding:
         f"{', '.join(IMPORTANCE_PARAMS)} where known for every scored trial and not constant; "
         f"whole numbers with ≤ {MAX_CHOICES} distinct values are categorical, others "
         "int/float ranges over the observed values (log scale when positive and spanning "
-        f"≥ 10×); needs ≥ {MIN_IMPORTANCE_TRIALS} scored trials per budget."
+        f"≥ 10×); needs ≥ {MIN_IMPORTANCE_TRIALS} scored trials per budget; budgets with more "
+        f"than {MAX_IMPORTANCE_TRIALS} are evaluated on a seeded random sample of "
+        f"{MAX_IMPORTANCE_TRIALS} of them (n stays the number of scored trials)."
     )
     if not _optuna_installed():  # imported only when a budget has enough trials
         return _finding(
