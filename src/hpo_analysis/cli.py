@@ -398,7 +398,9 @@ def _given(argv: Sequence[str], flag: str) -> bool:
     return any(a == flag or a.startswith(flag + "=") for a in argv)
 
 
-def _apply_config(args: argparse.Namespace, argv: Sequence[str]) -> tuple[str, ...]:
+def _apply_config(
+    args: argparse.Namespace, argv: Sequence[str]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """Fill options not given on the command line from hpo-analysis.toml; field aliases."""
     from .config import ConfigError, load_config
 
