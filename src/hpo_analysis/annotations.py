@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .write.atomic import write_file_atomic
 from .write.cells import csv_cell, unneutralize
 
 ANNOTATIONS_CSV = "annotations.csv"
@@ -113,18 +112,8 @@ def render_annotations(annotations: Iterable[Annotation]) -> str:
 
 
 def write_annotations_atomic(path: Path, annotations: Iterable[Annotation]) -> None:
-    """Temp file in the same directory, fsync, rename: readers never see a torn file."""
-    data = render_annotations(annotations).encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Readers never see a torn file (temp file, fsync, rename)."""
+    write_file_atomic(path, render_annotations(annotations).encode("utf-8"))
 
 
 def upsert(annotations: Sequence[Annotation], new: Annotation) -> list[Annotation]:

@@ -27,7 +27,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ from .analyze import (
     trial_frame,
 )
 from .schema import BY_NAME, MANIFEST_COLUMNS
+from .write.atomic import fsync_dir, write_file_atomic
 from .write.cells import unneutralize
 
 if TYPE_CHECKING:
@@ -791,36 +791,6 @@ def render_html(data: ReportData, figures: Sequence[Figure]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same directory, fsync, os.replace: readers see old or new, never half."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_report(directory: str | os.PathLike[str], *, staged: bool = False) -> list[str]:
     """Write ``report.html`` and the ``figure_*.png`` files into an extracted output directory.
 
@@ -836,7 +806,7 @@ def write_report(directory: str | os.PathLike[str], *, staged: bool = False) -> 
     figures = make_figures(data)
     # In extract's staging directory the whole set is fsynced and swapped in at once; a
     # standalone run replaces each file atomically in the live directory.
-    write = (lambda path, data: path.write_bytes(data)) if staged else _write_atomic
+    write = (lambda path, data: path.write_bytes(data)) if staged else write_file_atomic
     written = []
     for figure in figures:
         write(root / figure.name, figure.png)
@@ -846,5 +816,5 @@ def write_report(directory: str | os.PathLike[str], *, staged: bool = False) -> 
             (root / name).unlink(missing_ok=True)
     write(root / REPORT_HTML, render_html(data, figures).encode("utf-8"))
     if not staged:
-        _fsync_dir(root)
+        fsync_dir(root)
     return written

@@ -95,10 +95,27 @@ def fsync_tree(directory: Path) -> None:
         elif path.is_file():
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
-def _fsync_dir(directory: Path) -> None:
+def write_file_atomic(path: Path, data: bytes) -> None:
+    """Temp file in the same directory, fsync, os.replace: readers see old or new, never half."""
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:  # pragma: no cover - platforms without directory fds
@@ -161,7 +178,7 @@ class Staging:
             os.rename(out, old)
             os.rename(self.path, out)
             shutil.rmtree(old, ignore_errors=True)
-        _fsync_dir(out.parent)
+        fsync_dir(out.parent)
 
     def discard(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
