@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..jsonio import JsonReadError, LoadedJson, load_json_bytes
 from ..model import Problem, Trial
 
 
@@ -62,3 +63,16 @@ def _sha256_stream(handle: object) -> str:
     for block in iter(lambda: handle.read(1 << 20), b""):  # type: ignore[attr-defined]
         digest.update(block)
     return digest.hexdigest()
+
+
+def read_json_checked(path: Path, max_bytes: int, result: ReadResult) -> LoadedJson | None:
+    """:func:`read_bytes_checked` then the strict JSON loader; None (and a rejecting problem,
+    e.g. ``invalid JSON at line 3, column 1 (…)``) when the file is not usable JSON."""
+    data = read_bytes_checked(path, max_bytes, result)
+    if data is None:
+        return None
+    try:
+        return load_json_bytes(data)
+    except JsonReadError as err:
+        result.problems.append(Problem("invalid_json", str(err), "rejected"))
+        return None

@@ -34,10 +34,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..jsonio import JsonReadError, load_json_bytes
 from ..model import Problem, Settings
 from ..normalize import parse_study_factors
-from .base import ReadResult, read_bytes_checked
+from .base import ReadResult, read_json_checked
 from .optuna_common import ObjectiveSpec, build_trial, direction_name, finite, objective_spec
 from .study_meta import (
     DUMP_NAMES,
@@ -101,13 +100,8 @@ def study_name(path: Path, container: dict[str, Any]) -> str:
 
 def read(path: Path, display: str, settings: Settings) -> ReadResult:
     result = ReadResult()
-    data = read_bytes_checked(path, settings.max_file_bytes, result)
-    if data is None:
-        return result
-    try:
-        loaded = load_json_bytes(data)
-    except JsonReadError as err:
-        result.problems.append(Problem("invalid_json", str(err), "rejected"))
+    loaded = read_json_checked(path, settings.max_file_bytes, result)
+    if loaded is None:
         return result
     value = loaded.value
     container: dict[str, Any] = value if isinstance(value, dict) else {}

@@ -31,7 +31,7 @@ from typing import Any
 from ..jsonio import JsonReadError, load_json_bytes
 from ..model import Problem, Settings
 from ..normalize import normalize_state, parse_study_factors
-from .base import ReadResult, read_bytes_checked
+from .base import ReadResult, read_bytes_checked, read_json_checked
 from .optuna_common import direction_name, not_selected
 
 NAME = "study_meta"
@@ -226,13 +226,8 @@ def dump_trials(data: Any) -> list[Any] | None:
 
 def read(path: Path, display: str, settings: Settings) -> ReadResult:
     result = ReadResult()
-    data = read_bytes_checked(path, settings.max_file_bytes, result)
-    if data is None:
-        return result
-    try:
-        loaded = load_json_bytes(data)
-    except JsonReadError as err:
-        result.problems.append(Problem("invalid_json", str(err), "rejected"))
+    loaded = read_json_checked(path, settings.max_file_bytes, result)
+    if loaded is None:
         return result
     meta = parse_meta(path, loaded.value)
     if meta is None:

@@ -14,10 +14,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..jsonio import JsonReadError, load_json_bytes
 from ..model import Problem, Settings
 from ..normalize import normalize_trial, parse_study_factors
-from .base import ReadResult, read_bytes_checked
+from .base import ReadResult, read_json_checked
 from .study_meta import DUMP_NAMES, DUMP_SUFFIX
 
 NAME = "trial_json"
@@ -48,13 +47,8 @@ def number_in_name(path: Path) -> int | None:
 
 def read(path: Path, display: str, settings: Settings) -> ReadResult:
     result = ReadResult()
-    data = read_bytes_checked(path, settings.max_file_bytes, result)
-    if data is None:
-        return result
-    try:
-        loaded = load_json_bytes(data)
-    except JsonReadError as err:
-        result.problems.append(Problem("invalid_json", str(err), "rejected"))
+    loaded = read_json_checked(path, settings.max_file_bytes, result)
+    if loaded is None:
         return result
     raw = loaded.value
     if not isinstance(raw, dict):
