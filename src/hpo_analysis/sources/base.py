@@ -19,6 +19,14 @@ class ReadResult:
     trials: list[Trial] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
+    def add(self, built: Trial | Problem) -> None:
+        """Keep a normalized trial (with its warnings), or record why it was not usable."""
+        if isinstance(built, Problem):
+            self.problems.append(built)
+        else:
+            self.problems.extend(built.problems)
+            self.trials.append(built)
+
     @property
     def rejected(self) -> bool:
         return any(p.severity == "rejected" for p in self.problems)

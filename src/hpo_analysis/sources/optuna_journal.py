@@ -448,11 +448,7 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
                 spec=spec,
                 intermediate_values=trial.intermediate_values,
             )
-            if isinstance(built, Problem):
-                result.problems.append(built)
-            else:
-                result.problems.extend(built.problems)
-                result.trials.append(built)
+            result.add(built)
     if skipped:
         result.problems.append(not_selected(skipped))
     if not replay.studies:

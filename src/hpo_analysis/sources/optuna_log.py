@@ -355,8 +355,4 @@ def _emit(study: _LogStudy, display: str, settings: Settings, result: ReadResult
             "datetime_complete": trial.datetime_complete,
         }
         built = build_trial(raw, study=study.name, source_file=display, factors=factors, spec=spec)
-        if isinstance(built, Problem):
-            result.problems.append(built)
-        else:
-            result.problems.extend(built.problems)
-            result.trials.append(built)
+        result.add(built)

@@ -227,11 +227,7 @@ def _read_studies(storage: Any, display: str, settings: Settings, result: ReadRe
                 spec=spec,
                 intermediate_values=trial.intermediate_values,
             )
-            if isinstance(built, Problem):
-                result.problems.append(built)
-            else:
-                result.problems.extend(built.problems)
-                result.trials.append(built)
+            result.add(built)
     if skipped:
         result.problems.append(not_selected(skipped))
     if not studies:

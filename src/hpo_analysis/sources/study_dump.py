@@ -153,11 +153,7 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
             spec=spec,
             intermediate_values=intermediate,
         )
-        if isinstance(built, Problem):
-            result.problems.append(built)
-        else:
-            result.problems.extend(built.problems)
-            result.trials.append(built)
+        result.add(built)
     if not objects:
         result.problems.append(Problem("no_trials", "the dump holds no trials"))
     return result
