@@ -391,7 +391,8 @@ def test_trial_row_missing_objective_and_non_finite_last_val_loss() -> None:
 
 def test_trial_row_finite_objective_above_threshold() -> None:
     points = curve(vt(5.0, 5.0), vt(6.0, 6.0))
-    row = trial_row(make_trial(objective=15.0, points=points, epochs_config=10), Settings())
+    absolute = Settings(diverge_threshold=10.0)
+    row = trial_row(make_trial(objective=15.0, points=points, epochs_config=10), absolute)
     assert row["val_loss"] == 15.0  # objective is finite, so it is the val_loss
     assert row["diverged"] is True
     assert row["early_stopped"] is False

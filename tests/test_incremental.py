@@ -158,7 +158,7 @@ def test_blob_file_is_reused_then_compacted(
     assert second.st_ino == first.st_ino  # linked and appended to, not rewritten
     assert second.st_size > first.st_size
     # every file changes: most of the blob file is dead, so the next run writes a new one
-    for path in files:
+    for path in sorted(tree.rglob("*.json")):  # the trial files, dumps and best files
         path.write_text(path.read_text(encoding="utf-8").replace('"dropout"', '"dropout_rate"'))
     _run(tree, out)
     _run(tree, out)

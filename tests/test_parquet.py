@@ -278,9 +278,11 @@ def test_diverged_flags_are_checked_against_the_objective() -> None:
             "state": ["COMPLETE"] * 5,
             "stop_reason": ["completed"] * 5,
             "source_file": ["f"] * 4 + [None],
+            "sources": ["f"] * 5,
+            "curve_non_finite": [0] * 5,
         }
     )
-    failures = _Counts().add_table(table, 10.0)
+    failures = _Counts().add_table(table, {"s": (10.0, math.nan)})
     assert failures == [
         "hpo_summary.csv line 6: required field source_file is empty",
         "hpo_summary.csv line 6: duplicate trial ('s', 3)",

@@ -242,10 +242,16 @@ def test_every_file_seen_is_in_the_manifest_once(optuna_runs: Path, tmp_path: Pa
     counted = sum(int(m["n_trials"]) for m in manifest if m["status"] in ("ok", "warning"))
     # dump 5 + per-trial 1 + the Optuna study 8 (counted once: db, journal and log repeat it)
     assert counted == len(read_csv(out / "hpo_summary.csv")) == 5 + 1 + 8
-    formats = {Path(m["path"]).name: (m["format"], m["status"]) for m in manifest}
-    # the three Optuna copies describe the same study: the first read wins, the rest warn
-    assert formats["contract.db"] == ("Optuna storage", "ok")
-    assert formats["contract.log"][1] == formats["contract_journal.log"][1] == "warning"
+    formats = {Path(m["path"]).name: (m["format"], m["status"], m["n_merged"]) for m in manifest}
+    # the three Optuna copies describe the same study: they agree, so the storage's records
+    # lead and the journal's and the log's are merged into them (ok, not duplicates)
+    assert formats["contract.db"] == ("Optuna storage", "ok", "0")
+    assert formats["contract_journal.log"] == ("Optuna journal", "ok", "8")
+    assert formats["contract.log"] == ("Optuna log (recovered)", "ok", "8")
+    sources = {
+        r["sources"] for r in read_csv(out / "hpo_summary.csv") if r["study"] == "contract_20M_h3"
+    }
+    assert {s.count("; ") for s in sources} == {2}
 
 
 def test_real_samples(tmp_path: Path) -> None:

@@ -58,6 +58,11 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _diverge_threshold(text: str) -> float | None:
+    """``auto`` (the scale-aware rule) or a positive number (an absolute threshold)."""
+    return None if text.strip().lower() == "auto" else _positive_float(text)
+
+
 def _thresholds(text: str) -> tuple[float, float]:
     try:
         low, high = (float(part) for part in text.split(","))
@@ -137,10 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ext.add_argument(
         "--diverge-threshold",
-        type=_positive_float,
-        default=10.0,
-        metavar="X",
-        help="objective at or above X (or non-finite) means diverged (default 10)",
+        type=_diverge_threshold,
+        default=None,
+        metavar="X|auto",
+        help="an absolute threshold: objective at or above X (or non-finite) means diverged. "
+        "Default (auto): scale-aware, per study (non-finite, the runner's sentinel, or at least 10 x "
+        "the study's median objective)",
     )
     ext.add_argument(
         "--study-pattern",
@@ -616,7 +623,9 @@ def run_make_example(args: argparse.Namespace) -> int:
         )
     except ValueError as err:
         raise UsageError(str(err)) from None
-    print(f"wrote {len(files)} trial files under {args.directory}")
+    print(
+        f"wrote {len(files)} files (per-trial files, study dumps, best-trial files) under {args.directory}"
+    )
     return 0
 
 

@@ -9,7 +9,7 @@ Example ``hpo-analysis.toml``::
     [extract]
     sources = ["outputs/hpo"]
     out = "outputs/analysis"
-    diverge_threshold = 10.0
+    diverge_threshold = 10.0          # absolute; leave out for the scale-aware rule
     study_pattern = '(?P<budget>\\d+[mMbB])_(?P<horizon>h?\\d+)(?:_(?P<tier>a\\d+))?'
     arch_thresholds = [0.15, 0.5]
     direction = "maximize"            # or a table: { "hpo_*" = "maximize" }

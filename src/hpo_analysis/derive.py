@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,50 +185,81 @@ MAXIMIZE_HINTS = ("auc", "acc", "f1", "precision", "recall", "r2", "score", "rew
 VAL_LOSS_NAMES = ("val_loss", "validation_loss", "valid_loss", "loss")
 
 
-def resolve_direction(trial: Trial, settings: Settings) -> tuple[str, str]:
-    """Direction and why: the --direction option, else the source, else the objective's name
-    (auc, accuracy, … maximize), else minimize.
+def objective_matches(objective: float | None, curve: Sequence[CurvePoint]) -> list[str]:
+    """The curve metrics whose last, lowest or highest finite value equals the objective.
 
-    >>> from hpo_analysis.model import Trial
-    >>> t = Trial("s", 0, "COMPLETE", 0.8, {}, {}, {}, (), {}, {}, {}, "f",
-    ...           objective_name="val_auc")
-    >>> resolve_direction(t, Settings())
-    ('maximize', "objective name 'val_auc'")
+    A runner that optimizes ``val_auc`` reports the best (or final) ``val_auc`` of the curve
+    as the trial's value; when every trial of a study agrees, the metric names the objective.
+
+    >>> c = (CurvePoint(0, {"val_loss": 0.7, "val_auc": 0.61}),
+    ...      CurvePoint(1, {"val_loss": 0.6, "val_auc": 0.64}))
+    >>> objective_matches(0.64, c), objective_matches(0.6, c), objective_matches(None, c)
+    (['val_auc'], ['val_loss'], [])
     """
-    forced = settings.direction_for(trial.study)
-    if forced:
-        return forced, "--direction option"
-    if trial.direction in ("minimize", "maximize"):
-        return trial.direction, trial.direction_source or "source"
-    name = (trial.objective_name or "").lower()
-    if name and any(hint in name for hint in MAXIMIZE_HINTS) and "loss" not in name:
-        return "maximize", f"objective name {trial.objective_name!r}"
-    return "minimize", "default"
+    if not _finite(objective) or not curve:
+        return []
+    found: list[str] = []
+    names = dict.fromkeys(name for point in curve for name in point.metrics)
+    for name in names:
+        values = [float(v) for p in curve if _finite(v := p.metrics.get(name))]  # type: ignore[arg-type]
+        if not values:
+            continue
+        last = curve[-1].metrics.get(name)
+        if objective in (min(values), max(values)) or (_finite(last) and last == objective):
+            found.append(name)
+    return found
 
 
-def objective_is_val_loss(trial: Trial) -> bool:
-    """Named like a validation loss, or unnamed (then it counts as one only when minimized)."""
-    return trial.objective_name is None or trial.objective_name.lower() in VAL_LOSS_NAMES
+def _loss_non_finite(curve: Sequence[CurvePoint]) -> bool:
+    """True when a val_loss or train_loss of the curve is NaN or ±inf."""
+    for point in curve:
+        for key in LOSS_METRICS:
+            value = point.metrics.get(key)
+            if value is not None and not math.isfinite(value):
+                return True
+    return False
 
 
-def trial_row(trial: Trial, settings: Settings) -> dict[str, Any]:
-    """The flat, per-trial part of a summary row (ranks and neighbours come later)."""
+LOSS_METRICS = ("val_loss", "train_loss")
+# What one record of a trial says before the study is known: the facts the study-level step
+# (:func:`finish_rows`) needs, kept in the row under these names (writers skip "_" keys).
+FACTS = (
+    "_direction",
+    "_direction_source",
+    "_objective_name",
+    "_results_val_loss",
+    "_last_val_loss",
+    "_curve_len",
+    "_loss_non_finite",
+    "_objective_matches",
+)
+# Columns that are functions of one record's learning curve: when records of one trial are
+# merged they come together, from the record whose curve is kept.
+CURVE_FIELDS = (
+    "train_loss",
+    "best_epoch",
+    "best_val_loss",
+    "final_val_auc",
+    "curve_non_finite",
+    "_curve_len",
+    "_last_val_loss",
+    "_loss_non_finite",
+    "_objective_matches",
+)
+
+
+def record_row(trial: Trial, settings: Settings) -> dict[str, Any]:
+    """The flat row of one record of a trial, before the study-level step.
+
+    Everything that depends only on this record is computed here; direction, val_loss,
+    divergence, early stopping, stop reason and style depend on the study (and on the other
+    records of the same trial) and are set by :func:`finish_rows`.
+    """
     curve = trial.curve
     arch = trial.architecture
     training = trial.training
     epoch_best, loss_best = best_epoch(curve)
     epochs_trained: int | None = len(curve) if curve else trial.results.get("epochs_trained")
-    direction, direction_source = resolve_direction(trial, settings)
-    diverged = is_diverged(trial.objective, settings.diverge_threshold, direction)
-    early: bool | None = None
-    if curve and training.get("epochs_config") is not None:
-        ended_early = len(curve) < training["epochs_config"]
-        early = ended_early and not diverged and trial.state not in ("PRUNED", "FAIL")
-    non_finite = count_non_finite(curve)
-    if objective_is_val_loss(trial) and direction == "minimize" and trial.objective is not None:
-        val_loss = finite_or_none(trial.objective)
-    else:
-        val_loss = finite_or_none(trial.results.get("val_loss")) or last_metric(curve, "val_loss")
     row: dict[str, Any] = {
         "study": trial.study,
         "budget": trial.factors.get("budget"),
@@ -243,45 +274,41 @@ def trial_row(trial: Trial, settings: Settings) -> dict[str, Any]:
         "weight_decay": training.get("weight_decay"),
         "warmup_steps": training.get("warmup_steps"),
         "dropout": training.get("dropout"),
-        "val_loss": val_loss,
+        "val_loss": None,
         "train_loss": last_metric(curve, "train_loss"),
         "val_accuracy": finite_or_none(trial.results.get("val_accuracy")),
         "best_epoch": epoch_best,
         "best_val_loss": loss_best,
         "epochs_trained": epochs_trained,
-        "early_stopped": early,
+        "early_stopped": None,
         "duration_sec": finite_or_none(trial.results.get("duration_sec")),
-        "diverged": diverged,
+        "diverged": None,
         "rank_in_study": None,
         "is_best_in_study": None,
-        "arch_category": arch_category(
-            arch.get("n_layers"), arch.get("d_model"), settings.arch_thresholds
-        ),
+        "arch_category": None,
         "objective": finite_or_none(trial.objective),
         "objective_kind": number_kind(trial.objective),
-        "objective_name": trial.objective_name or "value",
-        "direction": direction,
-        "direction_source": direction_source,
+        "objective_name": None,
+        "direction": None,
+        "direction_source": None,
         "state": trial.state,
-        "stop_reason": stop_reason(
-            trial.state, diverged, early, epochs_trained, training.get("epochs_config")
-        ),
+        "stop_reason": None,
         "batch_size": training.get("batch_size"),
         "train_accuracy": finite_or_none(trial.results.get("train_accuracy")),
         "final_val_auc": last_metric(curve, "val_auc"),
-        "curve_non_finite": non_finite,
+        "curve_non_finite": count_non_finite(curve),
         "datetime_start": trial.results.get("datetime_start"),
         "datetime_complete": trial.results.get("datetime_complete"),
         "source_file": trial.source_file,
+        "_direction": trial.direction if trial.direction in ("minimize", "maximize") else None,
+        "_direction_source": trial.direction_source,
+        "_objective_name": trial.objective_name,
+        "_results_val_loss": finite_or_none(trial.results.get("val_loss")),
+        "_last_val_loss": last_metric(curve, "val_loss"),
+        "_curve_len": len(curve),
+        "_loss_non_finite": _loss_non_finite(curve),
+        "_objective_matches": objective_matches(trial.objective, curve),
     }
-    if diverged:
-        d = divergence_point(curve, settings.diverge_threshold)
-        row.update(
-            diverge_epoch=d.diverge_epoch,
-            last_good_loss=d.last_good_loss,
-            loss_at_diverge=d.loss_at_diverge,
-            diverge_kind=d.diverge_kind,
-        )
     for name, value in trial.factors.items():
         if name not in ("budget", "horizon"):
             row[name] = value
@@ -290,6 +317,281 @@ def trial_row(trial: Trial, settings: Settings) -> dict[str, Any]:
     for name, value in trial.extra_params.items():
         row[f"{PARAM_PREFIX}{name}"] = value
     return row
+
+
+def trial_row(trial: Trial, settings: Settings) -> dict[str, Any]:
+    """The finished row of one trial taken alone (a study of one trial): :func:`record_row`
+    then :func:`finish_rows`. The pipeline finishes whole studies instead."""
+    row = record_row(trial, settings)
+    finish_rows([row], settings, lambda _row: trial.curve)
+    return row
+
+
+def _objective_is_val_loss(name: str | None) -> bool:
+    return name is None or name.lower() in VAL_LOSS_NAMES
+
+
+def finish_row(
+    row: dict[str, Any],
+    direction: str,
+    direction_source: str,
+    objective_name: str | None,
+    rule: DivergenceRule,
+    thresholds: tuple[float, float],
+) -> None:
+    """Set the columns that depend on the study: direction, val_loss, diverged, early
+    stopping, stop reason and the fixed-threshold style (in place)."""
+    row["direction"], row["direction_source"] = direction, direction_source
+    row["objective_name"] = objective_name or "value"
+    kind = row["objective_kind"]
+    if _objective_is_val_loss(objective_name) and direction == "minimize" and kind != "missing":
+        row["val_loss"] = row["objective"]
+    else:
+        row["val_loss"] = row.get("_results_val_loss") or row.get("_last_val_loss")
+    diverged = rule.diverged(row["objective"], kind, bool(row.get("_loss_non_finite")))
+    row["diverged"] = diverged
+    early: bool | None = None
+    epochs_config = row.get("epochs_config")
+    if row.get("_curve_len") and epochs_config is not None:
+        ended_early = row["_curve_len"] < epochs_config
+        early = ended_early and not diverged and row["state"] not in ("PRUNED", "FAIL")
+    row["early_stopped"] = early
+    row["stop_reason"] = stop_reason(
+        row["state"], diverged, early, row.get("epochs_trained"), epochs_config
+    )
+    row["arch_category"] = arch_category(row.get("n_layers"), row.get("d_model"), thresholds)
+
+
+DIVERGE_FACTOR = 10.0
+
+
+@dataclass(frozen=True)
+class DivergenceRule:
+    """Which trials of one study count as diverged, and where a curve blows up.
+
+    A trial is diverged when its objective is NaN or ±inf, when a val_loss or train_loss of
+    its curve is NaN or ±inf, or (minimize studies) when its objective is at least
+    ``objective_threshold`` or equals the runner's ``sentinel``. ``curve_threshold`` is the
+    finite loss at which :func:`divergence_point` says the curve crossed.
+    """
+
+    objective_threshold: float | None
+    curve_threshold: float
+    sentinel: float | None
+    text: str
+
+    def diverged(self, objective: float | None, kind: str, curve_non_finite: bool) -> bool | None:
+        if kind == "missing":
+            return None
+        if kind != "finite" or curve_non_finite:
+            return True
+        assert objective is not None
+        if self.sentinel is not None and objective == self.sentinel:
+            return True
+        return self.objective_threshold is not None and objective >= self.objective_threshold
+
+
+def _median(values: Sequence[float]) -> float | None:
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def runner_sentinel(values: Sequence[float]) -> float | None:
+    """The value a runner writes for every trial it gave up on (e.g. ``100.0``): the largest
+    value, shared exactly by at least two trials and at least 10× the smallest positive one.
+
+    >>> runner_sentinel([0.61, 0.7, 100.0, 0.65, 100.0]), runner_sentinel([0.6, 0.6, 0.7])
+    (100.0, None)
+    """
+    finite = [v for v in values if math.isfinite(v)]
+    if len(finite) < 3:
+        return None
+    top = max(finite)
+    positive = [v for v in finite if v > 0]
+    if finite.count(top) < 2 or not positive or top < DIVERGE_FACTOR * min(positive):
+        return None
+    return top
+
+
+def divergence_rule(
+    rows: Sequence[dict[str, Any]], direction: str, objective_name: str | None, settings: Settings
+) -> DivergenceRule:
+    """The divergence rule of one study.
+
+    ``--diverge-threshold X`` is an absolute threshold (objective ≥ X in a minimize study; a
+    curve loss ≥ X marks the point). By default the rule is scale-aware: the threshold is
+    :data:`DIVERGE_FACTOR` × the study's median finite objective of COMPLETE trials (minimize
+    studies with a positive median; the runner's sentinel value is left out of the median and
+    counts as diverged), so an RMSE around 20,000 or a latency in milliseconds is not
+    "diverged". Curve losses are compared with 10 × the median objective when the objective is
+    the validation loss, else with 10 × the study's median best_val_loss.
+    """
+    if settings.diverge_threshold is not None:
+        x = settings.diverge_threshold
+        return DivergenceRule(
+            x if direction == "minimize" else None,
+            x,
+            None,
+            f"absolute threshold {x:g} (--diverge-threshold): objective ≥ {x:g}"
+            + (" (minimize study)" if direction == "minimize" else " (not applied: maximize)")
+            + ", or a NaN/±inf objective or curve loss",
+        )
+    values = [
+        r["objective"] for r in rows if r["state"] == "COMPLETE" and r["objective_kind"] == "finite"
+    ]
+    sentinel = runner_sentinel(values) if direction == "minimize" else None
+    median = _median([v for v in values if v != sentinel])
+    losses = [r["best_val_loss"] for r in rows if _finite(r.get("best_val_loss"))]
+    loss_median = _median(losses)
+    objective_threshold = None
+    if direction == "minimize" and median is not None and median > 0:
+        objective_threshold = DIVERGE_FACTOR * median
+    if objective_threshold is not None and _objective_is_val_loss(objective_name):
+        curve_threshold = objective_threshold
+    elif loss_median is not None and loss_median > 0:
+        curve_threshold = DIVERGE_FACTOR * loss_median
+    else:
+        curve_threshold = math.inf
+    parts = ["a NaN/±inf objective or curve loss"]
+    if objective_threshold is not None:
+        parts.append(
+            f"objective ≥ {objective_threshold:.6g} ({DIVERGE_FACTOR:g} × the median "
+            f"objective {median:.6g})"
+        )
+    elif direction == "maximize":
+        parts.append("no objective threshold (maximize study)")
+    else:
+        parts.append("no objective threshold (no positive median objective)")
+    if sentinel is not None:
+        parts.append(f"the runner's sentinel value {sentinel:g}")
+    return DivergenceRule(
+        objective_threshold, curve_threshold, sentinel, "scale-aware: " + "; ".join(parts)
+    )
+
+
+@dataclass(frozen=True)
+class StudyDecision:
+    """What the study-level step decided for one study (written to the metadata/README)."""
+
+    direction: str
+    direction_source: str
+    objective_name: str | None
+    rule: DivergenceRule
+
+
+MATCH_SHARE = 0.9  # share of a study's scored trials whose value a curve metric must equal
+
+
+def study_objective(rows: Sequence[dict[str, Any]]) -> tuple[str | None, str | None]:
+    """The objective's name and, when inferred, why: the records' own name, else the one
+    curve metric whose final or best value equals the objective in at least 90% of the
+    study's COMPLETE trials with a finite objective and a curve (at least 2 trials; a
+    runner's sentinel for diverged trials equals no metric, hence not 100%)."""
+    named = sorted({r["_objective_name"] for r in rows if r.get("_objective_name")})
+    if named:
+        return named[0], None
+    scored = [
+        r
+        for r in rows
+        if r["state"] == "COMPLETE" and r["objective_kind"] == "finite" and r.get("_curve_len")
+    ]
+    if len(scored) < 2:
+        return None, None
+    counts: dict[str, int] = {}
+    for r in scored:
+        for name in r.get("_objective_matches") or ():
+            counts[name] = counts.get(name, 0) + 1
+    common = sorted(n for n, c in counts.items() if c >= MATCH_SHARE * len(scored))
+    if len(common) != 1:
+        return None, None
+    name = common[0]
+    return name, (
+        f"objective name {name!r} (the value equals that curve metric's final or best value "
+        f"in {counts[name]} of {len(scored)} trials)"
+    )
+
+
+def study_direction(
+    study: str,
+    rows: Sequence[dict[str, Any]],
+    objective_name: str | None,
+    settings: Settings,
+    meta_direction: tuple[str, str] | None = None,
+) -> tuple[str, str]:
+    """The study's direction and why: ``--direction``, else the records' source (an Optuna
+    study, a dump), else a best-trial file beside the trials, else the objective's name,
+    else minimize."""
+    forced = settings.direction_for(study)
+    if forced:
+        return forced, "--direction option"
+    given: dict[tuple[str, str], int] = {}
+    for r in rows:
+        if r.get("_direction"):
+            key = (r["_direction"], r.get("_direction_source") or "source")
+            given[key] = given.get(key, 0) + 1
+    if given:
+        return max(sorted(given), key=lambda k: given[k])
+    if meta_direction is not None:
+        return meta_direction
+    name = (objective_name or "").lower()
+    if name and any(hint in name for hint in MAXIMIZE_HINTS) and "loss" not in name:
+        return "maximize", f"objective name {objective_name!r}"
+    return "minimize", "default"
+
+
+CurveLoader = Callable[[dict[str, Any]], Sequence[CurvePoint]]
+
+
+def finish_rows(
+    rows: Sequence[dict[str, Any]],
+    settings: Settings,
+    curve_of: CurveLoader,
+    meta_directions: dict[str, Callable[[list[float]], tuple[str, str] | None]] | None = None,
+) -> dict[str, StudyDecision]:
+    """The study-level step, in place: per study, the objective's name, the direction, the
+    divergence rule, then every row's study-dependent columns and, for diverged rows, where
+    the curve blew up (``curve_of(row)`` loads a row's curve; only diverged rows ask)."""
+    by_study: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_study.setdefault(row["study"], []).append(row)
+    decisions: dict[str, StudyDecision] = {}
+    for study, study_rows in by_study.items():
+        name, name_source = study_objective(study_rows)
+        meta = None
+        if meta_directions and study in meta_directions:
+            meta = meta_directions[study](
+                [
+                    r["objective"]
+                    for r in study_rows
+                    if r["state"] == "COMPLETE" and r["objective_kind"] == "finite"
+                ]
+            )
+        direction, source = study_direction(study, study_rows, name, settings, meta)
+        if source == "default" and name_source is not None and direction == "minimize":
+            source = name_source  # minimize because the matched metric is a loss
+        elif source.startswith("objective name") and name_source is not None:
+            source = name_source
+        rule = divergence_rule(study_rows, direction, name, settings)
+        decisions[study] = StudyDecision(direction, source, name, rule)
+        for row in study_rows:
+            finish_row(row, direction, source, name, rule, settings.arch_thresholds)
+            if row["diverged"]:
+                d = divergence_point(curve_of(row), rule.curve_threshold)
+                row.update(
+                    diverge_epoch=d.diverge_epoch,
+                    last_good_loss=d.last_good_loss,
+                    loss_at_diverge=d.loss_at_diverge,
+                    diverge_kind=d.diverge_kind,
+                )
+            else:
+                for key in ("diverge_epoch", "last_good_loss", "loss_at_diverge", "diverge_kind"):
+                    row.pop(key, None)
+    return decisions
 
 
 def assign_ranks(rows: Iterable[dict[str, Any]]) -> None:

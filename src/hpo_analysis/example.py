@@ -24,7 +24,7 @@ Example::
     ...     paths = generate_example(Path(tmp), budgets=("2M", "2B"), horizons=("h1",),
     ...                              trials_per_study=5, n_diverged=1)
     ...     len(paths), paths[0].relative_to(tmp).as_posix()
-    (10, 'phase6a_2B_h1_threshold_1pct/trials/trial_0000.json')
+    (14, 'phase6a_2B_h1_threshold_1pct/phase6a_2B_h1_threshold_1pct_2B_best.json')
 """
 
 from __future__ import annotations
@@ -560,6 +560,7 @@ def generate_example(
             trial_dir = out_dir / name / "trials"
             trial_dir.mkdir(parents=True, exist_ok=True)
             horizon_n = _horizon_number(horizon)
+            records: list[dict[str, Any]] = []
             for plan in plans:
                 arch = archs[plan.arch_idx]
                 rng = random.Random(f"{seed}:{name}:{plan.number}:curve")
@@ -586,7 +587,69 @@ def generate_example(
                 path = trial_dir / f"trial_{plan.number:04d}.json"
                 path.write_bytes((json.dumps(record, indent=2) + "\n").encode("utf-8"))
                 written.append(path)
+                records.append(record)
+            for file_name, content in study_files(name, budget, records).items():
+                (out_dir / name / file_name).write_bytes(
+                    (json.dumps(content, indent=2) + "\n").encode("utf-8")
+                )
+                written.append(out_dir / name / file_name)
     return sorted(written)
+
+
+OPTUNA_VERSION = "3.6.1"  # written into the best-trial file, as the runner records it
+DUMP_ARCH_KEYS = ("d_model", "n_layers", "n_heads", "param_count")
+
+
+def study_files(
+    study: str, budget: str, records: Sequence[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The two files the runner rewrites in the study folder after every trial.
+
+    - ``<study>_all_trials.json``: the COMPLETE trials only, sorted by value, each with the
+      architecture keys flat at the top level, no curve, no state and no dates;
+    - ``<study>_<budget>_best.json``: the best trial's parameters, value and architecture, and
+      the number of trials by state.
+    """
+    complete = [r for r in records if r["state"] == "COMPLETE"]
+    ordered = sorted(complete, key=lambda r: (r["value"], r["trial_number"]))
+    timestamp = max(r["datetime_complete"] for r in records)
+    trials = []
+    for r in ordered:
+        attrs = r["user_attrs"]
+        trials.append(
+            {
+                "trial_number": r["trial_number"],
+                "value": r["value"],
+                "params": r["params"],
+                "duration_seconds": r["duration_seconds"],
+                **{k: r["architecture"][k] for k in DUMP_ARCH_KEYS},
+                "val_accuracy": attrs["val_accuracy"],
+                "train_accuracy": attrs["train_accuracy"],
+            }
+        )
+    dump = {
+        "experiment": study,
+        "budget": budget,
+        "n_trials": len(trials),
+        "timestamp": timestamp,
+        "trials": trials,
+    }
+    best = ordered[0]
+    best_file = {
+        "experiment": study,
+        "budget": budget,
+        "best_params": best["params"],
+        "best_value": best["value"],
+        "best_trial_number": best["trial_number"],
+        "n_trials_completed": len(complete),
+        "n_trials_pruned": sum(1 for r in records if r["state"] == "PRUNED"),
+        "n_trials_running": sum(1 for r in records if r["state"] == "RUNNING"),
+        "timestamp": timestamp,
+        "study_name": study,
+        "optuna_version": OPTUNA_VERSION,
+        "architecture": best["architecture"],
+    }
+    return {f"{study}_all_trials.json": dump, f"{study}_{budget}_best.json": best_file}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -635,7 +698,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {len(paths)} simulated trial files under {args.dir}")
+    print(f"wrote {len(paths)} simulated files under {args.dir}")
     return 0
 
 

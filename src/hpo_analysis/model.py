@@ -34,7 +34,8 @@ class Problem:
 class Settings:
     """Everything that changes what ``extract`` computes (and nothing that does not)."""
 
-    diverge_threshold: float = 10.0
+    # --diverge-threshold: an absolute objective threshold; None = the scale-aware rule
+    diverge_threshold: float | None = None
     study_pattern: str = DEFAULT_STUDY_PATTERN
     arch_thresholds: tuple[float, float] = (0.15, 0.5)
     max_file_bytes: int = 64 * 1024 * 1024

@@ -210,6 +210,13 @@ def set_field_aliases(aliases: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
     _EXTRA_ALIASES.update({name: tuple(spellings) for name, spellings in aliases})
 
 
+def _arch_spellings() -> set[str]:
+    """Every spelling of an architecture column (read at the top level of a dump's trials)."""
+    return {a for key in ARCH_KEYS for a in _aliases(key, ARCH_ALIASES[key])} | set(
+        D_FF_RATIO_ALIASES
+    )
+
+
 def _aliases(name: str, built_in: tuple[str, ...]) -> tuple[str, ...]:
     return _EXTRA_ALIASES.get(name, ()) + built_in
 
@@ -273,6 +280,7 @@ def normalize_trial(
         ),
         ("params", params),
         ("user_attrs.forced_*", forced),
+        ("top level", raw),  # a study dump's flat d_model, n_layers, ... beside "value"
     ]
     architecture: dict[str, int | None] = {}
     for key in ARCH_KEYS:
@@ -349,7 +357,9 @@ def normalize_trial(
     curve = _normalize_curve(curve_raw, col)
 
     # -- everything else is kept, not dropped ---------------------------------------------
-    extra: dict[str, Any] = {k: v for k, v in raw.items() if k not in _TOP_KNOWN}
+    extra: dict[str, Any] = {
+        k: v for k, v in raw.items() if k not in _TOP_KNOWN and k not in _arch_spellings()
+    }
     extra_attrs = {k: v for k, v in attrs.items() if k not in _ATTRS_KNOWN}
     if extra_attrs:
         extra["user_attrs"] = extra_attrs

@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -51,12 +52,18 @@ from .cache import (
     cache_header,
     unchanged,
 )
-from .derive import assign_ranks, assign_similar_successful, trial_row
+from .derive import (
+    assign_ranks,
+    assign_similar_successful,
+    finish_rows,
+    record_row,
+)
 from .jsonio import dumps_bytes, dumps_lossless
-from .model import Problem, Settings, Trial
+from .merge import MERGE_ORDER_TEXT, Conflict, Record, merge_records
+from .model import CurvePoint, Problem, Settings, Trial
 from .normalize import set_field_aliases
 from .schema import COLUMNS
-from .sources import Found, claim, discover, reader_named
+from .sources import Found, claim, discover, reader_named, study_meta
 from .sources.base import ReadResult
 from .sources.optuna_common import not_selected
 from .sources.optuna_storage import NAME as STORAGE_READER
@@ -70,13 +77,14 @@ from .sources.optuna_storage import (
 from .validate import validate_dir
 from .write import outputs
 from .write.atomic import staged_output
-from .write.parquet import CurveEncodeError, curve_metric_names, encode_curve
+from .write.parquet import CurveEncodeError, curve_metric_names, decode_curve, encode_curve
 
 PARALLEL_MIN_FILES = 2000
 PARALLEL_CHUNK = 128
 
 # (flat row, the row as lossless JSON, JSON fragment, curve block) of one trial
 Entry = tuple[dict[str, Any], bytes, bytes, bytes]
+STUDY_META = study_meta.NAME
 
 
 class SourceError(Exception):
@@ -93,7 +101,8 @@ class ManifestRow:
     format: str = ""
     study: str | None = None
     trial_num: int | None = None  # set when the file holds exactly one trial
-    n_trials: int = 0  # trials of this file that are in the dataset
+    n_trials: int = 0  # trials whose row this file leads (its record is the most detailed)
+    n_merged: int = 0  # trials of this file merged into another file's more detailed record
 
 
 @dataclass
@@ -234,7 +243,7 @@ def _read_one(found: Found, settings: Settings, keep: bool = True) -> _FileOutco
             result.problems.append(not_selected(dropped))
     entries: list[Entry] = []
     for trial in result.trials:
-        row = trial_row(trial, settings)
+        row = record_row(trial, settings)
         row["source_format"] = reader.FORMAT
         if not _fits_int64(row, result.problems):
             continue
@@ -297,6 +306,18 @@ def _outcomes(
     else:
         for found in files:
             yield _read_one(found, settings, keep)
+
+
+def stored_curve(store: CacheWriter, location: Location) -> tuple[CurvePoint, ...]:
+    """A trial's learning curve back from this run's spool (NaN/±inf as recorded)."""
+    epochs, metrics = decode_curve(store.curve(location))
+    points = []
+    for i, epoch in enumerate(epochs.tolist()):
+        values: dict[str, float | None] = {}
+        for name, (column, valid) in metrics.items():
+            values[name] = None if valid is not None and not valid[i] else float(column[i])
+        points.append(CurvePoint(int(epoch), values))
+    return tuple(points)
 
 
 def _output_matcher(out: Path) -> Callable[[Path], bool]:
@@ -413,8 +434,17 @@ def extract(
         finally:
             if previous is not None:
                 previous.close()
-        rows, manifest, spool_index, metric_names = collected
+        rows, manifest, spool_index, metric_names, metas = collected
         files.clear()  # the per-file records are in the manifest now
+        decisions = finish_rows(
+            rows,
+            settings,
+            lambda row: stored_curve(store, spool_index[(row["study"], row["trial_num"])]),
+            {
+                study: functools.partial(study_meta.direction_from, meta)
+                for study, (_, meta) in metas.items()
+            },
+        )
         assign_ranks(rows)
         assign_similar_successful(rows)
         rows.sort(key=lambda r: (r["study"], r["trial_num"]))
@@ -431,6 +461,14 @@ def extract(
             command=command,
             version=__version__,
         )
+        for entry in metadata["studies"]:
+            decision = decisions.get(entry["study"])
+            if decision is not None:
+                entry["objective_name"] = decision.objective_name
+                entry["divergence_rule"] = decision.rule.text
+                entry["diverge_objective_threshold"] = decision.rule.objective_threshold
+                entry["diverge_sentinel"] = decision.rule.sentinel
+        metadata["merge_order"] = MERGE_ORDER_TEXT
         metadata["annotations"] = {
             "file": ANNOTATIONS_CSV,
             "trials_annotated": sum(1 for r in rows if r.get("_annotations")),
@@ -497,6 +535,16 @@ def _settings_record(settings: Settings) -> dict[str, Any]:
     return json.loads(json.dumps(asdict(settings)))
 
 
+@dataclass
+class _Pending:
+    """A read file whose manifest row waits for the merge of every file's records."""
+
+    row: ManifestRow
+    reader: str
+    problems: list[Problem]
+    records: list[Record]
+
+
 def _collect(
     files: Sequence[Found],
     settings: Settings,
@@ -506,14 +554,13 @@ def _collect(
     result: ExtractResult,
     report: Callable[[str], None] | None,
     progress: Callable[[int], Callable[[], None]] | None,
-) -> tuple[list[dict[str, Any]], list[ManifestRow], dict[tuple[str, int], Location], set[str]]:
-    rows: list[dict[str, Any]] = []
-    manifest: list[ManifestRow] = []
-    first_seen: dict[tuple[str, int], str] = {}
-    spool_index: dict[tuple[str, int], Location] = {}
-    metric_names: set[str] = set()
+) -> Collected:
+    """Read every file, then merge the records of each trial into one row (see
+    :mod:`hpo_analysis.merge`) and account for every file in the manifest."""
+    manifest: list[ManifestRow | _Pending] = []
+    by_key: dict[tuple[str, int], list[Record]] = {}
     tick = progress(len(files)) if progress is not None else None
-    for outcome in _outcomes(files, settings, jobs, previous, store.keep):
+    for order, outcome in enumerate(_outcomes(files, settings, jobs, previous, store.keep)):
         if tick is not None:
             tick()
         found, read = outcome.found, outcome.read
@@ -550,49 +597,169 @@ def _collect(
             read.problems,
             [(location, names) for _, location, names in items],
         )
-        problems = list(read.problems)
-        kept = 0
+        pending = _Pending(row, str(reader.NAME), list(read.problems), [])
         for trial, location, names in items:
-            key = (trial["study"], trial["trial_num"])
-            if key in first_seen:
-                problems.append(
-                    Problem(
-                        "duplicate_trial",
-                        f"study {key[0]!r} trial {key[1]} was already read from "
-                        f"{first_seen[key]}; this copy is not used",
-                        "rejected" if len(items) == 1 else "warning",
-                    )
+            record = Record(trial, location, names, found.display, pending.reader, order)
+            pending.records.append(record)
+            by_key.setdefault((trial["study"], trial["trial_num"]), []).append(record)
+        manifest.append(pending)
+
+    rows: list[dict[str, Any]] = []
+    spool_index: dict[tuple[str, int], Location] = {}
+    metric_names: set[str] = set()
+    fate: dict[int, tuple[str, Record | None]] = {}  # id(record) -> (what, the kept record)
+    conflicts: dict[str, list[Conflict]] = {}  # by the file whose value was not kept
+    for key, records in by_key.items():
+        merged = merge_records(records)
+        trial = merged.row
+        for name in _REPEATED_TEXT:  # one shared string each: rows stay small at scale
+            value = trial.get(name)
+            if type(value) is str:
+                trial[name] = sys.intern(value)
+        rows.append(trial)
+        spool_index[key] = merged.location
+        metric_names.update(merged.names)
+        fate[id(merged.primary)] = ("kept", None)
+        for record in merged.merged:
+            fate[id(record)] = ("merged", merged.primary)
+        for record in merged.duplicates:
+            kept = next(r for r in [merged.primary, *merged.merged] if r.reader == record.reader)
+            fate[id(record)] = ("duplicate", kept)
+        for conflict in merged.conflicts:
+            conflicts.setdefault(conflict.other_file, []).append(conflict)
+    by_key.clear()
+    metas = study_metas(
+        [p for p in manifest if isinstance(p, _Pending) and p.reader == STUDY_META],
+        files,
+        settings.max_file_bytes,
+    )
+    meta_checks = check_study_metas(metas, rows)
+    finished: list[ManifestRow] = []
+    for item in manifest:
+        if isinstance(item, ManifestRow):
+            finished.append(item)
+            continue
+        problems = item.problems + meta_checks.get(item.row.path, [])
+        mine = conflicts.get(item.row.path, [])
+        finished.append(_account(item, problems, fate, mine, result, report))
+    return rows, finished, spool_index, metric_names, metas
+
+
+# rows, manifest, where each trial's blobs are, curve metric names, study metadata by study
+Collected = tuple[
+    list[dict[str, Any]],
+    list[ManifestRow],
+    dict[tuple[str, int], Location],
+    set[str],
+    dict[str, tuple[str, study_meta.StudyMeta]],
+]
+
+
+def study_metas(
+    pending: Sequence[_Pending], files: Sequence[Found], max_bytes: int
+) -> dict[str, tuple[str, study_meta.StudyMeta]]:
+    """The parsed best-trial files (``best_params.json``, ``<study>_<budget>_best.json``) by
+    study; the first by path wins when a study has several."""
+    paths = {f.display: f.path for f in files}
+    metas: dict[str, tuple[str, study_meta.StudyMeta]] = {}
+    for item in pending:
+        path = paths.get(item.row.path)
+        if path is None or any(p.severity == "rejected" for p in item.problems):
+            continue
+        meta = study_meta.load_meta(path, max_bytes)
+        if meta is not None:
+            metas.setdefault(study_meta.meta_study(path), (item.row.path, meta))
+    return metas
+
+
+def check_study_metas(
+    metas: dict[str, tuple[str, study_meta.StudyMeta]], rows: Sequence[dict[str, Any]]
+) -> dict[str, list[Problem]]:
+    """Each best-trial file checked against the merged trials of its study, by file."""
+    if not metas:
+        return {}
+    trials: dict[str, list[tuple[int, str, float | None]]] = {}
+    for row in rows:
+        if row["study"] in metas:
+            trials.setdefault(row["study"], []).append(
+                (row["trial_num"], row["state"], row["objective"])
+            )
+    problems: dict[str, list[Problem]] = {}
+    for study, (display, meta) in metas.items():
+        checked_by_dump = study_meta.dump_beside(meta.path) is not None
+        found = study_meta.check_against_trials(meta, trials.get(study, []), checked_by_dump)
+        if found:
+            problems.setdefault(display, []).extend(found)
+    return problems
+
+
+def _account(
+    item: _Pending,
+    problems: list[Problem],
+    fate: dict[int, tuple[str, Record | None]],
+    conflicts: list[Conflict],
+    result: ExtractResult,
+    report: Callable[[str], None] | None,
+) -> ManifestRow:
+    """The manifest row of one read file, once every trial's records are merged."""
+    row = item.row
+    kept = [r for r in item.records if fate[id(r)][0] == "kept"]
+    merged = [r for r in item.records if fate[id(r)][0] == "merged"]
+    for record in item.records:
+        what, other = fate[id(record)]
+        if what == "duplicate" and other is not None:
+            problems.append(
+                Problem(
+                    "duplicate_trial",
+                    f"study {record.row['study']!r} trial {record.row['trial_num']} was already "
+                    f"read from {other.file}; this copy is not used",
+                    "rejected" if len(item.records) == 1 else "warning",
                 )
-                continue
-            first_seen[key] = found.display
-            spool_index[key] = location
-            metric_names.update(names)
-            for name in _REPEATED_TEXT:  # one shared string each: rows stay small at scale
-                value = trial.get(name)
-                if type(value) is str:
-                    trial[name] = sys.intern(value)
-            rows.append(trial)
-            kept += 1
-            row.study = key[0] if kept == 1 or row.study == key[0] else "(several)"
-        row.n_trials = kept
-        if kept == 1 and len(items) == 1:
-            row.trial_num = items[0][0]["trial_num"]
-        rejected = any(p.severity == "rejected" for p in problems) and kept == 0
-        warned = [p for p in problems if p.severity != "note"]
-        row.status = "rejected" if rejected else ("warning" if warned else "ok")
-        if kept == 0 and not warned and any(p.code == "study_not_selected" for p in problems):
-            row.status = "ignored"  # nothing in it was selected by --study
-        row.reason = "; ".join(p.message for p in problems)
-        if rejected:
-            result.n_rejected += 1
-        elif warned:
-            result.n_warnings += 1
-        elif row.status == "ignored":
-            result.n_ignored += 1
-        if warned:
-            _say(report, found.display, row.reason)
-        manifest.append(row)
-    return rows, manifest, spool_index, metric_names
+            )
+    if merged:
+        leads = [fate[id(r)][1] for r in merged]
+        into = sorted({r.file for r in leads if r is not None})
+        forms = sorted({reader_named(r.reader).FORMAT for r in leads if r is not None})
+        problems.append(
+            Problem(
+                "merged",
+                f"{len(merged)} trial(s) merged into {' and '.join(forms)} records"
+                f" ({into[0]}{', …' if len(into) > 1 else ''})",
+                "note",
+            )
+        )
+    if conflicts:
+        shown = "; ".join(c.message() for c in conflicts[:3])
+        more = f"; and {len(conflicts) - 3} more" if len(conflicts) > 3 else ""
+        problems.append(
+            Problem(
+                "merge_conflict",
+                f"{len(conflicts)} value(s) disagree with a more detailed record of the same "
+                f"trial: {shown}{more}",
+            )
+        )
+    studies = {r.row["study"] for r in kept + merged}
+    row.study = None if not studies else (studies.pop() if len(studies) == 1 else "(several)")
+    row.n_trials = len(kept)
+    row.n_merged = len(merged)
+    if len(item.records) == 1 and (kept or merged):
+        row.trial_num = item.records[0].row["trial_num"]
+    used = bool(kept or merged)
+    rejected = any(p.severity == "rejected" for p in problems) and not used
+    warned = [p for p in problems if p.severity != "note"]
+    row.status = "rejected" if rejected else ("warning" if warned else "ok")
+    if not used and not warned and any(p.code == "study_not_selected" for p in problems):
+        row.status = "ignored"  # nothing in it was selected by --study
+    row.reason = "; ".join(p.message for p in problems)
+    if rejected:
+        result.n_rejected += 1
+    elif warned:
+        result.n_warnings += 1
+    elif row.status == "ignored":
+        result.n_ignored += 1
+    if warned:
+        _say(report, row.path, row.reason)
+    return row
 
 
 def _kept_items(

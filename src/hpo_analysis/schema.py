@@ -256,7 +256,8 @@ COLUMNS: tuple[Column, ...] = (
         "source_file",
         "str",
         "",
-        "The input file (or storage URL) the trial was read from.",
+        "The input file (or storage URL) of the trial's most detailed record: the row's "
+        "values come from it first (see `sources`).",
         nullable=False,
     ),
     _c(
@@ -266,6 +267,16 @@ COLUMNS: tuple[Column, ...] = (
         "Format it was read in: `per-trial JSON`, `study dump`, `Optuna storage`, `Optuna "
         "journal` or `Optuna log (recovered)` (a log carries no user attributes, intermediate "
         "values or start times, and no parameters or value for pruned trials).",
+    ),
+    _c(
+        "sources",
+        "str",
+        "",
+        "Every input file (or storage URL) holding a record of this trial, separated by `; `, "
+        "most detailed first: the row merges them field by field (a per-trial file, then an "
+        "Optuna storage or journal, then a study dump, then a log); fields only a later record "
+        "has fill the gaps. Disagreements are listed in manifest.csv.",
+        nullable=False,
     ),
     _c(
         "tags",
@@ -392,6 +403,7 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "format",
     "study",
     "trial_num",
+    "n_merged",
 )
 
 CURVE_METRICS: tuple[str, ...] = ("train_loss", "val_loss", "val_auc")

@@ -153,7 +153,7 @@ def validate_dir(
         return [f"{FULL_JSON}: {err}"]
     if check_meta is not None:
         failures.extend(f"{FULL_JSON} metadata: {m}" for m in list(check_meta(meta))[:3])
-    threshold = meta.get("settings", {}).get("diverge_threshold", 10.0)
+    rules = divergence_rules(meta)
 
     import pyarrow.parquet as pq
 
@@ -173,7 +173,7 @@ def validate_dir(
     except ValueError as err:
         return failures + [f"{SUMMARY_CSV}: {err}"]
     counts = _Counts()
-    failures.extend(counts.add_table(summary, threshold))
+    failures.extend(counts.add_table(summary, rules))
     failures.extend(_csv_matches_parquet(summary, stored))
     del stored
     release_memory()
@@ -268,7 +268,7 @@ class _Counts:
         self.keys: set[tuple[Any, Any]] = set()
         self.studies: set[Any] = set()
 
-    def add_table(self, summary: Any, threshold: float) -> list[str]:
+    def add_table(self, summary: Any, rules: dict[str, tuple[float, float]]) -> list[str]:
         """Required fields, duplicate trials and diverged flags of the summary's rows (in
         Arrow; rows are only looked at one by one where something is wrong)."""
         import pyarrow as pa
@@ -293,13 +293,20 @@ class _Counts:
         self.rows = summary.num_rows
         diverged = summary.column("diverged")
         self.diverged = pc.sum(pc.fill_null(diverged, False).cast(pa.int64())).as_py() or 0
-        # diverged as the objective implies: null when missing, true when non-finite, else
-        # (minimize studies) objective >= threshold
+        # diverged as the objective implies: null when missing, true when non-finite, equal
+        # to the study's sentinel or (minimize studies) at least its threshold; a trial whose
+        # curve holds a NaN/inf loss may be diverged with a finite objective
         kind = summary.column("objective_kind")
         objective = summary.column("objective")
-        finite = pc.and_(
-            pc.equal(summary.column("direction"), "minimize"),
-            pc.greater_equal(objective, pa.scalar(float(threshold))),
+        limits = [rules.get(study, (math.inf, math.nan)) for study in studies]
+        threshold = pa.array([limit[0] for limit in limits], pa.float64())
+        sentinel = pa.array([limit[1] for limit in limits], pa.float64())
+        finite = pc.or_(
+            pc.and_(
+                pc.equal(summary.column("direction"), "minimize"),
+                pc.greater_equal(objective, threshold),
+            ),
+            pc.equal(objective, sentinel),
         )
         finite = pc.fill_null(finite, False)
         expected = pc.if_else(
@@ -307,12 +314,22 @@ class _Counts:
             pa.scalar(None, pa.bool_()),
             pc.if_else(pc.equal(kind, "finite"), finite, True),
         )
+        by_curve = pc.fill_null(
+            pc.and_(
+                pc.greater(summary.column("curve_non_finite"), 0),
+                pc.equal(diverged, True),
+            ),
+            False,
+        )
         same = pc.or_(
-            pc.and_(pc.is_null(expected), pc.is_null(diverged)),
-            pc.fill_null(pc.equal(expected, diverged), False),
+            pc.or_(
+                pc.and_(pc.is_null(expected), pc.is_null(diverged)),
+                pc.fill_null(pc.equal(expected, diverged), False),
+            ),
+            pc.and_(by_curve, pc.fill_null(pc.equal(kind, "finite"), False)),
         )
         if not pc.all(same).as_py():
-            names = ("objective_kind", "objective", "diverged", "direction")
+            names = ("objective_kind", "objective", "diverged", "direction", "study")
             columns = [summary.column(n).to_pylist() for n in names]
             for line, (ok, values) in enumerate(
                 zip(same.to_pylist(), zip(*columns, strict=True), strict=True), start=2
@@ -320,7 +337,7 @@ class _Counts:
                 if not ok and len(failures) < MAX_REPORTED:
                     failures += _diverged_consistent(
                         dict(zip(names, values, strict=True)),
-                        threshold,
+                        rules.get(values[-1], (math.inf, math.nan)),
                         f"{SUMMARY_CSV} line {line}",
                     )
         return failures
@@ -413,14 +430,34 @@ def _csv_matches_parquet(summary: Any, stored: Any) -> list[str]:
     return []
 
 
-def _diverged_consistent(values: dict[str, Any], threshold: float, where: str) -> list[str]:
+def divergence_rules(meta: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """Per study, (objective threshold, sentinel) of its divergence rule as the metadata
+    records it; inf / NaN where the rule has none."""
+    rules = {}
+    for entry in meta.get("studies", []):
+        if isinstance(entry, dict) and isinstance(entry.get("study"), str):
+            threshold = entry.get("diverge_objective_threshold")
+            sentinel = entry.get("diverge_sentinel")
+            rules[entry["study"]] = (
+                float(threshold) if isinstance(threshold, (int, float)) else math.inf,
+                float(sentinel) if isinstance(sentinel, (int, float)) else math.nan,
+            )
+    return rules
+
+
+def _diverged_consistent(
+    values: dict[str, Any], rule: tuple[float, float], where: str
+) -> list[str]:
     kind, objective, flag = values["objective_kind"], values["objective"], values["diverged"]
+    threshold, sentinel = rule
     if kind == "missing":
         expected = None
     elif kind != "finite":
         expected = True
     else:
-        expected = values["direction"] == "minimize" and objective >= threshold
+        expected = objective == sentinel or (
+            values["direction"] == "minimize" and objective >= threshold
+        )
     if flag != expected:
         return [f"{where}: diverged={flag} but objective {objective} ({kind}) implies {expected}"]
     return []

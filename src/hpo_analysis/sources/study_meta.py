@@ -24,7 +24,7 @@ Example::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ NAME = "study_meta"
 FORMAT = "study metadata"
 META_NAME = "best_params.json"
 META_SUFFIX = "_best_params.json"
+BEST_SUFFIX = "_best.json"  # <study>_<budget>_best.json, rewritten by the runner after each trial
 DUMP_NAMES = ("all_trials.json", "trials.json")
 DUMP_SUFFIX = "_all_trials.json"
 OBJECTIVE_KEYS = ("objective", "objective_name", "metric", "metric_name")
@@ -45,7 +46,7 @@ OBJECTIVE_KEYS = ("objective", "objective_name", "metric", "metric_name")
 
 def sniff(path: Path) -> bool:
     name = path.name.lower()
-    return name == META_NAME or name.endswith(META_SUFFIX)
+    return name == META_NAME or name.endswith((META_SUFFIX, BEST_SUFFIX))
 
 
 def horizon_text(raw: Any) -> str | None:
@@ -76,6 +77,8 @@ class StudyMeta:
     best_value: float | None
     n_trials: int | None
     raw: dict[str, Any]
+    # trials by state the file says the study had when it was written (None: not given)
+    n_by_state: dict[str, int] = field(default_factory=dict)
 
     def factor(self, name: str) -> str | None:
         """The value of a study-name factor (a named group of the study pattern), spelled as
@@ -134,7 +137,7 @@ def parse_meta(path: Path, data: Any) -> StudyMeta | None:
             (k for k, v in sorted(attrs.items()) if _number(v) == best_value),
             None,
         )
-    best_trial = data.get("best_trial")
+    best_trial = data.get("best_trial", data.get("best_trial_number"))
     if isinstance(best_trial, dict):  # some runners store the whole trial
         best_trial = best_trial.get("number")
     n_trials = data.get("n_trials")
@@ -147,9 +150,25 @@ def parse_meta(path: Path, data: Any) -> StudyMeta | None:
         objective_name=objective,
         best_trial=best_trial if isinstance(best_trial, int) else None,
         best_value=best_value,
-        n_trials=n_trials if isinstance(n_trials, int) and not isinstance(n_trials, bool) else None,
+        n_trials=_count(n_trials),
         raw=data,
+        n_by_state={
+            state: count
+            for state, key in COUNT_KEYS.items()
+            if (count := _count(data.get(key))) is not None
+        },
     )
+
+
+COUNT_KEYS = {
+    "COMPLETE": "n_trials_completed",
+    "PRUNED": "n_trials_pruned",
+    "RUNNING": "n_trials_running",
+}
+
+
+def _count(raw: Any) -> int | None:
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0 else None
 
 
 def load_meta(path: Path, max_bytes: int) -> StudyMeta | None:
@@ -192,12 +211,81 @@ def dump_beside(meta: Path) -> Path | None:
 
 def study_of(path: Path) -> str:
     """Study name of a dump or metadata file: ``X`` for ``X_all_trials.json`` /
-    ``X_best_params.json``, else the directory name."""
+    ``X_best_params.json``, else the directory name (``<study>/<study>_2B_best.json``)."""
     name = path.name
     for suffix in (DUMP_SUFFIX, META_SUFFIX):
         if name.lower().endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     return path.parent.name or path.stem
+
+
+def meta_study(path: Path) -> str:
+    """The study a metadata file describes: the study of the dump beside it, else as
+    :func:`study_of` says."""
+    dump = dump_beside(path)
+    return study_of(dump if dump is not None else path)
+
+
+def check_against_trials(
+    meta: StudyMeta, trials: list[tuple[int, str, float | None]], checked_by_dump: bool
+) -> list[Problem]:
+    """Compare what the file says with the trials read for its study (every record of every
+    trial merged): counts by state, and the best trial when no dump beside it was checked.
+    ``trials`` holds (trial number, state, finite objective or None)."""
+    problems = []
+    counts: dict[str, int] = {}
+    for _, state, _ in trials:
+        counts[state] = counts.get(state, 0) + 1
+    for state, claimed in sorted(meta.n_by_state.items()):
+        have = counts.get(state, 0)
+        if have < claimed:
+            problems.append(
+                Problem(
+                    "meta_trials_missing",
+                    f"{COUNT_KEYS[state]} {claimed} but {have} {state} trial(s) of the study "
+                    f"were read: {claimed - have} missing from the sources",
+                )
+            )
+        elif have > claimed:
+            problems.append(
+                Problem(
+                    "meta_older_than_trials",
+                    f"{COUNT_KEYS[state]} {claimed} but {have} {state} trial(s) were read "
+                    "(the file predates the last trials)",
+                    "note",
+                )
+            )
+    if not checked_by_dump and meta.best_trial is not None:
+        found = {number: (state, value) for number, state, value in trials}
+        if meta.best_trial not in found:
+            problems.append(
+                Problem("meta_best_missing", f"best trial {meta.best_trial} was not read")
+            )
+        else:
+            state, value = found[meta.best_trial]
+            if (
+                meta.best_value is not None
+                and value is not None
+                and not math.isclose(value, meta.best_value, rel_tol=1e-12, abs_tol=0.0)
+            ):
+                problems.append(
+                    Problem(
+                        "meta_best_mismatch",
+                        f"best_value {meta.best_value!r} but trial {meta.best_trial} has {value!r}",
+                    )
+                )
+    return problems
+
+
+def direction_from(meta: StudyMeta, values: list[float]) -> tuple[str, str] | None:
+    """The study's direction by this file: its ``direction`` key, else where ``best_value``
+    sits among the study's finite objectives of COMPLETE trials."""
+    if meta.direction:
+        return meta.direction, meta.path.name
+    found = meta.direction_from_values(dict(enumerate(values)))
+    return (
+        (found[0], found[1].replace("the dump's values", "the study's values")) if found else None
+    )
 
 
 def completed_values(trials: list[Any]) -> dict[int, float]:

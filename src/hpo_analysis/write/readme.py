@@ -46,6 +46,24 @@ def md_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _diverged_definition(settings: Settings) -> str:
+    if settings.diverge_threshold is not None:
+        return (
+            f"the objective is NaN/±inf, or at least the absolute threshold "
+            f"**{settings.diverge_threshold:g}** (`--diverge-threshold`) in a minimize study, or "
+            "a val_loss/train_loss of the curve is NaN/±inf."
+        )
+    return (
+        "scale-aware, per study (`--diverge-threshold auto`, the default): the objective is "
+        "NaN/±inf, or a val_loss/train_loss of the curve is NaN/±inf, or (minimize studies) the "
+        "objective equals the runner's sentinel (the largest value, shared exactly by at least "
+        "two trials and at least 10× the smallest) or is at least 10× the study's median finite "
+        "objective of COMPLETE trials (the sentinel left out). An RMSE around 20,000 or a "
+        "latency in milliseconds is therefore not 'diverged' by its size; give "
+        "`--diverge-threshold X` for an absolute threshold."
+    )
+
+
 def _definitions(settings: Settings) -> str:
     low, high = settings.arch_thresholds
     return f"""\
@@ -70,9 +88,8 @@ def _definitions(settings: Settings) -> str:
 - **early_stopped**: training ended before `epochs_config` (epochs_trained < epochs_config) for a
   reason other than divergence, pruning or failure. Empty when there is no curve or no
   `epochs_config`.
-- **diverged**: the objective is non-finite, or at least the divergence threshold
-  (**{settings.diverge_threshold:g}**, `--diverge-threshold`) in a minimize study. Empty when a
-  trial has no objective.
+- **diverged**: {_diverged_definition(settings)} The rule applied to each study is in the
+  table above (`divergence rule`). Empty when a trial has no objective.
 - **stop_reason**: the first that applies of running (state RUNNING/WAITING), failed (FAIL),
   pruned (PRUNED), diverged, early_stopped, completed (COMPLETE with a known epoch count),
   unknown.
@@ -219,7 +236,7 @@ def render(
     figures: Sequence[str] = (),
 ) -> str:
     studies_table = md_table(
-        ["study", "budget", "horizon", "direction", "why", "trials", "diverged"],
+        ["study", "budget", "horizon", "direction", "why", "trials", "diverged", "divergence rule"],
         [
             [
                 s["study"],
@@ -229,6 +246,7 @@ def render(
                 s["direction_source"],
                 s["n_trials"],
                 s["n_diverged"],
+                s.get("divergence_rule", ""),
             ]
             for s in meta["studies"]
         ],

@@ -1,0 +1,192 @@
+"""One row per trial from every record of it: merge, don't pick.
+
+A runner rarely writes one kind of file. Beside ``<study>/trials/trial_NNNN.json`` it keeps a
+study dump (``<study>_all_trials.json``), a best-trial file and often the Optuna storage; a
+log may hold the same trials again. Every record of one trial (same study, same trial number)
+is combined into one row, field by field:
+
+- records are ordered by how much they hold (:data:`MERGE_ORDER`): a per-trial file first,
+  then an Optuna storage or journal, then a study dump, then a log; within one form, by path;
+- each field comes from the first record that has it; fields only a later record has fill the
+  gaps (``val_accuracy`` from a dump, dates from a storage);
+- the learning curve and the columns computed from it come together from the first record
+  that has a curve;
+- where two records disagree on a compared field (:data:`COMPARED_FIELDS`: the objective, the
+  state, the architecture, every parameter), the first record's value is kept and a
+  :class:`Conflict` names both files, the field and both values;
+- two records of the same form (two per-trial files, two journals) claiming one trial are a
+  real duplicate: the first by path is kept, the other is not used.
+
+Example::
+
+    >>> a = Record({"study": "s", "trial_num": 1, "objective": 0.5, "objective_kind": "finite",
+    ...             "state": "COMPLETE", "lr": 0.1, "val_accuracy": None, "_curve_len": 3},
+    ...            (0, 1, 1, 1), [], "s/trials/trial_1.json", "trial_json", 0)
+    >>> b = Record({"study": "s", "trial_num": 1, "objective": 0.5, "objective_kind": "finite",
+    ...             "state": "COMPLETE", "lr": 0.2, "val_accuracy": 0.8, "_curve_len": 0},
+    ...            (9, 1, 1, 0), [], "s/s_all_trials.json", "study_dump", 1)
+    >>> merged = merge_records([b, a])
+    >>> merged.row["lr"], merged.row["val_accuracy"], merged.row["sources"]
+    (0.1, 0.8, 's/trials/trial_1.json; s/s_all_trials.json')
+    >>> [(c.field, c.kept, c.other) for c in merged.conflicts]
+    [('lr', 0.1, 0.2)]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .derive import CURVE_FIELDS
+from .schema import BY_NAME, OBJECTIVE_PREFIX, PARAM_PREFIX
+
+# Reader name -> place in the merge order (lower = more detailed, preferred).
+MERGE_ORDER: dict[str, int] = {
+    "trial_json": 0,
+    "optuna_storage": 1,
+    "optuna_journal": 1,
+    "study_dump": 2,
+    "optuna_log": 3,
+}
+OTHER_FORMATS = 2  # readers not listed above sit with the dumps
+MERGE_ORDER_TEXT = (
+    "per-trial JSON file → Optuna storage or journal → study dump (and other tables) → Optuna log"
+)
+SOURCES_SEPARATOR = "; "
+
+ARCHITECTURE_FIELDS = ("d_model", "n_layers", "n_heads", "d_ff", "param_count", "arch_idx")
+TRAINING_FIELDS = ("lr", "epochs_config", "weight_decay", "warmup_steps", "dropout", "batch_size")
+COMPARED_FIELDS = ("objective", "state", *ARCHITECTURE_FIELDS, *TRAINING_FIELDS)
+# Taken from the first record as they are: where the row came from, and its identity.
+_OWN_FIELDS = {"study", "trial_num", "source_file", "source_format", "sources"}
+_CURVE = set(CURVE_FIELDS) | {"epochs_trained"}
+_DIRECTION = ("_direction", "_direction_source")
+
+
+@dataclass
+class Record:
+    """One file's record of one trial: its row, where its blobs are and where it came from."""
+
+    row: dict[str, Any]
+    location: Any  # the spool location of its JSON fragment and curve block
+    names: list[str]  # curve metric names of its curve block
+    file: str
+    reader: str
+    order: int  # position of the file in the sorted walk
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        return MERGE_ORDER.get(self.reader, OTHER_FORMATS), self.order
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Two records of one trial disagree on ``field``; ``kept`` is the value used."""
+
+    study: str
+    trial_num: int
+    field: str
+    kept: Any
+    other: Any
+    kept_file: str
+    other_file: str
+
+    def message(self) -> str:
+        return (
+            f"trial {self.trial_num}: {self.field} {self.other!r} here but {self.kept!r} in "
+            f"{self.kept_file} (kept)"
+        )
+
+
+@dataclass
+class Merged:
+    """The row of one trial, the blobs it uses, and what happened to its records."""
+
+    row: dict[str, Any]
+    location: Any
+    names: list[str]
+    primary: Record
+    merged: list[Record] = field(default_factory=list)  # records folded into the primary
+    duplicates: list[Record] = field(default_factory=list)  # same form as a kept record
+    conflicts: list[Conflict] = field(default_factory=list)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return True  # a gap is not a disagreement
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        if isinstance(a, float) and math.isnan(a) and isinstance(b, float) and math.isnan(b):
+            return True
+        return a == b or math.isclose(a, b, rel_tol=1e-9, abs_tol=0.0)
+    return bool(a == b)
+
+
+def _compared(name: str) -> bool:
+    """The objective, state, architecture and parameters, and the dynamic ``param_*`` and
+    ``objective_<label>`` columns (not schema columns such as ``objective_kind``)."""
+    if name in COMPARED_FIELDS:
+        return True
+    return name.startswith((PARAM_PREFIX, OBJECTIVE_PREFIX)) and name not in BY_NAME
+
+
+def _objective_value(row: dict[str, Any]) -> Any:
+    """The objective as recorded: finite value, or its kind (``nan``, ``inf``…)."""
+    kind = row.get("objective_kind")
+    return row.get("objective") if kind == "finite" else (None if kind == "missing" else kind)
+
+
+def merge_records(records: Sequence[Record]) -> Merged:
+    """Merge every record of one trial (see the module docstring)."""
+    ordered = sorted(records, key=lambda r: r.rank)
+    primary = ordered[0]
+    row = dict(primary.row)
+    result = Merged(row, primary.location, primary.names, primary)
+    forms = {primary.reader}
+    for other in ordered[1:]:
+        if other.reader in forms:
+            result.duplicates.append(other)
+            continue
+        forms.add(other.reader)
+        result.merged.append(other)
+        _fold(result, other)
+    row["sources"] = SOURCES_SEPARATOR.join(r.file for r in [primary, *result.merged])
+    return result
+
+
+def _fold(result: Merged, other: Record) -> None:
+    row, theirs = result.row, other.row
+    kept_file = result.primary.file
+    for name in sorted(k for k in theirs if _compared(k)):
+        if name == "objective":
+            mine, their = _objective_value(row), _objective_value(theirs)
+        elif name == "state":
+            mine = None if row.get("state") == "UNKNOWN" else row.get("state")
+            their = None if theirs.get("state") == "UNKNOWN" else theirs.get("state")
+        else:
+            mine, their = row.get(name), theirs.get(name)
+        if not _same(mine, their):
+            result.conflicts.append(
+                Conflict(row["study"], row["trial_num"], name, mine, their, kept_file, other.file)
+            )
+    if not row.get("_curve_len") and theirs.get("_curve_len"):
+        for name in _CURVE:
+            row[name] = theirs.get(name)
+        result.location, result.names = other.location, other.names
+    if row.get("objective_kind") == "missing" and theirs.get("objective_kind") != "missing":
+        row["objective"], row["objective_kind"] = theirs.get("objective"), theirs["objective_kind"]
+    if row.get("state") == "UNKNOWN" and theirs.get("state") not in (None, "UNKNOWN"):
+        row["state"] = theirs["state"]
+    if row.get("_direction") is None and theirs.get("_direction") is not None:
+        for name in _DIRECTION:
+            row[name] = theirs.get(name)
+    for name, value in theirs.items():
+        if value is None or name in _OWN_FIELDS or name in _CURVE or name in _DIRECTION:
+            continue
+        if name in ("objective", "objective_kind", "state"):
+            continue
+        if row.get(name) is None:
+            row[name] = value
