@@ -680,3 +680,75 @@ def test_similar_exact_match_distance_zero() -> None:
     cand = arch_row("b", 4, (128, 8, 8), diverged=False, rank=2, val_loss=0.35)
     assign_similar_successful([target, cand])
     assert similar(target) == ("b/4", 0.35, 0.0)
+
+
+# --- similar successful trial: the distinct-architecture search equals the brute force --------
+
+
+def _brute_force_similar(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The definition, pair by pair: every diverged row against every candidate."""
+    import math
+
+    def vector(row: dict[str, Any]) -> tuple[float, ...] | None:
+        values = [row.get(k) for k in ("d_model", "n_layers", "n_heads")]
+        if all(isinstance(v, int) and v > 0 for v in values):
+            return tuple(math.log2(v) for v in values)  # type: ignore[arg-type]
+        return None
+
+    answers = []
+    for row in rows:
+        if not row["diverged"]:
+            continue
+        best = None
+        for cand in rows:
+            if cand["diverged"] is not False or not cand["rank_in_study"]:
+                continue
+            a, b = vector(row), vector(cand)
+            if a is None or b is None or cand["budget"] != row["budget"]:
+                continue
+            key = (
+                round(math.dist(a, b), 12),
+                cand["study"] != row["study"],
+                cand["rank_in_study"],
+                cand["study"],
+                cand["trial_num"],
+            )
+            best = key if best is None or key < best else best
+        answers.append(
+            (f"{best[3]}/{best[4]}", round(best[0], 6)) if best is not None else (None, None)
+        )
+    return answers
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a_2M", "b_2M", "c_2M"]),
+            st.sampled_from([64, 128, 256]),
+            st.sampled_from([2, 4, 8]),
+            st.sampled_from([1, 2, 4]),
+            st.sampled_from([True, False, None]),
+            st.integers(1, 5),
+        ),
+        max_size=40,
+    )
+)
+def test_similar_successful_equals_the_pairwise_definition(specs: list[tuple[Any, ...]]) -> None:
+    rows = [
+        {
+            "study": study,
+            "budget": "2M",
+            "trial_num": i,
+            "d_model": d_model,
+            "n_layers": n_layers,
+            "n_heads": n_heads,
+            "diverged": diverged,
+            "rank_in_study": None if diverged else rank,
+            "val_loss": 0.5,
+        }
+        for i, (study, d_model, n_layers, n_heads, diverged, rank) in enumerate(specs)
+    ]
+    expected = _brute_force_similar(rows)
+    assign_similar_successful(rows)
+    got = [(r["similar_successful_trial"], r["similar_distance"]) for r in rows if r["diverged"]]
+    assert got == expected

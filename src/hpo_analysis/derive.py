@@ -630,36 +630,55 @@ def assign_similar_successful(rows: Sequence[dict[str, Any]]) -> None:
     Candidates: not diverged, ranked (COMPLETE, finite objective), architecture known.
     Distance: Euclidean on log2(d_model), log2(n_layers), log2(n_heads). Ties: same study
     first, then the better rank, then study name and trial number.
+
+    The search runs over the budget's *distinct* architectures (a few dozen, however many
+    trials share them): for each, the best candidate overall and per study are kept, so a
+    diverged trial costs one distance per distinct architecture, not one per trial.
     """
-    groups: dict[str, list[tuple[tuple[float, float, float], dict[str, Any]]]] = {}
+    groups: dict[str, dict[tuple[float, float, float], _Candidates]] = {}
     for row in rows:
         vector = _arch_vector(row)
         if row.get("diverged") is False and row.get("rank_in_study") and vector is not None:
-            groups.setdefault(_budget_key(row), []).append((vector, row))
+            by_vector = groups.setdefault(_budget_key(row), {})
+            by_vector.setdefault(vector, _Candidates()).add(row)
     for row in rows:
         if not row.get("diverged"):
             continue
         row.update(similar_successful_trial=None, similar_val_loss=None, similar_distance=None)
         vector = _arch_vector(row)
-        if vector is None:
+        by_vector = groups.get(_budget_key(row))
+        if vector is None or not by_vector:
             continue
-        best_key: tuple[Any, ...] | None = None
-        best_row: dict[str, Any] | None = None
-        for cand_vector, cand in groups.get(_budget_key(row), []):
-            distance = math.dist(vector, cand_vector)
-            key = (
-                round(distance, 12),
-                cand["study"] != row["study"],
-                cand["rank_in_study"],
-                cand["study"],
-                cand["trial_num"],
-            )
-            if best_key is None or key < best_key:
-                best_key, best_row = key, cand
-        if best_row is not None and best_key is not None:
-            row["similar_successful_trial"] = f"{best_row['study']}/{best_row['trial_num']}"
-            row["similar_val_loss"] = best_row["val_loss"]
-            row["similar_distance"] = round(best_key[0], 6)
+        distances = {v: round(math.dist(vector, v), 12) for v in by_vector}
+        nearest = min(distances.values())
+        tied = [by_vector[v] for v, d in distances.items() if d == nearest]
+        same_study = [c.by_study[row["study"]] for c in tied if row["study"] in c.by_study]
+        pool = same_study or [c.best for c in tied]
+        best = min(pool, key=_candidate_order)
+        row["similar_successful_trial"] = f"{best['study']}/{best['trial_num']}"
+        row["similar_val_loss"] = best["val_loss"]
+        row["similar_distance"] = round(nearest, 6)
+
+
+def _candidate_order(row: dict[str, Any]) -> tuple[Any, ...]:
+    return row["rank_in_study"], row["study"], row["trial_num"]
+
+
+class _Candidates:
+    """The successful trials of one architecture: the best overall and the best per study."""
+
+    __slots__ = ("best", "by_study")
+
+    def __init__(self) -> None:
+        self.best: dict[str, Any] = {}
+        self.by_study: dict[str, dict[str, Any]] = {}
+
+    def add(self, row: dict[str, Any]) -> None:
+        if not self.best or _candidate_order(row) < _candidate_order(self.best):
+            self.best = row
+        mine = self.by_study.get(row["study"])
+        if mine is None or _candidate_order(row) < _candidate_order(mine):
+            self.by_study[row["study"]] = row
 
 
 def _budget_key(row: dict[str, Any]) -> str:
