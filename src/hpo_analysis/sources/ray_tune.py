@@ -1,0 +1,331 @@
+"""Reader for Ray Tune (2.x) experiment directories, read as plain files (Ray not needed).
+
+Layout written by ``Tuner.fit()``::
+
+    <experiment>/experiment_state-<time>.json   # the trials' ids, status, dirs; the metric
+    <experiment>/<trial_dir>/params.json        # the trial's config
+    <experiment>/<trial_dir>/result.json        # one JSON line per reported iteration
+    <experiment>/<trial_dir>/progress.csv       # the same results as a table (not needed)
+    <experiment>/<trial_dir>/error.txt          # when the trial raised
+
+The newest ``experiment_state-*.json`` is claimed and reads the whole experiment: one study
+(the experiment directory's name), one trial per trial directory. The trial number is the
+index Tune gives each trial (``1c076_00003`` → 3; the id is kept in ``hpo_full.json``). Pickled
+files (``tuner.pkl``, ``params.pkl``, ``error.pkl``, the searcher state) are never opened.
+
+- **params**: ``params.json`` (else the config in the experiment state), nested dicts
+  flattened with dots (``model.width``);
+- **curve**: one point per line of ``result.json``, ``training_iteration`` as the epoch, every
+  numeric metric the trial reported (Tune's own bookkeeping keys left out);
+- **objective**: ``--objective NAME`` when given, else the experiment's ``metric`` (stored in
+  the experiment state), the value of the last iteration (Tune's default ``scope="last"``);
+- **state**: ``TERMINATED`` → COMPLETE, ``ERROR`` (or an ``error.txt``) → FAIL, ``RUNNING`` →
+  RUNNING, ``PENDING``/``PAUSED`` → WAITING. A terminated trial with fewer iterations than the
+  longest trial of the experiment was stopped by the scheduler (ASHA, HyperBand, …): PRUNED;
+- **direction**: Tune keeps ``mode`` only in ``tuner.pkl``, so it comes from ``--direction``,
+  else from the metric's name (``val_loss`` minimize, ``val_acc`` maximize).
+
+Example::
+
+    >>> trial_number("1c076_00003", 9), trial_number("custom", 9)
+    (3, 9)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..jsonio import JsonReadError, load_json_bytes
+from ..model import Problem, Settings
+from ..normalize import parse_study_factors
+from .base import ReadResult, read_bytes_checked, read_json_checked
+from .foreign import ForeignRun, build_run, flatten, number_or_none
+
+NAME = "ray_tune"
+FORMAT = "Ray Tune experiment"
+CACHEABLE = False  # one state file stands for a whole directory of trial files
+STATE_PREFIX = "experiment_state-"
+_STATE_NAME = re.compile(r"^experiment_state-.*\.json$")
+TRIAL_FILES = ("params.json", "result.json")
+# keys Tune adds to every result: bookkeeping, not metrics
+BOOKKEEPING = frozenset(
+    {
+        "training_iteration",
+        "timestamp",
+        "time_this_iter_s",
+        "time_total_s",
+        "time_since_restore",
+        "iterations_since_restore",
+        "timesteps_since_restore",
+        "timesteps_total",
+        "episodes_total",
+        "pid",
+        "done",
+        "trial_id",
+        "date",
+        "hostname",
+        "node_ip",
+        "config",
+        "checkpoint_dir_name",
+        "should_checkpoint",
+        "experiment_id",
+        "experiment_tag",
+    }
+)
+STATES = {
+    "TERMINATED": "COMPLETE",
+    "ERROR": "FAIL",
+    "RUNNING": "RUNNING",
+    "PENDING": "WAITING",
+    "PAUSED": "WAITING",
+}
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def sniff(path: Path) -> bool:
+    """The newest ``experiment_state-*.json`` of a directory (names sort by their time)."""
+    if not _STATE_NAME.match(path.name):
+        return False
+    return path.name == _newest_state(path.parent)
+
+
+def _newest_state(directory: Path) -> str | None:
+    try:
+        names = [p.name for p in directory.iterdir() if _STATE_NAME.match(p.name)]
+    except OSError:
+        return None
+    return max(names) if names else None
+
+
+def _experiment_of(path: Path) -> Path | None:
+    """The experiment directory a file belongs to (itself or its trial directory's parent)."""
+    for candidate in (path.parent, path.parent.parent):
+        if _newest_state(candidate) is not None:
+            return candidate
+    return None
+
+
+def ignore_reason(path: Path) -> str | None:
+    """Why the other files of an experiment are listed but not read on their own."""
+    experiment = _experiment_of(path)
+    if experiment is None:
+        return None
+    state = _newest_state(experiment)
+    if path.parent == experiment:
+        if _STATE_NAME.match(path.name):
+            return f"an older Ray Tune experiment state; {state} is read"
+        return f"Ray Tune experiment file (internal or pickled state, not read); {state} is read"
+    if not any((path.parent / name).is_file() for name in TRIAL_FILES):
+        return None
+    if path.name in TRIAL_FILES or path.name == "error.txt":
+        return f"part of Ray Tune trial {path.parent.name}: read through {state}"
+    return f"Ray Tune trial file (not needed or pickled, not read); {state} is read"
+
+
+def trial_number(trial_id: str, fallback: int) -> int:
+    """Tune's trial index: the digits after the last ``_`` of the trial id."""
+    tail = trial_id.rpartition("_")[2]
+    return int(tail) if tail.isdigit() else fallback
+
+
+def _state_trials(state: Any) -> tuple[str | None, dict[str, dict[str, Any]]]:
+    """The experiment's metric and, per trial directory, what the state says of the trial."""
+    if not isinstance(state, dict):
+        return None, {}
+    runner = state.get("runner_data")
+    metric = runner.get("_metric") if isinstance(runner, dict) else None
+    trials: dict[str, dict[str, Any]] = {}
+    for entry in state.get("trial_data") or []:
+        text = entry[0] if isinstance(entry, list) and entry else entry
+        if not isinstance(text, str):
+            continue
+        try:
+            info = load_json_bytes(text.encode("utf-8")).value
+        except JsonReadError:
+            continue
+        if isinstance(info, dict) and isinstance(info.get("relative_logdir"), str):
+            trials[info["relative_logdir"]] = info
+    return (metric if isinstance(metric, str) and metric else None), trials
+
+
+def _trial_dirs(experiment: Path, known: dict[str, dict[str, Any]]) -> list[Path]:
+    found = set()
+    try:
+        for child in experiment.iterdir():
+            if child.is_dir() and any((child / n).is_file() for n in TRIAL_FILES):
+                found.add(child.name)
+    except OSError:
+        pass
+    found.update(name for name in known if (experiment / name).is_dir())
+    return [experiment / name for name in sorted(found)]
+
+
+def _results(path: Path, max_bytes: int, problems: list[Problem]) -> list[dict[str, Any]]:
+    """The lines of ``result.json``; an unfinished last line (a trial still running) is
+    skipped, a damaged line elsewhere is skipped with a warning."""
+    if not path.is_file():
+        return []
+    holder = ReadResult()
+    data = read_bytes_checked(path, max_bytes, holder)
+    if data is None:
+        problems.extend(
+            Problem(p.code, f"{path.parent.name}/result.json: {p.message}") for p in holder.problems
+        )
+        return []
+    lines = data.split(b"\n")
+    rows: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = load_json_bytes(line).value
+        except JsonReadError as err:
+            if number == len(lines):
+                problems.append(
+                    Problem(
+                        "unfinished_line",
+                        f"{path.parent.name}/result.json: last line unfinished; ignored",
+                        "note",
+                    )
+                )
+            else:
+                problems.append(
+                    Problem(
+                        "invalid_json",
+                        f"{path.parent.name}/result.json line {number}: {err}; skipped",
+                    )
+                )
+            continue
+        if isinstance(value, dict):
+            rows.append(value)
+    return rows
+
+
+def _metrics(result: dict[str, Any]) -> dict[str, float]:
+    flat = flatten({k: v for k, v in result.items() if k not in BOOKKEEPING})
+    metrics: dict[str, float] = {}
+    for key, value in flat.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            metrics[key] = float(value)
+    return metrics
+
+
+def _error_line(trial_dir: Path) -> str | None:
+    try:
+        text = (trial_dir / "error.txt").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    lines = [_ANSI.sub("", line).strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:500] if lines else "error.txt"
+
+
+def read(path: Path, display: str, settings: Settings) -> ReadResult:
+    result = ReadResult()
+    loaded = read_json_checked(path, settings.max_file_bytes, result)
+    if loaded is None:
+        return result
+    experiment = path.parent
+    study = experiment.name or "ray_tune"
+    if not settings.study_selected(study):
+        result.problems.append(
+            Problem("study_not_selected", f"1 study(ies) not selected by --study: {study}", "note")
+        )
+        return result
+    metric, known = _state_trials(loaded.value)
+    objective = settings.objective or metric
+    if objective is None:
+        result.problems.append(
+            Problem(
+                "objective_unknown",
+                "the experiment state names no metric; give --objective NAME "
+                "(the trials are kept without an objective value)",
+            )
+        )
+    runs = list(_runs(experiment, known, objective, settings))
+    longest = max((len(run.curve) for run in runs), default=0)
+    for run in runs:
+        if run.state == "COMPLETE" and 0 < len(run.curve) < longest:
+            run.state = "PRUNED"  # stopped by the scheduler before the longest trial's end
+    factors = parse_study_factors(study, settings.compiled_pattern())
+    prefix = display.rsplit("/", 1)[0] if "/" in display else experiment.as_posix()
+    for run in sorted(runs, key=lambda r: r.number):
+        result.add(
+            build_run(
+                run,
+                study=study,
+                source_file=f"{prefix}/{run.extra['ray_trial_dir']}",
+                factors=factors,
+                objective_name=objective,
+                direction=None,
+                direction_source=None,
+            )
+        )
+    if not runs:
+        result.problems.append(Problem("no_trials", "the experiment holds no trial directories"))
+    return result
+
+
+def _runs(
+    experiment: Path,
+    known: dict[str, dict[str, Any]],
+    objective: str | None,
+    settings: Settings,
+) -> Iterator[ForeignRun]:
+    for position, trial_dir in enumerate(_trial_dirs(experiment, known)):
+        info = known.get(trial_dir.name, {})
+        run_problems: list[Problem] = []
+        params_raw: Any = None
+        params_file = trial_dir / "params.json"
+        if params_file.is_file():
+            holder = ReadResult()
+            loaded = read_json_checked(params_file, settings.max_file_bytes, holder)
+            params_raw = loaded.value if loaded is not None else None
+            run_problems.extend(
+                Problem(p.code, f"{trial_dir.name}/params.json: {p.message}")
+                for p in holder.problems
+            )
+        if not isinstance(params_raw, dict):
+            params_raw = info.get("config") if isinstance(info.get("config"), dict) else {}
+        results = _results(trial_dir / "result.json", settings.max_file_bytes, run_problems)
+        trial_id = info.get("trial_id") or next(
+            (r["trial_id"] for r in results if isinstance(r.get("trial_id"), str)), None
+        )
+        trial_id = trial_id if isinstance(trial_id, str) else trial_dir.name
+        curve: list[dict[str, Any]] = []
+        for index, row in enumerate(results):
+            epoch = row.get("training_iteration")
+            epoch = epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else index + 1
+            curve.append({"epoch": epoch, **_metrics(row)})
+        error = _error_line(trial_dir) if (trial_dir / "error.txt").is_file() else None
+        status = info.get("status")
+        state = STATES.get(status, "COMPLETE") if isinstance(status, str) else "COMPLETE"
+        if error is not None:
+            state = "FAIL"
+        value = None
+        if objective is not None:
+            steps = [(p["epoch"], p[objective]) for p in curve if objective in p]
+            value = steps[-1][1] if steps else None
+            if value is None and state == "COMPLETE":
+                run_problems.append(
+                    Problem(
+                        "objective_missing",
+                        f"{trial_dir.name}: no {objective!r} in its results",
+                    )
+                )
+        last = results[-1] if results else {}
+        extra: dict[str, Any] = {"ray_trial_id": trial_id, "ray_trial_dir": trial_dir.name}
+        if error is not None:
+            extra["ray_error"] = error
+        yield ForeignRun(
+            number=trial_number(trial_id, position),
+            state=state,
+            objective=value,
+            params=flatten(params_raw),
+            curve=curve,
+            duration_sec=number_or_none(last.get("time_total_s")),
+            extra=extra,
+            problems=run_problems,
+        )
