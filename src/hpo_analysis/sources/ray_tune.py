@@ -75,6 +75,20 @@ BOOKKEEPING = frozenset(
         "experiment_tag",
     }
 )
+# the files Tune writes besides the ones read (never opened: pickles, TensorBoard events)
+RAY_FILES = frozenset(
+    {
+        *TRIAL_FILES,
+        "progress.csv",
+        "params.pkl",
+        "error.txt",
+        "error.pkl",
+        "tuner.pkl",
+        "trainable.pkl",
+        ".validate_storage_marker",
+    }
+)
+RAY_PREFIXES = ("events.out.tfevents", "basic-variant-state", "search_gen_state", STATE_PREFIX)
 STATES = {
     "TERMINATED": "COMPLETE",
     "ERROR": "FAIL",
@@ -86,7 +100,16 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def sniff(path: Path) -> bool:
-    """The newest ``experiment_state-*.json`` of a directory (names sort by their time)."""
+    """The newest ``experiment_state-*.json`` of a directory (names sort by their time); in
+    an experiment without one (trial directories copied on their own), the ``result.json`` of
+    its first trial directory, which then stands for the whole experiment."""
+    if path.name == "result.json":
+        experiment = path.parent.parent
+        return (
+            (path.parent / "params.json").is_file()
+            and _newest_state(experiment) is None
+            and _first_trial(experiment) == path.parent.name
+        )
     if not _STATE_NAME.match(path.name):
         return False
     return path.name == _newest_state(path.parent)
@@ -100,29 +123,56 @@ def _newest_state(directory: Path) -> str | None:
     return max(names) if names else None
 
 
-def _experiment_of(path: Path) -> Path | None:
-    """The experiment directory a file belongs to (itself or its trial directory's parent)."""
-    for candidate in (path.parent, path.parent.parent):
-        if _newest_state(candidate) is not None:
-            return candidate
+def _first_trial(experiment: Path) -> str | None:
+    """The first (by name) directory of ``experiment`` holding a trial's two files."""
+    try:
+        children = sorted(p.name for p in experiment.iterdir())
+    except OSError:
+        return None
+    for name in children:
+        if all((experiment / name / file).is_file() for file in TRIAL_FILES):
+            return name
+    return None
+
+
+def _ray_name(name: str) -> bool:
+    return name in RAY_FILES or name.startswith(RAY_PREFIXES)
+
+
+def _anchor(path: Path) -> tuple[Path, str] | None:
+    """The experiment a Ray file belongs to and the file read for it, or None."""
+    for experiment in (path.parent, path.parent.parent):
+        state = _newest_state(experiment)
+        if state is not None:
+            return experiment, state
+    first = _first_trial(path.parent)  # a file of the experiment directory itself
+    if first is not None:
+        return path.parent, f"{first}/result.json"
+    if all((path.parent / file).is_file() for file in TRIAL_FILES):
+        first = _first_trial(path.parent.parent)
+        if first is not None:
+            return path.parent.parent, f"{first}/result.json"
     return None
 
 
 def ignore_reason(path: Path) -> str | None:
     """Why the other files of an experiment are listed but not read on their own."""
-    experiment = _experiment_of(path)
-    if experiment is None:
+    if not _ray_name(path.name):
         return None
-    state = _newest_state(experiment)
+    found = _anchor(path)
+    if found is None:
+        return None
+    experiment, read_through = found
     if path.parent == experiment:
         if _STATE_NAME.match(path.name):
-            return f"an older Ray Tune experiment state; {state} is read"
-        return f"Ray Tune experiment file (internal or pickled state, not read); {state} is read"
-    if not any((path.parent / name).is_file() for name in TRIAL_FILES):
-        return None
+            return f"an older Ray Tune experiment state; {read_through} is read"
+        return (
+            f"Ray Tune experiment file (internal or pickled state, not read); "
+            f"{read_through} is read"
+        )
     if path.name in TRIAL_FILES or path.name == "error.txt":
-        return f"part of Ray Tune trial {path.parent.name}: read through {state}"
-    return f"Ray Tune trial file (not needed or pickled, not read); {state} is read"
+        return f"part of Ray Tune trial {path.parent.name}: read through {read_through}"
+    return f"Ray Tune trial file (not needed or pickled, not read); {read_through} is read"
 
 
 def trial_number(trial_id: str, fallback: int) -> int:
@@ -224,17 +274,32 @@ def _error_line(trial_dir: Path) -> str | None:
 
 def read(path: Path, display: str, settings: Settings) -> ReadResult:
     result = ReadResult()
-    loaded = read_json_checked(path, settings.max_file_bytes, result)
-    if loaded is None:
-        return result
-    experiment = path.parent
+    if path.name == "result.json":  # an experiment without its state file
+        if read_bytes_checked(path, settings.max_file_bytes, result) is None:
+            return result
+        experiment, state_value = path.parent.parent, None
+        result.problems.append(
+            Problem(
+                "no_experiment_state",
+                "no experiment_state-*.json: every trial directory of "
+                f"{experiment.name or 'the experiment'} read from here; statuses from "
+                "error files only",
+                "note",
+            )
+        )
+        display = display.rsplit("/", 1)[0]
+    else:
+        loaded = read_json_checked(path, settings.max_file_bytes, result)
+        if loaded is None:
+            return result
+        experiment, state_value = path.parent, loaded.value
     study = experiment.name or "ray_tune"
     if not settings.study_selected(study):
         result.problems.append(
             Problem("study_not_selected", f"1 study(ies) not selected by --study: {study}", "note")
         )
         return result
-    metric, known = _state_trials(loaded.value)
+    metric, known = _state_trials(state_value)
     objective = settings.objective or metric
     if objective is None:
         result.problems.append(
