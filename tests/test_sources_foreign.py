@@ -339,10 +339,17 @@ def test_table_mapped_in_the_project_config(tmp_path: Path) -> None:
     runs.mkdir()
     with open(runs / "export.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["sweep", "lr", "width", "notes", "auc"])
+        writer.writerow(["trial", "sweep", "lr", "width", "notes", "auc"])
         for index in range(6):
             writer.writerow(
-                [f"s{index % 2}", 10 ** -(index + 1), 16 * (index + 1), "x", 0.5 + index / 20]
+                [
+                    100 + index,
+                    f"s{index % 2}",
+                    10 ** -(index + 1),
+                    16 * (index + 1),
+                    "x",
+                    0.5 + index / 20,
+                ]
             )
     (runs / "other.csv").write_text("a,b\n1,2\n")
     (tmp_path / "hpo-analysis.toml").write_text(
@@ -352,6 +359,7 @@ def test_table_mapped_in_the_project_config(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     rows = read_csv(tmp_path / "out" / "hpo_summary.csv")
     assert [r["study"] for r in rows] == ["s0", "s0", "s0", "s1", "s1", "s1"]
+    assert [r["trial_num"] for r in rows] == ["100", "102", "104", "101", "103", "105"]
     assert {r["direction"] for r in rows} == {"maximize"}  # from the name auc
     assert all("param_notes" not in r for r in rows)
     assert [r["is_best_in_study"] for r in rows if r["study"] == "s1"][-1] == "true"

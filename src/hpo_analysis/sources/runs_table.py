@@ -19,7 +19,8 @@ Three layouts are recognised by their header, each with its column mapping:
   objective), ``params = ["COL", …]`` (default: every other column), ``study = "COLUMN"``.
 
 The study is the ``[table] study`` column, else W&B's ``Sweep`` column when set, else the
-directory holding the file. Trials are numbered by row (0, 1, …). A table in none of these
+directory holding the file. Trials are numbered by a ``trial_number``/``trial_num``/
+``number``/``trial`` column of whole numbers, else by row (0, 1, …). A table in none of these
 layouts is not claimed (listed as ignored).
 
 Example::
@@ -42,6 +43,7 @@ from typing import Any
 
 from ..model import Problem, Settings
 from ..normalize import parse_study_factors
+from . import study_dump
 from .base import ReadResult, read_bytes_checked
 from .foreign import ForeignRun, build_run, number_or_none, pick_objective, scalar
 
@@ -84,6 +86,8 @@ _METRIC_NAME = re.compile(
     r"^(val|valid|validation|train|test|eval|best)[_/.]|(^|[_/.])(epoch|step|runtime)$)",
     re.IGNORECASE,
 )
+# a column numbering the trials (else they are numbered by row)
+NUMBER_COLUMNS = ("trial_number", "trial_num", "number", "trial")
 PREFERRED_OBJECTIVES = ("val_loss", "valid_loss", "validation_loss", "eval_loss", "loss")
 # set by configure() from [table]: the objective column a mapped table must have
 _MAPPED_OBJECTIVE: list[str] = []
@@ -128,6 +132,8 @@ def sniff(path: Path) -> bool:
         return False
     if path.name == "progress.csv" and (path.parent / "result.json").is_file():
         return False  # a Ray Tune trial's own table
+    if study_dump.ignore_reason(path):
+        return False  # a runner's flat copy of the dump beside it
     try:
         columns = _header(path)
     except Exception:  # noqa: BLE001 - any unreadable header: not a runs table
@@ -190,7 +196,7 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
             build_run(
                 run,
                 study=study,
-                source_file=f"{display}#row{run.number + 2}",
+                source_file=display,
                 factors=factors_cache[study],
                 objective_name=name,
                 direction=direction,
@@ -272,6 +278,13 @@ def _generic(
     if settings.table_study:
         meta.add(settings.table_study)
     wanted = settings.objective or (settings.table_objective if layout == MAPPED else None)
+    number_column = next((c for c in NUMBER_COLUMNS if c in columns), None)
+    if number_column is not None and not all(
+        isinstance(scalar(row.get(number_column)), int) for row in rows
+    ):
+        number_column = None  # not a whole number in every row: numbered by row instead
+    if number_column is not None:
+        meta.add(number_column)
     candidates = [c for c in columns if c not in meta]
     if settings.table_params:
         params = [c for c in settings.table_params if c in columns]
@@ -318,7 +331,7 @@ def _generic(
             (
                 row,
                 ForeignRun(
-                    number=index,
+                    number=scalar(row[number_column]) if number_column else index,
                     state=state,
                     objective=value,
                     params={c: scalar(row[c]) for c in params if scalar(row.get(c)) is not None},
