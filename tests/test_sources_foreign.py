@@ -373,3 +373,42 @@ def test_a_csv_that_is_not_a_runs_table_is_ignored(tmp_path: Path) -> None:
     (tmp_path / "src" / "metrics.csv").write_text("epoch,loss\n0,1.0\n")
     result = extract([tmp_path / "src"], tmp_path / "out", Settings())
     assert result.n_trials == 0 and result.n_ignored == 1
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(
+    ("kind", "damage", "expected"),
+    [
+        ("ray", "experiment_state-*.json", "invalid JSON"),
+        ("keras_tuner", "*/trial_3/trial.json", "invalid JSON"),
+        ("sklearn", "*/cv_results.csv", "cannot read the table"),
+        ("mlflow", "mlflow_sqlite/mlflow.db", "database disk image is malformed"),
+    ],
+)
+def test_damaged_files_are_named_with_the_problem(
+    kind: str, damage: str, expected: str, tmp_path: Path
+) -> None:
+    """A damaged file of each tool: a clear reason in the manifest, the rest still read."""
+    source = tmp_path / kind
+    shutil.copytree(FIXTURES / kind, source)
+    (target,) = source.rglob(damage) if "/" not in damage else source.glob(damage)
+    if kind == "sklearn":
+        target.write_bytes(target.read_bytes() + b"\xff\xfe not text\n")
+    elif kind == "mlflow":
+        data = bytearray(target.read_bytes())
+        data[100 : len(data)] = b"\x00" * (len(data) - 100)  # header kept, pages wiped
+        target.write_bytes(bytes(data))
+    else:
+        _truncate(target)
+    result = extract([source], tmp_path / "out", Settings())
+    manifest = {m["path"]: m for m in read_csv(tmp_path / "out" / "manifest.csv")}
+    row = manifest[target.as_posix()]
+    assert expected in row["reason"], row
+    assert row["status"] in ("rejected", "ignored")
+    assert result.validation_failures == []
+    if kind == "keras_tuner":  # the other trials of the project are still read
+        assert result.n_trials == len(list(KERAS.glob("trial_*/trial.json"))) - 1

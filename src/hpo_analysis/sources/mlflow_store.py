@@ -326,4 +326,6 @@ def _add_trials(
                 )
             )
     if not any(studies.values()):
-        result.problems.append(Problem("no_trials", "no runs in this store", "note"))
+        result.problems.append(
+            Problem("no_trials", "no runs (an empty experiment or store)", "note")
+        )
