@@ -412,3 +412,37 @@ def test_damaged_files_are_named_with_the_problem(
     assert result.validation_failures == []
     if kind == "keras_tuner":  # the other trials of the project are still read
         assert result.n_trials == len(list(KERAS.glob("trial_*/trial.json"))) - 1
+
+
+def test_every_format_in_one_tree(tmp_path: Path) -> None:
+    """The new formats beside a per-trial JSON tree: each file goes to its own reader (or is
+    listed as ignored), every trial of every format is read once, nothing else changes."""
+    tree = tmp_path / "tree"
+    for kind in ("ray", "keras_tuner", "sklearn", "wandb"):
+        shutil.copytree(FIXTURES / kind, tree / kind)
+    shutil.copytree(MLFLOW_DB.parent, tree / "mlflow_sqlite")
+    per_trial = tree / "hpo_20M_h3" / "trials" / "trial_0000.json"
+    per_trial.parent.mkdir(parents=True)
+    per_trial.write_text(json.dumps({"trial_number": 0, "value": 0.5, "state": "COMPLETE"}))
+    result = extract([tree], tmp_path / "out", Settings())
+    assert result.validation_failures == []
+    kinds = ("Ray Tune", "KerasTuner", "MLflow SQLite", "scikit-learn", "W&B export")
+    assert result.n_trials == 1 + sum(_expected_trials(k) for k in kinds)
+    manifest = {m["path"]: m for m in read_csv(tmp_path / "out" / "manifest.csv")}
+    files = [p for p in tree.rglob("*") if p.is_file()]
+    assert all(p.as_posix() in manifest for p in files)
+    formats = {
+        "ray_tune": "Ray Tune experiment",
+        "keras_tuner": "KerasTuner project",
+        "mlflow_store": "MLflow tracking store",
+        "runs_table": "runs table",
+        "trial_json": "per-trial JSON",
+    }
+    for path in files:
+        reader = claim(path)
+        row = manifest[path.as_posix()]
+        if reader is None:
+            assert row["status"] == "ignored" and row["reason"], row
+        else:
+            assert row["format"] == formats[reader], row
+    assert claim(per_trial) == "trial_json"
