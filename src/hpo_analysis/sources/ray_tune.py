@@ -33,6 +33,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,22 +116,39 @@ def sniff(path: Path) -> bool:
     return path.name == _newest_state(path.parent)
 
 
-def _newest_state(directory: Path) -> str | None:
+# directory listings, keyed by (directory, its mtime): a tree of thousands of trial files asks
+# the same two directories again for every file, and a changed directory gets a new key
+# (the sorted names, the newest experiment state among them)
+_LISTINGS: dict[tuple[str, int], tuple[list[str], str | None]] = {}
+
+
+def _listing(directory: Path) -> tuple[list[str], str | None]:
     try:
-        names = [p.name for p in directory.iterdir() if _STATE_NAME.match(p.name)]
+        key = (str(directory), os.stat(directory).st_mtime_ns)
     except OSError:
-        return None
-    return max(names) if names else None
+        return [], None
+    found = _LISTINGS.get(key)
+    if found is None:
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            names = []
+        states = [n for n in names if _STATE_NAME.match(n)]
+        found = (names, max(states) if states else None)
+        if len(_LISTINGS) > 1024:
+            _LISTINGS.clear()
+        _LISTINGS[key] = found
+    return found
+
+
+def _newest_state(directory: Path) -> str | None:
+    return _listing(directory)[1]
 
 
 def _first_trial(experiment: Path) -> str | None:
     """The first (by name) directory of ``experiment`` holding a trial's two files."""
-    try:
-        children = sorted(p.name for p in experiment.iterdir())
-    except OSError:
-        return None
-    for name in children:
-        if all((experiment / name / file).is_file() for file in TRIAL_FILES):
+    for name in _listing(experiment)[0]:
+        if all(os.path.isfile(os.path.join(experiment, name, file)) for file in TRIAL_FILES):
             return name
     return None
 
