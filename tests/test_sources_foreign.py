@@ -311,6 +311,7 @@ def test_wandb_export(tmp_path: Path) -> None:
     with open(WANDB, newline="") as handle:
         table = list(csv.DictReader(handle))
     states = {"finished": "COMPLETE", "crashed": "FAIL", "running": "RUNNING"}
+    table.sort(key=lambda r: r["Created"])  # numbered oldest first; the export is newest first
     for row, raw in zip(rows, table, strict=True):
         assert row["study"] == raw["Sweep"]
         assert row["state"] == states[raw["State"]]

@@ -20,7 +20,8 @@ Three layouts are recognised by their header, each with its column mapping:
 
 The study is the ``[table] study`` column, else W&B's ``Sweep`` column when set, else the
 directory holding the file. Trials are numbered by a ``trial_number``/``trial_num``/
-``number``/``trial`` column of whole numbers, else by row (0, 1, …). A table in none of these
+``number``/``trial`` column of whole numbers, else (W&B) by ``Created`` time, oldest first,
+else by row (0, 1, …). A table in none of these
 layouts is not claimed (listed as ignored).
 
 Example::
@@ -312,6 +313,11 @@ def _generic(
     objective, problem = pick_objective(wanted, metrics, PREFERRED_OBJECTIVES)
     if problem is not None:
         problems.append(problem)
+    order = list(range(len(rows)))
+    if layout == WANDB and number_column is None and all(r.get("Created") for r in rows):
+        # the export lists the newest run first: number them oldest first, as they ran
+        order.sort(key=lambda i: (str(rows[i]["Created"]), i))
+    position = {row_index: number for number, row_index in enumerate(order)}
     runs = []
     for index, row in enumerate(rows):
         state = "COMPLETE"
@@ -331,7 +337,7 @@ def _generic(
             (
                 row,
                 ForeignRun(
-                    number=scalar(row[number_column]) if number_column else index,
+                    number=scalar(row[number_column]) if number_column else position[index],
                     state=state,
                     objective=value,
                     params={c: scalar(row[c]) for c in params if scalar(row.get(c)) is not None},
