@@ -16,6 +16,7 @@ import csv
 import hashlib
 import json
 import math
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -447,3 +448,32 @@ def test_every_format_in_one_tree(tmp_path: Path) -> None:
         else:
             assert row["format"] == formats[reader], row
     assert claim(per_trial) == "trial_json"
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"objective": 3}, "[table] objective must be a column name"),
+        ({"params": "lr"}, "[table] params must be a list of column names"),
+        ({"params": ["lr"]}, "[table] needs objective = COLUMN"),
+        ({"objective": "auc", "sheet": 1}, "[table] unknown key 'sheet'"),
+    ],
+)
+def test_table_config_is_checked(table: dict[str, Any], message: str) -> None:
+    from hpo_analysis.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config({"table": table}, "hpo-analysis.toml")
+    parsed = parse_config({"table": {"objective": "auc", "params": ["lr"]}}, "x.toml")
+    assert parsed.table == {"objective": "auc", "params": ["lr"]}
+
+
+def test_objective_option_on_the_command_line(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_cli(
+        "extract", str(FIXTURES / "ray"), "--out", str(out), "--objective", "val_acc", "--no-report"
+    )
+    assert result.returncode == 0, result.stderr
+    rows = read_csv(out / "hpo_summary.csv")
+    assert {r["objective_name"] for r in rows} == {"val_acc"}
+    assert {r["direction"] for r in rows} == {"maximize"}  # from the name
