@@ -190,6 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
         "default) or its metric name",
     )
     ext.add_argument(
+        "--objective",
+        metavar="NAME",
+        default=None,
+        help="metric that is the objective where the source names none or several (Ray "
+        "Tune, MLflow, runs tables); for Ray Tune and KerasTuner it replaces theirs",
+    )
+    ext.add_argument(
         "--max-file-size",
         type=_positive_float,
         default=64.0,
@@ -435,6 +442,9 @@ def _apply_config(
             setattr(args, dest, str(value) if key == "rank_by" else value)
     if "direction" in ext:
         args.direction = [*ext["direction"], *args.direction]  # the command line's rules win
+    args.table_objective = cfg.table.get("objective")
+    args.table_params = tuple(cfg.table.get("params", ()))
+    args.table_study = cfg.table.get("study")
     return cfg.fields
 
 
@@ -450,6 +460,10 @@ def run_extract(args: argparse.Namespace, argv: Sequence[str]) -> int:
         directions=tuple(args.direction),
         studies=tuple(args.study),
         rank_by=args.rank_by,
+        objective=args.objective,
+        table_objective=args.table_objective,
+        table_params=args.table_params,
+        table_study=args.table_study,
         top_k=args.top_k,
         write_report=not args.no_report,
     )

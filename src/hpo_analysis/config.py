@@ -20,6 +20,11 @@ Example ``hpo-analysis.toml``::
     lr = ["base_lr"]
     d_model = ["emb_dim"]
 
+    [table]                           # a runs table in your own layout (CSV/TSV/Parquet)
+    objective = "val_auc"
+    params = ["lr", "width"]
+    study = "sweep"
+
     [validate]
     expect_trials = 600
     expect_studies = 12
@@ -67,6 +72,7 @@ class Config:
     extract: dict[str, Any] = field(default_factory=dict)
     fields: tuple[tuple[str, tuple[str, ...]], ...] = ()
     validate: dict[str, int] = field(default_factory=dict)
+    table: dict[str, Any] = field(default_factory=dict)
 
 
 def load_config(explicit: str | None) -> Config:
@@ -86,11 +92,11 @@ def load_config(explicit: str | None) -> Config:
 
 
 def parse_config(data: dict[str, Any], where: str) -> Config:
-    unknown = set(data) - {"extract", "fields", "validate"}
+    unknown = set(data) - {"extract", "fields", "validate", "table"}
     if unknown:
         raise ConfigError(
             f"{where}: unknown section(s) {', '.join(sorted(unknown))}; "
-            "expected [extract], [fields], [validate]"
+            "expected [extract], [fields], [table], [validate]"
         )
     extract = dict(data.get("extract", {}))
     for key, value in extract.items():
@@ -148,4 +154,24 @@ def parse_config(data: dict[str, Any], where: str) -> Config:
                 f"{where}: [validate] {key} must be one of "
                 f"{', '.join(_VALIDATE_KEYS)} with a whole number"
             )
-    return Config(where, extract, tuple(fields), validate)
+    return Config(where, extract, tuple(fields), validate, _table(data.get("table", {}), where))
+
+
+def _table(table: Any, where: str) -> dict[str, Any]:
+    """``[table]``: ``objective`` and ``study`` are column names, ``params`` a list of them."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [table] must be a table")
+    for key, value in table.items():
+        if key in ("objective", "study"):
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{where}: [table] {key} must be a column name")
+        elif key == "params":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where}: [table] params must be a list of column names")
+        else:
+            raise ConfigError(
+                f"{where}: [table] unknown key {key!r}; known: objective, params, study"
+            )
+    if ("params" in table or "study" in table) and "objective" not in table:
+        raise ConfigError(f"{where}: [table] needs objective = COLUMN")
+    return dict(table)

@@ -52,6 +52,14 @@ class Settings:
     # hpo-analysis.toml [fields]: canonical column -> extra spellings, tried before the
     # built-in ones, e.g. (("lr", ("my_lr",)),).
     field_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # --objective: the metric that is the objective of sources that do not name one (Ray Tune
+    # without an experiment metric, MLflow, runs tables); wins over the source's own choice.
+    objective: str | None = None
+    # hpo-analysis.toml [table]: a runs table in the user's own layout — its objective column,
+    # its parameter columns (empty: every other column) and its study column
+    table_objective: str | None = None
+    table_params: tuple[str, ...] = ()
+    table_study: str | None = None
 
     def study_selected(self, study: str) -> bool:
         """True when ``--study`` was not given or one of its globs matches ``study``.

@@ -74,6 +74,7 @@ from .sources.optuna_storage import (
     require_optuna,
     sqlite_file,
 )
+from .sources.runs_table import configure as configure_runs_table
 from .validate import validate_dir
 from .write import outputs
 from .write.atomic import staged_output
@@ -414,6 +415,7 @@ def extract(
     :class:`~hpo_analysis.write.atomic.OutputError` for an unusable output directory.
     """
     settings = settings or Settings()
+    configure_runs_table(settings)  # sniffing sees no settings: the [table] objective column
     # URLs stay strings (Path() would fold the "//" of sqlite:///...)
     source_paths: list[str | Path] = [
         s if isinstance(s, str) and is_storage_url(s) else Path(s) for s in sources

@@ -27,7 +27,9 @@ from .registry import claim, ignore_reason
 
 NO_READER = (
     "no reader for this file (not per-trial JSON such as <study>/trials/trial_0001.json, a "
-    "study dump, best_params.json, an Optuna SQLite file, journal or log)"
+    "study dump, best_params.json, an Optuna SQLite file, journal or log, a Ray Tune "
+    "experiment, a KerasTuner project, an MLflow store, or a runs table: W&B export, "
+    "scikit-learn cv_results_, or the columns of hpo-analysis.toml [table])"
 )
 
 SCRATCH_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini", ".directory"}
