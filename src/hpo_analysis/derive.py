@@ -646,12 +646,12 @@ def assign_similar_successful(rows: Sequence[dict[str, Any]]) -> None:
             continue
         row.update(similar_successful_trial=None, similar_val_loss=None, similar_distance=None)
         vector = _arch_vector(row)
-        by_vector = groups.get(_budget_key(row))
-        if vector is None or not by_vector:
+        candidates = groups.get(_budget_key(row))
+        if vector is None or not candidates:
             continue
-        distances = {v: round(math.dist(vector, v), 12) for v in by_vector}
+        distances = {v: round(math.dist(vector, v), 12) for v in candidates}
         nearest = min(distances.values())
-        tied = [by_vector[v] for v, d in distances.items() if d == nearest]
+        tied = [candidates[v] for v, d in distances.items() if d == nearest]
         same_study = [c.by_study[row["study"]] for c in tied if row["study"] in c.by_study]
         pool = same_study or [c.best for c in tied]
         best = min(pool, key=_candidate_order)
