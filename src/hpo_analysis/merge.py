@@ -75,6 +75,10 @@ class Record:
     file: str
     reader: str
     order: int  # position of the file in the sorted walk
+    # set by merge_records: "kept" (its row is the trial's row), "merged" (folded into
+    # ``lead``'s row) or "duplicate" (same form as ``lead``, not used)
+    outcome: str = ""
+    lead: Record | None = None
 
     @property
     def rank(self) -> tuple[int, int]:
@@ -143,14 +147,17 @@ def merge_records(records: Sequence[Record]) -> Merged:
     """Merge every record of one trial (see the module docstring)."""
     ordered = sorted(records, key=lambda r: r.rank)
     primary = ordered[0]
+    primary.outcome, primary.lead = "kept", None
     row = dict(primary.row)
     result = Merged(row, primary.location, primary.names, primary)
-    forms = {primary.reader}
+    forms = {primary.reader: primary}
     for other in ordered[1:]:
         if other.reader in forms:
+            other.outcome, other.lead = "duplicate", forms[other.reader]
             result.duplicates.append(other)
             continue
-        forms.add(other.reader)
+        forms[other.reader] = other
+        other.outcome, other.lead = "merged", primary
         result.merged.append(other)
         _fold(result, other)
     row["sources"] = SOURCES_SEPARATOR.join(r.file for r in [primary, *result.merged])

@@ -609,7 +609,6 @@ def _collect(
     rows: list[dict[str, Any]] = []
     spool_index: dict[tuple[str, int], Location] = {}
     metric_names: set[str] = set()
-    fate: dict[int, tuple[str, Record | None]] = {}  # id(record) -> (what, the kept record)
     conflicts: dict[str, list[Conflict]] = {}  # by the file whose value was not kept
     for key, records in by_key.items():
         merged = merge_records(records)
@@ -621,12 +620,6 @@ def _collect(
         rows.append(trial)
         spool_index[key] = merged.location
         metric_names.update(merged.names)
-        fate[id(merged.primary)] = ("kept", None)
-        for record in merged.merged:
-            fate[id(record)] = ("merged", merged.primary)
-        for record in merged.duplicates:
-            kept = next(r for r in [merged.primary, *merged.merged] if r.reader == record.reader)
-            fate[id(record)] = ("duplicate", kept)
         for conflict in merged.conflicts:
             conflicts.setdefault(conflict.other_file, []).append(conflict)
     by_key.clear()
@@ -643,7 +636,7 @@ def _collect(
             continue
         problems = item.problems + meta_checks.get(item.row.path, [])
         mine = conflicts.get(item.row.path, [])
-        finished.append(_account(item, problems, fate, mine, result, report))
+        finished.append(_account(item, problems, mine, result, report))
     return rows, finished, spool_index, metric_names, metas
 
 
@@ -698,28 +691,26 @@ def check_study_metas(
 def _account(
     item: _Pending,
     problems: list[Problem],
-    fate: dict[int, tuple[str, Record | None]],
     conflicts: list[Conflict],
     result: ExtractResult,
     report: Callable[[str], None] | None,
 ) -> ManifestRow:
     """The manifest row of one read file, once every trial's records are merged."""
     row = item.row
-    kept = [r for r in item.records if fate[id(r)][0] == "kept"]
-    merged = [r for r in item.records if fate[id(r)][0] == "merged"]
+    kept = [r for r in item.records if r.outcome == "kept"]
+    merged = [r for r in item.records if r.outcome == "merged"]
     for record in item.records:
-        what, other = fate[id(record)]
-        if what == "duplicate" and other is not None:
+        if record.outcome == "duplicate" and record.lead is not None:
             problems.append(
                 Problem(
                     "duplicate_trial",
                     f"study {record.row['study']!r} trial {record.row['trial_num']} was already "
-                    f"read from {other.file}; this copy is not used",
+                    f"read from {record.lead.file}; this copy is not used",
                     "rejected" if len(item.records) == 1 else "warning",
                 )
             )
     if merged:
-        leads = [fate[id(r)][1] for r in merged]
+        leads = [r.lead for r in merged]
         into = sorted({r.file for r in leads if r is not None})
         forms = sorted({reader_named(r.reader).FORMAT for r in leads if r is not None})
         problems.append(
