@@ -114,3 +114,19 @@ class Trial:
     # Multi-objective trials: every objective value by label (metric name or index); the
     # ranked one is also ``objective``. Empty for single-objective trials.
     objective_values: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass
+class ManifestRow:
+    """One input file's line in manifest.csv (columns: :data:`~.schema.MANIFEST_COLUMNS`)."""
+
+    path: str
+    status: str
+    reason: str = ""
+    size_bytes: int | None = None
+    sha256: str = ""
+    format: str = ""
+    study: str | None = None
+    trial_num: int | None = None  # set when the file holds exactly one trial
+    n_trials: int = 0  # trials whose row this file leads (its record is the most detailed)
+    n_merged: int = 0  # trials of this file merged into another file's more detailed record

@@ -60,7 +60,7 @@ from .derive import (
 )
 from .jsonio import dumps_bytes, dumps_lossless
 from .merge import MERGE_ORDER_TEXT, Conflict, Record, merge_records
-from .model import CurvePoint, Problem, Settings, Trial
+from .model import CurvePoint, ManifestRow, Problem, Settings, Trial
 from .normalize import set_field_aliases
 from .schema import COLUMNS
 from .sources import Found, claim, discover, reader_named, study_meta
@@ -90,20 +90,6 @@ STUDY_META = study_meta.NAME
 
 class SourceError(Exception):
     """A source given by the user cannot be used at all (e.g. it does not exist)."""
-
-
-@dataclass
-class ManifestRow:
-    path: str
-    status: str
-    reason: str = ""
-    size_bytes: int | None = None
-    sha256: str = ""
-    format: str = ""
-    study: str | None = None
-    trial_num: int | None = None  # set when the file holds exactly one trial
-    n_trials: int = 0  # trials whose row this file leads (its record is the most detailed)
-    n_merged: int = 0  # trials of this file merged into another file's more detailed record
 
 
 @dataclass

@@ -13,8 +13,9 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 ColumnType = Literal["str", "int", "float", "bool"]
 # Where a column lives inside one trial object of hpo_full.json ("" = top level).
@@ -407,3 +408,13 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 )
 
 CURVE_METRICS: tuple[str, ...] = ("train_loss", "val_loss", "val_auc")
+
+
+def dynamic_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Columns beyond the schema: extra study-name factors, ``objective_*`` (one per objective
+    of a multi-objective study), then ``param_*``, each sorted."""
+    names = {k for row in rows for k in row if k not in BY_NAME and not k.startswith("_")}
+    objectives = sorted(n for n in names if n.startswith(OBJECTIVE_PREFIX))
+    params = sorted(n for n in names if n.startswith(PARAM_PREFIX))
+    factors = sorted(names - set(objectives) - set(params))
+    return factors + objectives + params

@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .fulljson import FullJsonError, read_full_json
-from .schema import BY_NAME, COLUMNS, SEED_COLUMNS, SUMMARY_COLUMNS
-from .write.outputs import (
+from .layout import (
     CURVES_PARQUET,
     DIVERGED_CSV,
     DIVERGED_JSON,
@@ -37,6 +36,7 @@ from .write.outputs import (
     SUMMARY_CSV,
     TRIALS_PARQUET,
 )
+from .schema import BY_NAME, COLUMNS, SEED_COLUMNS, SUMMARY_COLUMNS
 from .write.parquet import release_memory
 
 REQUIRED = tuple(c.name for c in COLUMNS if not c.nullable)

@@ -15,6 +15,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..jsonio import dumps_bytes, dumps_strict, loads_lossless
+from ..layout import (  # noqa: F401  (re-exported: the writer's file names)
+    CURVES_PARQUET,
+    DIVERGED_CSV,
+    DIVERGED_JSON,
+    DIVERGED_PARQUET,
+    FINDINGS_JSON,
+    FULL_JSON,
+    FULL_JSON_INDEX,
+    FULL_JSON_SCHEMA,
+    MANIFEST,
+    OUTPUT_FILES,
+    README,
+    SUMMARY_CSV,
+    TRIALS_PARQUET,
+)
 from ..model import Settings
 from ..schema import (
     BY_NAME,
@@ -23,40 +38,14 @@ from ..schema import (
     OBJECTIVE_PREFIX,
     PARAM_PREFIX,
     SUMMARY_COLUMNS,
+    dynamic_columns,
 )
 from . import parquet
 from .cells import csv_cell
 
 if TYPE_CHECKING:
     from ..cache import CacheWriter, Location
-    from ..pipeline import ManifestRow
-
-SUMMARY_CSV = "hpo_summary.csv"
-FULL_JSON = "hpo_full.json"
-DIVERGED_CSV = "diverged_analysis.csv"
-DIVERGED_JSON = "diverged_analysis.json"
-FINDINGS_JSON = "findings.json"
-README = "README.md"
-MANIFEST = "manifest.csv"
-TRIALS_PARQUET = parquet.TRIALS_PARQUET
-CURVES_PARQUET = parquet.CURVES_PARQUET
-DIVERGED_PARQUET = parquet.DIVERGED_PARQUET
-FULL_JSON_INDEX = "hpo_full.index.parquet"
-FULL_JSON_SCHEMA = "hpo_full.schema.json"
-OUTPUT_FILES = (
-    SUMMARY_CSV,
-    FULL_JSON,
-    FULL_JSON_INDEX,
-    FULL_JSON_SCHEMA,
-    DIVERGED_CSV,
-    DIVERGED_JSON,
-    FINDINGS_JSON,
-    TRIALS_PARQUET,
-    CURVES_PARQUET,
-    DIVERGED_PARQUET,
-    README,
-    MANIFEST,
-)
+    from ..model import ManifestRow
 
 SpoolIndex = dict[tuple[str, int], "Location"]
 
@@ -69,16 +58,6 @@ def generated_at() -> str:
     except ValueError:
         seconds = time.time()
     return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def dynamic_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """Columns beyond the schema: extra study-name factors, ``objective_*`` (one per objective
-    of a multi-objective study), then ``param_*``, each sorted."""
-    names = {k for row in rows for k in row if k not in BY_NAME and not k.startswith("_")}
-    objectives = sorted(n for n in names if n.startswith(OBJECTIVE_PREFIX))
-    params = sorted(n for n in names if n.startswith(PARAM_PREFIX))
-    factors = sorted(names - set(objectives) - set(params))
-    return factors + objectives + params
 
 
 def summary_header(rows: Sequence[dict[str, Any]]) -> list[str]:

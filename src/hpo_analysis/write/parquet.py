@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..layout import CURVES_PARQUET, DIVERGED_PARQUET, TRIALS_PARQUET  # noqa: F401
 from ..schema import BY_NAME, CURVE_METRICS, ColumnType
 
 if TYPE_CHECKING:
@@ -52,9 +53,6 @@ if TYPE_CHECKING:
 
     from ..model import CurvePoint
 
-TRIALS_PARQUET = "trials.parquet"
-DIVERGED_PARQUET = "diverged.parquet"
-CURVES_PARQUET = "curves.parquet"
 CURVE_KEY_COLUMNS = ("study", "trial_num", "epoch")
 CURVE_ROW_GROUP = 262_144
 COMPRESSION = "zstd"

@@ -9,20 +9,19 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..analyze import SECTIONS, THRESHOLDS_TEXT, Finding, all_findings
-from ..model import Settings
-from ..schema import COLUMNS
-from .outputs import (
+from ..layout import (
     DIVERGED_CSV,
     DIVERGED_JSON,
     FINDINGS_JSON,
     FULL_JSON,
     MANIFEST,
     SUMMARY_CSV,
-    dynamic_columns,
 )
+from ..model import Settings
+from ..schema import COLUMNS, dynamic_columns
 
 if TYPE_CHECKING:
-    from ..pipeline import ManifestRow
+    from ..model import ManifestRow
 
 
 def md_cell(value: Any) -> str:
