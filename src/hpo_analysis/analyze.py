@@ -1627,10 +1627,35 @@ def _distribution(values: pd.Series) -> Any:
     return FloatDistribution(low, high, log=log)
 
 
+class _ScoredTrials:
+    """What Optuna's importance evaluator reads of a study — its direction and its COMPLETE
+    trials — without a study: ``study.add_trials`` deep-copies every trial into an in-memory
+    storage, which cost ~6 of the ~8 CPU seconds of importance for 5,000 trials."""
+
+    def __init__(self, trials: list[Any], direction: str) -> None:
+        from optuna.study import StudyDirection
+
+        self._trials = trials
+        self.directions = [
+            StudyDirection.MAXIMIZE if direction == "maximize" else StudyDirection.MINIMIZE
+        ]
+
+    @property
+    def direction(self) -> Any:
+        return self.directions[0]
+
+    def _is_multi_objective(self) -> bool:
+        return False
+
+    def get_trials(self, deepcopy: bool = True, states: Any = None) -> list[Any]:
+        return list(self._trials)  # all COMPLETE; never modified by the evaluator
+
+
 def _importance(scored: pd.DataFrame, direction: str) -> tuple[list[str], dict[str, float]]:
     import optuna
     from optuna.distributions import FloatDistribution
     from optuna.importance import PedAnovaImportanceEvaluator
+    from optuna.trial import FrozenTrial, TrialState
 
     if len(scored) > MAX_IMPORTANCE_TRIALS:
         scored = scored.sample(n=MAX_IMPORTANCE_TRIALS, random_state=0).sort_index()
@@ -1641,25 +1666,42 @@ def _importance(scored: pd.DataFrame, direction: str) -> tuple[list[str], dict[s
         return [], {}
     floats = {p for p, d in distributions.items() if isinstance(d, FloatDistribution)}
     trials = [
-        optuna.trial.create_trial(
+        FrozenTrial(
+            number=number,
+            trial_id=number,  # PED-ANOVA tells trials apart by their ids
+            state=TrialState.COMPLETE,
             value=float(record["objective"]),
+            values=None,
+            datetime_start=None,
+            datetime_complete=None,
             params={p: float(record[p]) if p in floats else int(record[p]) for p in distributions},
             distributions=distributions,
+            user_attrs={},
+            system_attrs={},
+            intermediate_values={},
         )
-        for record in scored[["objective", *distributions]].to_dict("records")
+        for number, record in enumerate(
+            scored[["objective", *distributions]].to_dict("records")
+        )
     ]
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            study = optuna.create_study(
-                direction="maximize" if direction == "maximize" else "minimize"
-            )
-            study.add_trials(trials)
-            result = optuna.importance.get_param_importances(
-                study, evaluator=PedAnovaImportanceEvaluator()
-            )
+            try:
+                result = optuna.importance.get_param_importances(
+                    _ScoredTrials(trials, direction),  # type: ignore[arg-type]
+                    evaluator=PedAnovaImportanceEvaluator(),
+                )
+            except (AttributeError, TypeError):  # an Optuna that asks the study for more
+                study = optuna.create_study(
+                    direction="maximize" if direction == "maximize" else "minimize"
+                )
+                study.add_trials(trials)
+                result = optuna.importance.get_param_importances(
+                    study, evaluator=PedAnovaImportanceEvaluator()
+                )
     finally:
         optuna.logging.set_verbosity(verbosity)
     return list(distributions), {k: float(v) for k, v in result.items()}
