@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from hpo_analysis.annotations import read_annotations
 
 from .conftest import curve, read_csv, run_cli, strict_json, write_trial
@@ -87,6 +89,7 @@ def test_edits_typed_into_the_summary_csv_are_harvested(tmp_path: Path) -> None:
     assert len(read_annotations(out / "annotations.csv")) == 3
 
 
+@pytest.mark.slow
 def test_concurrent_annotations_are_all_kept(tmp_path: Path) -> None:
     src, out = _tree(tmp_path), tmp_path / "out"
     assert run_cli("extract", str(src), "--out", str(out)).returncode == 0

@@ -30,6 +30,7 @@ def _manifest_paths(out: Path) -> list[str]:
     return [m["path"] for m in read_csv(out / "manifest.csv")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.05, 0.3, 0.6, 0.9, 1.2, 1.6])
 def test_sigkill_leaves_a_complete_output_set(
     tmp_path: Path, trees: tuple[Path, Path], delay: float
@@ -54,6 +55,7 @@ def test_sigkill_leaves_a_complete_output_set(
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".analysis.staging-")]
 
 
+@pytest.mark.slow
 def test_concurrent_runs_do_not_interleave(tmp_path: Path, trees: tuple[Path, Path]) -> None:
     small, large = trees
     out = tmp_path / "analysis"
