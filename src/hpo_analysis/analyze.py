@@ -1680,9 +1680,7 @@ def _importance(scored: pd.DataFrame, direction: str) -> tuple[list[str], dict[s
             system_attrs={},
             intermediate_values={},
         )
-        for number, record in enumerate(
-            scored[["objective", *distributions]].to_dict("records")
-        )
+        for number, record in enumerate(scored[["objective", *distributions]].to_dict("records"))
     ]
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .errors import HpoAnalysisError
 from .write.atomic import write_file_atomic
 from .write.cells import csv_cell, unneutralize
 
@@ -41,7 +42,7 @@ TAG_SEPARATOR = "; "
 NOTE_SEPARATOR = " | "
 
 
-class AnnotationError(ValueError):
+class AnnotationError(HpoAnalysisError, ValueError):
     """annotations.csv cannot be used; the message names the file, line and problem."""
 
 

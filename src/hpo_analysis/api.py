@@ -48,6 +48,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import HpoAnalysisError, MissingExtra, install_hint
 from .fulljson import read_full_json, read_trial_at
 from .write.outputs import (
     CURVES_PARQUET,
@@ -63,19 +64,19 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 TABLES = {"trials": TRIALS_PARQUET, "curves": CURVES_PARQUET, "diverged": DIVERGED_PARQUET}
-QUERY_HINT = "pip install 'hpo-analysis[query]'"
+QUERY_HINT = install_hint("query")
 
 
-class DatasetError(Exception):
+class DatasetError(HpoAnalysisError):
     """The directory is not a usable hpo-analysis output; the message says why."""
 
 
-class QueryError(Exception):
+class QueryError(HpoAnalysisError):
     """A SQL query failed; ``str(err)`` is DuckDB's message on one line."""
 
 
-class MissingDependency(ImportError):
-    """An optional dependency is not installed; the message says how to install it."""
+# An optional dependency is not installed; the message says how to install it.
+MissingDependency = MissingExtra
 
 
 def load(directory: str | os.PathLike[str] = "outputs/analysis") -> Dataset:
@@ -194,7 +195,7 @@ class Dataset:
             try:
                 import duckdb
             except ImportError:
-                raise MissingDependency(f"SQL queries need DuckDB: {QUERY_HINT}") from None
+                raise MissingExtra("query", "SQL queries (DuckDB)") from None
             connection = duckdb.connect()
             for name in TABLES:
                 path = self._path(name).absolute().as_posix().replace("'", "''")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .errors import UsageProblem
 from .model import DEFAULT_STUDY_PATTERN, Settings
 from .pipeline import SourceError, extract
 from .sources.optuna_storage import mask_url
@@ -44,7 +45,7 @@ tables: trials (one row per trial), curves (one row per epoch), diverged (diverg
 """
 
 
-class UsageError(Exception):
+class UsageError(UsageProblem):
     pass
 
 

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import UsageProblem
 from .normalize import CONFIGURABLE_FIELDS
 
 DEFAULT_CONFIG = "hpo-analysis.toml"
@@ -62,7 +63,7 @@ _EXTRACT_KEYS: dict[str, tuple[type, ...]] = {
 _VALIDATE_KEYS = ("expect_trials", "expect_studies", "expect_diverged")
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageProblem, ValueError):
     """The config file cannot be used; the message names the file and the key."""
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from .errors import HpoAnalysisError
 from .jsonio import _may_hold_long_integer, orjson
 
 HEAD = b'{"metadata": '
@@ -27,7 +28,7 @@ TRIALS_LINE = b'"trials": [\n'
 END_LINE = b"]}\n"
 
 
-class FullJsonError(ValueError):
+class FullJsonError(HpoAnalysisError, ValueError):
     """hpo_full.json is not strict JSON in the layout extract writes; the message says where."""
 
 

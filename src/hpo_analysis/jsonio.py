@@ -33,6 +33,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import HpoAnalysisError
+
 try:  # the fast path; every result is checked against the standard library's semantics
     import orjson
 except ImportError:  # pragma: no cover - orjson is a core dependency
@@ -41,7 +43,7 @@ except ImportError:  # pragma: no cover - orjson is a core dependency
 _CONSTANTS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
-class JsonReadError(ValueError):
+class JsonReadError(HpoAnalysisError, ValueError):
     """A file that is not usable JSON; ``str(err)`` is a one-line human explanation."""
 
 

@@ -55,6 +55,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+from .errors import HpoAnalysisError, install_hint
 from .schema import BY_NAME, COLUMNS, PARAM_PREFIX
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SERVER_NAME = "hpo-analysis"
-INSTALL_HINT = "pip install 'hpo-analysis[mcp]'"
+INSTALL_HINT = install_hint("mcp")
 
 QUERY_DEFAULT_ROWS = 100
 QUERY_MAX_ROWS = 1000
@@ -92,8 +93,9 @@ _LOCKDOWN = (
 )
 
 
-class DatasetError(Exception):
-    """A request the dataset cannot answer; the message is shown to the client as is."""
+class DatasetError(HpoAnalysisError):
+    """A request the dataset cannot answer; the message is shown to the client as is (not
+    :class:`hpo_analysis.api.DatasetError`, which says a directory is not a dataset)."""
 
 
 class QueryRefused(DatasetError):

@@ -58,6 +58,7 @@ from .derive import (
     finish_rows,
     record_row,
 )
+from .errors import UsageProblem
 from .jsonio import dumps_bytes, dumps_lossless
 from .merge import MERGE_ORDER_TEXT, Conflict, Record, merge_records
 from .model import CurvePoint, ManifestRow, Problem, Settings, Trial
@@ -88,7 +89,7 @@ Entry = tuple[dict[str, Any], bytes, bytes, bytes]
 STUDY_META = study_meta.NAME
 
 
-class SourceError(Exception):
+class SourceError(UsageProblem):
     """A source given by the user cannot be used at all (e.g. it does not exist)."""
 
 

@@ -43,6 +43,7 @@ from .analyze import (
     horizon_sort_key,
     trial_frame,
 )
+from .errors import HpoAnalysisError, install_hint
 from .schema import BY_NAME, MANIFEST_COLUMNS
 from .write.atomic import fsync_dir, write_file_atomic
 from .write.cells import unneutralize
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure as MplFigure
 
 REPORT_HTML = "report.html"
-INSTALL_HINT = "pip install 'hpo-analysis[report]'"
+INSTALL_HINT = install_hint("report")
 DPI = 100
 MAX_CURVE_PANELS = 24
 MAX_DRAWABLE = 1e300  # larger magnitudes overflow the axis arithmetic; shown as off scale
@@ -79,7 +80,7 @@ FIGURE_NAMES: tuple[str, ...] = (
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
-class ReportError(Exception):
+class ReportError(HpoAnalysisError):
     """The report cannot be made; the message names the file and the problem in one line."""
 
 

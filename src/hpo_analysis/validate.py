@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .errors import HpoAnalysisError, install_hint
 from .fulljson import FullJsonError, read_full_json
 from .layout import (
     CURVES_PARQUET,
@@ -41,10 +42,10 @@ from .write.parquet import release_memory
 
 REQUIRED = tuple(c.name for c in COLUMNS if not c.nullable)
 MAX_REPORTED = 20
-SCHEMA_HINT = "pip install 'hpo-analysis[validate]'"
+SCHEMA_HINT = install_hint("validate")
 
 
-class SchemaCheckUnavailable(RuntimeError):
+class SchemaCheckUnavailable(HpoAnalysisError, RuntimeError):
     """No JSON Schema validator is installed; the message says what to install."""
 
 

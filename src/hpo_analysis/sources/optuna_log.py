@@ -42,6 +42,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..errors import HpoAnalysisError
 from ..model import Problem, Settings
 from ..normalize import parse_study_factors
 from .base import ReadResult
@@ -80,7 +81,7 @@ _NAMES = {"nan": math.nan, "inf": math.inf, "NaN": math.nan, "Infinity": math.in
 _NUMPY_SCALARS = re.compile(r"^(?:np|numpy)\.(?:float|int|uint|bool_|str_)\w*$")
 
 
-class LiteralError(ValueError):
+class LiteralError(HpoAnalysisError, ValueError):
     """Text that is not a plain Python literal (a call, a name, an operator, ...)."""
 
 

@@ -30,6 +30,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
+from ..errors import MissingExtra, install_hint, require  # noqa: F401  (MissingExtra re-exported)
 from ..model import Problem, Settings
 from ..normalize import parse_study_factors
 from .base import ReadResult
@@ -43,7 +44,7 @@ from .optuna_common import (
 
 NAME = "optuna_storage"
 FORMAT = "Optuna storage"
-INSTALL_HINT = "install 'hpo-analysis[optuna]'"
+INSTALL_HINT = install_hint("optuna")
 SQLITE_SUFFIXES = {".db", ".sqlite", ".sqlite3", ".db3"}
 SQLITE_MAGIC = b"SQLite format 3\x00"
 METRIC_NAMES_ATTR = "study:metric_names"
@@ -51,19 +52,9 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _PASSWORD = re.compile(r"^(?P<head>[^:/]+://[^:/@]*:)(?P<password>[^@/]*)(?P<tail>@.*)$")
 
 
-class MissingExtra(Exception):
-    """The optional dependency needed for a source is not installed."""
-
-
 def require_optuna() -> ModuleType:
-    """Import optuna, or raise :class:`MissingExtra` with the install hint."""
-    try:
-        import optuna
-    except ImportError:
-        raise MissingExtra(
-            f"reading Optuna storages needs the optuna package: {INSTALL_HINT}"
-        ) from None
-    return optuna
+    """Import optuna, or raise :class:`~hpo_analysis.errors.MissingExtra` naming the extra."""
+    return require("optuna", "optuna", "reading Optuna storages")
 
 
 def is_storage_url(text: str) -> bool:

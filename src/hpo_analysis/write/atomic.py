@@ -21,12 +21,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import HpoAnalysisError
 from ..schema import MANIFEST_COLUMNS
 
 MANIFEST_HEADER_START = ",".join(MANIFEST_COLUMNS[:3]) + ","
 
 
-class OutputError(Exception):
+class OutputError(HpoAnalysisError):
     """The output directory cannot be used; the message says why."""
 
 

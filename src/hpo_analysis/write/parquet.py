@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import HpoAnalysisError
 from ..layout import CURVES_PARQUET, DIVERGED_PARQUET, TRIALS_PARQUET  # noqa: F401
 from ..schema import BY_NAME, CURVE_METRICS, ColumnType
 
@@ -64,7 +65,7 @@ _NAME = struct.Struct("<HB")
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
-class CurveEncodeError(ValueError):
+class CurveEncodeError(HpoAnalysisError, ValueError):
     """A curve that cannot be stored in the columnar form (an epoch beyond 64-bit)."""
 
 
