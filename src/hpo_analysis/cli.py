@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 data or validation failure (or a rejected file with ``-
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import shlex
 import sys
@@ -53,8 +54,18 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite positive number: {text!r}")
+    return value
+
+
+def _trial_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"trial numbers are 0 or more, got {text!r}")
     return value
 
 
@@ -191,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ext.add_argument(
         "--jobs",
-        type=int,
+        type=_top_k,
         default=None,
         metavar="N",
         help="worker processes for reading large trees (default: up to 2)",
@@ -251,9 +262,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ann.add_argument("directory", metavar="DIR")
     ann.add_argument("study", metavar="STUDY")
-    ann.add_argument("trial_num", metavar="TRIAL", type=int)
-    ann.add_argument("--tag", default="", help="a short label, e.g. lr-too-high")
-    ann.add_argument("--note", default="", help="free text")
+    ann.add_argument("trial_num", metavar="TRIAL", type=_trial_number)
+    ann.add_argument(
+        "--tag", default="", help="a short label, e.g. lr-too-high (at most 200 characters)"
+    )
+    ann.add_argument("--note", default="", help="free text (at most 10,000 characters)")
+    ann.add_argument(
+        "--force",
+        action="store_true",
+        help="keep the annotation even if the trial is not in the dataset (yet)",
+    )
     ann.add_argument(
         "--remove",
         action="store_true",
@@ -508,7 +526,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_annotate(args: argparse.Namespace) -> int:
-    from .annotations import AnnotationError, add_annotation
+    from .annotations import AnnotationError, UnknownTrialError, add_annotation
     from .write.atomic import is_our_output
 
     directory = Path(args.directory)
@@ -518,8 +536,16 @@ def run_annotate(args: argparse.Namespace) -> int:
         raise UsageError("give --tag and/or --note")
     try:
         add_annotation(
-            directory, args.study, args.trial_num, tag=args.tag, note=args.note, remove=args.remove
+            directory,
+            args.study,
+            args.trial_num,
+            tag=args.tag,
+            note=args.note,
+            remove=args.remove,
+            force=args.force,
         )
+    except UnknownTrialError as err:
+        raise UsageError(str(err)) from None
     except AnnotationError as err:
         print(f"hpo-analysis: error: {err}", file=sys.stderr)
         return 1

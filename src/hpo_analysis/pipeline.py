@@ -34,12 +34,15 @@ from typing import Any
 from . import __version__
 from .annotations import (
     ANNOTATIONS_CSV,
+    WRITTEN_CELLS,
     Annotation,
     AnnotationError,
     harvest_summary_edits,
     read_annotations,
+    read_written_cells,
     render_annotations,
     summary_cells,
+    written_cells,
 )
 from .cache import (
     CACHE_DIR,
@@ -399,6 +402,12 @@ def extract(
     ]
     check_sources(source_paths)
     out_path = Path(out)
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if not (settings.diverge_threshold > 0 and math.isfinite(settings.diverge_threshold)):
+        raise ValueError(
+            f"diverge_threshold must be a finite positive number, got {settings.diverge_threshold}"
+        )
     jobs = jobs or min(2, os.cpu_count() or 1)
 
     is_ours = _output_matcher(out_path)
@@ -462,10 +471,18 @@ def carry_over_annotations(
     except AnnotationError as err:
         _say(report, str(old), f"{err}; the file is kept unchanged and not merged")
         shutil.copy2(old, stage / ANNOTATIONS_CSV)
+        (stage / WRITTEN_CELLS).write_bytes(written_cells(rows))
         return []
+    warnings: list[str] = []
     harvested = harvest_summary_edits(
-        out / outputs.SUMMARY_CSV, annotations, outputs.generated_at()
+        out / outputs.SUMMARY_CSV,
+        annotations,
+        outputs.generated_at(),
+        read_written_cells(out / WRITTEN_CELLS),
+        warnings,
     )
+    for warning in warnings:
+        _say(report, str(out / outputs.SUMMARY_CSV), warning)
     if harvested != annotations:
         (stage / ANNOTATIONS_CSV).write_text(
             render_annotations(harvested), encoding="utf-8", newline=""
@@ -481,6 +498,7 @@ def carry_over_annotations(
             continue
         row["tags"], row["note"] = summary_cells(mine)
         row["_annotations"] = [{"tag": a.tag, "note": a.note, "updated": a.updated} for a in mine]
+    (stage / WRITTEN_CELLS).write_bytes(written_cells(rows))
     orphans = [a for group in by_key.values() for a in group]
     for a in orphans:
         _say(
