@@ -608,6 +608,7 @@ def run_mcp(args: argparse.Namespace) -> int:
 
 def run_query(args: argparse.Namespace) -> int:
     from .api import DatasetError, MissingDependency, QueryError, load
+    from .mcp_server import QueryRefused, check_sql
     from .query import render
 
     try:
@@ -617,7 +618,11 @@ def run_query(args: argparse.Namespace) -> int:
     if args.max_rows < 0:
         raise UsageError("--max-rows must be 0 (all rows) or more")
     try:
-        frame = dataset.sql(args.sql)
+        # one read-only SELECT, as the MCP query tool takes: COPY, ATTACH, SET, ... are refused
+        frame = dataset.sql(check_sql(args.sql, dataset.connection))
+    except QueryRefused as err:
+        print(f"hpo-analysis: query refused: {err}", file=sys.stderr)
+        return 1
     except MissingDependency as err:
         print(f"hpo-analysis: error: {err}", file=sys.stderr)
         return 1
