@@ -90,7 +90,7 @@ def test_hand_tree_definitions(tmp_path: Path) -> None:
     diverged = read_csv(out / "diverged_analysis.csv")
     assert len(diverged) == 1
     d = diverged[0]
-    assert (d["diverge_epoch"], d["diverge_kind"], d["last_good_loss"]) == ("2", "nan", "0.6")
+    assert (d["diverge_epoch"], d["diverge_kind"], d["last_good_loss"]) == ("2", "nan_loss", "0.6")
     # trial 3 is d_model 64, n_layers 4, n_heads 4: all others have n_layers 2 (distance 1.0);
     # ties break on the better rank -> trial 1
     assert d["similar_successful_trial"] == f"{STUDY}/1"
