@@ -108,7 +108,7 @@ def test_bad_files_are_reported_not_fatal(tmp_path: Path) -> None:
     src = _hand_tree(tmp_path)
     write_trial(src, STUDY, 7, '{"trial_number": 7, "value": 0.5, "params": {"lr": ')
     write_trial(src, STUDY, 8, b"")
-    write_trial(src, STUDY, 9, b"\xff\xfe{}")
+    write_trial(src, STUDY, 9, b"{\xff}")
     write_trial(src, STUDY, 10, "[1, 2]")
     (src / STUDY / "trials" / ".DS_Store").write_bytes(b"\0\0")
     out = tmp_path / "out"

@@ -201,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="reject input files larger than this many MiB (default 64)",
     )
     ext.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="follow symlinks whose target is outside the source (default: list them as ignored)",
+    )
+    ext.add_argument(
         "--jobs",
         type=_top_k,
         default=None,
@@ -463,6 +468,7 @@ def run_extract(args: argparse.Namespace, argv: Sequence[str]) -> int:
         rank_by=args.rank_by,
         top_k=args.top_k,
         write_report=not args.no_report,
+        follow_symlinks=args.follow_symlinks,
     )
     console = _Console(args.quiet)
     command = "hpo-analysis " + shlex.join(mask_url(arg) for arg in argv)  # no passwords

@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import re
@@ -114,12 +115,12 @@ def load_json_bytes(data: bytes) -> LoadedJson:
 
 def _stdlib_load(data: bytes) -> LoadedJson:
     """The reference loader: the standard library, with the hooks that count and flag."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise JsonReadError(
-            f"not valid UTF-8: byte 0x{data[err.start]:02x} at offset {err.start}"
-        ) from None
+    text = _decode(data)
+    # a file read as UTF-16/32 says so in every message: its line and column are of that text
+    read_as = next(
+        (f"read as {name} (byte order mark): " for bom, _, name in _BOMS if data.startswith(bom)),
+        "",
+    )
     result = LoadedJson(None)
 
     def parse_constant(token: str) -> float:
@@ -139,12 +140,59 @@ def _stdlib_load(data: bytes) -> LoadedJson:
     try:
         result.value = json.loads(text, parse_constant=parse_constant, object_pairs_hook=pairs_hook)
     except json.JSONDecodeError as err:
-        raise JsonReadError(_explain_decode_error(err)) from None
+        raise JsonReadError(read_as + _explain_decode_error(err)) from None
     except RecursionError:
-        raise JsonReadError("JSON nested too deeply to read safely") from None
+        raise JsonReadError(read_as + "JSON nested too deeply to read safely") from None
     except ValueError as err:  # e.g. an integer literal longer than Python's digit limit
-        raise JsonReadError(f"unreadable JSON value ({err})") from None
+        raise JsonReadError(f"{read_as}unreadable JSON value ({err})") from None
     return result
+
+
+# Byte order marks, UTF-32 first: the UTF-32-LE mark begins with the UTF-16-LE one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32-LE"),
+    (codecs.BOM_UTF32_BE, "utf-32", "UTF-32-BE"),
+    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16-LE"),
+    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16-BE"),
+)
+
+
+def _decode(data: bytes) -> str:
+    """The text of ``data``: UTF-8 (BOM tolerated), or UTF-16/32 when a BOM says so.
+
+    A UTF-16/32 file without a BOM is refused with its encoding named (what the zero bytes
+    of its first characters show, as RFC 4627 describes), since nothing else says how to read
+    it and a guess could misread it.
+
+    Example::
+
+        >>> _decode('{"a": 1}'.encode("utf-16"))
+        '{"a": 1}'
+        >>> _decode('{"a": 1}'.encode("utf-16-le"))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        hpo_analysis.jsonio.JsonReadError: the file is UTF-16-LE without a byte order mark; ...
+    """
+    for bom, codec, name in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError as err:
+                raise JsonReadError(
+                    f"the byte order mark says {name}, but byte {err.start} is not valid {name}"
+                ) from None
+    guess = json.detect_encoding(data)  # from the zero bytes of the first characters
+    if guess.startswith(("utf-16", "utf-32")):
+        raise JsonReadError(
+            f"the file is {guess.upper()} without a byte order mark; save it as UTF-8 "
+            f"(or UTF-{guess[4:6]} with a BOM)"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise JsonReadError(
+            f"not valid UTF-8: byte 0x{data[err.start]:02x} at offset {err.start}"
+        ) from None
 
 
 def _explain_decode_error(err: json.JSONDecodeError) -> str:

@@ -51,6 +51,8 @@ class Settings:
     # hpo-analysis.toml [fields]: canonical column -> extra spellings, tried before the
     # built-in ones, e.g. (("lr", ("my_lr",)),).
     field_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # --follow-symlinks: follow symlinks whose target lies outside the source.
+    follow_symlinks: bool = False
 
     def study_selected(self, study: str) -> bool:
         """True when ``--study`` was not given or one of its globs matches ``study``.

@@ -411,7 +411,11 @@ def extract(
     jobs = jobs or min(2, os.cpu_count() or 1)
 
     is_ours = _output_matcher(out_path)
-    files = [_unless_ours(found, is_ours) for source in source_paths for found in discover(source)]
+    files = [
+        _unless_ours(found, is_ours)
+        for source in source_paths
+        for found in discover(source, follow_symlinks=settings.follow_symlinks)
+    ]
     result = ExtractResult(out_dir=out_path, n_files=len(files))
     header = cache_header(_settings_record(settings), __version__)
     with staged_output(out_path) as stage:
