@@ -16,7 +16,7 @@ from hpo_analysis import cli
 from hpo_analysis.pipeline import extract
 from hpo_analysis.validate import validate_dir
 
-from .conftest import curve, read_csv, run_cli, write_trial
+from .conftest import curve, read_csv, run_cli, strict_json, write_trial
 
 STUDY = "s_2M_h1"
 
@@ -205,3 +205,134 @@ def test_a_byte_order_mark_is_named_in_the_error(tmp_path: Path) -> None:
     row = _manifest(out)[f"{src.as_posix()}/{STUDY}/trials/trial_0005.json"]
     assert row["status"] == "rejected"
     assert row["reason"].startswith("read as UTF-16-LE (byte order mark): invalid JSON")
+
+
+# --- values: surrogates, non-finite numbers, huge integers, deep nesting ----------------------
+
+
+def _extract_ok(src: Path, out: Path) -> list[str]:
+    """Extract, check every output agrees, and return the warnings printed."""
+    lines: list[str] = []
+    result = extract([src], out, report=lines.append)
+    assert result.validation_failures == []
+    assert validate_dir(out) == []
+    strict_json(out / "hpo_full.json")  # strict JSON throughout
+    return lines
+
+
+def _summary(out: Path, trial: int) -> dict[str, str]:
+    return next(r for r in read_csv(out / "hpo_summary.csv") if r["trial_num"] == str(trial))
+
+
+def _full(out: Path, trial: int) -> dict[str, object]:
+    trials = strict_json(out / "hpo_full.json")["trials"]
+    found: dict[str, object] = next(t for t in trials if t["trial_num"] == trial)
+    return found
+
+
+def _raw_trial(src: Path, number: int, text: str) -> None:
+    write_trial(src, STUDY, number, text.encode("ascii"))
+
+
+def test_a_lone_surrogate_in_a_parameter_is_replaced_everywhere(tmp_path: Path) -> None:
+    src = _tree(tmp_path)
+    # what json.dumps writes for a string decoded from a non-UTF-8 file name
+    _raw_trial(src, 3, '{"trial_number": 3, "value": 0.4, "params": {"optimizer": "ad\\udc80am"}}')
+    out = tmp_path / "out"
+    warnings = _extract_ok(src, out)
+    assert any("trial_0003.json" in w and "params.optimizer" in w for w in warnings), warnings
+    assert _summary(out, 3)["param_optimizer"] == "ad\ufffdam"
+    import pandas as pd
+
+    trials = pd.read_parquet(out / "trials.parquet")
+    assert trials.loc[trials.trial_num == 3, "param_optimizer"].item() == "ad\ufffdam"
+
+
+def test_lone_surrogates_in_keys_and_user_attrs(tmp_path: Path) -> None:
+    src = _tree(tmp_path)
+    _raw_trial(
+        src,
+        3,
+        '{"trial_number": 3, "value": 0.4, "unk\\udc80": "x\\udc80", '
+        '"user_attrs": {"k\\udc81": 1, "learning_curve": [{"epoch": 0, "val_loss": 0.5}]}}',
+    )
+    out = tmp_path / "out"
+    warnings = _extract_ok(src, out)
+    assert any("trial_0003.json" in w and "lone surrogate" in w for w in warnings), warnings
+    assert len(strict_json(out / "hpo_full.json")["trials"]) == 4
+    text = (out / "hpo_full.json").read_text(encoding="utf-8")
+    assert "unk\ufffd" in text and "x\ufffd" in text
+
+
+@pytest.mark.parametrize("token", ["Infinity", "-Infinity", "1e400", "NaN"])
+def test_non_finite_hyperparameters_follow_one_rule(tmp_path: Path, token: str) -> None:
+    src = _tree(tmp_path)
+    _raw_trial(
+        src,
+        3,
+        '{"trial_number": 3, "value": 0.4, "params": '
+        f'{{"learning_rate": {token}, "dropout": {token}, "weight_decay": {token}}}}}',
+    )
+    out = tmp_path / "out"
+    _extract_ok(src, out)
+    row = _summary(out, 3)
+    assert (row["lr"], row["dropout"], row["weight_decay"]) == ("", "", "")  # CSV: empty
+    import pandas as pd
+
+    stored = pd.read_parquet(out / "trials.parquet").set_index("trial_num").loc[3]
+    assert not any(pd.notna(stored[c]) and abs(stored[c]) < float("inf") for c in ("lr", "dropout"))
+
+
+def test_epochs_beyond_64_bits_are_left_out_of_every_output(tmp_path: Path) -> None:
+    src = _tree(tmp_path)
+    points = [{"epoch": 0, "val_loss": 0.7}, {"epoch": 1, "val_loss": 0.6}]
+    import json
+
+    body = {
+        "trial_number": 3,
+        "value": 0.4,
+        "user_attrs": {"learning_curve": [*points, {"epoch": 2**63, "val_loss": 0.5}]},
+    }
+    write_trial(src, STUDY, 3, json.dumps(body))
+    out = tmp_path / "out"
+    warnings = _extract_ok(src, out)
+    assert any("beyond 64-bit" in w and "left out of every output" in w for w in warnings)
+    assert [p["epoch"] for p in _full(out, 3)["learning_curve"]] == [0, 1]  # type: ignore[index]
+
+
+def test_journal_steps_beyond_64_bits(tmp_path: Path) -> None:
+    import json
+
+    ops = [
+        {"op_code": 0, "worker_id": "w", "study_name": STUDY, "directions": [1]},
+        {"op_code": 4, "worker_id": "w", "study_id": 0, "datetime_start": "2024-01-01T00:00:00"},
+        {"op_code": 7, "worker_id": "w", "trial_id": 0, "step": 0, "intermediate_value": 0.7},
+        {"op_code": 7, "worker_id": "w", "trial_id": 0, "step": 10**30, "intermediate_value": 0.6},
+        {
+            "op_code": 6,
+            "worker_id": "w",
+            "trial_id": 0,
+            "state": 1,
+            "values": [0.5],
+            "datetime_complete": "2024-01-01T00:00:01",
+        },
+    ]
+    journal = tmp_path / "journal.log"
+    journal.write_text("".join(json.dumps(op) + "\n" for op in ops), encoding="utf-8")
+    out = tmp_path / "out"
+    warnings = _extract_ok(journal, out)
+    assert any("beyond 64-bit" in w for w in warnings), warnings
+    assert len(_full(out, 0)["learning_curve"]) == 1  # type: ignore[arg-type]
+
+
+def test_deeply_nested_user_attrs_are_kept_as_text(tmp_path: Path) -> None:
+    from hpo_analysis.jsonio import MAX_DEPTH
+
+    src = _tree(tmp_path)
+    deep = "[" * 300 + "1" + "]" * 300
+    _raw_trial(src, 3, f'{{"trial_number": 3, "value": 0.4, "user_attrs": {{"deep": {deep}}}}}')
+    out = tmp_path / "out"
+    warnings = _extract_ok(src, out)
+    assert any(f"nested more than {MAX_DEPTH} levels" in w for w in warnings), warnings
+    assert _summary(out, 3)["objective"] == "0.4"
+    assert deep[:50] in (out / "hpo_full.json").read_text(encoding="utf-8")

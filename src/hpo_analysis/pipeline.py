@@ -193,6 +193,26 @@ def _fits_int64(row: dict[str, Any], problems: list[Problem]) -> bool:
     return True
 
 
+def _curve_in_int64(trial: Trial, problems: list[Problem]) -> Trial:
+    """The trial without curve points whose epoch does not fit a 64-bit integer, with a warning.
+
+    Parquet and DuckDB store epochs as int64; dropping such points before anything is derived
+    keeps every output (summary metrics, hpo_full.json, curves.parquet) and validate agreeing.
+    """
+    kept = tuple(p for p in trial.curve if INT64[0] <= p.epoch <= INT64[1])
+    if len(kept) == len(trial.curve):
+        return trial
+    dropped = [p.epoch for p in trial.curve if not INT64[0] <= p.epoch <= INT64[1]]
+    problems.append(
+        Problem(
+            "out_of_range",
+            f"{len(dropped)} learning-curve point(s) of trial {trial.trial_num} with an epoch "
+            f"beyond 64-bit integers (e.g. {dropped[0]}) left out of every output",
+        )
+    )
+    return dataclasses.replace(trial, curve=kept)
+
+
 def _stat(path: Path) -> tuple[int | None, int | None]:
     try:
         info = path.stat()
@@ -237,6 +257,7 @@ def _read_one(found: Found, settings: Settings, keep: bool = True) -> _FileOutco
             result.problems.append(not_selected(dropped))
     entries: list[Entry] = []
     for trial in result.trials:
+        trial = _curve_in_int64(trial, result.problems)
         row = trial_row(trial, settings)
         row["source_format"] = reader.FORMAT
         if not _fits_int64(row, result.problems):

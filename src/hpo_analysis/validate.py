@@ -397,8 +397,8 @@ def _csv_matches_parquet(summary: Any, stored: Any) -> list[str]:
         expected, found = summary.column(name), stored.column(name)
         if found.type != expected.type:
             return [f"{TRIALS_PARQUET}: column {name} is {found.type}, not {expected.type}"]
-        if pa.types.is_floating(found.type):  # the CSV writes NaN as an empty cell
-            found = pc.if_else(pc.is_nan(found), pa.scalar(None, found.type), found)
+        if pa.types.is_floating(found.type):  # the CSV writes NaN and ±inf as empty cells
+            found = pc.if_else(pc.is_finite(found), found, pa.scalar(None, found.type))
         elif pa.types.is_string(found.type):  # and an empty text as an empty cell
             found = pc.if_else(pc.equal(found, ""), pa.scalar(None, found.type), found)
         if found.equals(expected):
