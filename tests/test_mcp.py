@@ -687,3 +687,19 @@ def test_a_slow_query_does_not_block_the_other_tools(example_out: Path) -> None:
     elapsed = time.monotonic() - begin
     worker.join()
     assert elapsed < 2.5, f"the other tools waited {elapsed:.1f} s for the query"
+
+
+def test_annotate_refuses_unknown_trials_and_oversized_notes(tmp_path: Path) -> None:
+    from hpo_analysis.annotations import MAX_NOTE_CHARS, read_annotations
+
+    out = tmp_path / "analysis"
+    assert run_cli("extract", str(EXAMPLE), "--out", str(out), "-q").returncode == 0
+    service = DatasetService(out)
+    study = service.overview()["studies"][0]["study"]
+    with pytest.raises(DatasetError, match="no trial"):
+        service.annotate(study, 999, "typo", "", False)
+    with pytest.raises(DatasetError, match="limit"):
+        service.annotate(study, 1, "", "x" * (MAX_NOTE_CHARS + 1), False)
+    assert read_annotations(out / "annotations.csv") == []
+    saved = service.annotate(study, 1, "ok", "fine", False)
+    assert saved["trial_in_dataset"] is True

@@ -60,6 +60,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+from .annotations import MAX_NOTE_CHARS, MAX_TAG_CHARS
 from .schema import BY_NAME, COLUMNS, PARAM_PREFIX
 
 if TYPE_CHECKING:
@@ -1024,8 +1025,20 @@ else:
     FindingIdArg = Annotated[
         str | None, Field(description="A finding id from overview or a previous call.")
     ]
-    TagArg = Annotated[str, Field(description="A short label, e.g. lr-too-high.")]
-    NoteArg = Annotated[str, Field(description="Free text.")]
+    TagArg = Annotated[
+        str,
+        Field(
+            max_length=MAX_TAG_CHARS,
+            description=f"A short label, e.g. lr-too-high (at most {MAX_TAG_CHARS} characters).",
+        ),
+    ]
+    NoteArg = Annotated[
+        str,
+        Field(
+            max_length=MAX_NOTE_CHARS,
+            description=f"Free text (at most {MAX_NOTE_CHARS} characters).",
+        ),
+    ]
     RemoveArg = Annotated[bool, Field(description="Remove the annotation with this tag.")]
 
 

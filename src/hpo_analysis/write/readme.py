@@ -87,7 +87,8 @@ def _definitions(settings: Settings) -> str:
   that did not diverge and is ranked, by Euclidean distance on log2(d_model), log2(n_layers),
   log2(n_heads); ties go to the same study, then the better rank, then study and trial number.
 - **Non-finite numbers** (`NaN`, `Infinity` in the inputs): empty cells in the CSVs, `null` in
-  the JSON files, which are strict RFC 8259 JSON. Nothing is lost: `objective_kind` records what
+  the JSON files, which are strict RFC 8259 JSON; the Parquet files keep a non-finite
+  hyperparameter or curve value as NaN or ±inf. Nothing is lost: `objective_kind` records what
   the objective was, and each trial's `learning_curve_non_finite` lists every non-finite curve
   value (`epoch`, `metric`, `value` as `"NaN"`, `"Infinity"` or `"-Infinity"`).
 - **Study factors**: parsed from the study name with the pattern
