@@ -309,6 +309,11 @@ def test_oversized_notes_are_refused_and_oversized_files_still_read(tmp_path: Pa
     write_annotations_atomic(out / "annotations.csv", [Annotation(STUDY, 0, "", huge, "t")])
     _extract(src, out)
     assert _cells(out, 0) == ("", huge)
+    from hpo_analysis.report import read_summary
+    from hpo_analysis.validate import validate_dir
+
+    assert validate_dir(out) == []
+    assert read_summary(out / "hpo_summary.csv")[0]["note"] == huge
     add_annotation(out, STUDY, 1, tag="after")
     _extract(src, out)
     assert _cells(out, 1) == ("after", "")

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from .write.atomic import write_file_atomic
-from .write.cells import csv_cell, unneutralize
+from .write.cells import allow_large_csv_fields, csv_cell, unneutralize
 
 ANNOTATIONS_CSV = "annotations.csv"
 # What the last extract wrote into the tags/note cells of hpo_summary.csv (hidden: not data).
@@ -50,9 +50,6 @@ TAG_SEPARATOR = "; "
 NOTE_SEPARATOR = " | "
 MAX_TAG_CHARS = 200
 MAX_NOTE_CHARS = 10_000
-# Readers take any field size: the csv module's default (131,072 characters) would make one
-# oversized cell typed by hand stop every later extract and annotate.
-CSV_FIELD_LIMIT = 2**31 - 1
 
 Cells = dict[tuple[str, int], tuple[str, str]]
 
@@ -63,12 +60,6 @@ class AnnotationError(ValueError):
 
 class UnknownTrialError(AnnotationError):
     """The trial to annotate is not in the dataset (a typo, most likely)."""
-
-
-def allow_large_csv_fields() -> None:
-    """Let the csv module read fields of any size (a process-wide setting)."""
-    if csv.field_size_limit() < CSV_FIELD_LIMIT:
-        csv.field_size_limit(CSV_FIELD_LIMIT)
 
 
 def check_sizes(tag: str, note: str) -> None:

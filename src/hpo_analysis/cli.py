@@ -583,8 +583,9 @@ def run_report(args: argparse.Namespace) -> int:
 def _trial_exists(directory: Path, study: str, trial_num: int) -> bool:
     import csv
 
-    from .write.cells import unneutralize
+    from .write.cells import allow_large_csv_fields, unneutralize
 
+    allow_large_csv_fields()
     try:
         with open(directory / "hpo_summary.csv", encoding="utf-8", newline="") as handle:
             return any(

@@ -23,6 +23,7 @@ from typing import Any
 
 from .fulljson import FullJsonError, read_full_json
 from .schema import BY_NAME, COLUMNS, SEED_COLUMNS, SUMMARY_COLUMNS
+from .write.cells import allow_large_csv_fields
 from .write.outputs import (
     CURVES_PARQUET,
     DIVERGED_CSV,
@@ -114,6 +115,7 @@ def validate_dir(
     :class:`SchemaCheckUnavailable` when no validator is installed; None: only when the fast
     validator is installed, as ``extract`` does; False: never).
     """
+    allow_large_csv_fields()  # a long note must not make a valid dataset unreadable
     root = Path(directory)
     missing = [name for name in OUTPUT_FILES if not (root / name).is_file()]
     if missing:
