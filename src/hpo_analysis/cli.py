@@ -260,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="tag or note a trial; kept across re-extraction",
         description="Add or update (same tag) an annotation in DIR/annotations.csv. Every "
         "extract carries the file over and merges it into hpo_summary.csv (tags, note) and "
-        "hpo_full.json (annotations).",
+        "hpo_full.json (annotations). A trial that is not in the dataset is refused (exit "
+        "status 2) unless --force.",
         epilog="example:\n  hpo-analysis annotate outputs/analysis phase6a_2B_h3_threshold_1pct "
         '12 --tag lr-too-high --note "NaN from epoch 3"',
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -1201,8 +1201,8 @@ def build_server(directory: Path, *, allow_annotate: bool = False) -> Any:
             "Tag and/or note a trial in annotations.csv of the dataset directory (kept across "
             "re-extraction; merged into hpo_summary.csv and hpo_full.json by the next "
             "extract). One annotation per study, trial and tag: the same tag again replaces "
-            "its note; remove=true deletes the annotation with that tag. Returns the trial's "
-            "current annotations.",
+            "its note; remove=true deletes the annotation with that tag. A trial that is not "
+            "in the dataset is refused. Returns the trial's current annotations.",
             annotations=writes,
         )
         async def annotate(
