@@ -10,6 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# Property tests are derandomized (examples derived from each test, not from a random seed) and
+# keep no example database: every run, on every machine, tries the same examples, so a failure
+# is reproducible and a green run stays green. HYPOTHESIS_PROFILE=explore searches at random.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "hpo"

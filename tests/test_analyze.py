@@ -11,6 +11,7 @@ import json
 import math
 import re
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -518,8 +519,14 @@ def test_param_importance_without_optuna(monkeypatch: pytest.MonkeyPatch) -> Non
     st.lists(st.integers(-5, 5), min_size=1, max_size=12),
 )
 def test_cliffs_delta_is_the_pairwise_definition(a: list[int], b: list[int]) -> None:
-    pairs = [np.sign(x - y) for x, y in itertools.product(a, b)]
-    assert cliffs_delta(a, b) == round(float(np.mean(pairs)), 3) + 0.0
+    pairs = [int(np.sign(x - y)) for x, y in itertools.product(a, b)]
+    # the exact fraction rounded once (a float mean would round a tie like -0.2125 either way)
+    assert cliffs_delta(a, b) == float(round(Fraction(sum(pairs), len(pairs)), 3)) + 0.0
+
+
+def test_cliffs_delta_rounds_an_exact_tie_once() -> None:
+    # δ = -17/80 = -0.2125 exactly; half-even rounding of the exact value gives -0.212
+    assert cliffs_delta([0] * 9 + [-1], [0] * 7 + [1]) == -0.212
 
 
 @settings(max_examples=50)

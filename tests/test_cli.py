@@ -90,7 +90,7 @@ def test_hand_tree_definitions(tmp_path: Path) -> None:
     diverged = read_csv(out / "diverged_analysis.csv")
     assert len(diverged) == 1
     d = diverged[0]
-    assert (d["diverge_epoch"], d["diverge_kind"], d["last_good_loss"]) == ("2", "nan", "0.6")
+    assert (d["diverge_epoch"], d["diverge_kind"], d["last_good_loss"]) == ("2", "nan_loss", "0.6")
     # trial 3 is d_model 64, n_layers 4, n_heads 4: all others have n_layers 2 (distance 1.0);
     # ties break on the better rank -> trial 1
     assert d["similar_successful_trial"] == f"{STUDY}/1"
@@ -108,7 +108,7 @@ def test_bad_files_are_reported_not_fatal(tmp_path: Path) -> None:
     src = _hand_tree(tmp_path)
     write_trial(src, STUDY, 7, '{"trial_number": 7, "value": 0.5, "params": {"lr": ')
     write_trial(src, STUDY, 8, b"")
-    write_trial(src, STUDY, 9, b"\xff\xfe{}")
+    write_trial(src, STUDY, 9, b"{\xff}")
     write_trial(src, STUDY, 10, "[1, 2]")
     (src / STUDY / "trials" / ".DS_Store").write_bytes(b"\0\0")
     out = tmp_path / "out"

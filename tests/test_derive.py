@@ -130,18 +130,18 @@ def test_divergence_empty_curve_is_value_only() -> None:
 def test_divergence_nan_val_loss() -> None:
     c = curve(vt(2.0, 2.5), vt(1.5, 1.8), vt(NAN, 3.0), vt(NAN, NAN))
     # val crossed (NaN) -> loss_at_diverge is that NaN -> None
-    assert divergence_point(c, 10.0) == Divergence(2, 1.5, None, "nan")
+    assert divergence_point(c, 10.0) == Divergence(2, 1.5, None, "nan_loss")
 
 
 def test_divergence_inf_train_loss_only() -> None:
     c = curve(vt(2.0, 2.0), vt(3.0, INF))
     # val 3.0 did not cross, so the crossing loss is train (inf) -> None
-    assert divergence_point(c, 10.0) == Divergence(1, 2.0, None, "inf")
+    assert divergence_point(c, 10.0) == Divergence(1, 2.0, None, "inf_loss")
 
 
 def test_divergence_negative_inf_is_inf_kind() -> None:
     c = curve(vt(2.0, 2.0), vt(1.0, -INF))
-    assert divergence_point(c, 10.0) == Divergence(1, 2.0, None, "inf")
+    assert divergence_point(c, 10.0) == Divergence(1, 2.0, None, "inf_loss")
 
 
 def test_divergence_val_above_threshold() -> None:
@@ -361,7 +361,7 @@ def test_trial_row_nan_objective_diverged() -> None:
     assert row["diverge_epoch"] == 1
     assert row["last_good_loss"] == 3.5
     assert row["loss_at_diverge"] is None
-    assert row["diverge_kind"] == "nan"
+    assert row["diverge_kind"] == "nan_loss"
 
 
 @pytest.mark.parametrize(("objective", "kind"), [(INF, "inf"), (-INF, "-inf")])

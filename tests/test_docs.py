@@ -43,6 +43,29 @@ def test_generated_readme_python_examples_run(example_out: Path) -> None:
         assert proc.stdout.strip()
 
 
+def test_generated_readme_pandas_reads_text_as_text(example_out: Path) -> None:
+    """The README's own read_csv keeps words such as nan_loss and empty text columns as text."""
+    pytest.importorskip("pandas")
+    text = (example_out / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in _blocks(text, "python") if "read_csv" in b)
+    check = (
+        "\nassert diverged['diverge_kind'].notna().all(), diverged['diverge_kind']"
+        "\nassert set(diverged['diverge_kind']) <= {'nan_loss', 'inf_loss', 'above_threshold', "
+        "'value_only'}"
+        "\nassert str(trials['tags'].dtype) in ('string', 'str'), trials['tags'].dtype"
+        "\ntrials.loc[0, 'tags'] = 'x'; trials.loc[0, 'note'] = 'y'"
+        "\nassert trials['objective'].dtype == 'float64'"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", block + check],
+        cwd=example_out,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_generated_readme_jq_examples_run(example_out: Path) -> None:
     jq = pytest.importorskip("jq")
     text = (example_out / "README.md").read_text(encoding="utf-8")

@@ -89,7 +89,7 @@ def test_each_diverged_row_is_diagnosed(example_out: Path) -> None:
     summary = {(r["study"], r["trial_num"]): r for r in read_csv(example_out / "hpo_summary.csv")}
     assert len(rows) == 14
     for row in rows:
-        assert row["diverge_kind"] in ("nan", "inf", "above_threshold", "value_only")
+        assert row["diverge_kind"] in ("nan_loss", "inf_loss", "above_threshold", "value_only")
         if row["diverge_kind"] != "value_only":
             assert row["diverge_epoch"] != ""
         assert row["arch_category"] in ("narrow-deep", "balanced", "wide-shallow")

@@ -32,6 +32,7 @@ from hpo_analysis.mcp_server import (
     QueryRefused,
     check_sql,
     downsample,
+    dumps,
 )
 
 from .conftest import EXAMPLE, REPO, run_cli, strict_json
@@ -611,3 +612,94 @@ def test_a_runaway_query_is_interrupted(example_out: Path) -> None:
             timeout=0.5,
         )
     assert service.query("SELECT count(*) FROM diverged")["rows"][0][0] > 0  # still usable
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "WITH x AS (UPDATE trials SET objective = -999 RETURNING 1) SELECT count(*) FROM x",
+        "WITH x AS (DELETE FROM diverged RETURNING 1) SELECT count(*) FROM x",
+        "WITH x AS (INSERT INTO trials (study) VALUES ('evil') RETURNING 1) SELECT count(*) FROM x",
+    ],
+)
+def test_writes_hidden_in_a_cte_change_nothing(example_out: Path, sql: str) -> None:
+    service = DatasetService(example_out)
+    before = service.query(
+        "SELECT count(*), sum(objective) FROM trials UNION ALL SELECT count(*), 0 FROM diverged"
+    )["rows"]
+    with pytest.raises(DatasetError):
+        service.query(sql)
+    after = service.query(
+        "SELECT count(*), sum(objective) FROM trials UNION ALL SELECT count(*), 0 FROM diverged"
+    )["rows"]
+    assert after == before
+
+
+def test_the_byte_cap_counts_the_whole_response(example_out: Path) -> None:
+    service = DatasetService(example_out)
+    wide = ", ".join(f"objective AS column_with_a_long_name_{i:04d}" for i in range(300))
+    result = service.query(f"SELECT {wide} FROM trials", max_rows=1000)
+    assert len(dumps(result).encode("utf-8")) <= QUERY_MAX_BYTES  # what the server sends
+    assert result["truncated"] is True
+    alias = "a" * 1_000_000
+    with pytest.raises(DatasetError, match="column names and types alone"):
+        service.query(f'SELECT 1 AS "{alias}"')
+    value = service.query("SELECT repeat('x', 1000000) AS v")
+    assert value["rows"] == [] and value["truncated"] is True
+
+
+def test_a_query_over_the_memory_limit_is_stopped(example_out: Path) -> None:
+    service = DatasetService(example_out)
+    with pytest.raises(DatasetError, match="working memory"):
+        service.query(
+            "SELECT max(length(s)) FROM "
+            "(SELECT repeat('x', 100000000) || i::VARCHAR AS s FROM range(20) t(i))"
+        )
+    assert service.query("SELECT count(*) FROM trials")["rows"] == [[600]]
+
+
+def test_a_slow_query_does_not_block_the_other_tools(example_out: Path) -> None:
+    import threading
+    import time
+
+    service = DatasetService(example_out)
+    study = service.overview()["studies"][0]["study"]
+    started = threading.Event()
+
+    def slow() -> None:
+        started.set()
+        try:
+            service.query(
+                "SELECT count(*) FROM curves a, curves b, curves c WHERE a.val_loss < b.val_loss",
+                timeout=3.0,
+            )
+        except DatasetError:
+            pass
+
+    worker = threading.Thread(target=slow)
+    worker.start()
+    started.wait()
+    time.sleep(0.3)
+    begin = time.monotonic()
+    service.trial(study, 0)
+    service.curve(study, 0)
+    service.overview()
+    elapsed = time.monotonic() - begin
+    worker.join()
+    assert elapsed < 2.5, f"the other tools waited {elapsed:.1f} s for the query"
+
+
+def test_annotate_refuses_unknown_trials_and_oversized_notes(tmp_path: Path) -> None:
+    from hpo_analysis.annotations import MAX_NOTE_CHARS, read_annotations
+
+    out = tmp_path / "analysis"
+    assert run_cli("extract", str(EXAMPLE), "--out", str(out), "-q").returncode == 0
+    service = DatasetService(out)
+    study = service.overview()["studies"][0]["study"]
+    with pytest.raises(DatasetError, match="no trial"):
+        service.annotate(study, 999, "typo", "", False)
+    with pytest.raises(DatasetError, match="limit"):
+        service.annotate(study, 1, "", "x" * (MAX_NOTE_CHARS + 1), False)
+    assert read_annotations(out / "annotations.csv") == []
+    saved = service.annotate(study, 1, "ok", "fine", False)
+    assert saved["trial_in_dataset"] is True

@@ -106,3 +106,20 @@ def test_missing_duckdb_prints_the_install_hint(
     err = capsys.readouterr().err
     assert "pip install 'hpo-analysis[query]'" in err
     assert err.count("\n") == 1
+
+
+def test_writes_are_refused_and_change_nothing(example_out: Path) -> None:
+    from hpo_analysis.api import QueryError, load
+
+    sql = "WITH x AS (UPDATE trials SET objective = -999 RETURNING 1) SELECT count(*) FROM x"
+    dataset = load(example_out)
+    try:
+        with pytest.raises(QueryError, match="base table"):
+            dataset.sql(sql)
+        assert dataset.sql("SELECT min(objective) AS m FROM trials")["m"][0] > -999
+    finally:
+        dataset.close()
+    assert run_cli("query", str(example_out), sql).returncode == 1
+    copy = run_cli("query", str(example_out), f"COPY trials TO '{example_out}/x.csv'")
+    assert copy.returncode == 1 and "refused" in copy.stderr
+    assert not (example_out / "x.csv").exists()

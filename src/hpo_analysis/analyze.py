@@ -34,6 +34,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
+from fractions import Fraction
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -485,8 +486,13 @@ def cliffs_delta(a: Sequence[float] | pd.Series, b: Sequence[float] | pd.Series)
     second = pd.Series(np.asarray(b, dtype=float))
     ranks = pd.concat([first, second], ignore_index=True).rank()
     n_a, n_b = len(first), len(second)
-    u_stat = float(ranks.iloc[:n_a].sum()) - n_a * (n_a + 1) / 2
-    return _r3(2.0 * u_stat / (n_a * n_b) - 1.0)
+    # Average ranks are whole or half numbers, so twice their sum is an exact integer and δ an
+    # exact fraction, rounded once: a tie such as -0.2125 rounds the same on every machine.
+    rank_sum = float(ranks.iloc[:n_a].sum())
+    if not n_a or not n_b or not math.isfinite(rank_sum):
+        return _r3(math.nan)
+    twice_u = round(2 * rank_sum) - n_a * (n_a + 1)
+    return float(round(Fraction(twice_u - n_a * n_b, n_a * n_b), 3)) + 0.0
 
 
 def _quantiles(values: pd.Series) -> tuple[float, float, float]:

@@ -7,17 +7,23 @@ set (under the output directory's lock, so a concurrent ``annotate`` cannot be l
 into ``hpo_summary.csv`` (``tags``, ``note``) and ``hpo_full.json`` (``annotations``), and
 reports annotations whose trial no longer exists without dropping them.
 
-Tags or notes typed straight into the ``tags`` / ``note`` columns of ``hpo_summary.csv`` are
-harvested before the CSV is replaced: new tags and changed notes are added to
-``annotations.csv``. Harvesting only adds; removing an annotation is done in
-``annotations.csv`` itself.
+``annotations.csv`` is the source of truth. Each extract also records the ``tags`` and ``note``
+cells it wrote into ``hpo_summary.csv`` (in :data:`WRITTEN_CELLS`); the next extract imports a
+cell of the old ``hpo_summary.csv`` only when it differs from that record, i.e. only where
+someone typed into the spreadsheet since. So ``annotate`` updates and removals and hand edits
+of ``annotations.csv`` are never undone by stale summary cells. An imported tags cell adds the
+tags typed in and removes the tags deleted from it; an imported note cell replaces the trial's
+notes with the text typed in (an emptied cell removes them).
+
+Sizes are limited on every write (:data:`MAX_TAG_CHARS`, :data:`MAX_NOTE_CHARS`); the readers
+accept any field size, so a file edited by hand past the limits is still read.
 
 Example::
 
     >>> from pathlib import Path
     >>> import tempfile
     >>> d = Path(tempfile.mkdtemp())
-    >>> add_annotation(d, "s_2B_h3", 12, tag="nan-at-epoch-3", note="lr too high?")
+    >>> add_annotation(d, "s_2B_h3", 12, tag="nan-at-epoch-3", note="lr too high?", force=True)
     >>> [(a.study, a.trial_num, a.tag) for a in read_annotations(d / ANNOTATIONS_CSV)]
     [('s_2B_h3', 12, 'nan-at-epoch-3')]
 """
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,16 +41,45 @@ from typing import Any
 
 from .errors import HpoAnalysisError
 from .write.atomic import write_file_atomic
-from .write.cells import csv_cell, unneutralize
+from .write.cells import allow_large_csv_fields, csv_cell, unneutralize
 
 ANNOTATIONS_CSV = "annotations.csv"
+# What the last extract wrote into the tags/note cells of hpo_summary.csv (hidden: not data).
+WRITTEN_CELLS = ".annotations_in_summary.json"
 FIELDS = ("study", "trial_num", "tag", "note", "updated")
 TAG_SEPARATOR = "; "
 NOTE_SEPARATOR = " | "
+MAX_TAG_CHARS = 200
+MAX_NOTE_CHARS = 10_000
+
+Cells = dict[tuple[str, int], tuple[str, str]]
 
 
 class AnnotationError(HpoAnalysisError, ValueError):
     """annotations.csv cannot be used; the message names the file, line and problem."""
+
+
+class UnknownTrialError(AnnotationError):
+    """The trial to annotate is not in the dataset (a typo, most likely)."""
+
+
+def check_sizes(tag: str, note: str) -> None:
+    """Refuse a tag or note over the documented limits (:data:`MAX_TAG_CHARS`, ...).
+
+    Example::
+
+        >>> check_sizes("lr", "x" * 10)
+        >>> check_sizes("lr", "x" * 10_001)
+        Traceback (most recent call last):
+        ...
+        hpo_analysis.annotations.AnnotationError: note has 10001 characters; the limit is 10000
+    """
+    if len(tag) > MAX_TAG_CHARS:
+        raise AnnotationError(f"tag has {len(tag)} characters; the limit is {MAX_TAG_CHARS}")
+    if len(note) > MAX_NOTE_CHARS:
+        raise AnnotationError(f"note has {len(note)} characters; the limit is {MAX_NOTE_CHARS}")
+    if ";" in tag:
+        raise AnnotationError(f"tag {tag!r}: a tag cannot contain ';' (it separates tags)")
 
 
 @dataclass(frozen=True)
@@ -67,6 +103,7 @@ def read_annotations(path: Path) -> list[Annotation]:
     """All annotations in ``path`` (none when it does not exist), in file order."""
     if not path.exists():
         return []
+    allow_large_csv_fields()
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
@@ -78,7 +115,11 @@ def read_annotations(path: Path) -> list[Annotation]:
             f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(FIELDS)}"
         )
     result = []
-    for line, row in enumerate(reader, start=2):
+    try:
+        rows = list(reader)
+    except csv.Error as err:
+        raise AnnotationError(f"{path}: not a readable CSV file: {err}") from None
+    for line, row in enumerate(rows, start=2):
         study = unneutralize((row.get("study") or "").strip())
         number = (row.get("trial_num") or "").strip()
         if not study and not number:
@@ -136,12 +177,29 @@ def add_annotation(
     tag: str = "",
     note: str = "",
     remove: bool = False,
+    force: bool = False,
 ) -> None:
-    """Add, update (same tag) or remove one annotation, under the output directory's lock."""
+    """Add, update (same tag) or remove one annotation, under the output directory's lock.
+
+    A trial that is not in the dataset is refused (:class:`UnknownTrialError`: a typo would
+    otherwise be kept silently) unless ``force``; removing works for any trial, so annotations
+    of trials that left the data can be cleaned up. Negative trial numbers and tags or notes
+    over the size limits are always refused.
+    """
     from .write.atomic import output_lock
 
     directory = Path(directory)
+    if trial_num < 0:
+        raise AnnotationError(f"trial number {trial_num}: trial numbers are 0 or more")
+    if not remove:
+        check_sizes(tag, note)
     with output_lock(directory):
+        if not remove and not force and not trial_in_summary(directory, study, trial_num):
+            raise UnknownTrialError(
+                f"{directory}: no trial {study}/{trial_num} in this dataset (see "
+                "hpo_summary.csv); check the study and number, or pass --force to keep the "
+                "annotation for a trial that is not extracted yet"
+            )
         path = directory / ANNOTATIONS_CSV
         current = read_annotations(path)
         if remove:
@@ -161,38 +219,173 @@ def summary_cells(annotations: Sequence[Annotation]) -> tuple[str | None, str | 
     return (TAG_SEPARATOR.join(tags) or None, NOTE_SEPARATOR.join(notes) or None)
 
 
+def trial_in_summary(directory: Path, study: str, trial_num: int) -> bool:
+    """Whether ``hpo_summary.csv`` of ``directory`` has a row for this trial (streamed)."""
+    allow_large_csv_fields()
+    wanted = str(trial_num)
+    try:
+        with open(directory / "hpo_summary.csv", encoding="utf-8-sig", newline="") as handle:
+            return any(
+                row.get("trial_num") == wanted and unneutralize(row.get("study") or "") == study
+                for row in csv.DictReader(handle)
+            )
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+
+
+def split_tags(cell: str) -> list[str]:
+    """The tags of a ``tags`` cell, in order, without blanks or repeats."""
+    seen: dict[str, None] = {}
+    for tag in cell.split(";"):
+        if tag.strip():
+            seen.setdefault(tag.strip(), None)
+    return list(seen)
+
+
+def written_cells(rows: Iterable[dict[str, Any]]) -> bytes:
+    """The record of the tags/note cells an extract writes (:data:`WRITTEN_CELLS`).
+
+    Only annotated trials are listed; the JSON is sorted, so equal input gives equal bytes.
+    """
+    cells = sorted(
+        [row["study"], row["trial_num"], row.get("tags") or "", row.get("note") or ""]
+        for row in rows
+        if row.get("tags") or row.get("note")
+    )
+    return (json.dumps({"version": 1, "cells": cells}, ensure_ascii=True) + "\n").encode("ascii")
+
+
+def read_written_cells(path: Path) -> Cells | None:
+    """The cells the previous extract wrote; None when it left no (readable) record."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {(str(s), int(n)): (str(t), str(note)) for s, n, t, note in data["cells"]}
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return None
+
+
 def harvest_summary_edits(
-    previous_summary: Path, annotations: list[Annotation], stamp: str
+    previous_summary: Path,
+    annotations: list[Annotation],
+    stamp: str,
+    written: Cells | None = None,
+    warn: list[str] | None = None,
 ) -> list[Annotation]:
-    """Tags and notes typed into the old hpo_summary.csv, added to ``annotations``."""
+    """Apply the tags/note cells typed into the old hpo_summary.csv to ``annotations``.
+
+    ``written`` holds the cells the previous extract wrote: a cell is imported only when it
+    differs from what was written there. Without that record (an output set of an older
+    version) the cells are compared with the current annotations and only additions are
+    imported. Cells over the size limits are not imported; ``warn`` receives one line each.
+    """
     if not previous_summary.exists():
         return annotations
-    by_key: dict[tuple[str, int], list[Annotation]] = {}
-    for a in annotations:
-        by_key.setdefault(a.key, []).append(a)
+    allow_large_csv_fields()
     try:
         with open(previous_summary, encoding="utf-8-sig", newline="") as handle:
-            # streamed, and only rows with something typed in are kept: the summary of a
+            # streamed, and only rows that are or were annotated are kept: the summary of a
             # large dataset is far bigger than its annotations
             rows: list[dict[str, Any]] = [
-                row for row in csv.DictReader(handle) if row.get("tags") or row.get("note")
+                row
+                for row in csv.DictReader(handle)
+                if row.get("tags") or row.get("note") or (written and _row_key(row) in written)
             ]
     except (OSError, UnicodeDecodeError, csv.Error):
         return annotations
     result = list(annotations)
     for row in rows:
-        try:
-            key = (unneutralize(row.get("study") or ""), int(row.get("trial_num") or ""))
-        except ValueError:
+        key = _row_key(row)
+        if key is None:
             continue
-        have_tags, have_note = summary_cells(by_key.get(key, []))
-        typed_tags = unneutralize(row.get("tags") or "")
-        typed_note = unneutralize(row.get("note") or "")
-        known = set((have_tags or "").split(TAG_SEPARATOR))
-        for tag in (t.strip() for t in typed_tags.split(";")):
-            if tag and tag not in known:
-                result.append(Annotation(key[0], key[1], tag, "", stamp))
-                known.add(tag)
-        if typed_note.strip() and typed_note != (have_note or ""):
-            result = upsert(result, Annotation(key[0], key[1], "", typed_note, stamp))
+        typed_tags = split_tags(unneutralize(row.get("tags") or ""))
+        typed_note = unneutralize(row.get("note") or "").strip()
+        if written is None:
+            result = _add_only(result, key, typed_tags, typed_note, stamp)
+            continue
+        was_tags, was_note = written.get(key, ("", ""))
+        if typed_tags != split_tags(was_tags):
+            too_long = [t for t in typed_tags if len(t) > MAX_TAG_CHARS]
+            if too_long:
+                _warn(warn, key, f"a tag of {len(too_long[0])} characters")
+            else:
+                result = _set_tags(result, key, typed_tags, split_tags(was_tags), stamp)
+        if typed_note != was_note.strip():
+            if len(typed_note) > MAX_NOTE_CHARS:
+                _warn(warn, key, f"a note of {len(typed_note)} characters")
+            else:
+                result = _set_note(result, key, typed_note, stamp)
     return result
+
+
+def _row_key(row: dict[str, Any]) -> tuple[str, int] | None:
+    try:
+        return (unneutralize(row.get("study") or ""), int(row.get("trial_num") or ""))
+    except ValueError:
+        return None
+
+
+def _warn(warn: list[str] | None, key: tuple[str, int], what: str) -> None:
+    if warn is not None:
+        warn.append(
+            f"{key[0]}/{key[1]}: {what} typed into hpo_summary.csv is over the limit "
+            f"(tags {MAX_TAG_CHARS}, notes {MAX_NOTE_CHARS} characters); not imported"
+        )
+
+
+def _add_only(
+    result: list[Annotation], key: tuple[str, int], tags: list[str], note: str, stamp: str
+) -> list[Annotation]:
+    mine = [a for a in result if a.key == key]
+    known = {a.tag for a in mine}
+    for tag in tags:
+        if tag not in known and len(tag) <= MAX_TAG_CHARS:
+            result.append(Annotation(key[0], key[1], tag, "", stamp))
+            known.add(tag)
+    have_note = NOTE_SEPARATOR.join(a.note for a in mine if a.note)
+    if note and note != have_note.strip() and len(note) <= MAX_NOTE_CHARS:
+        result = upsert(result, Annotation(key[0], key[1], "", note, stamp))
+    return result
+
+
+def _set_tags(
+    result: list[Annotation],
+    key: tuple[str, int],
+    typed: list[str],
+    written: list[str],
+    stamp: str,
+) -> list[Annotation]:
+    """Add the tags typed into the cell; remove those deleted from it (keeping their notes)."""
+    removed = set(written) - set(typed)
+    kept: list[Annotation] = []
+    orphaned_notes: list[str] = []
+    for a in result:
+        if a.key == key and a.tag and a.tag in removed:
+            if a.note:
+                orphaned_notes.append(a.note)
+            continue
+        kept.append(a)
+    present = {a.tag for a in kept if a.key == key}
+    for tag in typed:
+        if tag not in present:
+            kept.append(Annotation(key[0], key[1], tag, "", stamp))
+            present.add(tag)
+    if orphaned_notes:  # a deleted tag's note stays a note of the trial
+        untagged = next((a for a in kept if a.key == key and not a.tag), None)
+        notes = ([untagged.note] if untagged and untagged.note else []) + orphaned_notes
+        kept = upsert(kept, Annotation(key[0], key[1], "", NOTE_SEPARATOR.join(notes), stamp))
+    return kept
+
+
+def _set_note(
+    result: list[Annotation], key: tuple[str, int], note: str, stamp: str
+) -> list[Annotation]:
+    """The trial's notes become ``note`` (tags stay, without their notes)."""
+    kept: list[Annotation] = []
+    for a in result:
+        if a.key != key:
+            kept.append(a)
+        elif a.tag:
+            kept.append(a if not a.note else Annotation(a.study, a.trial_num, a.tag, "", stamp))
+    if note:
+        kept.append(Annotation(key[0], key[1], "", note, stamp))
+    return kept

@@ -206,8 +206,10 @@ class Dataset:
     def sql(self, query: str) -> pd.DataFrame:
         """Run ``query`` with DuckDB over the tables ``trials``, ``curves`` and ``diverged``.
 
-        Raises :class:`QueryError` (one line) for an invalid query and
-        :class:`MissingDependency` when DuckDB is not installed.
+        The tables are views over the Parquet files, so no statement can change them (an
+        ``UPDATE`` or ``DELETE``, even inside a CTE, is an error). Raises :class:`QueryError`
+        (one line) for an invalid query and :class:`MissingDependency` when DuckDB is not
+        installed.
         """
         connection = self.connection  # raises MissingDependency without DuckDB
         import duckdb

@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 data or validation failure (or a rejected file with ``-
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import shlex
 import sys
@@ -54,8 +55,18 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite positive number: {text!r}")
+    return value
+
+
+def _trial_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"trial numbers are 0 or more, got {text!r}")
     return value
 
 
@@ -205,8 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="reject input files larger than this many MiB (default 64)",
     )
     ext.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="follow symlinks whose target is outside the source (default: list them as ignored)",
+    )
+    ext.add_argument(
         "--jobs",
-        type=int,
+        type=_top_k,
         default=None,
         metavar="N",
         help="worker processes for reading large trees (default: up to 2)",
@@ -259,16 +275,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="tag or note a trial; kept across re-extraction",
         description="Add or update (same tag) an annotation in DIR/annotations.csv. Every "
         "extract carries the file over and merges it into hpo_summary.csv (tags, note) and "
-        "hpo_full.json (annotations).",
+        "hpo_full.json (annotations). A trial that is not in the dataset is refused (exit "
+        "status 2) unless --force.",
         epilog="example:\n  hpo-analysis annotate outputs/analysis phase6a_2B_h3_threshold_1pct "
         '12 --tag lr-too-high --note "NaN from epoch 3"',
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ann.add_argument("directory", metavar="DIR")
     ann.add_argument("study", metavar="STUDY")
-    ann.add_argument("trial_num", metavar="TRIAL", type=int)
-    ann.add_argument("--tag", default="", help="a short label, e.g. lr-too-high")
-    ann.add_argument("--note", default="", help="free text")
+    ann.add_argument("trial_num", metavar="TRIAL", type=_trial_number)
+    ann.add_argument(
+        "--tag", default="", help="a short label, e.g. lr-too-high (at most 200 characters)"
+    )
+    ann.add_argument("--note", default="", help="free text (at most 10,000 characters)")
+    ann.add_argument(
+        "--force",
+        action="store_true",
+        help="keep the annotation even if the trial is not in the dataset (yet)",
+    )
     ann.add_argument(
         "--remove",
         action="store_true",
@@ -467,6 +491,7 @@ def run_extract(args: argparse.Namespace, argv: Sequence[str]) -> int:
         table_study=args.table_study,
         top_k=args.top_k,
         write_report=not args.no_report,
+        follow_symlinks=args.follow_symlinks,
     )
     console = _Console(args.quiet)
     command = "hpo-analysis " + shlex.join(mask_url(arg) for arg in argv)  # no passwords
@@ -530,7 +555,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_annotate(args: argparse.Namespace) -> int:
-    from .annotations import AnnotationError, add_annotation
+    from .annotations import AnnotationError, UnknownTrialError, add_annotation
     from .write.atomic import is_our_output
 
     directory = Path(args.directory)
@@ -540,8 +565,16 @@ def run_annotate(args: argparse.Namespace) -> int:
         raise UsageError("give --tag and/or --note")
     try:
         add_annotation(
-            directory, args.study, args.trial_num, tag=args.tag, note=args.note, remove=args.remove
+            directory,
+            args.study,
+            args.trial_num,
+            tag=args.tag,
+            note=args.note,
+            remove=args.remove,
+            force=args.force,
         )
+    except UnknownTrialError as err:
+        raise UsageError(str(err)) from None
     except AnnotationError as err:
         print(f"hpo-analysis: error: {err}", file=sys.stderr)
         return 1
@@ -573,8 +606,9 @@ def run_report(args: argparse.Namespace) -> int:
 def _trial_exists(directory: Path, study: str, trial_num: int) -> bool:
     import csv
 
-    from .write.cells import unneutralize
+    from .write.cells import allow_large_csv_fields, unneutralize
 
+    allow_large_csv_fields()
     try:
         with open(directory / "hpo_summary.csv", encoding="utf-8", newline="") as handle:
             return any(
@@ -604,6 +638,7 @@ def run_mcp(args: argparse.Namespace) -> int:
 
 def run_query(args: argparse.Namespace) -> int:
     from .api import DatasetError, MissingDependency, QueryError, load
+    from .mcp_server import QueryRefused, check_sql
     from .query import render
 
     try:
@@ -613,7 +648,11 @@ def run_query(args: argparse.Namespace) -> int:
     if args.max_rows < 0:
         raise UsageError("--max-rows must be 0 (all rows) or more")
     try:
-        frame = dataset.sql(args.sql)
+        # one read-only SELECT, as the MCP query tool takes: COPY, ATTACH, SET, ... are refused
+        frame = dataset.sql(check_sql(args.sql, dataset.connection))
+    except QueryRefused as err:
+        print(f"hpo-analysis: query refused: {err}", file=sys.stderr)
+        return 1
     except MissingDependency as err:
         print(f"hpo-analysis: error: {err}", file=sys.stderr)
         return 1

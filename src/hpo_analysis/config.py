@@ -37,6 +37,7 @@ Example ``hpo-analysis.toml``::
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -115,6 +116,10 @@ def parse_config(data: dict[str, Any], where: str) -> Config:
                 raise ConfigError(f"{where}: [extract] study_pattern needs named groups")
         except re.error as err:
             raise ConfigError(f"{where}: [extract] study_pattern: {err}") from None
+    for key in ("diverge_threshold", "max_file_size_mib"):
+        value = extract.get(key)
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise ConfigError(f"{where}: [extract] {key} must be a finite positive number")
     if "arch_thresholds" in extract:
         pair = extract["arch_thresholds"]
         if (

@@ -121,10 +121,11 @@ def divergence_point(curve: Sequence[CurvePoint], threshold: float) -> Divergenc
         losses = [point.metrics.get("val_loss"), point.metrics.get("train_loss")]
         bad = [v for v in losses if v is not None and (not math.isfinite(v) or v >= threshold)]
         if bad:
+            # nan_loss / inf_loss, not nan / inf: pandas and spreadsheets read "nan" as missing
             if any(math.isnan(v) for v in bad):
-                kind = "nan"
+                kind = "nan_loss"
             elif any(math.isinf(v) for v in bad):
-                kind = "inf"
+                kind = "inf_loss"
             else:
                 kind = "above_threshold"
             val = point.metrics.get("val_loss")

@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import re
@@ -52,12 +53,29 @@ class LoadedJson:
     value: Any
     non_finite: int = 0
     duplicate_keys: list[str] = field(default_factory=list)
+    # where a lone surrogate (\udc80, as Python writes for bytes of a non-UTF-8 file name) was
+    # replaced by U+FFFD: no UTF-8 output can hold one, so every output gets the same character
+    surrogates: list[str] = field(default_factory=list)
+    # where a value nested deeper than MAX_DEPTH was kept as its JSON text (see limit_depth)
+    too_deep: list[str] = field(default_factory=list)
+
+
+# Values nested deeper than this are kept as their compact JSON text (a string) at this depth:
+# every output can then hold them (the JSON encoders stop at a depth of a few hundred, and a
+# trial's own record adds levels around its user attributes). Texts nested so deep that the
+# parser itself would overflow its stack are rejected (``nested too deeply``).
+MAX_DEPTH = 100
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
 
 
 # A run of 19+ digits may be an integer literal beyond 64 bits, which orjson returns as a float.
 # Digits are mapped to "0" so that one substring search finds such runs.
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_RUN = b"0" * 19
+# A \u escape of a UTF-16 surrogate; only such texts can decode to a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
 # A colon written as a \u escape comes back literal from orjson's encoder.
 _ESCAPED_COLON = re.compile(rb"\\u003[aA]")
 
@@ -99,7 +117,11 @@ def _fast_load(data: bytes) -> LoadedJson | None:
         value = orjson.loads(data)
     except orjson.JSONDecodeError:
         return None  # NaN tokens, a BOM, invalid JSON, ...: the standard library decides
-    if orjson.dumps(value).count(b":") != data.count(b":"):
+    try:
+        encoded = orjson.dumps(value)
+    except TypeError:  # nested deeper than orjson writes: the standard library decides
+        return None
+    if encoded.count(b":") != data.count(b":"):
         return None  # a duplicate key was dropped: re-parse to report it
     return LoadedJson(value)
 
@@ -109,19 +131,59 @@ def load_json_bytes(data: bytes) -> LoadedJson:
     if not data.strip():
         raise JsonReadError("empty file (0 bytes)" if not data else "file holds only whitespace")
     fast = _fast_load(data)
-    if fast is not None:
-        return fast
-    return _stdlib_load(data)
+    loaded = fast if fast is not None else _stdlib_load(data)
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and nesting_depth(data) > MAX_DEPTH:
+        loaded.value = limit_depth(loaded.value, MAX_DEPTH, "", loaded.too_deep)
+    return loaded
+
+
+def nesting_depth(data: bytes) -> int:
+    """How deep arrays and objects nest in the JSON text ``data`` (brackets in strings aside).
+
+    Example::
+
+        >>> nesting_depth(b'{"a": [[1, "]]]"], {"b": {}}]}')
+        4
+    """
+    import numpy as np
+
+    code = np.frombuffer(_STRING.sub(b'""', data), dtype=np.uint8)
+    steps = (code == 0x5B).astype(np.int32) + (code == 0x7B)
+    steps -= (code == 0x5D).astype(np.int32) + (code == 0x7D)
+    return int(np.cumsum(steps).max()) if len(steps) else 0
+
+
+def limit_depth(value: Any, limit: int, where: str, found: list[str]) -> Any:
+    """``value`` with each array or object at depth ``limit`` replaced by its JSON text.
+
+    ``found`` receives the dotted path of each replaced value.
+
+    Example::
+
+        >>> found = []
+        >>> limit_depth({"a": {"b": [[1]]}, "c": 2}, 2, "", found), found
+        ({'a': {'b': '[[1]]'}, 'c': 2}, ['a.b'])
+    """
+    if not isinstance(value, dict | list):
+        return value
+    if limit <= 0:
+        found.append(where if len(where) <= 80 else where[:80] + "…")
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if isinstance(value, list):
+        return [limit_depth(v, limit - 1, f"{where}[{i}]", found) for i, v in enumerate(value)]
+    return {
+        k: limit_depth(v, limit - 1, f"{where}.{k}".lstrip("."), found) for k, v in value.items()
+    }
 
 
 def _stdlib_load(data: bytes) -> LoadedJson:
     """The reference loader: the standard library, with the hooks that count and flag."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise JsonReadError(
-            f"not valid UTF-8: byte 0x{data[err.start]:02x} at offset {err.start}"
-        ) from None
+    text = _decode(data)
+    # a file read as UTF-16/32 says so in every message: its line and column are of that text
+    read_as = next(
+        (f"read as {name} (byte order mark): " for bom, _, name in _BOMS if data.startswith(bom)),
+        "",
+    )
     result = LoadedJson(None)
 
     def parse_constant(token: str) -> float:
@@ -141,12 +203,92 @@ def _stdlib_load(data: bytes) -> LoadedJson:
     try:
         result.value = json.loads(text, parse_constant=parse_constant, object_pairs_hook=pairs_hook)
     except json.JSONDecodeError as err:
-        raise JsonReadError(_explain_decode_error(err)) from None
+        raise JsonReadError(read_as + _explain_decode_error(err)) from None
     except RecursionError:
-        raise JsonReadError("JSON nested too deeply to read safely") from None
+        raise JsonReadError(read_as + "JSON nested too deeply to read safely") from None
     except ValueError as err:  # e.g. an integer literal longer than Python's digit limit
-        raise JsonReadError(f"unreadable JSON value ({err})") from None
+        raise JsonReadError(f"{read_as}unreadable JSON value ({err})") from None
+    if _SURROGATE_ESCAPE.search(data):
+        result.value = replace_surrogates(result.value, "", result.surrogates)
     return result
+
+
+def replace_surrogates(value: Any, where: str, found: list[str]) -> Any:
+    """``value`` with every lone surrogate in its strings and keys replaced by U+FFFD.
+
+    ``found`` receives the dotted path of each changed field (``params.optimizer``).
+
+    Example::
+
+        >>> found = []
+        >>> clean = replace_surrogates({"params": {"opt": "ad\\udc80am"}}, "", found)
+        >>> clean["params"]["opt"] == "ad\\ufffdam", found
+        (True, ['params.opt'])
+    """
+    if isinstance(value, str):
+        if _LONE_SURROGATE.search(value):
+            found.append(where or "(value)")
+            return _LONE_SURROGATE.sub(REPLACEMENT, value)
+        return value
+    if isinstance(value, list):
+        return [replace_surrogates(v, f"{where}[{i}]", found) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        result = {}
+        for key, item in value.items():
+            clean = key
+            if _LONE_SURROGATE.search(key):
+                clean = _LONE_SURROGATE.sub(REPLACEMENT, key)
+                found.append(f"{where}.{clean}".lstrip(".") + " (key)")
+            result[clean] = replace_surrogates(item, f"{where}.{clean}".lstrip("."), found)
+        return result
+    return value
+
+
+# Byte order marks, UTF-32 first: the UTF-32-LE mark begins with the UTF-16-LE one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32-LE"),
+    (codecs.BOM_UTF32_BE, "utf-32", "UTF-32-BE"),
+    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16-LE"),
+    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16-BE"),
+)
+
+
+def _decode(data: bytes) -> str:
+    """The text of ``data``: UTF-8 (BOM tolerated), or UTF-16/32 when a BOM says so.
+
+    A UTF-16/32 file without a BOM is refused with its encoding named (what the zero bytes
+    of its first characters show, as RFC 4627 describes), since nothing else says how to read
+    it and a guess could misread it.
+
+    Example::
+
+        >>> _decode('{"a": 1}'.encode("utf-16"))
+        '{"a": 1}'
+        >>> _decode('{"a": 1}'.encode("utf-16-le"))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        hpo_analysis.jsonio.JsonReadError: the file is UTF-16-LE without a byte order mark; ...
+    """
+    for bom, codec, name in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError as err:
+                raise JsonReadError(
+                    f"the byte order mark says {name}, but byte {err.start} is not valid {name}"
+                ) from None
+    guess = json.detect_encoding(data)  # from the zero bytes of the first characters
+    if guess.startswith(("utf-16", "utf-32")):
+        raise JsonReadError(
+            f"the file is {guess.upper()} without a byte order mark; save it as UTF-8 "
+            f"(or UTF-{guess[4:6]} with a BOM)"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise JsonReadError(
+            f"not valid UTF-8: byte 0x{data[err.start]:02x} at offset {err.start}"
+        ) from None
 
 
 def _explain_decode_error(err: json.JSONDecodeError) -> str:

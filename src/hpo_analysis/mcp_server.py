@@ -19,11 +19,16 @@ re-loaded when a new ``extract`` has replaced it, so a long-running server never
 dataset. Errors (unknown trial, refused SQL, a missing dataset) come back as tool errors that
 say what to do; they never stop the server.
 
-SQL safety is enforced by DuckDB itself, not by pattern matching: the tables are copied into a
-private in-memory database, then file system access, extension loading, Python variable
-lookups and configuration changes are switched off (``enable_external_access=false`` and
-``lock_configuration=true``), and DuckDB's parser must see exactly one statement of type
-``SELECT``. A query running longer than :data:`QUERY_TIMEOUT_SEC` is interrupted.
+SQL safety is enforced by DuckDB itself, not by pattern matching: the tables are Arrow data
+registered as views of a private in-memory database (views cannot be written, so even a
+``WITH x AS (UPDATE ...)`` or ``DELETE`` hidden in a CTE fails), then file system access,
+extension loading, Python variable lookups and configuration changes are switched off
+(``enable_external_access=false`` and ``lock_configuration=true``), and DuckDB's parser must
+see exactly one statement of type ``SELECT``. A query running longer than
+:data:`QUERY_TIMEOUT_SEC` is interrupted and one needing more than :data:`QUERY_MEMORY_LIMIT`
+of working memory is stopped by DuckDB (the memory is released). Queries run one at a time on
+a worker thread and hold no lock the other tools need, so a slow query delays only the next
+query. The byte cap counts the whole response: column names and types as well as the rows.
 
 Numbers that are not finite (a diverged curve's ``NaN`` / ``Infinity``) are returned by
 ``query`` and ``get_curve`` as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``, so
@@ -55,6 +60,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+from .annotations import MAX_NOTE_CHARS, MAX_TAG_CHARS
 from .errors import HpoAnalysisError, install_hint
 from .schema import BY_NAME, COLUMNS, PARAM_PREFIX
 
@@ -69,6 +75,7 @@ QUERY_DEFAULT_ROWS = 100
 QUERY_MAX_ROWS = 1000
 QUERY_MAX_BYTES = 60_000
 QUERY_TIMEOUT_SEC = 30.0
+QUERY_MEMORY_LIMIT = "512MB"  # DuckDB's working memory for one query; more is an error
 CURVE_MAX_BYTES = 200_000
 OVERVIEW_MAX_BYTES = 8_000  # the overview must fit a context window comfortably
 SENTENCE_LIMIT = 120  # characters of each finding's answer in the overview
@@ -89,6 +96,7 @@ _LOCKDOWN = (
     "SET allow_community_extensions = false",
     "SET python_enable_replacements = false",
     "SET max_temp_directory_size = '0B'",
+    f"SET memory_limit = '{QUERY_MEMORY_LIMIT}'",
     "SET lock_configuration = true",
 )
 
@@ -314,7 +322,9 @@ def parse_trial_ref(ref: str) -> tuple[str, int]:
 class _Loaded:
     key: tuple[int, int, int]
     dataset: Any  # hpo_analysis.Dataset
-    connection: duckdb.DuckDBPyConnection
+    connection: duckdb.DuckDBPyConnection  # for query, one at a time (_query_lock)
+    lookup: duckdb.DuckDBPyConnection  # for the other tools' own SQL (_lock)
+    tables: dict[str, Any]  # rows and columns of each table, for the overview
 
 
 class DatasetService:
@@ -330,6 +340,8 @@ class DatasetService:
         self.directory = Path(directory)
         self._loaded: _Loaded | None = None
         self._lock = threading.RLock()
+        # queries share one connection, so they run one at a time; nothing else takes this
+        self._query_lock = threading.Lock()
 
     # - loading -
 
@@ -356,7 +368,13 @@ class DatasetService:
             key = self._key()
             if self._loaded is None or self._loaded.key != key:
                 if self._loaded is not None:
-                    self._loaded.connection.close()
+                    # a query still running on the old connection keeps it (freed after)
+                    if self._query_lock.acquire(blocking=False):
+                        try:
+                            self._loaded.connection.close()
+                        finally:
+                            self._query_lock.release()
+                    self._loaded.lookup.close()
                     self._loaded.dataset.close()
                     self._loaded = None
                 self._loaded = self._load(key)
@@ -375,7 +393,9 @@ class DatasetService:
                 f"{self.directory}: cannot load the dataset ({_first_line(err)}); re-run "
                 f"`hpo-analysis extract SOURCE --out {self.directory}` with this version"
             ) from None
-        return _Loaded(key, dataset, _locked_connection(tables))
+        connection = _locked_connection(tables)
+        lookup = _locked_connection(tables)
+        return _Loaded(key, dataset, connection, lookup, _describe_tables(lookup))
 
     @property
     def dataset(self) -> Any:
@@ -422,19 +442,7 @@ class DatasetService:
         return _fit_studies(result, OVERVIEW_MAX_BYTES)
 
     def tables(self) -> dict[str, Any]:
-        con = self.loaded().connection
-        with self._lock:
-            out: dict[str, Any] = {}
-            for table in TABLES:
-                columns = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
-                (count,) = con.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
-                out[table] = {"rows": int(count), "columns": columns}
-            # the diverged table repeats every trials column; name only what it adds
-            shared = set(out["trials"]["columns"])
-            added = [c for c in out["diverged"]["columns"] if c not in shared]
-            if len(added) < len(out["diverged"]["columns"]):
-                out["diverged"]["columns"] = ["<every trials column>", *added]
-            return out
+        return json.loads(json.dumps(self.loaded().tables))  # a copy the caller may change
 
     def query(
         self,
@@ -448,7 +456,7 @@ class DatasetService:
         max_rows = max(1, min(int(max_rows), QUERY_MAX_ROWS))
         loaded = self.loaded()
         con = loaded.connection
-        with self._lock:
+        with self._query_lock:
             statement = check_sql(sql, con)
             timer = threading.Timer(timeout, con.interrupt)
             timer.start()
@@ -466,16 +474,27 @@ class DatasetService:
                 raise DatasetError(
                     f"query stopped after {timeout:g} s; narrow it (filter, aggregate, LIMIT)"
                 ) from None
+            except duckdb.OutOfMemoryException:
+                raise DatasetError(
+                    f"query stopped: it needs more than {QUERY_MEMORY_LIMIT} of working memory; "
+                    "narrow it (filter, aggregate, LIMIT, shorter strings)"
+                ) from None
             except duckdb.Error as err:
                 raise DatasetError(f"{type(err).__name__}: {err}") from None
             finally:
                 timer.cancel()
         rows: list[list[Any]] = []
-        size = 0
+        # the whole response counts: names and types, the keys around them, the reason text
+        size = _size({"columns": columns, "types": types}) + _QUERY_ENVELOPE_BYTES
+        if size > max_bytes:
+            raise DatasetError(
+                f"the result's column names and types alone take {size} bytes, over the "
+                f"{max_bytes}-byte cap; select fewer columns or give them shorter aliases"
+            )
         reason = ""
         for row in fetched[:max_rows]:
             cells = plain(list(row))
-            size += len(dumps(cells)) + 1
+            size += _size(cells) + 1
             if size > max_bytes:
                 reason = (
                     f"TRUNCATED at {len(rows)} rows: the rows exceed {max_bytes} bytes; select "
@@ -530,7 +549,7 @@ class DatasetService:
         row = self._require_trial(study, trial_num)
         # From the query database rather than a DataFrame: there a recorded NaN and a missing
         # value stay apart (NaN vs NULL), and rows come back as plain tuples.
-        con = self.loaded().connection
+        con = self.loaded().lookup
         with self._lock:
             cursor = con.execute(
                 "SELECT * EXCLUDE (study, trial_num) FROM curves "
@@ -932,8 +951,36 @@ def _arrow_table(connection: duckdb.DuckDBPyConnection, name: str) -> Any:
     return to_arrow()
 
 
+# Room for the keys of a query response besides columns, types and rows (row_count,
+# truncated, truncated_reason with its text).
+_QUERY_ENVELOPE_BYTES = 400
+
+
+def _size(data: Any) -> int:
+    """Bytes of ``data`` as sent (compact JSON, UTF-8)."""
+    return len(dumps(data).encode("utf-8"))
+
+
+def _describe_tables(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Rows and column names of each table; the diverged table names only what it adds."""
+    out: dict[str, Any] = {}
+    for table in TABLES:
+        columns = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+        (count,) = con.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
+        out[table] = {"rows": int(count), "columns": columns}
+    # the diverged table repeats every trials column; name only what it adds
+    shared = set(out["trials"]["columns"])
+    added = [c for c in out["diverged"]["columns"] if c not in shared]
+    if len(added) < len(out["diverged"]["columns"]):
+        out["diverged"]["columns"] = ["<every trials column>", *added]
+    return out
+
+
 def _locked_connection(tables: dict[str, Any]) -> duckdb.DuckDBPyConnection:
-    """A private in-memory DuckDB holding copies of ``tables`` that cannot reach anything else.
+    """A private in-memory DuckDB with ``tables`` as read-only views that reach nothing else.
+
+    The Arrow tables are registered, not copied: a registered table is a view, which DuckDB
+    refuses to update, delete from or insert into, wherever the statement hides.
 
     Example::
 
@@ -950,9 +997,7 @@ def _locked_connection(tables: dict[str, Any]) -> duckdb.DuckDBPyConnection:
 
     con = duckdb.connect(":memory:")
     for name, table in tables.items():
-        con.register("_source", table)
-        con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _source')
-        con.unregister("_source")
+        con.register(name, table)
     for setting in _LOCKDOWN:
         con.execute(setting)
     return con
@@ -1004,8 +1049,20 @@ else:
     FindingIdArg = Annotated[
         str | None, Field(description="A finding id from overview or a previous call.")
     ]
-    TagArg = Annotated[str, Field(description="A short label, e.g. lr-too-high.")]
-    NoteArg = Annotated[str, Field(description="Free text.")]
+    TagArg = Annotated[
+        str,
+        Field(
+            max_length=MAX_TAG_CHARS,
+            description=f"A short label, e.g. lr-too-high (at most {MAX_TAG_CHARS} characters).",
+        ),
+    ]
+    NoteArg = Annotated[
+        str,
+        Field(
+            max_length=MAX_NOTE_CHARS,
+            description=f"Free text (at most {MAX_NOTE_CHARS} characters).",
+        ),
+    ]
     RemoveArg = Annotated[bool, Field(description="Remove the annotation with this tag.")]
 
 
@@ -1168,8 +1225,8 @@ def build_server(directory: Path, *, allow_annotate: bool = False) -> Any:
             "Tag and/or note a trial in annotations.csv of the dataset directory (kept across "
             "re-extraction; merged into hpo_summary.csv and hpo_full.json by the next "
             "extract). One annotation per study, trial and tag: the same tag again replaces "
-            "its note; remove=true deletes the annotation with that tag. Returns the trial's "
-            "current annotations.",
+            "its note; remove=true deletes the annotation with that tag. A trial that is not "
+            "in the dataset is refused. Returns the trial's current annotations.",
             annotations=writes,
         )
         async def annotate(

@@ -60,6 +60,8 @@ class Settings:
     table_objective: str | None = None
     table_params: tuple[str, ...] = ()
     table_study: str | None = None
+    # --follow-symlinks: follow symlinks whose target lies outside the source.
+    follow_symlinks: bool = False
 
     def study_selected(self, study: str) -> bool:
         """True when ``--study`` was not given or one of its globs matches ``study``.

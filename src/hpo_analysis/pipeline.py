@@ -35,12 +35,15 @@ from typing import Any
 from . import __version__
 from .annotations import (
     ANNOTATIONS_CSV,
+    WRITTEN_CELLS,
     Annotation,
     AnnotationError,
     harvest_summary_edits,
     read_annotations,
+    read_written_cells,
     render_annotations,
     summary_cells,
+    written_cells,
 )
 from .cache import (
     CACHE_DIR,
@@ -187,6 +190,26 @@ def _fits_int64(row: dict[str, Any], problems: list[Problem]) -> bool:
     return True
 
 
+def _curve_in_int64(trial: Trial, problems: list[Problem]) -> Trial:
+    """The trial without curve points whose epoch does not fit a 64-bit integer, with a warning.
+
+    Parquet and DuckDB store epochs as int64; dropping such points before anything is derived
+    keeps every output (summary metrics, hpo_full.json, curves.parquet) and validate agreeing.
+    """
+    kept = tuple(p for p in trial.curve if INT64[0] <= p.epoch <= INT64[1])
+    if len(kept) == len(trial.curve):
+        return trial
+    dropped = [p.epoch for p in trial.curve if not INT64[0] <= p.epoch <= INT64[1]]
+    problems.append(
+        Problem(
+            "out_of_range",
+            f"{len(dropped)} learning-curve point(s) of trial {trial.trial_num} with an epoch "
+            f"beyond 64-bit integers (e.g. {dropped[0]}) left out of every output",
+        )
+    )
+    return dataclasses.replace(trial, curve=kept)
+
+
 def _stat(path: Path) -> tuple[int | None, int | None]:
     try:
         info = path.stat()
@@ -231,6 +254,7 @@ def _read_one(found: Found, settings: Settings, keep: bool = True) -> _FileOutco
             result.problems.append(not_selected(dropped))
     entries: list[Entry] = []
     for trial in result.trials:
+        trial = _curve_in_int64(trial, result.problems)
         row = record_row(trial, settings)
         row["source_format"] = reader.FORMAT
         if not _fits_int64(row, result.problems):
@@ -409,10 +433,21 @@ def extract(
     ]
     check_sources(source_paths)
     out_path = Path(out)
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    threshold = settings.diverge_threshold
+    if threshold is not None and not (threshold > 0 and math.isfinite(threshold)):
+        raise ValueError(
+            f"diverge_threshold must be a finite positive number, got {settings.diverge_threshold}"
+        )
     jobs = jobs or min(2, os.cpu_count() or 1)
 
     is_ours = _output_matcher(out_path)
-    files = [_unless_ours(found, is_ours) for source in source_paths for found in discover(source)]
+    files = [
+        _unless_ours(found, is_ours)
+        for source in source_paths
+        for found in discover(source, follow_symlinks=settings.follow_symlinks)
+    ]
     result = ExtractResult(out_dir=out_path, n_files=len(files))
     header = cache_header(_settings_record(settings), __version__)
     with staged_output(out_path) as stage:
@@ -489,10 +524,18 @@ def carry_over_annotations(
     except AnnotationError as err:
         _say(report, str(old), f"{err}; the file is kept unchanged and not merged")
         shutil.copy2(old, stage / ANNOTATIONS_CSV)
+        (stage / WRITTEN_CELLS).write_bytes(written_cells(rows))
         return []
+    warnings: list[str] = []
     harvested = harvest_summary_edits(
-        out / outputs.SUMMARY_CSV, annotations, outputs.generated_at()
+        out / outputs.SUMMARY_CSV,
+        annotations,
+        outputs.generated_at(),
+        read_written_cells(out / WRITTEN_CELLS),
+        warnings,
     )
+    for warning in warnings:
+        _say(report, str(out / outputs.SUMMARY_CSV), warning)
     if harvested != annotations:
         (stage / ANNOTATIONS_CSV).write_text(
             render_annotations(harvested), encoding="utf-8", newline=""
@@ -508,6 +551,7 @@ def carry_over_annotations(
             continue
         row["tags"], row["note"] = summary_cells(mine)
         row["_annotations"] = [{"tag": a.tag, "note": a.note, "updated": a.updated} for a in mine]
+    (stage / WRITTEN_CELLS).write_bytes(written_cells(rows))
     orphans = [a for group in by_key.values() for a in group]
     for a in orphans:
         _say(

@@ -46,7 +46,7 @@ from .analyze import (
 from .errors import HpoAnalysisError, install_hint
 from .schema import BY_NAME, MANIFEST_COLUMNS
 from .write.atomic import fsync_dir, write_file_atomic
-from .write.cells import unneutralize
+from .write.cells import allow_large_csv_fields, unneutralize
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure as MplFigure
@@ -138,6 +138,7 @@ def _cell(text: str, type_: str) -> Any:
 def read_summary(path: Path) -> list[dict[str, Any]]:
     """``hpo_summary.csv`` back into typed rows (the pipeline's row dicts)."""
     rows: list[dict[str, Any]] = []
+    allow_large_csv_fields()
     try:
         with open(path, encoding="utf-8", newline="") as handle:
             for line, raw in enumerate(csv.DictReader(handle), start=2):

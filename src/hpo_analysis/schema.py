@@ -61,7 +61,8 @@ STOP_REASONS: tuple[str, ...] = (
 )
 STATES: tuple[str, ...] = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING", "UNKNOWN")
 OBJECTIVE_KINDS: tuple[str, ...] = ("finite", "nan", "inf", "-inf", "missing")
-DIVERGE_KINDS: tuple[str, ...] = ("nan", "inf", "above_threshold", "value_only")
+# Words no CSV reader takes for a missing value ("nan" is one to pandas and spreadsheets).
+DIVERGE_KINDS: tuple[str, ...] = ("nan_loss", "inf_loss", "above_threshold", "value_only")
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -322,7 +323,8 @@ COLUMNS: tuple[Column, ...] = (
         "diverge_kind",
         "str",
         "diagnosis",
-        "`nan`, `inf`, `above_threshold` (finite but at least the threshold) or `value_only` "
+        "`nan_loss` (a NaN loss), `inf_loss` (an infinite loss), `above_threshold` (finite but "
+        "at least the threshold) or `value_only` "
         "(the curve never crosses; only the objective says diverged).",
         summary=False,
         values=DIVERGE_KINDS,

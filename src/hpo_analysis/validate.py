@@ -38,6 +38,7 @@ from .layout import (
     TRIALS_PARQUET,
 )
 from .schema import BY_NAME, COLUMNS, SEED_COLUMNS, SUMMARY_COLUMNS
+from .write.cells import allow_large_csv_fields
 from .write.parquet import release_memory
 
 REQUIRED = tuple(c.name for c in COLUMNS if not c.nullable)
@@ -115,6 +116,7 @@ def validate_dir(
     :class:`SchemaCheckUnavailable` when no validator is installed; None: only when the fast
     validator is installed, as ``extract`` does; False: never).
     """
+    allow_large_csv_fields()  # a long note must not make a valid dataset unreadable
     root = Path(directory)
     missing = [name for name in OUTPUT_FILES if not (root / name).is_file()]
     if missing:
@@ -415,8 +417,8 @@ def _csv_matches_parquet(summary: Any, stored: Any) -> list[str]:
         expected, found = summary.column(name), stored.column(name)
         if found.type != expected.type:
             return [f"{TRIALS_PARQUET}: column {name} is {found.type}, not {expected.type}"]
-        if pa.types.is_floating(found.type):  # the CSV writes NaN as an empty cell
-            found = pc.if_else(pc.is_nan(found), pa.scalar(None, found.type), found)
+        if pa.types.is_floating(found.type):  # the CSV writes NaN and ±inf as empty cells
+            found = pc.if_else(pc.is_finite(found), found, pa.scalar(None, found.type))
         elif pa.types.is_string(found.type):  # and an empty text as an empty cell
             found = pc.if_else(pc.equal(found, ""), pa.scalar(None, found.type), found)
         if found.equals(expected):

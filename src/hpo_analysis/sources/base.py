@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..jsonio import JsonReadError, LoadedJson, load_json_bytes
+from ..jsonio import MAX_DEPTH, JsonReadError, LoadedJson, load_json_bytes
 from ..model import Problem, Trial
 
 
@@ -80,7 +80,26 @@ def read_json_checked(path: Path, max_bytes: int, result: ReadResult) -> LoadedJ
     if data is None:
         return None
     try:
-        return load_json_bytes(data)
+        loaded = load_json_bytes(data)
     except JsonReadError as err:
         result.problems.append(Problem("invalid_json", str(err), "rejected"))
         return None
+    if loaded.surrogates:
+        fields = ", ".join(loaded.surrogates[:5]) + (", ..." if len(loaded.surrogates) > 5 else "")
+        result.problems.append(
+            Problem(
+                "lone_surrogate",
+                f"lone surrogate code point(s) (not valid Unicode text) replaced by U+FFFD in "
+                f"{fields}",
+            )
+        )
+    if loaded.too_deep:
+        result.problems.append(
+            Problem(
+                "too_deep",
+                f"value(s) nested more than {MAX_DEPTH} levels deep kept as JSON text in "
+                + ", ".join(loaded.too_deep[:5])
+                + (", ..." if len(loaded.too_deep) > 5 else ""),
+            )
+        )
+    return loaded

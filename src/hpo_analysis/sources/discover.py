@@ -4,6 +4,12 @@ Every file under a source gets exactly one :class:`Found` record, so the manifes
 for it: claimed by a reader, ignored (OS/editor scratch files, formats no reader claims) or an
 error (unreadable directory, symlink loop). The walk is sorted, so runs are deterministic.
 
+Symlinks whose target lies outside the source are not followed unless ``follow_symlinks``
+(``--follow-symlinks``): a link to ``/etc`` or to a device such as ``/proc/kmsg`` would
+otherwise pull unrelated files into the manifest or block the run on a read that never ends.
+They are listed as ignored with the target named. Files that are not regular files (devices,
+FIFOs, sockets) are never opened.
+
 A source that is a storage URL (``sqlite:///runs/optuna.db``, ``postgresql://...``) is not a
 path: it yields one record carrying the ``url``, displayed with its password masked.
 
@@ -72,7 +78,7 @@ def _classify(path: Path, display: str) -> Found:
     return Found(path, display, reader, "read")
 
 
-def discover(source: str | Path) -> Iterator[Found]:
+def discover(source: str | Path, *, follow_symlinks: bool = False) -> Iterator[Found]:
     """Yield one record per file under ``source`` (or for ``source`` itself), sorted by path."""
     if isinstance(source, str) and is_storage_url(source):
         file = sqlite_file(source)
@@ -84,10 +90,30 @@ def discover(source: str | Path) -> Iterator[Found]:
         yield _classify(source, display_root)
         return
     visited: set[tuple[int, int]] = set()
-    yield from _walk(source, display_root, visited)
+    root = None if follow_symlinks else os.path.realpath(source)
+    yield from _walk(source, display_root, visited, root)
 
 
-def _walk(directory: Path, display: str, visited: set[tuple[int, int]]) -> Iterator[Found]:
+def _special_file_reason(mode: int) -> str:
+    """Why a file that is not a regular file is skipped, naming what it is."""
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        kind = "a device"
+    elif stat.S_ISFIFO(mode):
+        kind = "a FIFO (named pipe)"
+    elif stat.S_ISSOCK(mode):
+        kind = "a socket"
+    else:
+        kind = "of an unknown type"
+    return f"not a regular file ({kind}); not read"
+
+
+def _outside(target: str, root: str) -> bool:
+    return target != root and not target.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _walk(
+    directory: Path, display: str, visited: set[tuple[int, int]], root: str | None
+) -> Iterator[Found]:
     try:
         info = directory.stat()
     except OSError as err:
@@ -127,6 +153,18 @@ def _walk(directory: Path, display: str, visited: set[tuple[int, int]]) -> Itera
     for entry in entries:
         path = Path(entry.path)
         child_display = f"{display}/{entry.name}"
+        if root is not None and entry.is_symlink():
+            target = os.path.realpath(entry.path)
+            if _outside(target, root):
+                yield Found(
+                    path,
+                    child_display,
+                    None,
+                    "ignored",
+                    f"symlink to {target}, outside the source: not followed "
+                    "(--follow-symlinks follows it)",
+                )
+                continue
         try:
             mode = os.stat(entry.path).st_mode
         except OSError as err:
@@ -134,8 +172,19 @@ def _walk(directory: Path, display: str, visited: set[tuple[int, int]]) -> Itera
             yield Found(path, child_display, None, "rejected", f"cannot stat: {reason}")
             continue
         if stat.S_ISDIR(mode):
-            yield from _walk(path, child_display, visited)
+            yield from _walk(path, child_display, visited, root)
         elif stat.S_ISREG(mode):
             yield _classify(path, child_display)
         else:
-            yield Found(path, child_display, None, "ignored", "not a regular file")
+            kind = (
+                "a device"
+                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a FIFO (named pipe)"
+                if stat.S_ISFIFO(mode)
+                else "a socket"
+                if stat.S_ISSOCK(mode)
+                else "not a regular file"
+            )
+            yield Found(
+                path, child_display, None, "ignored", f"not a regular file ({kind}); not read"
+            )

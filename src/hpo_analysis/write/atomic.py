@@ -49,8 +49,12 @@ def is_our_output(directory: Path) -> bool:
 
 @contextmanager
 def output_lock(out: Path) -> Iterator[None]:
-    """Exclusive lock for everything that writes into ``out`` (extract, annotate)."""
-    out = Path(out).absolute()
+    """Exclusive lock for everything that writes into ``out`` (extract, annotate).
+
+    The lock belongs to the real directory (symlinks resolved), so two runs reaching one
+    output set through different spellings or links still exclude each other.
+    """
+    out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     with _locked(out):
         yield
@@ -187,8 +191,12 @@ class Staging:
 
 @contextmanager
 def staged_output(out: Path) -> Iterator[Staging]:
-    """Stage a complete output set for ``out``; commit explicitly, discard on any error."""
-    out = out.absolute()
+    """Stage a complete output set for ``out``; commit explicitly, discard on any error.
+
+    A symlinked ``out`` is resolved once: the set is staged beside the real directory and
+    swapped there, so the link stays a link and points at the new set.
+    """
+    out = out.resolve()
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a directory")
     try:

@@ -15,12 +15,22 @@ Example::
 
 from __future__ import annotations
 
+import csv
 import math
 from typing import Any
 
 from ..jsonio import dumps_strict
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
+# Readers take any field size: the csv module's default (131,072 characters) would make one
+# oversized cell (a long note typed by hand) stop every later extract, annotate and validate.
+CSV_FIELD_LIMIT = 2**31 - 1
+
+
+def allow_large_csv_fields() -> None:
+    """Let the csv module read fields of any size (a process-wide setting)."""
+    if csv.field_size_limit() < CSV_FIELD_LIMIT:
+        csv.field_size_limit(CSV_FIELD_LIMIT)
 
 
 def _is_plain_number(text: str) -> bool:

@@ -16,6 +16,7 @@ from ..layout import (
     FULL_JSON,
     MANIFEST,
     SUMMARY_CSV,
+    TRIALS_PARQUET,
 )
 from ..model import Settings
 from ..schema import COLUMNS, dynamic_columns
@@ -95,13 +96,15 @@ def _definitions(settings: Settings) -> str:
 - **arch_category**: n_layers/d_model > {high:g} is narrow-deep, < {low:g} wide-shallow, otherwise
   balanced (`--arch-thresholds`).
 - **diverge_epoch**: the first curve epoch whose train or val loss is non-finite or at least the
-  threshold; **diverge_kind** says what was found there: `nan`, `inf`, `above_threshold`, or
-  `value_only` when the curve never crosses and only the objective marks the divergence.
+  threshold; **diverge_kind** says what was found there: `nan_loss`, `inf_loss`,
+  `above_threshold`, or `value_only` when the curve never crosses and only the objective marks
+  the divergence.
 - **similar_successful_trial**: for each diverged trial, the nearest trial of the same budget
   that did not diverge and is ranked, by Euclidean distance on log2(d_model), log2(n_layers),
   log2(n_heads); ties go to the same study, then the better rank, then study and trial number.
 - **Non-finite numbers** (`NaN`, `Infinity` in the inputs): empty cells in the CSVs, `null` in
-  the JSON files, which are strict RFC 8259 JSON. Nothing is lost: `objective_kind` records what
+  the JSON files, which are strict RFC 8259 JSON; the Parquet files keep a non-finite
+  hyperparameter or curve value as NaN or ±inf. Nothing is lost: `objective_kind` records what
   the objective was, and each trial's `learning_curve_non_finite` lists every non-finite curve
   value (`epoch`, `metric`, `value` as `"NaN"`, `"Infinity"` or `"-Infinity"`).
 - **Study factors**: parsed from the study name with the pattern
@@ -139,6 +142,7 @@ def _examples(rows: Sequence[dict[str, Any]]) -> str:
     trial = example["trial_num"] if example else 0
     study_json = study.replace("\\", "\\\\").replace('"', '\\"').replace("'", "'\\''")
     study_py = repr(study)
+    text_columns = _wrapped_list([c.name for c in COLUMNS if c.type == "str" and c.summary])
     maximize = bool(rows) and all(r.get("direction") == "maximize" for r in rows)
     best_word, best_agg = ("highest", "max") if maximize else ("lowest", "min")
     return f"""\
@@ -156,7 +160,11 @@ With pandas:
 import json
 import pandas as pd
 
-trials = pd.read_csv("{SUMMARY_CSV}")
+# the Parquet files keep every column's type: pd.read_parquet("{TRIALS_PARQUET}")
+# from the CSV: text columns as strings, and only an empty cell is missing (pandas would
+# otherwise read a word such as "nan" as missing, and an empty tags column as numbers)
+text = {{name: "string" for name in {text_columns}}}
+trials = pd.read_csv("{SUMMARY_CSV}", dtype=text, keep_default_na=False, na_values=[""])
 # best ({best_word}) objective per budget and horizon, the spreadsheet pivot
 print(trials.pivot_table(index="budget", columns="horizon", values="objective", aggfunc="{best_agg}"))
 # divergence rate per budget
@@ -169,10 +177,30 @@ curves = pd.json_normalize(full["trials"], "learning_curve", ["study", "trial_nu
 print(curves[(curves.study == {study_py}) & (curves.trial_num == {trial})])
 
 # a diverged trial next to its most similar successful trial
-diverged = pd.read_csv("{DIVERGED_CSV}")
+diverged = pd.read_csv(
+    "{DIVERGED_CSV}",
+    dtype={{**text, "diverge_kind": "string", "similar_successful_trial": "string"}},
+    keep_default_na=False,
+    na_values=[""],
+)
 print(diverged[["study", "trial_num", "diverge_epoch", "diverge_kind",
                 "similar_successful_trial", "similar_val_loss"]])
 ```"""
+
+
+def _wrapped_list(names: Sequence[str], width: int = 88) -> str:
+    """A Python list literal of ``names``, one indented block of lines at most ``width`` wide."""
+    import textwrap
+
+    body = textwrap.fill(
+        " ".join(f'"{name}",' for name in names),
+        width=width,
+        initial_indent="    ",
+        subsequent_indent="    ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return "[\n" + body + "\n]"
 
 
 def _finding_md(finding: Finding) -> str:
