@@ -28,7 +28,7 @@ Example::
 
     >>> header = cache_header({"diverge_threshold": 10.0}, "0.1.0")
     >>> header["format"], header["tool_version"]
-    (2, '0.1.0')
+    (3, '0.1.0')
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from .model import Problem
 CACHE_DIR = ".cache"
 INDEX_FILE = "files.jsonl"
 BLOB_FILE = "blobs.bin"
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 3: rows carry last_val_loss
 _BUFFER = 1 << 20
 
 # (offset, row length, fragment length, curve length) of one trial in blobs.bin

@@ -51,7 +51,7 @@ from .cache import (
     cache_header,
     unchanged,
 )
-from .derive import assign_ranks, assign_similar_successful, trial_row
+from .derive import assign_arch_style, assign_ranks, assign_similar_successful, trial_row
 from .jsonio import dumps_bytes, dumps_lossless
 from .model import Problem, Settings, Trial
 from .normalize import set_field_aliases
@@ -161,6 +161,7 @@ _REPEATED_TEXT = (
     "direction",
     "direction_source",
     "arch_category",
+    "arch_style",
 )
 _INT_COLUMNS = tuple(c.name for c in COLUMNS if c.type == "int")
 
@@ -416,6 +417,7 @@ def extract(
         rows, manifest, spool_index, metric_names = collected
         files.clear()  # the per-file records are in the manifest now
         assign_ranks(rows)
+        assign_arch_style(rows)
         assign_similar_successful(rows)
         rows.sort(key=lambda r: (r["study"], r["trial_num"]))
         result.n_trials = len(rows)
