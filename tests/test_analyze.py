@@ -56,6 +56,7 @@ from hpo_analysis.analyze import (
 from hpo_analysis.derive import assign_ranks
 from hpo_analysis.example import generate_example
 from hpo_analysis.jsonio import dumps_strict
+from hpo_analysis.stats import CONFIDENCE
 from hpo_analysis.validate import validate_dir
 
 from .conftest import read_csv, samples_dir, strict_json
@@ -156,17 +157,25 @@ def test_top_k_follows_direction() -> None:
 
 
 def test_architecture_style_top_mean_and_std() -> None:
-    rows = [trial(i, float(i), arch_category="balanced") for i in range(1, 13)]
-    rows += [trial(20 + i, v, arch_category="wide-shallow") for i, v in enumerate([1, 2, 3, 4])]
+    shape = {"d_model": 64, "n_layers": 4}
+    rows = [trial(i, float(i), arch_style="balanced", **shape) for i in range(1, 13)]
+    rows += [
+        trial(20 + i, v, arch_style="wide-shallow", arch_category="balanced", **shape)
+        for i, v in enumerate([1, 2, 3, 4])
+    ]
     finding = architecture_style(rows)
-    # balanced: best 1, top-10 = 1..10, mean 5.5, sample std of 1..10 = sqrt(55/6)
-    assert finding.rows[0] == ["2M", "balanced", 12, 1.0, STYLE_TOP, 5.5, 3.02765]
-    assert finding.rows[1] == ["2M", "wide-shallow", 4, INSUFFICIENT, None, None, None]
+    # balanced: best 1, top-10 = 1..10, mean 5.5, sample std of 1..10 = sqrt(55/6); median of
+    # 1..12 = 6.5
+    assert finding.rows[0][:9] == ["2M", "balanced", 12, "64×4", 1.0, STYLE_TOP, 5.5, 3.02765, 6.5]
+    low, high = (float(x) for x in finding.rows[0][9].split("…"))
+    assert 1 <= low <= 6.5 <= high <= 12
+    # the style is arch_style (relative to the budget), not the fixed-threshold arch_category
+    assert finding.rows[1][:5] == ["2M", "wide-shallow", 4, "64×4", INSUFFICIENT]
     assert "2M balanced (the only style with enough trials; top-10 mean 5.5 ± 3.02765" in (
         finding.sentence
     )
-    high = architecture_style(maximize(rows))
-    assert high.rows[0] == ["2M", "balanced", 12, 12.0, STYLE_TOP, 7.5, 3.02765]
+    top = architecture_style(maximize(rows))
+    assert top.rows[0][:9] == ["2M", "balanced", 12, "64×4", 12.0, STYLE_TOP, 7.5, 3.02765, 6.5]
 
 
 def depth_rows() -> list[dict[str, Any]]:
@@ -195,12 +204,12 @@ def test_max_reliable_depth_moves_when_a_deep_trial_diverges() -> None:
     rows = depth_rows()
     before = max_reliable_depth(rows)
     # 16 layers has only 2 trials; 8 layers has 4 and none diverged; first divergence at 4
-    assert before.rows == [["2M", 13, 1, 8, 4, 4, 16]]
+    assert before.rows == [["2M", 13, 1, 8, 4, 4, 16, ""]]
     assert "2M 8 layers (4 trials; shallowest divergence at 4 layers)" in before.sentence
     eight = next(r for r in rows if r["n_layers"] == 8)
     eight.update(diverged=True, objective=100.0)
     after = max_reliable_depth(rows)
-    assert after.rows == [["2M", 13, 2, 2, 3, 4, 16]]
+    assert after.rows == [["2M", 13, 2, 2, 3, 4, 16, ""]]
     for row in rows:
         if row["n_layers"] == 2:
             row["diverged"] = True
@@ -220,9 +229,28 @@ def test_heads_correlation_spearman_and_reading() -> None:
     ]
     # ranks 1..5 against 1,3,2,5,4: sum d^2 = 4, rho = 1 - 6*4/(5*24) = 0.8
     finding = heads_correlation(rows)
-    assert finding.rows == [["2M", 5, "minimize", 0.8, "more heads, worse objective"]]
-    assert "2M ρ = 0.8 (more heads, worse objective, n = 5)" in finding.sentence
-    assert heads_correlation(maximize(rows)).rows[0][4] == "more heads, better objective"
+    assert finding.rows[0][:4] == ["2M", 5, "minimize", 0.8]
+    low, high = finding.rows[0][4:6]
+    assert 0 < low <= 0.8 <= high <= 1
+    assert finding.rows[0][6] == "more heads, worse objective"
+    assert finding.estimates[0]["value"] == 0.8 and finding.estimates[0]["ci_low"] == low
+    assert "bootstrap" in finding.estimates[0]["method"]
+    # ranks 1..5 against 3,1,5,2,4: sum d^2 = 14, rho = 1 - 6*14/120 = 0.3; the interval of so
+    # weak a correlation over 5 pairs contains 0, and the sentence must say so
+    weak = [{**r, "objective": o} for r, o in zip(rows, [0.3, 0.1, 0.5, 0.2, 0.4], strict=True)]
+    unclear = heads_correlation(weak)
+    assert unclear.rows[0][3] == 0.3
+    low, high = unclear.rows[0][4:6]
+    assert low <= 0 <= high
+    assert unclear.rows[0][6] == "no clear effect"
+    assert f"2M ρ = 0.3 (95% CI {fmt(low)}…{fmt(high)}; no clear effect, n = 5)" in (
+        unclear.sentence
+    )
+    # 20 strictly increasing pairs: every resample with two distinct values has ρ = 1, so the
+    # interval is [1, 1] and the direction words follow the study direction
+    many = [trial(i, 0.01 * i, n_heads=i + 1) for i in range(20)]
+    assert heads_correlation(many).rows[0][3:] == [1.0, 1.0, 1.0, "more heads, worse objective"]
+    assert heads_correlation(maximize(many)).rows[0][6] == "more heads, better objective"
     assert heads_correlation(rows[:4]).rows[0][3] == INSUFFICIENT
     constant = [{**r, "n_heads": 4} for r in rows]
     assert heads_correlation(constant).rows[0][3] == INSUFFICIENT
@@ -297,24 +325,45 @@ def test_best_epoch_gap_median_and_iqr() -> None:
         for i, (t, b) in enumerate([(10, 9), (10, 8), (10, 7), (10, 6), (20, 10)])
     ]
     rows.append(trial(9, 100.0, diverged=True, epochs_trained=5, best_epoch=0))  # excluded
-    finding = best_epoch_gap(rows)
-    # gaps 1, 2, 3, 4, 10
-    assert finding.rows == [["2M", 5, 3.0, 2.0, 4.0]]
-    assert "2M median 3 (IQR 2–4, n = 5)" in finding.sentence
-    assert best_epoch_gap(rows[:4]).rows[0][2] == INSUFFICIENT
+    rows = [{**r, "stop_reason": "completed"} for r in rows]
+    stopped = [
+        trial(20 + i, epochs_trained=t, best_epoch=t - 11, stop_reason="early_stopped")
+        for i, t in enumerate([30, 40, 50, 60, 70])
+    ]
+    finding = best_epoch_gap(rows + stopped)
+    # completed gaps 1, 2, 3, 4, 10; early-stopped gaps all patience + 1 = 11
+    early, completed = finding.rows
+    assert early[:4] == ["2M", "early_stopped", 5, 11.0] and early[4:] == [11.0, 11.0, 11.0, 11.0]
+    assert completed[:4] == ["2M", "completed", 5, 3.0] and completed[6:] == [2.0, 4.0]
+    assert 1.0 <= completed[4] <= 3.0 <= completed[5] <= 10.0
+    assert "2M early_stopped median 11 (all equal, n = 5), completed median 3 (IQR 2–4, n = 5)" in (
+        finding.sentence
+    )
+    assert best_epoch_gap(rows[:4]).rows[1][3] == INSUFFICIENT
 
 
 def test_dropout_against_gap_and_objective() -> None:
     rows = [
-        trial(i, 0.9 - 0.1 * i, dropout=0.1 * (i + 1), val_loss=0.9 - 0.1 * i, train_loss=0.3)
-        for i in range(5)
+        trial(
+            i,
+            0.9 - 0.01 * i,
+            dropout=0.01 * (i + 1),
+            val_loss=0.5,  # the best epoch's: not used for the gap
+            last_val_loss=0.9 - 0.01 * i,
+            train_loss=0.3,
+        )
+        for i in range(20)
     ]
     finding = dropout_generalization(rows)
-    assert finding.rows == [["2M", 5, -1.0, 5, -1.0]]
+    # gap = last_val_loss − train_loss falls strictly with dropout: ρ = −1 in every resample
+    assert finding.rows == [["2M", 20, -1.0, -1.0, -1.0, 20, -1.0, -1.0, -1.0]]
     assert "higher dropout, smaller gap" in finding.sentence
     assert "higher dropout, better objective" in finding.sentence
     assert "higher dropout, worse objective" in dropout_generalization(maximize(rows)).sentence
     assert dropout_generalization(rows[:4]).rows[0][2] == INSUFFICIENT
+    # the gap uses both losses of the last epoch: without last_val_loss there is no gap
+    no_last = [{**r, "last_val_loss": None} for r in rows]
+    assert dropout_generalization(no_last).rows[0][:3] == ["2M", 0, INSUFFICIENT]
 
 
 # --- horizon effects -------------------------------------------------------------------------
@@ -416,14 +465,14 @@ def test_easiest_horizon_overall_row() -> None:
 def test_depth_by_horizon() -> None:
     rows = [
         trial(i, o, n_layers=n)
-        for i, (n, o) in enumerate(zip([1, 2, 4, 8, 16], [0.5, 0.4, 0.3, 0.2, 0.1], strict=True))
+        for i, (n, o) in enumerate(zip(range(1, 21), np.linspace(0.5, 0.1, 20), strict=True))
     ]
     finding = depth_by_horizon(rows)
     assert finding.rows == [
-        ["2M", "h1", 5, -1.0, "deeper, better objective"],
-        ["all budgets", "h1", 5, -1.0, "deeper, better objective"],
+        ["2M", "h1", 20, -1.0, -1.0, -1.0, "deeper, better objective"],
+        ["all budgets", "h1", 20, -1.0, -1.0, -1.0, "deeper, better objective"],
     ]
-    assert depth_by_horizon(maximize(rows)).rows[0][4] == "deeper, worse objective"
+    assert depth_by_horizon(maximize(rows)).rows[0][6] == "deeper, worse objective"
 
 
 # --- divergence ------------------------------------------------------------------------------
@@ -441,15 +490,17 @@ def test_divergence_hyperparameters_cliffs_delta() -> None:
     calm = [trial(20, 0.5, budget="2M")]
     finding = divergence_hyperparameters(bad + good + calm)
     rows = {r[1]: r for r in finding.rows}
-    assert rows["lr"] == ["2B", "lr", 3, 4, 0.02, 0.0025, 1.0]
+    # every diverged lr is above every other: δ = 1 in every resample, interval [1, 1]
+    assert rows["lr"] == ["2B", "lr", 3, 4, 0.02, 0.0025, 1.0, 1.0, 1.0]
     # warmup: 0 vs (0,100,100,100) twice: −3 each; 100 vs (0,100,100,100): +1; δ = −5/12
-    assert rows["warmup_steps"] == ["2B", "warmup_steps", 3, 4, 0.0, 100.0, -0.417]
+    assert rows["warmup_steps"][:7] == ["2B", "warmup_steps", 3, 4, 0.0, 100.0, -0.417]
+    assert rows["warmup_steps"][7] <= 0 <= rows["warmup_steps"][8]  # no clear effect
     assert rows["n_layers"][6] == INSUFFICIENT
     assert finding.sentence.startswith(
         "2B: diverged trials differ most in lr (higher; median 0.02 vs 0.0025, Cliff's δ = 1, "
-        "n = 3 vs 4)"
+        "95% CI 1…1, n = 3 vs 4)"
     )
-    assert f"|δ| ≥ {LARGE_DELTA} for lr" in finding.sentence
+    assert f"|δ| ≥ {LARGE_DELTA} with an interval excluding zero for lr;" in finding.sentence
     assert finding.sentence.endswith("no diverged trials in 2M.")
     too_few = divergence_hyperparameters(bad[: MIN_GROUP - 1] + good)
     assert set(column(too_few, "cliffs_delta")) == {INSUFFICIENT}
@@ -548,6 +599,7 @@ _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w])")
 
 def sentence_numbers_come_from_the_table(finding: Finding, top_k: int) -> list[str]:
     allowed = {str(finding.n), str(top_k), str(MIN_N), str(MIN_GROUP), str(LARGE_DELTA)}
+    allowed.add(f"{CONFIDENCE:.0%}".rstrip("%"))  # "95% CI"
     allowed.add(str(len(finding.rows)))  # "12 of 12 studies": a count of table rows
     for row in finding.rows:
         for value in row:
