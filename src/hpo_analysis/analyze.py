@@ -21,9 +21,9 @@ Example::
 
     >>> rows = [{"budget": "2M", "diverged": d} for d in (False, False, False, True, True)]
     >>> divergence_by_budget(rows).rows
-    [['2M', 5, 2, '40.0%']]
+    [['2M', 5, 2, '40.0%', '0.0%', '80.0%']]
     >>> divergence_by_budget(rows[:4]).rows
-    [['2M', 4, 1, 'insufficient data']]
+    [['2M', 4, 1, 'insufficient data', None, None]]
 """
 
 from __future__ import annotations

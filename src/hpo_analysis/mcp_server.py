@@ -403,6 +403,13 @@ class DatasetService:
                     row["best_trial"] = cell("trial_num", best["trial_num"].iloc[0])
                     row["best_objective"] = cell("objective", best["objective"].iloc[0])
             studies.append(row)
+        # budgets by size (2M < 20M < 200M < 2B), then horizon, then name
+        studies.sort(
+            key=lambda r: (
+                *(factor_sort_key(r.get(name)) for name in ("budget", "horizon") if name in r),
+                r["study"],
+            )
+        )
         result: dict[str, Any] = {
             "dataset": str(self.directory.resolve()),
             "n_trials": len(trials),

@@ -405,6 +405,25 @@ def _drawable(value: float, limit: float) -> bool:
     return math.isfinite(value) and value < limit and abs(value) < MAX_DRAWABLE
 
 
+def _panel_params(trial: dict[str, Any], similar: dict[str, Any]) -> str:
+    """lr and warmup of a diverged trial, and which similar trial is drawn with which lr.
+
+    >>> _panel_params({"lr": 0.005, "warmup_steps": 100},
+    ...               {"study": "s", "trial_num": 3, "lr": 0.0002})
+    'lr 0.005, warmup 100 | similar s/3, lr 0.0002'
+    """
+
+    def show(value: Any) -> str:
+        return f"{value:.3g}" if _is_number(value) else "?"
+
+    text = f"lr {show(trial.get('lr'))}, warmup {show(trial.get('warmup_steps'))}"
+    if similar.get("study") is not None:
+        name = f"{similar['study']}/{similar.get('trial_num', '')}"
+        name = name if len(name) <= 24 else "…" + name[-23:]
+        text += f" | similar {name}, lr {show(similar.get('lr'))}"
+    return text
+
+
 def diverged_curves_figure(
     diverged: Sequence[dict[str, Any]], threshold: float | None = None
 ) -> Figure | None:
@@ -459,8 +478,19 @@ def diverged_curves_figure(
             ax.set_ylim(low - pad * 0.3, high + pad)
         if _is_number(trial.get("diverge_epoch")):
             ax.axvline(trial["diverge_epoch"], color="#888888", ls="--", lw=0.8)
+        if trial.get("diverge_kind") == "value_only":
+            ax.text(
+                0.98,
+                0.9,
+                "value_only: the curve never crosses",
+                transform=ax.transAxes,
+                ha="right",
+                fontsize=6,
+                color="#c0392b",
+            )
         label = f"{trial.get('study', '')}/{trial.get('trial_num', '')}"
-        ax.set_title(label if len(label) <= 42 else "…" + label[-41:], fontsize=7)
+        label = label if len(label) <= 42 else "…" + label[-41:]
+        ax.set_title(f"{label}\n{_panel_params(trial, similar)}", fontsize=6)
         ax.set_xlabel("epoch", fontsize=7, labelpad=1)
         ax.tick_params(labelsize=6)
         if index == 0:
@@ -475,7 +505,8 @@ def diverged_curves_figure(
     )
     caption = (
         "val_loss of each diverged trial (red; × along the top = non-finite or at least the "
-        "divergence threshold, dashed line = diverge_epoch) and of its most similar successful "
+        "divergence threshold, dashed line = diverge_epoch; `value_only` = only the objective "
+        "diverged, the curve never crosses) and of its most similar successful "
         f"trial of the same budget (blue), from diverged_analysis.json.{more}"
     )
     return Figure(
@@ -581,8 +612,17 @@ def importance_figure(findings: Sequence[Finding]) -> Figure | None:
     return Figure(FIGURE_NAMES[4], "Hyperparameter importance", caption, _png(fig))
 
 
+PARALLEL_TOP = 20
+
+
 def parallel_figure(rows: Sequence[dict[str, Any]]) -> Figure | None:
-    """Every trial as a line across its hyperparameters and its quality within its study."""
+    """The best trials of each budget and every diverged trial, as lines across their
+    hyperparameters and their quality within their study.
+
+    All trials at once (600 lines and more) are an unreadable tangle; the best
+    ``PARALLEL_TOP`` scored trials per budget (by quality within the study) show the region
+    that works, the diverged ones where it breaks. The axes still span all trials.
+    """
     import numpy as np
     from matplotlib import colormaps
     from matplotlib.collections import LineCollection
@@ -617,8 +657,13 @@ def parallel_figure(rows: Sequence[dict[str, Any]]) -> Figure | None:
     fig = _figure(12, 4.8, left=0.3, right=0.1, bottom=0.45, top=0.2)
     ax = fig.add_subplot()
     diverged = frame["diverged"].map(lambda v: v is True).to_numpy(bool)
-    scored = np.isfinite(matrix[:, -1]) & ~diverged
-    other = ~scored & ~diverged
+    scored_all = np.isfinite(matrix[:, -1]) & ~diverged
+    best_first = frame.assign(_q=-matrix[:, -1], _pos=np.arange(len(frame)))[scored_all]
+    best_first = best_first.sort_values(["_q", "study", "trial_num"], kind="mergesort")
+    top = best_first.groupby("budget", dropna=False, sort=False).head(PARALLEL_TOP)["_pos"]
+    scored = np.zeros(len(frame), dtype=bool)
+    scored[top.to_numpy(int)] = True
+    other = np.zeros(len(frame), dtype=bool)
 
     def segments(mask: np.ndarray) -> list[np.ndarray]:
         """One (points, 2) polyline per trial; NaN (unknown value) breaks a line."""
@@ -651,11 +696,17 @@ def parallel_figure(rows: Sequence[dict[str, Any]]) -> Figure | None:
     ax.set_yticks([])
     n_scored, n_div = int(scored.sum()), int(diverged.sum())
     caption = (
-        f"All {len(frame)} trials: {n_scored} scored (colour = 1 − (rank − 1)/(ranked − 1) "
-        f"within the study), {n_div} diverged (red), {int(other.sum())} others (grey). Each "
-        "axis spans the observed range, on a log scale where noted."
+        f"The best {PARALLEL_TOP} scored trials of each budget ({n_scored} of "
+        f"{int(scored_all.sum())} scored; colour = 1 − (rank − 1)/(ranked − 1) within the "
+        f"study) and all {n_div} diverged trials (red), of {len(frame)} trials. Each axis "
+        "spans the observed range of all trials, on a log scale where noted."
     )
-    return Figure(FIGURE_NAMES[5], "All trials (parallel coordinates)", caption, _png(fig))
+    return Figure(
+        FIGURE_NAMES[5],
+        "Best trials per budget and diverged trials (parallel coordinates)",
+        caption,
+        _png(fig),
+    )
 
 
 def make_figures(data: ReportData) -> list[Figure]:

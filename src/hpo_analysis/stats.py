@@ -278,8 +278,8 @@ def _delta_from_codes(codes_a: np.ndarray, codes_b: np.ndarray, k: int) -> np.nd
 def cliffs_delta(first: ArrayLike, second: ArrayLike) -> Estimate:
     """Cliff's δ = (#{a > b} − #{a < b}) / (n_a·n_b), each group resampled on its own.
 
-    >>> cliffs_delta([3, 4], [1, 2, 3]).value
-    0.8333333333333334
+    >>> round(cliffs_delta([3, 4], [1, 2, 3]).value, 6)  # 5/6
+    0.833333
     """
     a, b = _finite(first), _finite(second)
     if not len(a) or not len(b):

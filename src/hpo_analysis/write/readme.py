@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..analyze import SECTIONS, THRESHOLDS_TEXT, Finding, all_findings
+from ..analyze import SECTIONS, THRESHOLDS_TEXT, Finding, all_findings, budget_sort_key
 from ..model import Settings
 from ..schema import COLUMNS
 from .outputs import (
@@ -142,9 +142,9 @@ import pandas as pd
 
 trials = pd.read_csv("{SUMMARY_CSV}")
 # best ({best_word}) objective per budget and horizon, the spreadsheet pivot
-print(trials.pivot_table(index="budget", columns="horizon", values="objective", aggfunc="{best_agg}"))
-# divergence rate per budget
-print(trials.groupby("budget")["diverged"].agg(lambda s: (s == True).mean()))
+print(trials.pivot_table(index=["budget_params", "budget"], columns="horizon", values="objective", aggfunc="{best_agg}"))
+# divergence rate per budget (budget_params sorts 2M < 20M < 200M < 2B; the text would not)
+print(trials.groupby(["budget_params", "budget"])["diverged"].agg(lambda s: (s == True).mean()))
 
 # every learning curve in long format, then one trial's curve
 with open("{FULL_JSON}", encoding="utf-8") as handle:
@@ -230,7 +230,9 @@ def render(
                 s["n_trials"],
                 s["n_diverged"],
             ]
-            for s in meta["studies"]
+            for s in sorted(
+                meta["studies"], key=lambda s: (budget_sort_key(s["budget"]), s["study"])
+            )
         ],
     )
     status = ", ".join(f"{n} {k}" for k, n in meta["files_by_status"].items()) or "none"
