@@ -36,11 +36,15 @@ from hpo_analysis.analyze import (
     best_epoch_gap,
     best_heads_per_width,
     cliffs_delta,
+    confounded_widths,
     depth_by_horizon,
     diverge_epochs,
     divergence_by_depth,
     divergence_hyperparameters,
+    divergence_interactions,
     dropout_generalization,
+    early_stopping_by_budget,
+    early_stopping_by_epochs,
     easiest_horizon,
     ff_ratio,
     fmt,
@@ -48,10 +52,12 @@ from hpo_analysis.analyze import (
     heads_correlation,
     horizon_transfer,
     horizon_transfer_summary,
+    lr_band,
     max_reliable_depth,
     param_importance,
     spearman,
     top_k_architecture,
+    trial_frame,
 )
 from hpo_analysis.derive import assign_ranks
 from hpo_analysis.example import generate_example
@@ -506,6 +512,117 @@ def test_divergence_hyperparameters_cliffs_delta() -> None:
     assert set(column(too_few, "cliffs_delta")) == {INSUFFICIENT}
 
 
+def interaction_rows() -> list[dict[str, Any]]:
+    """2B: high lr (1e-3 decade) × deep (33-64): 4 of 6 diverged; elsewhere 1 of 12.
+
+    Width 1536 only ever has 48 layers (confounded); width 2048 has 24 and 48.
+    """
+    rows: list[dict[str, Any]] = []
+    plan = [
+        # (lr, d_model, n_layers, trials, diverged)
+        (3e-3, 1536, 48, 4, 3),
+        (3e-3, 2048, 48, 2, 1),
+        (3e-3, 2048, 24, 4, 1),
+        (3e-4, 2048, 24, 4, 0),
+        (3e-4, 1536, 48, 4, 0),
+    ]
+    for lr, d_model, n_layers, count, n_diverged in plan:
+        for k in range(count):
+            bad = k < n_diverged
+            rows.append(
+                trial(
+                    len(rows),
+                    100.0 if bad else 0.5,
+                    budget="2B",
+                    diverged=bad,
+                    lr=lr,
+                    d_model=d_model,
+                    n_layers=n_layers,
+                )
+            )
+    return rows
+
+
+def test_lr_band_decades() -> None:
+    assert [lr_band(x) for x in (1e-5, 9.9e-5, 1e-4, 0.0093)] == [
+        "1e-05–1e-04",
+        "1e-05–1e-04",
+        "1e-04–1e-03",
+        "1e-03–1e-02",
+    ]
+
+
+def test_confounded_widths_by_hand() -> None:
+    frame = trial_frame(interaction_rows())
+    assert confounded_widths(frame) == [(1536, 48, 8)]
+    # every width with one depth: a plain grid axis, nothing singled out
+    grid = trial_frame([trial(i, d_model=64 * (i + 1), n_layers=i + 1) for i in range(4)])
+    assert confounded_widths(grid) == []
+
+
+def test_divergence_interactions_counts_and_strongest_cell() -> None:
+    calm = trial(99, 0.5, budget="2M", lr=1e-3, n_layers=4)
+    finding = divergence_interactions(interaction_rows() + [calm])
+    cells = {
+        (r[1], r[2]): r[3:6]
+        for r in finding.rows
+        if r[0] == "2B" and r[6] is None and r[1] != "confounded"
+    }
+    assert cells == {
+        ("1e-04–1e-03", "17-32"): [4, 0, "0.0%"],
+        ("1e-04–1e-03", "33-64"): [4, 0, "0.0%"],
+        ("1e-03–1e-02", "17-32"): [4, 1, "25.0%"],
+        ("1e-03–1e-02", "33-64"): [6, 4, "66.7%"],
+    }
+    confounded = [r for r in finding.rows if r[1] == "confounded"]
+    assert confounded == [["2B", "confounded", "d_model 1536 only with 48 layers", 8] + [None] * 5]
+    # strongest cell 4/6 against the other 12 trials with 1 diverged: 66.7% − 8.3% = 58.3 points
+    rest = next(r for r in finding.rows if r[2] == "all other cells")
+    assert rest[:6] == ["2B", "1e-03–1e-02 × 33-64 vs the rest", "all other cells", 12, 1, "8.3%"]
+    assert rest[6] == 58.3
+    assert rest[7] < 58.3 < rest[8]
+    assert "2B: lr 1e-03–1e-02 with 33-64 layers diverged in 4 of 6 trials (66.7%) vs 1 of 12" in (
+        finding.sentence
+    )
+    assert "confounded: d_model 1536 only with 48 layers (8 trials)" in finding.sentence
+    assert finding.sentence.endswith("no divergence in 2M.")
+    estimate = finding.estimates[0]
+    assert estimate["value"] == pytest.approx(4 / 6 - 1 / 12, abs=1e-4)
+    assert estimate["ci_low"] <= estimate["value"] <= estimate["ci_high"]
+
+
+def test_max_reliable_depth_names_the_confounded_width() -> None:
+    finding = max_reliable_depth(interaction_rows())
+    assert finding.rows[0][-1] == "1536×48"
+    assert "depth is confounded with width: d_model 1536 only with 48 layers" in finding.sentence
+
+
+def test_early_stopping_rate_leaves_diverged_trials_out_of_the_denominator() -> None:
+    rows = [trial(i, early_stopped=i < 3) for i in range(6)]  # 3 of 6 stopped early
+    rows += [trial(10 + i, 100.0, diverged=True, early_stopped=False) for i in range(4)]
+    finding = early_stopping_by_budget(rows)
+    row = finding.rows[0]
+    assert row[:4] == ["2M", 6, 3, "50.0%"] and row[6] == 4
+    low, high = (float(x.rstrip("%")) for x in row[4:6])
+    assert 0.0 <= low < 50.0 < high <= 100.0
+    assert "2M 50.0% (95% CI" in finding.sentence and "of 6" in finding.sentence
+    assert early_stopping_by_budget(rows[:4]).rows[0][3] == INSUFFICIENT
+
+
+def test_early_stopping_by_epochs_config() -> None:
+    rows = [trial(i, early_stopped=i == 0, epochs_config=25) for i in range(4)]  # 1 of 4
+    rows += [trial(10 + i, early_stopped=i < 3, epochs_config=100) for i in range(4)]  # 3 of 4
+    rows += [trial(20, early_stopped=True, epochs_config=50)]  # one trial: insufficient
+    rows += [trial(30, 100.0, diverged=True, early_stopped=False, epochs_config=100)]
+    finding = early_stopping_by_epochs(rows)
+    assert [r[:5] for r in finding.rows] == [
+        ["2M", 25, 4, 1, "25.0%"],
+        ["2M", 50, 1, 1, INSUFFICIENT],
+        ["2M", 100, 4, 3, "75.0%"],
+    ]
+    assert "2M 25.0% (95% CI" in finding.sentence and "at 25 epochs vs 75.0%" in finding.sentence
+
+
 def test_diverge_epochs() -> None:
     rows = [
         trial(i, None, diverged=True, diverge_epoch=e, diverge_kind=k)
@@ -708,6 +825,53 @@ def test_findings_json_and_readme_on_the_example(example_out: Path) -> None:
         "Hyperparameter importance",
     ):
         assert f"### {heading}" in section
+
+
+_RHO_SENTENCE = re.compile(r"ρ = (-?[\d.]+) \(95% CI (-?[\d.]+)…(-?[\d.]+); (.+?), n = ")
+
+
+def test_example_findings_carry_intervals_and_honest_wording(example_out: Path) -> None:
+    """Structure, not the example's numbers: every correlation sentence has an interval and
+    says "no clear effect" exactly when it contains 0; styles split the large budgets."""
+    doc = strict_json(example_out / "findings.json")
+    findings = {f["id"]: Finding.from_dict(f) for f in doc["findings"]}
+    quoted = 0
+    for name in ("heads_correlation", "dropout_generalization", "depth_by_horizon"):
+        sentence = findings[name].sentence
+        assert sentence.count("ρ = ") == len(_RHO_SENTENCE.findall(sentence)), name
+        for value, low, high, reading in _RHO_SENTENCE.findall(sentence):
+            quoted += 1
+            assert float(low) <= float(value) <= float(high)
+            assert (reading == "no clear effect") == (float(low) <= 0 <= float(high)), sentence
+        for estimate in findings[name].estimates:
+            assert {"ci_low", "ci_high", "method", "n", "value"} <= set(estimate)
+    assert quoted >= 3
+    # the budget-relative style: every budget with several architectures has ≥ 2 styles with
+    # ≥ 3 trials (the fixed thresholds put whole budgets into one category)
+    summary = read_csv(example_out / "hpo_summary.csv")
+    for budget in {r["budget"] for r in summary}:
+        mine = [r for r in summary if r["budget"] == budget]
+        counts: dict[str, int] = {}
+        for r in mine:
+            counts[r["arch_style"]] = counts.get(r["arch_style"], 0) + 1
+        assert sum(1 for c in counts.values() if c >= 3) >= 2, budget
+    # early stopping is a share of the non-diverged trials
+    early = findings["early_stopping_by_budget"]
+    diverged = {r["budget"]: 0 for r in summary}
+    for r in summary:
+        diverged[r["budget"]] += r["diverged"] == "true"
+    for row in early.rows:
+        assert row[early.columns.index("diverged_left_out")] == diverged[row[0]]
+    # the interaction table names its strongest cell against the rest, for each budget that
+    # has a diverged trial
+    interactions = findings["divergence_interactions"]
+    strongest = {r[0] for r in interactions.rows if r[2] == "all other cells"}
+    assert strongest == {b for b, n in diverged.items() if n}
+    # budgets by size in every finding
+    order = ["2M", "20M", "200M", "2B"]
+    for finding in findings.values():
+        seen = [r[0] for r in finding.rows if r and r[0] in order]
+        assert seen == sorted(seen, key=order.index), finding.id
 
 
 def test_validate_requires_a_strict_findings_json(example_out: Path, tmp_path: Path) -> None:

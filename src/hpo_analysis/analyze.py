@@ -901,6 +901,18 @@ def divergence_by_depth(rows: Rows) -> Finding:
     )
 
 
+def _confound_text(group: pd.DataFrame) -> str:
+    """``; depth is confounded with width: …`` for a budget with such widths, else empty."""
+    confounds = confounded_widths(group)
+    if not confounds:
+        return ""
+    return (
+        "; depth is confounded with width: "
+        + ", ".join(f"d_model {w} only with {d} layers" for w, d, _ in confounds)
+        + ", and divergence depends on lr × depth (see the interaction table)"
+    )
+
+
 def max_reliable_depth(rows: Rows) -> Finding:
     """Per budget: the largest n_layers with at least MIN_GROUP trials and none diverged.
 
@@ -926,7 +938,10 @@ def max_reliable_depth(rows: Rows) -> Finding:
             parts.append(f"{budget} {INSUFFICIENT} (no depth has {MIN_GROUP} trials)")
         elif not len(clean):
             reliable, at_depth = "none", None
-            parts.append(f"{budget} none (every depth with ≥ {MIN_GROUP} trials had a divergence)")
+            parts.append(
+                f"{budget} none (every depth with ≥ {MIN_GROUP} trials had a divergence"
+                f"{_confound_text(group) if n_div else ''})"
+            )
         else:
             reliable = int(clean.index.max())
             at_depth = int(clean.loc[clean.index.max(), "size"])
@@ -935,12 +950,8 @@ def max_reliable_depth(rows: Rows) -> Finding:
                 text += f"; shallowest divergence at {shallowest} layers"
             else:
                 text += "; no trial of the budget diverged"
-            confounds = confounded_widths(group)
-            if confounds and shallowest is not None:
-                text += "; depth is confounded with width: " + ", ".join(
-                    f"d_model {w} only with {d} layers" for w, d, _ in confounds
-                )
-                text += ", and divergence depends on lr × depth (see the interaction table)"
+            if shallowest is not None:
+                text += _confound_text(group)
             parts.append(text + ")")
         confounded = ", ".join(f"{w}×{d}" for w, d, _ in confounded_widths(group))
         table.append(

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from .analyze import (
     INSUFFICIENT,
+    MIN_GROUP,
     SECTIONS,
     THRESHOLDS_TEXT,
     Finding,
@@ -75,6 +76,7 @@ FIGURE_NAMES: tuple[str, ...] = (
     "figure_training_dynamics.png",
     "figure_param_importance.png",
     "figure_parallel_coordinates.png",
+    "figure_divergence_lr_depth.png",
 )
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -389,6 +391,62 @@ def architecture_figure(rows: Sequence[dict[str, Any]]) -> Figure | None:
     return Figure(FIGURE_NAMES[1], "Architecture map per budget", caption, _png(fig))
 
 
+def divergence_interaction_figure(findings: Sequence[Finding]) -> Figure | None:
+    """Per budget with a diverged trial: divergence rate by lr band × n_layers band.
+
+    Drawn from the divergence_interactions finding's table, so the counts in the cells are
+    the ones the README quotes.
+    """
+    finding = _find(findings, "divergence_interactions")
+    if finding is None:
+        return None
+    col = {name: i for i, name in enumerate(finding.columns)}
+    cells = [
+        r
+        for r in finding.rows
+        if r[col["difference_points"]] is None and r[col["lr_band"]] != "confounded"
+    ]
+    budgets: list[str] = []
+    for r in cells:
+        if r[col["diverged"]] and r[col["budget"]] not in budgets:
+            budgets.append(r[col["budget"]])
+    if not budgets:
+        return None
+    ncols = min(2, len(budgets))
+    nrows = math.ceil(len(budgets) / ncols)
+    fig = _figure(4.6 * ncols, 2.9 * nrows, left=0.9, right=0.2, bottom=0.6, top=0.35, wspace=0.5)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for index, budget in enumerate(budgets):
+        ax = axes[index // ncols][index % ncols]
+        mine = [r for r in cells if r[col["budget"]] == budget]
+        lrs = list(dict.fromkeys(r[col["lr_band"]] for r in mine))
+        depths = sorted(
+            {r[col["n_layers_band"]] for r in mine}, key=lambda d: int(str(d).split("-")[0])
+        )
+        values = [[math.nan] * len(lrs) for _ in depths]
+        texts = [[""] * len(lrs) for _ in depths]
+        for r in mine:
+            i, j = depths.index(r[col["n_layers_band"]]), lrs.index(r[col["lr_band"]])
+            trials, diverged = r[col["trials"]], r[col["diverged"]]
+            texts[i][j] = f"{diverged}/{trials}"
+            if r[col["diverged_rate"]] != INSUFFICIENT:
+                values[i][j] = 100.0 * diverged / trials
+        image = _annotated_grid(ax, values, texts, "Reds")
+        ax.set_xticks(range(len(lrs)), labels=lrs, fontsize=7)
+        ax.set_yticks(range(len(depths)), labels=depths, fontsize=7)
+        ax.set_xlabel("lr band", fontsize=8)
+        ax.set_ylabel("n_layers band", fontsize=8)
+        ax.set_title(f"budget {budget}", fontsize=8)
+        fig.colorbar(image, ax=ax, label="diverged %")
+    for index in range(len(budgets), nrows * ncols):
+        axes[index // ncols][index % ncols].set_visible(False)
+    caption = (
+        "Diverged / trials per learning-rate decade and depth band, for each budget with a "
+        f"diverged trial (grey = fewer than {MIN_GROUP} trials). {finding.sentence}"
+    )
+    return Figure(FIGURE_NAMES[6], "Divergence by lr × depth per budget", caption, _png(fig))
+
+
 def _curve_values(curve: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
     epochs: list[int] = []
     values: list[float] = []
@@ -408,18 +466,24 @@ def _drawable(value: float, limit: float) -> bool:
 def _panel_params(trial: dict[str, Any], similar: dict[str, Any]) -> str:
     """lr and warmup of a diverged trial, and which similar trial is drawn with which lr.
 
-    >>> _panel_params({"lr": 0.005, "warmup_steps": 100},
+    The similar trial is named by its number when it is in the same study.
+
+    >>> _panel_params({"study": "s", "lr": 0.005, "warmup_steps": 1000},
     ...               {"study": "s", "trial_num": 3, "lr": 0.0002})
-    'lr 0.005, warmup 100 | similar s/3, lr 0.0002'
+    'lr 0.005, warmup 1000 | similar #3, lr 0.0002'
     """
 
     def show(value: Any) -> str:
-        return f"{value:.3g}" if _is_number(value) else "?"
+        if not _is_number(value):
+            return "?"
+        return str(int(value)) if float(value).is_integer() else f"{value:.3g}"
 
     text = f"lr {show(trial.get('lr'))}, warmup {show(trial.get('warmup_steps'))}"
     if similar.get("study") is not None:
-        name = f"{similar['study']}/{similar.get('trial_num', '')}"
-        name = name if len(name) <= 24 else "…" + name[-23:]
+        name = f"#{similar.get('trial_num', '')}"
+        if similar["study"] != trial.get("study"):
+            study = str(similar["study"])
+            name = (study if len(study) <= 16 else "…" + study[-15:]) + "/" + name[1:]
         text += f" | similar {name}, lr {show(similar.get('lr'))}"
     return text
 
@@ -725,6 +789,7 @@ def make_figures(data: ReportData) -> list[Figure]:
         (FIGURE_NAMES[3], lambda: training_dynamics_figure(data.rows)),
         (FIGURE_NAMES[4], lambda: importance_figure(data.findings)),
         (FIGURE_NAMES[5], lambda: parallel_figure(data.rows)),
+        (FIGURE_NAMES[6], lambda: divergence_interaction_figure(data.findings)),
     ]
     made: list[Figure] = []
     with matplotlib.rc_context():

@@ -174,7 +174,8 @@ FIGURE_TITLES = {
     "figure_diverged_curves.png": "Diverged trials next to their most similar successful trials",
     "figure_training_dynamics.png": "How training ended; best_epoch and the epochs after it",
     "figure_param_importance.png": "Hyperparameter importance per budget",
-    "figure_parallel_coordinates.png": "All trials across their hyperparameters",
+    "figure_parallel_coordinates.png": "Best trials per budget and diverged trials across their hyperparameters",
+    "figure_divergence_lr_depth.png": "Divergence rate by lr × depth per budget",
 }
 
 
