@@ -766,6 +766,7 @@ rows_strategy = st.lists(
                 for name in ("lr", "dropout", "val_loss", "train_loss")
             },
             "arch_category": st.sampled_from(["balanced", "narrow-deep", None]),
+            "arch_style": st.sampled_from(["balanced", "wide-shallow", None]),
             "early_stopped": st.one_of(st.none(), st.booleans()),
         },
     ),

@@ -640,7 +640,7 @@ def best_architecture(rows: Rows) -> Finding:
             _int(best["n_layers"]),
             _int(best["n_heads"]),
             _int(best["d_ff"]),
-            best["arch_category"],
+            best["arch_style"],
             best["study"],
             _int(best["trial_num"]),
         ]
@@ -665,14 +665,15 @@ def best_architecture(rows: Rows) -> Finding:
             "n_layers",
             "n_heads",
             "d_ff",
-            "arch_category",
+            "arch_style",
             "study",
             "trial_num",
         ],
         table,
         sentence,
         total,
-        f"n = scored trials of the budget (all horizons); needs n ≥ {MIN_N}.",
+        f"n = scored trials of the budget (all horizons); needs n ≥ {MIN_N}; arch_style is "
+        "relative to the budget's own architectures.",
     )
 
 
