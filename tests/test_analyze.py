@@ -292,11 +292,13 @@ def test_heads_controlled_pairs_direction_aware() -> None:
     # minimize, best per n_heads: 2 → 0.45, 4 → 0.40, 8 → 0.60
     # pairs (2,4): −0.05 more better; (2,8): +0.15 fewer better; (4,8): +0.2 fewer better
     finding = heads_controlled_pairs(rows)
-    assert finding.rows == [["2M", 3, 1, 2, 0, INSUFFICIENT]]
+    assert finding.rows == [["2M", 3, 1, 2, 0, INSUFFICIENT, None, None]]
     assert finding.n == 3
     # maximize, best per n_heads: 2 → 0.50, 4 → 0.40, 8 → 0.60
     # (2,4): −0.1 fewer better; (2,8): +0.1 more better; (4,8): +0.2 more better
-    assert heads_controlled_pairs(maximize(rows)).rows == [["2M", 3, 2, 1, 0, INSUFFICIENT]]
+    assert heads_controlled_pairs(maximize(rows)).rows == [
+        ["2M", 3, 2, 1, 0, INSUFFICIENT, None, None]
+    ]
 
 
 def test_heads_controlled_pairs_median_with_enough_pairs() -> None:
@@ -306,8 +308,20 @@ def test_heads_controlled_pairs_median_with_enough_pairs() -> None:
     ]
     # six pairs, differences −0.1 ×3, −0.2 ×2, −0.3: median −0.15
     finding = heads_controlled_pairs(rows)
-    assert finding.rows == [["2M", 6, 6, 0, 0, -0.15]]
-    assert "2M more heads better in 6 of 6 pairs (median difference -0.15)" in finding.sentence
+    row = finding.rows[0]
+    assert row[:6] == ["2M", 6, 6, 0, 0, -0.15]
+    # every difference lies in [−0.3, −0.1], so must every resampled median: 0 is outside
+    assert -0.3 <= row[6] <= -0.15 <= row[7] <= -0.1
+    assert "2M more heads better in 6 of 6 pairs (median difference -0.15, 95% CI " in (
+        finding.sentence
+    )
+    assert "no clear effect" not in finding.sentence
+    mixed = [{**r, "objective": o} for r, o in zip(rows, [0.9, 0.7, 0.8, 0.9], strict=True)]
+    # differences −0.2, −0.1, 0, +0.1, +0.2, +0.1: median +0.05, an interval around 0
+    unclear = heads_controlled_pairs(mixed)
+    assert unclear.rows[0][5] == 0.05
+    assert unclear.rows[0][6] <= 0 <= unclear.rows[0][7]
+    assert "no clear effect" in unclear.sentence
 
 
 def test_ff_ratio_among_top_trials() -> None:

@@ -555,8 +555,9 @@ def _finding(
     sentence: str,
     n: int,
     notes: str,
+    estimates: list[dict[str, Any]] | None = None,
 ) -> Finding:
-    return Finding(id_, title, columns, table, sentence, n, notes, section)
+    return Finding(id_, title, columns, table, sentence, n, notes, section, estimates or [])
 
 
 def _ci(estimate: Estimate, places: int = 3) -> list[float | None]:
@@ -772,10 +773,11 @@ def architecture_style(rows: Rows) -> Finding:
             n = len(cell)
             if not n:
                 continue
+            known = _known(cell, ["d_model", "n_layers"])
             shapes = ", ".join(
                 f"{int(d)}×{int(n_l)}"
                 for d, n_l in sorted(
-                    {(d, n_l) for d, n_l in zip(cell["d_model"], cell["n_layers"], strict=True)}
+                    {(d, n_l) for d, n_l in zip(known["d_model"], known["n_layers"], strict=True)}
                 )
             )
             if direction is None or n < MIN_N:
@@ -1091,6 +1093,7 @@ def heads_controlled_pairs(rows: Rows) -> Finding:
     − objective(fewer heads).
     """
     frame = as_frame(rows)
+    estimates: list[dict[str, Any]] = []
     table: list[list[Any]] = []
     parts: list[str] = []
     total = 0
@@ -1123,15 +1126,21 @@ def heads_controlled_pairs(rows: Rows) -> Finding:
                         fewer += 1
         total += used
         pairs = len(differences)
+        interval: list[Any] = [None, None]
         if pairs >= MIN_N:
             median: Any = _sig(float(np.median(differences)))
+            estimate = stats.median(differences)
+            estimates.append(_record(estimate, 6, budget=budget))
+            interval = [_sig(x) if x is not None else None for x in _ci(estimate, 12)]
         else:
             median = INSUFFICIENT if pairs else None
-        table.append([budget, pairs, more, fewer, ties, median])
+        table.append([budget, pairs, more, fewer, ties, median, *interval])
         if pairs:
             text = f"{budget} more heads better in {more} of {pairs} pairs"
             if pairs >= MIN_N:
-                text += f" (median difference {fmt(median)})"
+                shown = Estimate("median", median, interval[0], interval[1], pairs)
+                unclear = "; no clear effect" if shown.contains_zero() else ""
+                text += f" (median difference {fmt(median)}, {interval_text(shown, 12)}{unclear})"
             parts.append(text)
     if parts:
         sentence = (
@@ -1151,13 +1160,16 @@ def heads_controlled_pairs(rows: Rows) -> Finding:
             "fewer_heads_better",
             "ties",
             "median_difference",
+            "ci_low",
+            "ci_high",
         ],
         table,
         sentence,
         total,
         "Best scored trial per n_heads within each (study, d_model, n_layers); every pair of "
         f"n_heads values counts once; the median needs ≥ {MIN_N} pairs; better follows the "
-        "study direction. n = trials entering a pair.",
+        f"study direction. n = trials entering a pair. {CI_NOTE}",
+        estimates,
     )
 
 
@@ -1287,9 +1299,9 @@ def best_epoch_gap(rows: Rows) -> Finding:
             sentence,
             total,
             "gap = epochs_trained − best_epoch (best_epoch as recorded); non-diverged trials with "
-            "a curve, early-stopped and completed apart (an early-stopped trial's gap is patience "
-            f"+ 1 by construction); quartiles by linear interpolation; needs n ≥ {MIN_N}. "
-            f"{CI_NOTE}",
+            "a curve, early-stopped and completed apart (with patience p an early-stopped "
+            "trial's gap is p + 1, so its median says nothing more); quartiles by linear "
+            f"interpolation; needs n ≥ {MIN_N}. {CI_NOTE}",
         ),
         estimates=estimates,
     )
