@@ -107,3 +107,22 @@ def test_empty_and_tiny_samples_have_no_interval() -> None:
     assert stats.median([math.nan]).ci_high is None
     assert stats.spearman([1.0], [2.0]).ci_low is None
     assert stats.cliffs_delta([], [1.0]).ci_low is None
+
+
+def test_both_ranking_paths_agree_with_ties() -> None:
+    codes = np.random.default_rng(3).integers(0, 7, size=(50, 40))
+    by_counts = stats._average_ranks(codes, 7)
+    by_sorting = stats._average_ranks(codes, 10**6)  # more distinct values than a row: sorted
+    assert np.array_equal(by_counts, by_sorting)
+
+
+def test_large_samples_use_scaled_m_out_of_n_resamples() -> None:
+    # n = 20,000 standard normal values: the median's standard error is √(π/2)/√n ≈ 0.00886,
+    # so the 95 % interval is about ±0.0174 wide around the estimate
+    values = np.random.default_rng(11).normal(size=20_000)
+    estimate = stats.median(values)
+    assert "m-out-of-n" in estimate.method
+    half = (estimate.ci_high - estimate.ci_low) / 2
+    assert half == pytest.approx(1.96 * math.sqrt(math.pi / 2) / math.sqrt(20_000), rel=0.25)
+    assert estimate.ci_low < estimate.value < estimate.ci_high
+    assert "m-out-of-n" not in stats.median(values[: stats.MAX_RESAMPLE_N]).method

@@ -39,6 +39,10 @@ SEED = 0
 CONFIDENCE = 0.95
 # Resamples are processed in chunks of about this many values, so memory stays flat.
 _CHUNK_VALUES = 2_000_000
+# Above this many values, a resample draws this many (m-out-of-n bootstrap) and the interval's
+# distances from the estimate are scaled by √(m/n): the statistics here converge at the √n
+# rate, and 1,000 full resamples of 100,000 trials would dominate a whole extraction.
+MAX_RESAMPLE_N = 2000
 METHOD = (
     f"percentile bootstrap, {RESAMPLES} resamples with replacement, "
     f"numpy default_rng(seed={SEED}), {CONFIDENCE:.0%} interval"
@@ -121,29 +125,80 @@ def _chunks(n: int) -> list[int]:
     return sizes
 
 
+def _draws(n: int, total: int) -> int:
+    """Values drawn per resample from a group of ``n`` (of ``total`` over all groups).
+
+    >>> _draws(30, 50), _draws(20000, 40000)
+    (30, 1000)
+    """
+    if total <= MAX_RESAMPLE_N:
+        return n
+    return max(1, math.ceil(n * MAX_RESAMPLE_N / total))
+
+
 def _resample(
-    n: int, rng: np.random.Generator, statistic: Callable[[np.ndarray], np.ndarray]
+    n: int,
+    rng: np.random.Generator,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    draws: int | None = None,
 ) -> np.ndarray:
-    """``statistic`` of RESAMPLES index matrices (rows = resamples) of ``n`` indices each."""
-    out = [statistic(rng.integers(0, n, size=(size, n))) for size in _chunks(n)]
+    """``statistic`` of RESAMPLES index matrices (rows = resamples) of ``draws`` indices each
+    (default ``n``: the ordinary bootstrap)."""
+    m = n if draws is None else draws
+    out = [statistic(rng.integers(0, n, size=(size, m))) for size in _chunks(m)]
     return np.concatenate(out)
+
+
+def _interval(value: float, boot: np.ndarray, total: int) -> tuple[float | None, float | None]:
+    """The percentile interval; for m-out-of-n resamples scaled to n around the estimate."""
+    low, high = _percentiles(boot)
+    if total <= MAX_RESAMPLE_N or low is None or high is None:
+        return low, high
+    scale = math.sqrt(MAX_RESAMPLE_N / total)
+    return value + scale * (low - value), value + scale * (high - value)
+
+
+def _method(base: str, total: int) -> str:
+    if total <= MAX_RESAMPLE_N:
+        return base
+    return (
+        f"{base}; n > {MAX_RESAMPLE_N}: resamples of {MAX_RESAMPLE_N} values (m-out-of-n), "
+        f"the interval's distances from the estimate scaled by √({MAX_RESAMPLE_N}/n)"
+    )
 
 
 def _average_ranks(codes: np.ndarray, n_distinct: int) -> np.ndarray:
     """Average ranks (1-based, ties share the mean rank) of each row of a code matrix.
 
     ``codes`` holds, per value, the index of that value among the sorted distinct values of
-    the whole sample; counting them per row gives each distinct value's rank block.
+    the whole sample. With few distinct values, counting them per row gives each value's rank
+    block without sorting; with more distinct values than a row holds, each row is sorted.
 
     >>> _average_ranks(np.array([[2, 0, 0, 1]]), 3).tolist()
     [[4.0, 1.5, 1.5, 3.0]]
+    >>> _average_ranks(np.array([[2, 0, 0, 1]]), 1000).tolist()
+    [[4.0, 1.5, 1.5, 3.0]]
     """
     rows, width = codes.shape
-    flat = codes + (np.arange(rows) * n_distinct)[:, None]
-    counts = np.bincount(flat.ravel(), minlength=rows * n_distinct).reshape(rows, n_distinct)
-    below = np.cumsum(counts, axis=1) - counts
-    mean_rank = below + (counts + 1) / 2.0
-    return np.take_along_axis(mean_rank, codes, axis=1)
+    if n_distinct <= 4 * width:
+        flat = codes + (np.arange(rows) * n_distinct)[:, None]
+        counts = np.bincount(flat.ravel(), minlength=rows * n_distinct)
+        counts = counts.reshape(rows, n_distinct)
+        below = np.cumsum(counts, axis=1) - counts
+        mean_rank = below + (counts + 1) / 2.0
+        return np.take_along_axis(mean_rank, codes, axis=1)
+    order = np.argsort(codes, axis=1, kind="stable")
+    ordered = np.take_along_axis(codes, order, axis=1)
+    position = np.broadcast_to(np.arange(width), (rows, width))
+    starts = np.ones((rows, width), dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ends = np.ones((rows, width), dtype=bool)
+    ends[:, :-1] = starts[:, 1:]
+    first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
+    last = np.minimum.accumulate(np.where(ends, position, width - 1)[:, ::-1], axis=1)[:, ::-1]
+    ranks = np.empty((rows, width), dtype=float)
+    np.put_along_axis(ranks, order, (first + last) / 2.0 + 1.0, axis=1)
+    return ranks
 
 
 def _row_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -211,9 +266,11 @@ def median(values: ArrayLike) -> Estimate:
     data = _finite(values)
     if not len(data):
         return Estimate("median", math.nan, None, None, 0)
-    boot = _resample(len(data), _rng(), lambda idx: np.median(data[idx], axis=1))
-    low, high = _percentiles(boot)
-    return Estimate("median", float(np.median(data)), low, high, len(data))
+    n = len(data)
+    value = float(np.median(data))
+    boot = _resample(n, _rng(), lambda idx: np.median(data[idx], axis=1), _draws(n, n))
+    low, high = _interval(value, boot, n)
+    return Estimate("median", value, low, high, n, _method(METHOD, n))
 
 
 def median_difference(first: ArrayLike, second: ArrayLike) -> Estimate:
@@ -226,11 +283,13 @@ def median_difference(first: ArrayLike, second: ArrayLike) -> Estimate:
     if not len(a) or not len(b):
         return Estimate("median_difference", math.nan, None, None, len(a) + len(b))
     rng = _rng()
-    boot_a = _resample(len(a), rng, lambda idx: np.median(a[idx], axis=1))
-    boot_b = _resample(len(b), rng, lambda idx: np.median(b[idx], axis=1))
-    low, high = _percentiles(boot_a - boot_b)
+    total = len(a) + len(b)
+    boot_a = _resample(len(a), rng, lambda idx: np.median(a[idx], axis=1), _draws(len(a), total))
+    boot_b = _resample(len(b), rng, lambda idx: np.median(b[idx], axis=1), _draws(len(b), total))
     value = float(np.median(a) - np.median(b))
-    return Estimate("median_difference", value, low, high, len(a) + len(b), METHOD_TWO_GROUPS)
+    low, high = _interval(value, boot_a - boot_b, total)
+    method = _method(METHOD_TWO_GROUPS, total)
+    return Estimate("median_difference", value, low, high, total, method)
 
 
 def spearman_value(x: np.ndarray, y: np.ndarray) -> float:
@@ -262,8 +321,8 @@ def spearman(x: ArrayLike, y: ArrayLike) -> Estimate:
     def statistic(idx: np.ndarray) -> np.ndarray:
         return _row_pearson(_average_ranks(cx[idx], kx), _average_ranks(cy[idx], ky))
 
-    low, high = _percentiles(_resample(n, _rng(), statistic))
-    return Estimate("spearman_rho", value, low, high, n, METHOD_PAIRS)
+    low, high = _interval(value, _resample(n, _rng(), statistic, _draws(n, n)), n)
+    return Estimate("spearman_rho", value, low, high, n, _method(METHOD_PAIRS, n))
 
 
 def _delta_from_codes(codes_a: np.ndarray, codes_b: np.ndarray, k: int) -> np.ndarray:
@@ -288,18 +347,20 @@ def cliffs_delta(first: ArrayLike, second: ArrayLike) -> Estimate:
     code_a, code_b = codes[: len(a)], codes[len(a) :]
     value = float(_delta_from_codes(code_a[None, :], code_b[None, :], k)[0])
     rng = _rng()
+    total = len(a) + len(b)
+    m_a, m_b = _draws(len(a), total), _draws(len(b), total)
     boot = np.concatenate(
         [
             _delta_from_codes(
-                code_a[rng.integers(0, len(a), size=(size, len(a)))],
-                code_b[rng.integers(0, len(b), size=(size, len(b)))],
+                code_a[rng.integers(0, len(a), size=(size, m_a))],
+                code_b[rng.integers(0, len(b), size=(size, m_b))],
                 k,
             )
-            for size in _chunks(len(a) + len(b))
+            for size in _chunks(m_a + m_b)
         ]
     )
-    low, high = _percentiles(boot)
-    return Estimate("cliffs_delta", value, low, high, len(a) + len(b), METHOD_TWO_GROUPS)
+    low, high = _interval(value, boot, total)
+    return Estimate("cliffs_delta", value, low, high, total, _method(METHOD_TWO_GROUPS, total))
 
 
 def interval_text(estimate: Estimate, places: int = 3, *, percent: bool = False) -> str:
