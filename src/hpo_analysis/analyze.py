@@ -866,6 +866,7 @@ def divergence_by_depth(rows: Rows) -> Finding:
     """Divergence rate per budget and n_layers band (all trials whose divergence is known)."""
     frame = _known_divergence(as_frame(rows))
     frame = frame[np.isfinite(frame["n_layers"]) & (frame["n_layers"] >= 1)]
+    estimates: list[dict[str, Any]] = []
     table: list[list[Any]] = []
     parts: list[str] = []
     calm: list[str] = []
@@ -876,8 +877,15 @@ def divergence_by_depth(rows: Rows) -> Finding:
             bands.groupby("_band", sort=False), key=lambda item: int(str(item[0]).split("-")[0])
         ):
             diverged = int(_flag(cell, "diverged", True).sum())
-            rate = _pct(diverged, len(cell)) if len(cell) >= MIN_GROUP else INSUFFICIENT
-            table.append([budget, band, len(cell), diverged, rate])
+            interval: list[Any] = [None, None]
+            if len(cell) >= MIN_GROUP:
+                rate = _pct(diverged, len(cell))
+                estimate = stats.rate(_flag(cell, "diverged", True).to_numpy(bool))
+                estimates.append(_record(estimate, 4, budget=budget, n_layers_band=band))
+                interval = _pct_ci(estimate)
+            else:
+                rate = INSUFFICIENT
+            table.append([budget, band, len(cell), diverged, rate, *interval])
             if diverged:
                 hit.append(f"{band} layers {diverged} of {len(cell)} ({rate})")
         if hit:
@@ -895,12 +903,13 @@ def divergence_by_depth(rows: Rows) -> Finding:
         "divergence_by_depth",
         "Architecture patterns",
         "Divergence rate by n_layers band per budget",
-        ["budget", "n_layers_band", "trials", "diverged", "diverged_rate"],
+        ["budget", "n_layers_band", "trials", "diverged", "diverged_rate", "ci_low", "ci_high"],
         table,
         sentence,
         len(frame),
         f"Bands are powers of two (1, 2, 3-4, 5-8, …); a rate needs ≥ {MIN_GROUP} trials in the "
-        "band; all trials with a known diverged flag count.",
+        f"band; all trials with a known diverged flag count. {CI_NOTE}",
+        estimates,
     )
 
 
@@ -1542,6 +1551,7 @@ def easiest_horizon(rows: Rows) -> Finding:
     """Best and median objective per horizon, within each budget and over all budgets."""
     frame = as_frame(rows)
     table: list[list[Any]] = []
+    estimates: list[dict[str, Any]] = []
     parts: list[str] = []
     scored_all = _scored(frame)
     groups = [(b, _scored(g)) for b, g in _budget_groups(frame)]
@@ -1553,7 +1563,7 @@ def easiest_horizon(rows: Rows) -> Finding:
         if not horizons:
             continue
         if direction is None:
-            table.append([budget, None, len(scored), None, MIXED, None])
+            table.append([budget, None, len(scored), None, MIXED, None, None, None])
             parts.append(f"{budget} {MIXED}")
             continue
         sign = 1.0 if direction == "minimize" else -1.0
@@ -1561,7 +1571,7 @@ def easiest_horizon(rows: Rows) -> Finding:
         for horizon, cell in horizons:
             n = len(cell)
             if n < MIN_N:
-                table.append([budget, horizon, n, direction, INSUFFICIENT, None])
+                table.append([budget, horizon, n, direction, INSUFFICIENT, None, None, None])
                 continue
             row: list[Any] = [
                 budget,
@@ -1571,6 +1581,9 @@ def easiest_horizon(rows: Rows) -> Finding:
                 _sig(float((sign * cell["objective"]).min() * sign)),
                 _sig(float(cell["objective"].median())),
             ]
+            estimate = stats.median(cell["objective"])
+            estimates.append(_record(estimate, 12, budget=budget, horizon=horizon))
+            row += [_sig(x) if x is not None else None for x in _ci(estimate, 12)]
             table.append(row)
             cells.append(row)
         if len(horizons) == 1:
@@ -1602,12 +1615,23 @@ def easiest_horizon(rows: Rows) -> Finding:
         "easiest_horizon",
         "Horizon effects",
         "Easiest horizon per budget and overall",
-        ["budget", "horizon", "n", "direction", "best_objective", "median_objective"],
+        [
+            "budget",
+            "horizon",
+            "n",
+            "direction",
+            "best_objective",
+            "median_objective",
+            "median_ci_low",
+            "median_ci_high",
+        ],
         table,
         sentence,
         len(scored_all),
         f"Easiest = {_better('minimize')} objective for minimize studies, higher for maximize; "
-        f"needs ≥ {MIN_N} scored trials per horizon; `all budgets` pools every budget.",
+        f"needs ≥ {MIN_N} scored trials per horizon; `all budgets` pools every budget. "
+        f"{CI_NOTE}",
+        estimates,
     )
 
 
