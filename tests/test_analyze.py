@@ -37,11 +37,15 @@ from hpo_analysis.analyze import (
     best_epoch_gap,
     best_heads_per_width,
     cliffs_delta,
+    confounded_widths,
     depth_by_horizon,
     diverge_epochs,
     divergence_by_depth,
     divergence_hyperparameters,
+    divergence_interactions,
     dropout_generalization,
+    early_stopping_by_budget,
+    early_stopping_by_epochs,
     easiest_horizon,
     ff_ratio,
     fmt,
@@ -49,14 +53,17 @@ from hpo_analysis.analyze import (
     heads_correlation,
     horizon_transfer,
     horizon_transfer_summary,
+    lr_band,
     max_reliable_depth,
     param_importance,
     spearman,
     top_k_architecture,
+    trial_frame,
 )
 from hpo_analysis.derive import assign_ranks
 from hpo_analysis.example import generate_example
 from hpo_analysis.jsonio import dumps_strict
+from hpo_analysis.stats import CONFIDENCE
 from hpo_analysis.validate import validate_dir
 
 from .conftest import read_csv, samples_dir, strict_json
@@ -157,17 +164,25 @@ def test_top_k_follows_direction() -> None:
 
 
 def test_architecture_style_top_mean_and_std() -> None:
-    rows = [trial(i, float(i), arch_category="balanced") for i in range(1, 13)]
-    rows += [trial(20 + i, v, arch_category="wide-shallow") for i, v in enumerate([1, 2, 3, 4])]
+    shape = {"d_model": 64, "n_layers": 4}
+    rows = [trial(i, float(i), arch_style="balanced", **shape) for i in range(1, 13)]
+    rows += [
+        trial(20 + i, v, arch_style="wide-shallow", arch_category="balanced", **shape)
+        for i, v in enumerate([1, 2, 3, 4])
+    ]
     finding = architecture_style(rows)
-    # balanced: best 1, top-10 = 1..10, mean 5.5, sample std of 1..10 = sqrt(55/6)
-    assert finding.rows[0] == ["2M", "balanced", 12, 1.0, STYLE_TOP, 5.5, 3.02765]
-    assert finding.rows[1] == ["2M", "wide-shallow", 4, INSUFFICIENT, None, None, None]
+    # balanced: best 1, top-10 = 1..10, mean 5.5, sample std of 1..10 = sqrt(55/6); median of
+    # 1..12 = 6.5
+    assert finding.rows[0][:9] == ["2M", "balanced", 12, "64×4", 1.0, STYLE_TOP, 5.5, 3.02765, 6.5]
+    low, high = (float(x) for x in finding.rows[0][9].split("…"))
+    assert 1 <= low <= 6.5 <= high <= 12
+    # the style is arch_style (relative to the budget), not the fixed-threshold arch_category
+    assert finding.rows[1][:5] == ["2M", "wide-shallow", 4, "64×4", INSUFFICIENT]
     assert "2M balanced (the only style with enough trials; top-10 mean 5.5 ± 3.02765" in (
         finding.sentence
     )
-    high = architecture_style(maximize(rows))
-    assert high.rows[0] == ["2M", "balanced", 12, 12.0, STYLE_TOP, 7.5, 3.02765]
+    top = architecture_style(maximize(rows))
+    assert top.rows[0][:9] == ["2M", "balanced", 12, "64×4", 12.0, STYLE_TOP, 7.5, 3.02765, 6.5]
 
 
 def depth_rows() -> list[dict[str, Any]]:
@@ -182,12 +197,13 @@ def depth_rows() -> list[dict[str, Any]]:
 
 def test_divergence_by_depth_bands() -> None:
     finding = divergence_by_depth(depth_rows())
+    # a band with no divergence cannot resample one: its interval is 0%…0%
     assert finding.rows == [
-        ["2M", "1", 1, 0, INSUFFICIENT],
-        ["2M", "2", 3, 0, "0.0%"],
-        ["2M", "3-4", 3, 1, "33.3%"],
-        ["2M", "5-8", 4, 0, "0.0%"],
-        ["2M", "9-16", 2, 0, INSUFFICIENT],
+        ["2M", "1", 1, 0, INSUFFICIENT, None, None],
+        ["2M", "2", 3, 0, "0.0%", "0.0%", "0.0%"],
+        ["2M", "3-4", 3, 1, "33.3%", "0.0%", "100.0%"],
+        ["2M", "5-8", 4, 0, "0.0%", "0.0%", "0.0%"],
+        ["2M", "9-16", 2, 0, INSUFFICIENT, None, None],
     ]
     assert finding.sentence == "Diverged trials by depth band: 2M: 3-4 layers 1 of 3 (33.3%)."
 
@@ -196,12 +212,12 @@ def test_max_reliable_depth_moves_when_a_deep_trial_diverges() -> None:
     rows = depth_rows()
     before = max_reliable_depth(rows)
     # 16 layers has only 2 trials; 8 layers has 4 and none diverged; first divergence at 4
-    assert before.rows == [["2M", 13, 1, 8, 4, 4, 16]]
+    assert before.rows == [["2M", 13, 1, 8, 4, 4, 16, ""]]
     assert "2M 8 layers (4 trials; shallowest divergence at 4 layers)" in before.sentence
     eight = next(r for r in rows if r["n_layers"] == 8)
     eight.update(diverged=True, objective=100.0)
     after = max_reliable_depth(rows)
-    assert after.rows == [["2M", 13, 2, 2, 3, 4, 16]]
+    assert after.rows == [["2M", 13, 2, 2, 3, 4, 16, ""]]
     for row in rows:
         if row["n_layers"] == 2:
             row["diverged"] = True
@@ -221,9 +237,28 @@ def test_heads_correlation_spearman_and_reading() -> None:
     ]
     # ranks 1..5 against 1,3,2,5,4: sum d^2 = 4, rho = 1 - 6*4/(5*24) = 0.8
     finding = heads_correlation(rows)
-    assert finding.rows == [["2M", 5, "minimize", 0.8, "more heads, worse objective"]]
-    assert "2M ρ = 0.8 (more heads, worse objective, n = 5)" in finding.sentence
-    assert heads_correlation(maximize(rows)).rows[0][4] == "more heads, better objective"
+    assert finding.rows[0][:4] == ["2M", 5, "minimize", 0.8]
+    low, high = finding.rows[0][4:6]
+    assert 0 < low <= 0.8 <= high <= 1
+    assert finding.rows[0][6] == "more heads, worse objective"
+    assert finding.estimates[0]["value"] == 0.8 and finding.estimates[0]["ci_low"] == low
+    assert "bootstrap" in finding.estimates[0]["method"]
+    # ranks 1..5 against 3,1,5,2,4: sum d^2 = 14, rho = 1 - 6*14/120 = 0.3; the interval of so
+    # weak a correlation over 5 pairs contains 0, and the sentence must say so
+    weak = [{**r, "objective": o} for r, o in zip(rows, [0.3, 0.1, 0.5, 0.2, 0.4], strict=True)]
+    unclear = heads_correlation(weak)
+    assert unclear.rows[0][3] == 0.3
+    low, high = unclear.rows[0][4:6]
+    assert low <= 0 <= high
+    assert unclear.rows[0][6] == "no clear effect"
+    assert f"2M ρ = 0.3 (95% CI {fmt(low)}…{fmt(high)}; no clear effect, n = 5)" in (
+        unclear.sentence
+    )
+    # 20 strictly increasing pairs: every resample with two distinct values has ρ = 1, so the
+    # interval is [1, 1] and the direction words follow the study direction
+    many = [trial(i, 0.01 * i, n_heads=i + 1) for i in range(20)]
+    assert heads_correlation(many).rows[0][3:] == [1.0, 1.0, 1.0, "more heads, worse objective"]
+    assert heads_correlation(maximize(many)).rows[0][6] == "more heads, better objective"
     assert heads_correlation(rows[:4]).rows[0][3] == INSUFFICIENT
     constant = [{**r, "n_heads": 4} for r in rows]
     assert heads_correlation(constant).rows[0][3] == INSUFFICIENT
@@ -259,11 +294,13 @@ def test_heads_controlled_pairs_direction_aware() -> None:
     # minimize, best per n_heads: 2 → 0.45, 4 → 0.40, 8 → 0.60
     # pairs (2,4): −0.05 more better; (2,8): +0.15 fewer better; (4,8): +0.2 fewer better
     finding = heads_controlled_pairs(rows)
-    assert finding.rows == [["2M", 3, 1, 2, 0, INSUFFICIENT]]
+    assert finding.rows == [["2M", 3, 1, 2, 0, INSUFFICIENT, None, None]]
     assert finding.n == 3
     # maximize, best per n_heads: 2 → 0.50, 4 → 0.40, 8 → 0.60
     # (2,4): −0.1 fewer better; (2,8): +0.1 more better; (4,8): +0.2 more better
-    assert heads_controlled_pairs(maximize(rows)).rows == [["2M", 3, 2, 1, 0, INSUFFICIENT]]
+    assert heads_controlled_pairs(maximize(rows)).rows == [
+        ["2M", 3, 2, 1, 0, INSUFFICIENT, None, None]
+    ]
 
 
 def test_heads_controlled_pairs_median_with_enough_pairs() -> None:
@@ -273,8 +310,20 @@ def test_heads_controlled_pairs_median_with_enough_pairs() -> None:
     ]
     # six pairs, differences −0.1 ×3, −0.2 ×2, −0.3: median −0.15
     finding = heads_controlled_pairs(rows)
-    assert finding.rows == [["2M", 6, 6, 0, 0, -0.15]]
-    assert "2M more heads better in 6 of 6 pairs (median difference -0.15)" in finding.sentence
+    row = finding.rows[0]
+    assert row[:6] == ["2M", 6, 6, 0, 0, -0.15]
+    # every difference lies in [−0.3, −0.1], so must every resampled median: 0 is outside
+    assert -0.3 <= row[6] <= -0.15 <= row[7] <= -0.1
+    assert "2M more heads better in 6 of 6 pairs (median difference -0.15, 95% CI " in (
+        finding.sentence
+    )
+    assert "no clear effect" not in finding.sentence
+    mixed = [{**r, "objective": o} for r, o in zip(rows, [0.9, 0.7, 0.8, 0.9], strict=True)]
+    # differences −0.2, −0.1, 0, +0.1, +0.2, +0.1: median +0.05, an interval around 0
+    unclear = heads_controlled_pairs(mixed)
+    assert unclear.rows[0][5] == 0.05
+    assert unclear.rows[0][6] <= 0 <= unclear.rows[0][7]
+    assert "no clear effect" in unclear.sentence
 
 
 def test_ff_ratio_among_top_trials() -> None:
@@ -298,24 +347,45 @@ def test_best_epoch_gap_median_and_iqr() -> None:
         for i, (t, b) in enumerate([(10, 9), (10, 8), (10, 7), (10, 6), (20, 10)])
     ]
     rows.append(trial(9, 100.0, diverged=True, epochs_trained=5, best_epoch=0))  # excluded
-    finding = best_epoch_gap(rows)
-    # gaps 1, 2, 3, 4, 10
-    assert finding.rows == [["2M", 5, 3.0, 2.0, 4.0]]
-    assert "2M median 3 (IQR 2–4, n = 5)" in finding.sentence
-    assert best_epoch_gap(rows[:4]).rows[0][2] == INSUFFICIENT
+    rows = [{**r, "stop_reason": "completed"} for r in rows]
+    stopped = [
+        trial(20 + i, epochs_trained=t, best_epoch=t - 11, stop_reason="early_stopped")
+        for i, t in enumerate([30, 40, 50, 60, 70])
+    ]
+    finding = best_epoch_gap(rows + stopped)
+    # completed gaps 1, 2, 3, 4, 10; early-stopped gaps all patience + 1 = 11
+    early, completed = finding.rows
+    assert early[:4] == ["2M", "early_stopped", 5, 11.0] and early[4:] == [11.0, 11.0, 11.0, 11.0]
+    assert completed[:4] == ["2M", "completed", 5, 3.0] and completed[6:] == [2.0, 4.0]
+    assert 1.0 <= completed[4] <= 3.0 <= completed[5] <= 10.0
+    assert "2M early_stopped median 11 (all equal, n = 5), completed median 3 (IQR 2–4, n = 5)" in (
+        finding.sentence
+    )
+    assert best_epoch_gap(rows[:4]).rows[1][3] == INSUFFICIENT
 
 
 def test_dropout_against_gap_and_objective() -> None:
     rows = [
-        trial(i, 0.9 - 0.1 * i, dropout=0.1 * (i + 1), val_loss=0.9 - 0.1 * i, train_loss=0.3)
-        for i in range(5)
+        trial(
+            i,
+            0.9 - 0.01 * i,
+            dropout=0.01 * (i + 1),
+            val_loss=0.5,  # the best epoch's: not used for the gap
+            last_val_loss=0.9 - 0.01 * i,
+            train_loss=0.3,
+        )
+        for i in range(20)
     ]
     finding = dropout_generalization(rows)
-    assert finding.rows == [["2M", 5, -1.0, 5, -1.0]]
+    # gap = last_val_loss − train_loss falls strictly with dropout: ρ = −1 in every resample
+    assert finding.rows == [["2M", 20, -1.0, -1.0, -1.0, 20, -1.0, -1.0, -1.0]]
     assert "higher dropout, smaller gap" in finding.sentence
     assert "higher dropout, better objective" in finding.sentence
     assert "higher dropout, worse objective" in dropout_generalization(maximize(rows)).sentence
     assert dropout_generalization(rows[:4]).rows[0][2] == INSUFFICIENT
+    # the gap uses both losses of the last epoch: without last_val_loss there is no gap
+    no_last = [{**r, "last_val_loss": None} for r in rows]
+    assert dropout_generalization(no_last).rows[0][:3] == ["2M", 0, INSUFFICIENT]
 
 
 # --- horizon effects -------------------------------------------------------------------------
@@ -389,10 +459,12 @@ def test_easiest_horizon_is_direction_aware() -> None:
         for i, o in enumerate(values)
     ]
     low = easiest_horizon(rows)
-    assert low.rows == [
+    assert [r[:6] for r in low.rows] == [
         ["2M", "h1", 5, "minimize", 0.5, 0.7],
         ["2M", "h3", 5, "minimize", 0.4, 0.9],
     ]
+    for row in low.rows:  # the median's interval lies within the horizon's values
+        assert min(objectives[row[1]]) <= row[6] <= row[5] <= row[7] <= max(objectives[row[1]])
     assert "2M h3 by best (0.4, n = 5) but h1 by median (0.7, n = 5)" in low.sentence
     high = easiest_horizon(maximize(rows))
     assert "2M h3 (best 1.1, median 0.9, n = 5)" in high.sentence
@@ -409,22 +481,22 @@ def test_easiest_horizon_overall_row() -> None:
     ]
     finding = easiest_horizon(rows)
     # 3 trials per budget and horizon: too few; pooled, 6 per horizon
-    assert ["2M", "h1", 3, "minimize", INSUFFICIENT, None] in finding.rows
-    assert ["all budgets", "h1", 6, "minimize", 0.1, 0.2] in finding.rows
+    assert ["2M", "h1", 3, "minimize", INSUFFICIENT, None, None, None] in finding.rows
+    assert ["all budgets", "h1", 6, "minimize", 0.1, 0.2] in [r[:6] for r in finding.rows]
     assert "all budgets h1 (best 0.1, median 0.2, n = 6)" in finding.sentence
 
 
 def test_depth_by_horizon() -> None:
     rows = [
         trial(i, o, n_layers=n)
-        for i, (n, o) in enumerate(zip([1, 2, 4, 8, 16], [0.5, 0.4, 0.3, 0.2, 0.1], strict=True))
+        for i, (n, o) in enumerate(zip(range(1, 21), np.linspace(0.5, 0.1, 20), strict=True))
     ]
     finding = depth_by_horizon(rows)
     assert finding.rows == [
-        ["2M", "h1", 5, -1.0, "deeper, better objective"],
-        ["all budgets", "h1", 5, -1.0, "deeper, better objective"],
+        ["2M", "h1", 20, -1.0, -1.0, -1.0, "deeper, better objective"],
+        ["all budgets", "h1", 20, -1.0, -1.0, -1.0, "deeper, better objective"],
     ]
-    assert depth_by_horizon(maximize(rows)).rows[0][4] == "deeper, worse objective"
+    assert depth_by_horizon(maximize(rows)).rows[0][6] == "deeper, worse objective"
 
 
 # --- divergence ------------------------------------------------------------------------------
@@ -442,18 +514,131 @@ def test_divergence_hyperparameters_cliffs_delta() -> None:
     calm = [trial(20, 0.5, budget="2M")]
     finding = divergence_hyperparameters(bad + good + calm)
     rows = {r[1]: r for r in finding.rows}
-    assert rows["lr"] == ["2B", "lr", 3, 4, 0.02, 0.0025, 1.0]
+    # every diverged lr is above every other: δ = 1 in every resample, interval [1, 1]
+    assert rows["lr"] == ["2B", "lr", 3, 4, 0.02, 0.0025, 1.0, 1.0, 1.0]
     # warmup: 0 vs (0,100,100,100) twice: −3 each; 100 vs (0,100,100,100): +1; δ = −5/12
-    assert rows["warmup_steps"] == ["2B", "warmup_steps", 3, 4, 0.0, 100.0, -0.417]
+    assert rows["warmup_steps"][:7] == ["2B", "warmup_steps", 3, 4, 0.0, 100.0, -0.417]
+    assert rows["warmup_steps"][7] <= 0 <= rows["warmup_steps"][8]  # no clear effect
     assert rows["n_layers"][6] == INSUFFICIENT
     assert finding.sentence.startswith(
         "2B: diverged trials differ most in lr (higher; median 0.02 vs 0.0025, Cliff's δ = 1, "
-        "n = 3 vs 4)"
+        "95% CI 1…1, n = 3 vs 4)"
     )
-    assert f"|δ| ≥ {LARGE_DELTA} for lr" in finding.sentence
+    assert f"|δ| ≥ {LARGE_DELTA} with an interval excluding zero for lr;" in finding.sentence
     assert finding.sentence.endswith("no diverged trials in 2M.")
     too_few = divergence_hyperparameters(bad[: MIN_GROUP - 1] + good)
     assert set(column(too_few, "cliffs_delta")) == {INSUFFICIENT}
+
+
+def interaction_rows() -> list[dict[str, Any]]:
+    """2B: high lr (1e-3 decade) × deep (33-64): 4 of 6 diverged; elsewhere 1 of 12.
+
+    Width 1536 only ever has 48 layers (confounded); width 2048 has 24 and 48.
+    """
+    rows: list[dict[str, Any]] = []
+    plan = [
+        # (lr, d_model, n_layers, trials, diverged)
+        (3e-3, 1536, 48, 4, 3),
+        (3e-3, 2048, 48, 2, 1),
+        (3e-3, 2048, 24, 4, 1),
+        (3e-4, 2048, 24, 4, 0),
+        (3e-4, 1536, 48, 4, 0),
+    ]
+    for lr, d_model, n_layers, count, n_diverged in plan:
+        for k in range(count):
+            bad = k < n_diverged
+            rows.append(
+                trial(
+                    len(rows),
+                    100.0 if bad else 0.5,
+                    budget="2B",
+                    diverged=bad,
+                    lr=lr,
+                    d_model=d_model,
+                    n_layers=n_layers,
+                )
+            )
+    return rows
+
+
+def test_lr_band_decades() -> None:
+    assert [lr_band(x) for x in (1e-5, 9.9e-5, 1e-4, 0.0093)] == [
+        "1e-05–1e-04",
+        "1e-05–1e-04",
+        "1e-04–1e-03",
+        "1e-03–1e-02",
+    ]
+
+
+def test_confounded_widths_by_hand() -> None:
+    frame = trial_frame(interaction_rows())
+    assert confounded_widths(frame) == [(1536, 48, 8)]
+    # every width with one depth: a plain grid axis, nothing singled out
+    grid = trial_frame([trial(i, d_model=64 * (i + 1), n_layers=i + 1) for i in range(4)])
+    assert confounded_widths(grid) == []
+
+
+def test_divergence_interactions_counts_and_strongest_cell() -> None:
+    calm = trial(99, 0.5, budget="2M", lr=1e-3, n_layers=4)
+    finding = divergence_interactions(interaction_rows() + [calm])
+    cells = {
+        (r[1], r[2]): r[3:6]
+        for r in finding.rows
+        if r[0] == "2B" and r[6] is None and r[1] != "confounded"
+    }
+    assert cells == {
+        ("1e-04–1e-03", "17-32"): [4, 0, "0.0%"],
+        ("1e-04–1e-03", "33-64"): [4, 0, "0.0%"],
+        ("1e-03–1e-02", "17-32"): [4, 1, "25.0%"],
+        ("1e-03–1e-02", "33-64"): [6, 4, "66.7%"],
+    }
+    confounded = [r for r in finding.rows if r[1] == "confounded"]
+    assert confounded == [["2B", "confounded", "d_model 1536 only with 48 layers", 8] + [None] * 5]
+    # strongest cell 4/6 against the other 12 trials with 1 diverged: 66.7% − 8.3% = 58.3 points
+    rest = next(r for r in finding.rows if r[2] == "all other cells")
+    assert rest[:6] == ["2B", "1e-03–1e-02 × 33-64 vs the rest", "all other cells", 12, 1, "8.3%"]
+    assert rest[6] == 58.3
+    assert rest[7] < 58.3 < rest[8]
+    assert "2B: lr 1e-03–1e-02 with 33-64 layers diverged in 4 of 6 trials (66.7%) vs 1 of 12" in (
+        finding.sentence
+    )
+    assert "confounded: d_model 1536 only with 48 layers (8 trials)" in finding.sentence
+    assert finding.sentence.endswith("no divergence in 2M.")
+    estimate = finding.estimates[0]
+    assert estimate["value"] == pytest.approx(4 / 6 - 1 / 12, abs=1e-4)
+    assert estimate["ci_low"] <= estimate["value"] <= estimate["ci_high"]
+
+
+def test_max_reliable_depth_names_the_confounded_width() -> None:
+    finding = max_reliable_depth(interaction_rows())
+    assert finding.rows[0][-1] == "1536×48"
+    assert "depth is confounded with width: d_model 1536 only with 48 layers" in finding.sentence
+
+
+def test_early_stopping_rate_leaves_diverged_trials_out_of_the_denominator() -> None:
+    rows = [trial(i, early_stopped=i < 3) for i in range(6)]  # 3 of 6 stopped early
+    rows += [trial(10 + i, 100.0, diverged=True, early_stopped=False) for i in range(4)]
+    finding = early_stopping_by_budget(rows)
+    row = finding.rows[0]
+    assert row[:4] == ["2M", 6, 3, "50.0%"] and row[6] == 4
+    low, high = (float(x.rstrip("%")) for x in row[4:6])
+    assert 0.0 <= low < 50.0 < high <= 100.0
+    assert "2M 50.0% (95% CI" in finding.sentence and "of 6" in finding.sentence
+    assert early_stopping_by_budget(rows[:4]).rows[0][3] == INSUFFICIENT
+
+
+def test_early_stopping_by_epochs_config() -> None:
+    rows = [trial(i, early_stopped=i == 0, epochs_config=25) for i in range(4)]  # 1 of 4
+    rows += [trial(10 + i, early_stopped=i < 3, epochs_config=100) for i in range(4)]  # 3 of 4
+    rows += [trial(20, early_stopped=True, epochs_config=50)]  # one trial: insufficient
+    rows += [trial(30, 100.0, diverged=True, early_stopped=False, epochs_config=100)]
+    finding = early_stopping_by_epochs(rows)
+    assert [r[:5] for r in finding.rows] == [
+        ["2M", 25, 4, 1, "25.0%"],
+        ["2M", 50, 1, 1, INSUFFICIENT],
+        ["2M", 100, 4, 3, "75.0%"],
+    ]
+    assert "2M 25.0% (95% CI" in finding.sentence and "at 25 epochs vs 75.0%" in finding.sentence
 
 
 def test_diverge_epochs() -> None:
@@ -555,6 +740,7 @@ _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w])")
 
 def sentence_numbers_come_from_the_table(finding: Finding, top_k: int) -> list[str]:
     allowed = {str(finding.n), str(top_k), str(MIN_N), str(MIN_GROUP), str(LARGE_DELTA)}
+    allowed.add(f"{CONFIDENCE:.0%}".rstrip("%"))  # "95% CI"
     allowed.add(str(len(finding.rows)))  # "12 of 12 studies": a count of table rows
     for row in finding.rows:
         for value in row:
@@ -604,6 +790,7 @@ rows_strategy = st.lists(
                 for name in ("lr", "dropout", "val_loss", "train_loss")
             },
             "arch_category": st.sampled_from(["balanced", "narrow-deep", None]),
+            "arch_style": st.sampled_from(["balanced", "wide-shallow", None]),
             "early_stopped": st.one_of(st.none(), st.booleans()),
         },
     ),
@@ -663,6 +850,53 @@ def test_findings_json_and_readme_on_the_example(example_out: Path) -> None:
         "Hyperparameter importance",
     ):
         assert f"### {heading}" in section
+
+
+_RHO_SENTENCE = re.compile(r"ρ = (-?[\d.]+) \(95% CI (-?[\d.]+)…(-?[\d.]+); (.+?), n = ")
+
+
+def test_example_findings_carry_intervals_and_honest_wording(example_out: Path) -> None:
+    """Structure, not the example's numbers: every correlation sentence has an interval and
+    says "no clear effect" exactly when it contains 0; styles split the large budgets."""
+    doc = strict_json(example_out / "findings.json")
+    findings = {f["id"]: Finding.from_dict(f) for f in doc["findings"]}
+    quoted = 0
+    for name in ("heads_correlation", "dropout_generalization", "depth_by_horizon"):
+        sentence = findings[name].sentence
+        assert sentence.count("ρ = ") == len(_RHO_SENTENCE.findall(sentence)), name
+        for value, low, high, reading in _RHO_SENTENCE.findall(sentence):
+            quoted += 1
+            assert float(low) <= float(value) <= float(high)
+            assert (reading == "no clear effect") == (float(low) <= 0 <= float(high)), sentence
+        for estimate in findings[name].estimates:
+            assert {"ci_low", "ci_high", "method", "n", "value"} <= set(estimate)
+    assert quoted >= 3
+    # the budget-relative style: every budget with several architectures has ≥ 2 styles with
+    # ≥ 3 trials (the fixed thresholds put whole budgets into one category)
+    summary = read_csv(example_out / "hpo_summary.csv")
+    for budget in {r["budget"] for r in summary}:
+        mine = [r for r in summary if r["budget"] == budget]
+        counts: dict[str, int] = {}
+        for r in mine:
+            counts[r["arch_style"]] = counts.get(r["arch_style"], 0) + 1
+        assert sum(1 for c in counts.values() if c >= 3) >= 2, budget
+    # early stopping is a share of the non-diverged trials
+    early = findings["early_stopping_by_budget"]
+    diverged = {r["budget"]: 0 for r in summary}
+    for r in summary:
+        diverged[r["budget"]] += r["diverged"] == "true"
+    for row in early.rows:
+        assert row[early.columns.index("diverged_left_out")] == diverged[row[0]]
+    # the interaction table names its strongest cell against the rest, for each budget that
+    # has a diverged trial
+    interactions = findings["divergence_interactions"]
+    strongest = {r[0] for r in interactions.rows if r[2] == "all other cells"}
+    assert strongest == {b for b, n in diverged.items() if n}
+    # budgets by size in every finding
+    order = ["2M", "20M", "200M", "2B"]
+    for finding in findings.values():
+        seen = [r[0] for r in finding.rows if r and r[0] in order]
+        assert seen == sorted(seen, key=order.index), finding.id
 
 
 def test_validate_requires_a_strict_findings_json(example_out: Path, tmp_path: Path) -> None:

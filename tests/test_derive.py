@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 from hpo_analysis.derive import (
     Divergence,
     arch_category,
+    assign_arch_style,
     assign_ranks,
     assign_similar_successful,
     best_epoch,
+    budget_params,
     divergence_point,
     is_diverged,
     stop_reason,
@@ -752,3 +754,84 @@ def test_similar_successful_equals_the_pairwise_definition(specs: list[tuple[Any
     assign_similar_successful(rows)
     got = [(r["similar_successful_trial"], r["similar_distance"]) for r in rows if r["diverged"]]
     assert got == expected
+
+
+# --- budget_params and the budget-relative arch_style ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("budget", "expected"),
+    [
+        ("2M", 2_000_000),
+        ("20m", 20_000_000),
+        ("200M", 200_000_000),
+        ("2B", 2_000_000_000),
+        ("1.5B", 1_500_000_000),
+        ("7", 7),
+        ("h3", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_budget_params(budget: str | None, expected: int | None) -> None:
+    assert budget_params(budget) == expected
+
+
+def test_budget_params_orders_budgets_by_size_not_text() -> None:
+    budgets = ["200M", "20M", "2B", "2M"]  # text order
+    assert sorted(budgets, key=budget_params) == ["2M", "20M", "200M", "2B"]
+
+
+def style_row(budget: str | None, d_model: int | None, n_layers: int | None) -> dict[str, Any]:
+    return {"study": f"s_{budget}", "budget": budget, "d_model": d_model, "n_layers": n_layers}
+
+
+def test_arch_style_splits_each_budgets_own_ratios_into_thirds() -> None:
+    # 2B-like budget: ratios 24/2048 < 32/2048 < 48/2048 < 48/1536; k = 4 distinct ratios,
+    # rank midpoints (i + 0.5)/4 = 0.125, 0.375, 0.625, 0.875 → thirds 0, 1, 1, 2.
+    big = [
+        style_row("2B", 2048, 24),
+        style_row("2B", 2048, 24),  # a repeated architecture does not move the cut points
+        style_row("2B", 2048, 32),
+        style_row("2B", 2048, 48),
+        style_row("2B", 1536, 48),
+    ]
+    # every one of these is "wide-shallow" under the fixed thresholds (ratio < 0.15)
+    assert all(
+        arch_category(r["n_layers"], r["d_model"], THRESHOLDS) == "wide-shallow" for r in big
+    )
+    small = [style_row("2M", 64, 48), style_row("2M", 512, 1), style_row("2M", 128, 8)]
+    rows = big + small
+    assign_arch_style(rows)
+    assert [r["arch_style"] for r in big] == [
+        "wide-shallow",
+        "wide-shallow",
+        "balanced",
+        "balanced",
+        "narrow-deep",
+    ]
+    # k = 3: one architecture per third, compared only with its own budget
+    assert [r["arch_style"] for r in small] == ["narrow-deep", "wide-shallow", "balanced"]
+    assert [r["budget_params"] for r in (big[0], small[0])] == [2_000_000_000, 2_000_000]
+
+
+def test_arch_style_equal_ratios_share_a_style_and_single_architecture_is_balanced() -> None:
+    rows = [style_row("2M", 64, 8), style_row("2M", 128, 16), style_row("2M", 64, 16)]
+    one = [style_row("9M", 64, 8)]
+    missing = [style_row("2M", None, 8), style_row("2M", 64, 0)]
+    assign_arch_style(rows + one + missing)
+    # 8/64 == 16/128: one distinct ratio; k = 2 → wide-shallow and narrow-deep
+    assert [r["arch_style"] for r in rows] == ["wide-shallow", "wide-shallow", "narrow-deep"]
+    assert one[0]["arch_style"] == "balanced"
+    assert [r["arch_style"] for r in missing] == [None, None]
+
+
+def test_arch_style_without_budget_is_relative_to_the_study() -> None:
+    rows = [
+        {"study": "a", "budget": None, "d_model": 64, "n_layers": 4},
+        {"study": "a", "budget": None, "d_model": 64, "n_layers": 8},
+        {"study": "b", "budget": None, "d_model": 64, "n_layers": 8},
+    ]
+    assign_arch_style(rows)
+    assert [r["arch_style"] for r in rows] == ["wide-shallow", "narrow-deep", "balanced"]
+    assert rows[0]["budget_params"] is None

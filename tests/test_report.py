@@ -288,3 +288,35 @@ def test_html_in_a_study_name_stays_text(tmp_path: Path) -> None:
     )
     assert html.escape(PAYLOAD) in run.stdout
     assert _console(run.stderr) == []
+
+
+# --- divergence figures: what the panels say -----------------------------------------------
+
+
+def test_divergence_heatmap_draws_the_interaction_table() -> None:
+    pytest.importorskip("matplotlib")
+    from hpo_analysis.analyze import divergence_interactions
+    from hpo_analysis.report import divergence_interaction_figure
+
+    from .test_analyze import interaction_rows
+
+    finding = divergence_interactions(interaction_rows())
+    figure = divergence_interaction_figure([finding])
+    assert figure is not None and figure.name == "figure_divergence_lr_depth.png"
+    assert figure.png.startswith(b"\x89PNG")
+    assert "4 of 6 trials" in figure.caption  # the finding's sentence, quoted
+    calm = divergence_interactions([{**r, "diverged": False} for r in interaction_rows()])
+    assert divergence_interaction_figure([calm]) is None
+
+
+def test_diverged_panel_names_lr_warmup_and_the_similar_trial() -> None:
+    from hpo_analysis.report import _panel_params
+
+    trial = {"study": "s_2B", "lr": 0.00456, "warmup_steps": 250}
+    assert _panel_params(trial, {"study": "s_2B", "trial_num": 7, "lr": 1e-4}) == (
+        "lr 0.00456, warmup 250 | similar #7, lr 0.0001"
+    )
+    assert _panel_params(trial, {"study": "other", "trial_num": 2, "lr": 3e-4}) == (
+        "lr 0.00456, warmup 250 | similar other/2, lr 0.0003"
+    )
+    assert _panel_params({"lr": None}, {}) == "lr ?, warmup ?"

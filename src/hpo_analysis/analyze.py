@@ -21,9 +21,9 @@ Example::
 
     >>> rows = [{"budget": "2M", "diverged": d} for d in (False, False, False, True, True)]
     >>> divergence_by_budget(rows).rows
-    [['2M', 5, 2, '40.0%']]
+    [['2M', 5, 2, '40.0%', '0.0%', '80.0%']]
     >>> divergence_by_budget(rows[:4]).rows
-    [['2M', 4, 1, 'insufficient data']]
+    [['2M', 4, 1, 'insufficient data', None, None]]
 """
 
 from __future__ import annotations
@@ -33,14 +33,16 @@ import math
 import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 
-_SUFFIX = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
+from . import stats
+from .derive import budget_params
+from .stats import Estimate, interval_text
 
 MIN_N = 5
 MIN_GROUP = 3
@@ -101,6 +103,9 @@ class Finding:
 
     ``n`` is the number of trials the answer is computed from; ``notes`` states the thresholds
     and definitions that apply; ``section`` groups findings in the README and the report.
+    ``estimates`` lists every compared number with its bootstrap interval and method
+    (:meth:`hpo_analysis.stats.Estimate.to_dict`: value, ci_low, ci_high, n, method and the
+    budget/parameter it belongs to).
 
     >>> f = Finding("x", "X", ["a"], [[1]], "One.", 1)
     >>> Finding.from_dict(f.to_dict()) == f
@@ -115,6 +120,7 @@ class Finding:
     n: int
     notes: str = ""
     section: str = "Overview"
+    estimates: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,17 +136,22 @@ class Finding:
             n=int(data["n"]),
             notes=str(data.get("notes", "")),
             section=str(data.get("section", "Overview")),
+            estimates=[dict(e) for e in data.get("estimates", [])],
         )
 
 
 def budget_sort_key(budget: str | None) -> tuple[int, float, str]:
-    """Order budgets by size (2M < 20M < 200M < 2B); unparsable ones last, by name."""
+    """Order budgets by size (2M < 20M < 200M < 2B, as ``budget_params``); others last, by name.
+
+    >>> sorted(["200M", "20M", "2B", "2M"], key=budget_sort_key)
+    ['2M', '20M', '200M', '2B']
+    """
     if budget is None:
         return (2, 0.0, "")
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([KMBT])", budget.upper())
-    if not match:
+    size = budget_params(budget)
+    if size is None:
         return (1, 0.0, budget)
-    return (0, float(match.group(1)) * _SUFFIX[match.group(2)], budget)
+    return (0, float(size), budget)
 
 
 def _by_budget(rows: Sequence[dict[str, Any]]) -> dict[str | None, list[dict[str, Any]]]:
@@ -160,14 +171,21 @@ def _label(budget: str | None) -> str:
 
 def divergence_by_budget(rows: Sequence[dict[str, Any]]) -> Finding:
     table = []
+    estimates: list[dict[str, Any]] = []
     for budget, group in _by_budget(rows).items():
-        diverged = sum(1 for r in group if r.get("diverged"))
-        rate = _pct(diverged, len(group)) if len(group) >= MIN_N else INSUFFICIENT
-        table.append([_label(budget), len(group), diverged, rate])
+        flags = [bool(r.get("diverged")) for r in group]
+        diverged = sum(flags)
+        if len(group) >= MIN_N:
+            estimate = stats.rate(flags)
+            estimates.append(_record(estimate, 4, budget=_label(budget)))
+            table.append([_label(budget), len(group), diverged, _pct(diverged, len(group))])
+            table[-1].extend(_pct_ci(estimate))
+        else:
+            table.append([_label(budget), len(group), diverged, INSUFFICIENT, None, None])
     total = sum(1 for r in rows if r.get("diverged"))
     hit = [f"{r[0]} ({r[2]} of {r[1]})" for r in table if r[2]]
     if len(table) > 1:
-        table.append(["all budgets", len(rows), total, _pct(total, len(rows))])
+        table.append(["all budgets", len(rows), total, _pct(total, len(rows)), None, None])
     if not rows:
         sentence = "No trials were read."
     elif not hit:
@@ -180,37 +198,69 @@ def divergence_by_budget(rows: Sequence[dict[str, Any]]) -> Finding:
     return Finding(
         "divergence_by_budget",
         "Trials and diverged trials per budget",
-        ["budget", "trials", "diverged", "diverged_rate"],
+        ["budget", "trials", "diverged", "diverged_rate", "ci_low", "ci_high"],
         table,
         sentence,
         len(rows),
+        estimates=estimates,
     )
 
 
 def early_stopping_by_budget(rows: Sequence[dict[str, Any]]) -> Finding:
-    """Share of trials with a known early_stopped flag that stopped early, per budget."""
+    """Share of non-diverged trials with a known early_stopped flag that stopped early.
+
+    A diverged trial cannot stop early (its flag is False), so counting it in the
+    denominator would lower the rate of exactly the budgets that diverge most.
+    """
     table: list[list[Any]] = []
+    estimates: list[dict[str, Any]] = []
+    parts: list[str] = []
     for budget, group in _by_budget(rows).items():
-        known = [r for r in group if r.get("early_stopped") is not None]
-        stopped = sum(1 for r in known if r["early_stopped"])
-        rate = _pct(stopped, len(known)) if len(known) >= MIN_N else INSUFFICIENT
-        table.append([_label(budget), len(known), stopped, rate])
+        known = [
+            r for r in group if r.get("early_stopped") is not None and r.get("diverged") is not True
+        ]
+        flags = [bool(r["early_stopped"]) for r in known]
+        stopped = sum(flags)
+        diverged = sum(1 for r in group if r.get("diverged") is True)
+        if len(known) >= MIN_N:
+            estimate = stats.rate(flags)
+            estimates.append(_record(estimate, 4, budget=_label(budget)))
+            row = [_label(budget), len(known), stopped, _pct(stopped, len(known))]
+            row += [*_pct_ci(estimate), diverged]
+            parts.append(f"{row[0]} {_rate_text(estimate)} of {len(known)}")
+        else:
+            row = [_label(budget), len(known), stopped, INSUFFICIENT, None, None, diverged]
+            if known:
+                parts.append(f"{row[0]} {INSUFFICIENT} (n = {len(known)})")
+        table.append(row)
     n = sum(r[1] for r in table)
     if not n:
         sentence = (
-            "No trial has both a learning curve and a configured epoch count, so early "
-            "stopping cannot be measured."
+            "No non-diverged trial has both a learning curve and a configured epoch count, so "
+            "early stopping cannot be measured."
         )
     else:
-        parts = [f"{r[0]} {r[3]} (n = {r[1]})" for r in table if r[1]]
-        sentence = "Early stopping triggered in " + ", ".join(parts) + "."
+        sentence = (
+            "Early stopping among non-diverged trials with a curve and epochs_config: "
+            + ", ".join(parts)
+            + "."
+        )
     return Finding(
         "early_stopping_by_budget",
-        "Early-stopping rate per budget",
-        ["budget", "trials_with_curve", "early_stopped", "early_stop_rate"],
+        "Early-stopping rate per budget (non-diverged trials)",
+        [
+            "budget",
+            "non_diverged_with_flag",
+            "early_stopped",
+            "early_stop_rate",
+            "ci_low",
+            "ci_high",
+            "diverged_left_out",
+        ],
         table,
         sentence,
         n,
+        estimates=estimates,
     )
 
 
@@ -296,6 +346,7 @@ _NUMERIC: tuple[str, ...] = (
     "epochs_trained",
     "rank_in_study",
     "diverge_epoch",
+    "last_val_loss",
 )
 _OBJECTS: tuple[str, ...] = (
     "study",
@@ -304,6 +355,7 @@ _OBJECTS: tuple[str, ...] = (
     "direction",
     "state",
     "arch_category",
+    "arch_style",
     "stop_reason",
     "diverge_kind",
     "diverged",
@@ -509,8 +561,56 @@ def _finding(
     sentence: str,
     n: int,
     notes: str,
+    estimates: list[dict[str, Any]] | None = None,
 ) -> Finding:
-    return Finding(id_, title, columns, table, sentence, n, notes, section)
+    return Finding(id_, title, columns, table, sentence, n, notes, section, estimates or [])
+
+
+def _ci(estimate: Estimate, places: int = 3) -> list[float | None]:
+    """The interval as two table cells, rounded like the value next to them."""
+    rounded = estimate.rounded(places)
+    return [rounded.ci_low, rounded.ci_high]
+
+
+def _pct_ci(estimate: Estimate) -> list[str | None]:
+    """A rate's interval as two percentage cells."""
+    return [None if x is None else f"{100.0 * x:.1f}%" for x in (estimate.ci_low, estimate.ci_high)]
+
+
+def _record(estimate: Estimate, places: int = 3, **context: Any) -> dict[str, Any]:
+    """The estimate as findings.json stores it (rounded as the table shows it)."""
+    return estimate.rounded(places).to_dict(**context)
+
+
+def _rho(x: pd.Series, y: pd.Series) -> Estimate | None:
+    """Spearman's ρ with its bootstrap interval; None where :func:`spearman` gives none."""
+    if spearman(x, y) is None:
+        return None
+    return stats.spearman(x, y).rounded(3)
+
+
+def _rho_text(estimate: Estimate, reading: str) -> str:
+    """``ρ = 0.02 (95% CI -0.14…0.18; no clear effect, n = 150)``: value, interval, words."""
+    return f"ρ = {fmt(estimate.value)} ({interval_text(estimate)}; {reading}, n = {estimate.n})"
+
+
+def _rate_text(estimate: Estimate) -> str:
+    share = _pct(round(estimate.value * estimate.n), estimate.n)
+    return f"{share} ({interval_text(estimate, percent=True)})"
+
+
+def _points_text(estimate: Estimate) -> str:
+    """A difference of two rates in percentage points with its interval."""
+    if estimate.ci_low is None or estimate.ci_high is None:
+        return f"difference {100 * estimate.value:.1f} points"
+    low, high = (f"{100 * x:.1f}" for x in (estimate.ci_low, estimate.ci_high))
+    return f"difference {100 * estimate.value:.1f} points, 95% CI {low}…{high}"
+
+
+CI_NOTE = (
+    f"Intervals: {stats.METHOD}; a correlation or effect whose interval contains 0 is "
+    "reported as `no clear effect`."
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -547,7 +647,7 @@ def best_architecture(rows: Rows) -> Finding:
             _int(best["n_layers"]),
             _int(best["n_heads"]),
             _int(best["d_ff"]),
-            best["arch_category"],
+            best["arch_style"],
             best["study"],
             _int(best["trial_num"]),
         ]
@@ -572,14 +672,15 @@ def best_architecture(rows: Rows) -> Finding:
             "n_layers",
             "n_heads",
             "d_ff",
-            "arch_category",
+            "arch_style",
             "study",
             "trial_num",
         ],
         table,
         sentence,
         total,
-        f"n = scored trials of the budget (all horizons); needs n ≥ {MIN_N}.",
+        f"n = scored trials of the budget (all horizons); needs n ≥ {MIN_N}; arch_style is "
+        "relative to the budget's own architectures.",
     )
 
 
@@ -659,7 +760,11 @@ def top_k_architecture(rows: Rows, top_k: int = DEFAULT_TOP_K) -> Finding:
 
 
 def architecture_style(rows: Rows) -> Finding:
-    """Per budget and arch_category: best objective and the mean ± std of its best 10 trials."""
+    """Per budget and arch_style: best objective and the mean ± std of its best 10 trials.
+
+    The style is relative to the budget's own architectures (``arch_style``); the fixed
+    thresholds of ``arch_category`` put every 200M and 2B architecture into one category.
+    """
     frame = as_frame(rows)
     table: list[list[Any]] = []
     parts: list[str] = []
@@ -670,26 +775,37 @@ def architecture_style(rows: Rows) -> Finding:
         direction = _direction(scored)
         candidates: list[list[Any]] = []
         for category in ARCH_CATEGORIES:
-            cell = scored[scored["arch_category"].eq(category).astype(bool)]
+            cell = scored[scored["arch_style"].eq(category).astype(bool)]
             n = len(cell)
             if not n:
                 continue
+            known = _known(cell, ["d_model", "n_layers"])
+            shapes = ", ".join(
+                f"{int(d)}×{int(n_l)}"
+                for d, n_l in sorted(
+                    {(d, n_l) for d, n_l in zip(known["d_model"], known["n_layers"], strict=True)}
+                )
+            )
             if direction is None or n < MIN_N:
                 marker = MIXED if direction is None else INSUFFICIENT
-                table.append([budget, category, n, marker, None, None, None])
+                table.append([budget, category, n, shapes, marker, None, None, None, None, None])
                 continue
             top = _ranked(cell, direction).head(STYLE_TOP)["objective"]
             mean, std = float(top.mean()), float(top.std(ddof=1))
             if std <= 1e-12 * max(1.0, abs(mean)):  # equal values: rounding noise, not spread
                 std = 0.0
+            med = stats.median(cell["objective"])
             row = [
                 budget,
                 category,
                 n,
+                shapes,
                 _sig(float(top.iloc[0])),
                 len(top),
                 _sig(mean),
                 _sig(std),
+                _sig(med.value),
+                f"{fmt(_sig(med.ci_low or math.nan))}…{fmt(_sig(med.ci_high or math.nan))}",
             ]
             table.append(row)
             candidates.append(row)
@@ -699,37 +815,44 @@ def architecture_style(rows: Rows) -> Finding:
             parts.append(f"{budget} {INSUFFICIENT}")
         else:
             sign = 1.0 if direction == "minimize" else -1.0
-            best = min(candidates, key=lambda r: sign * r[5])
+            best = min(candidates, key=lambda r: sign * r[6])
             alone = "the only style with enough trials; " if len(candidates) == 1 else ""
             parts.append(
-                f"{budget} {best[1]} ({alone}top-{best[4]} mean {fmt(best[5])} ± "
-                f"{fmt(best[6])}, n = {best[2]})"
+                f"{budget} {best[1]} ({alone}top-{best[5]} mean {fmt(best[6])} ± "
+                f"{fmt(best[7])}, median {fmt(best[8])} with 95% CI {best[9]}, n = {best[2]}; "
+                f"{len(candidates)} styles with ≥ {MIN_N} trials)"
             )
     sentence = (
-        "Best architecture style per budget by the mean objective of its best trials: "
-        + "; ".join(parts)
-        + "."
+        "Best architecture style per budget (styles relative to the budget's own depth/width "
+        "ratios) by the mean objective of its best trials: " + "; ".join(parts) + "."
         if parts
         else "No trials were read."
     )
     return _finding(
         "architecture_style",
         "Architecture patterns",
-        "Architecture style per budget (narrow-deep / balanced / wide-shallow)",
+        "Architecture style per budget (arch_style: narrow-deep / balanced / wide-shallow "
+        "within the budget)",
         [
             "budget",
-            "arch_category",
+            "arch_style",
             "n",
+            "architectures (d_model×n_layers)",
             "best_objective",
             "top_n",
             "top_mean",
             "top_std",
+            "median_objective",
+            "median_95ci",
         ],
         table,
         sentence,
         total,
-        f"top = the best min({STYLE_TOP}, n) scored trials of the style; std is the sample "
-        f"standard deviation (ddof = 1); needs n ≥ {MIN_N} per style.",
+        "arch_style ranks the distinct n_layers/d_model ratios of each budget and splits them "
+        "into thirds (see the data dictionary); the fixed-threshold arch_category "
+        f"(--arch-thresholds) stays in the tables. top = the best min({STYLE_TOP}, n) scored "
+        "trials of the style; std is the sample standard deviation (ddof = 1); the median's "
+        f"interval: {stats.METHOD}; needs n ≥ {MIN_N} per style.",
     )
 
 
@@ -749,6 +872,7 @@ def divergence_by_depth(rows: Rows) -> Finding:
     """Divergence rate per budget and n_layers band (all trials whose divergence is known)."""
     frame = _known_divergence(as_frame(rows))
     frame = frame[np.isfinite(frame["n_layers"]) & (frame["n_layers"] >= 1)]
+    estimates: list[dict[str, Any]] = []
     table: list[list[Any]] = []
     parts: list[str] = []
     calm: list[str] = []
@@ -759,8 +883,15 @@ def divergence_by_depth(rows: Rows) -> Finding:
             bands.groupby("_band", sort=False), key=lambda item: int(str(item[0]).split("-")[0])
         ):
             diverged = int(_flag(cell, "diverged", True).sum())
-            rate = _pct(diverged, len(cell)) if len(cell) >= MIN_GROUP else INSUFFICIENT
-            table.append([budget, band, len(cell), diverged, rate])
+            interval: list[Any] = [None, None]
+            if len(cell) >= MIN_GROUP:
+                rate = _pct(diverged, len(cell))
+                estimate = stats.rate(_flag(cell, "diverged", True).to_numpy(bool))
+                estimates.append(_record(estimate, 4, budget=budget, n_layers_band=band))
+                interval = _pct_ci(estimate)
+            else:
+                rate = INSUFFICIENT
+            table.append([budget, band, len(cell), diverged, rate, *interval])
             if diverged:
                 hit.append(f"{band} layers {diverged} of {len(cell)} ({rate})")
         if hit:
@@ -778,12 +909,25 @@ def divergence_by_depth(rows: Rows) -> Finding:
         "divergence_by_depth",
         "Architecture patterns",
         "Divergence rate by n_layers band per budget",
-        ["budget", "n_layers_band", "trials", "diverged", "diverged_rate"],
+        ["budget", "n_layers_band", "trials", "diverged", "diverged_rate", "ci_low", "ci_high"],
         table,
         sentence,
         len(frame),
         f"Bands are powers of two (1, 2, 3-4, 5-8, …); a rate needs ≥ {MIN_GROUP} trials in the "
-        "band; all trials with a known diverged flag count.",
+        f"band; all trials with a known diverged flag count. {CI_NOTE}",
+        estimates,
+    )
+
+
+def _confound_text(group: pd.DataFrame) -> str:
+    """``; depth is confounded with width: …`` for a budget with such widths, else empty."""
+    confounds = confounded_widths(group)
+    if not confounds:
+        return ""
+    return (
+        "; depth is confounded with width: "
+        + ", ".join(f"d_model {w} only with {d} layers" for w, d, _ in confounds)
+        + ", and divergence depends on lr × depth (see the interaction table)"
     )
 
 
@@ -812,7 +956,10 @@ def max_reliable_depth(rows: Rows) -> Finding:
             parts.append(f"{budget} {INSUFFICIENT} (no depth has {MIN_GROUP} trials)")
         elif not len(clean):
             reliable, at_depth = "none", None
-            parts.append(f"{budget} none (every depth with ≥ {MIN_GROUP} trials had a divergence)")
+            parts.append(
+                f"{budget} none (every depth with ≥ {MIN_GROUP} trials had a divergence"
+                f"{_confound_text(group) if n_div else ''})"
+            )
         else:
             reliable = int(clean.index.max())
             at_depth = int(clean.loc[clean.index.max(), "size"])
@@ -821,8 +968,13 @@ def max_reliable_depth(rows: Rows) -> Finding:
                 text += f"; shallowest divergence at {shallowest} layers"
             else:
                 text += "; no trial of the budget diverged"
+            if shallowest is not None:
+                text += _confound_text(group)
             parts.append(text + ")")
-        table.append([budget, len(group), n_div, reliable, at_depth, shallowest, deepest])
+        confounded = ", ".join(f"{w}×{d}" for w, d, _ in confounded_widths(group))
+        table.append(
+            [budget, len(group), n_div, reliable, at_depth, shallowest, deepest, confounded]
+        )
     sentence = (
         f"Largest depth with no divergence among ≥ {MIN_GROUP} trials: " + "; ".join(parts) + "."
         if parts
@@ -840,27 +992,32 @@ def max_reliable_depth(rows: Rows) -> Finding:
             "trials_at_that_depth",
             "shallowest_diverged_depth",
             "deepest_depth_tried",
+            "widths_with_one_depth (d_model×n_layers)",
         ],
         table,
         sentence,
         len(frame),
         f"max_reliable_depth: the largest n_layers value with ≥ {MIN_GROUP} trials and no "
-        f"diverged trial; `none` when every depth with ≥ {MIN_GROUP} trials had a divergence.",
+        f"diverged trial; `none` when every depth with ≥ {MIN_GROUP} trials had a divergence. "
+        f"widths_with_one_depth: d_model values (≥ {MIN_GROUP} trials) only ever tried at one "
+        "depth, whose effect cannot be told apart from that depth's.",
     )
 
 
-def _heads_reading(rho: float, direction: str) -> str:
-    if rho == 0:
-        return "no monotone relation"
-    better = (rho < 0) == (direction == "minimize")
-    return "more heads, better objective" if better else "more heads, worse objective"
+def _heads_reading(estimate: Estimate, direction: str) -> str:
+    worse_when_positive = direction == "minimize"
+    more_worse, more_better = "more heads, worse objective", "more heads, better objective"
+    if worse_when_positive:
+        return stats.reading(estimate, more_worse, more_better)
+    return stats.reading(estimate, more_better, more_worse)
 
 
 def heads_correlation(rows: Rows) -> Finding:
-    """Spearman's ρ of n_heads with the objective per budget (scored trials)."""
+    """Spearman's ρ of n_heads with the objective per budget (scored trials), with its CI."""
     frame = as_frame(rows)
     table: list[list[Any]] = []
     parts: list[str] = []
+    estimates: list[dict[str, Any]] = []
     total = 0
     for budget, group in _budget_groups(frame):
         scored = _scored(group)
@@ -868,32 +1025,36 @@ def heads_correlation(rows: Rows) -> Finding:
         n = len(scored)
         total += n
         direction = _direction(scored)
-        rho = spearman(scored["n_heads"], scored["objective"])
+        rho = _rho(scored["n_heads"], scored["objective"]) if direction else None
         if direction is None:
-            table.append([budget, n, None, MIXED, None])
+            table.append([budget, n, None, MIXED, None, None, None])
             parts.append(f"{budget} {MIXED}")
         elif rho is None:
-            table.append([budget, n, direction, INSUFFICIENT, None])
+            table.append([budget, n, direction, INSUFFICIENT, None, None, None])
             parts.append(f"{budget} {INSUFFICIENT} (n = {n})")
         else:
             reading = _heads_reading(rho, direction)
-            table.append([budget, n, direction, rho, reading])
-            parts.append(f"{budget} ρ = {fmt(rho)} ({reading}, n = {n})")
+            table.append([budget, n, direction, rho.value, *_ci(rho), reading])
+            estimates.append(rho.to_dict(budget=budget))
+            parts.append(f"{budget} {_rho_text(rho, reading)}")
     sentence = (
         "Spearman rank correlation of n_heads with the objective: " + "; ".join(parts) + "."
         if parts
         else "No trials were read."
     )
-    return _finding(
-        "heads_correlation",
-        "Architecture patterns",
-        "n_heads vs objective (Spearman) per budget",
-        ["budget", "n", "direction", "spearman_rho", "reading"],
-        table,
-        sentence,
-        total,
-        f"Spearman's ρ = Pearson's r of average ranks; needs ≥ {MIN_N} scored trials and "
-        "variation in both; the reading follows the study direction.",
+    return replace(
+        _finding(
+            "heads_correlation",
+            "Architecture patterns",
+            "n_heads vs objective (Spearman) per budget",
+            ["budget", "n", "direction", "spearman_rho", "ci_low", "ci_high", "reading"],
+            table,
+            sentence,
+            total,
+            f"Spearman's ρ = Pearson's r of average ranks; needs ≥ {MIN_N} scored trials and "
+            f"variation in both; the reading follows the study direction. {CI_NOTE}",
+        ),
+        estimates=estimates,
     )
 
 
@@ -947,6 +1108,7 @@ def heads_controlled_pairs(rows: Rows) -> Finding:
     − objective(fewer heads).
     """
     frame = as_frame(rows)
+    estimates: list[dict[str, Any]] = []
     table: list[list[Any]] = []
     parts: list[str] = []
     total = 0
@@ -979,15 +1141,21 @@ def heads_controlled_pairs(rows: Rows) -> Finding:
                         fewer += 1
         total += used
         pairs = len(differences)
+        interval: list[Any] = [None, None]
         if pairs >= MIN_N:
             median: Any = _sig(float(np.median(differences)))
+            estimate = stats.median(differences)
+            estimates.append(_record(estimate, 6, budget=budget))
+            interval = [_sig(x) if x is not None else None for x in _ci(estimate, 12)]
         else:
             median = INSUFFICIENT if pairs else None
-        table.append([budget, pairs, more, fewer, ties, median])
+        table.append([budget, pairs, more, fewer, ties, median, *interval])
         if pairs:
             text = f"{budget} more heads better in {more} of {pairs} pairs"
             if pairs >= MIN_N:
-                text += f" (median difference {fmt(median)})"
+                shown = Estimate("median", median, interval[0], interval[1], pairs)
+                unclear = "; no clear effect" if shown.contains_zero() else ""
+                text += f" (median difference {fmt(median)}, {interval_text(shown, 12)}{unclear})"
             parts.append(text)
     if parts:
         sentence = (
@@ -1007,13 +1175,16 @@ def heads_controlled_pairs(rows: Rows) -> Finding:
             "fewer_heads_better",
             "ties",
             "median_difference",
+            "ci_low",
+            "ci_high",
         ],
         table,
         sentence,
         total,
         "Best scored trial per n_heads within each (study, d_model, n_layers); every pair of "
         f"n_heads values counts once; the median needs ≥ {MIN_N} pairs; better follows the "
-        "study direction. n = trials entering a pair.",
+        f"study direction. n = trials entering a pair. {CI_NOTE}",
+        estimates,
     )
 
 
@@ -1088,114 +1259,158 @@ def ff_ratio(rows: Rows, top_k: int = DEFAULT_TOP_K) -> Finding:
 
 
 def best_epoch_gap(rows: Rows) -> Finding:
-    """epochs_trained − best_epoch per budget (non-diverged trials with a curve): median, IQR.
+    """epochs_trained − best_epoch per budget and stop_reason (non-diverged trials with a curve).
 
     With 0-based epochs (the usual layout) the gap is one more than the number of epochs
-    trained after the best one; an early-stopped run with patience p has a gap of p + 1.
+    trained after the best one; an early-stopped run with patience p has a gap of exactly
+    p + 1, so a median over all trials only tracks the early-stopped share. Early-stopped and
+    completed trials are therefore summarised apart.
     """
     frame = as_frame(rows)
     table: list[list[Any]] = []
     parts: list[str] = []
+    estimates: list[dict[str, Any]] = []
     total = 0
     for budget, group in _budget_groups(frame):
-        cell = group[
+        cell_all = group[
             _flag(group, "diverged", False).astype(bool)
             & np.isfinite(group["best_epoch"])
             & np.isfinite(group["epochs_trained"])
         ]
-        gap = cell["epochs_trained"] - cell["best_epoch"]
-        n = len(gap)
-        total += n
-        if n < MIN_N:
-            table.append([budget, n, INSUFFICIENT, None, None])
-            parts.append(f"{budget} {INSUFFICIENT} (n = {n})")
-            continue
-        q1, median, q3 = _quantiles(gap)
-        table.append([budget, n, median, q1, q3])
-        parts.append(f"{budget} median {fmt(median)} (IQR {fmt(q1)}–{fmt(q3)}, n = {n})")
+        total += len(cell_all)
+        texts = []
+        for reason in ("early_stopped", "completed"):
+            cell = cell_all[cell_all["stop_reason"].eq(reason).astype(bool)]
+            gap = cell["epochs_trained"] - cell["best_epoch"]
+            n = len(gap)
+            if n < MIN_N:
+                table.append([budget, reason, n, INSUFFICIENT, None, None, None, None])
+                if n:
+                    texts.append(f"{reason} {INSUFFICIENT} (n = {n})")
+                continue
+            q1, med, q3 = _quantiles(gap)
+            estimate = stats.median(gap)
+            estimates.append(_record(estimate, 6, budget=budget, stop_reason=reason))
+            low, high = (
+                _sig(x) if x is not None else None for x in (estimate.ci_low, estimate.ci_high)
+            )
+            table.append([budget, reason, n, med, low, high, q1, q3])
+            spread = "all equal" if q1 == q3 else f"IQR {fmt(q1)}–{fmt(q3)}"
+            texts.append(f"{reason} median {fmt(med)} ({spread}, n = {n})")
+        if texts:
+            parts.append(f"{budget} " + ", ".join(texts))
     sentence = (
-        "Gap between epochs_trained and best_epoch: " + "; ".join(parts) + "."
+        "Gap between epochs_trained and best_epoch by stop reason: " + "; ".join(parts) + "."
         if parts
         else "No trials were read."
     )
-    return _finding(
-        "best_epoch_gap",
-        "Training dynamics",
-        "Gap between best_epoch and epochs_trained per budget",
-        ["budget", "n", "median_gap", "q1_gap", "q3_gap"],
-        table,
-        sentence,
-        total,
-        "gap = epochs_trained − best_epoch (best_epoch as recorded); non-diverged trials with a "
-        f"curve; quartiles by linear interpolation; needs n ≥ {MIN_N}.",
+    return replace(
+        _finding(
+            "best_epoch_gap",
+            "Training dynamics",
+            "Gap between best_epoch and epochs_trained per budget and stop_reason",
+            ["budget", "stop_reason", "n", "median_gap", "ci_low", "ci_high", "q1_gap", "q3_gap"],
+            table,
+            sentence,
+            total,
+            "gap = epochs_trained − best_epoch (best_epoch as recorded); non-diverged trials with "
+            "a curve, early-stopped and completed apart (with patience p an early-stopped "
+            "trial's gap is p + 1, so its median says nothing more); quartiles by linear "
+            f"interpolation; needs n ≥ {MIN_N}. {CI_NOTE}",
+        ),
+        estimates=estimates,
     )
 
 
-def _dropout_reading(rho: float, better_when_negative: bool, subject: tuple[str, str]) -> str:
-    if rho == 0:
-        return "no monotone relation"
-    good = (rho < 0) == better_when_negative
-    return f"higher dropout, {subject[0] if good else subject[1]}"
+def _dropout_reading(
+    estimate: Estimate, better_when_negative: bool, subject: tuple[str, str]
+) -> str:
+    good, bad = f"higher dropout, {subject[0]}", f"higher dropout, {subject[1]}"
+    if better_when_negative:
+        return stats.reading(estimate, bad, good)
+    return stats.reading(estimate, good, bad)
 
 
 def dropout_generalization(rows: Rows) -> Finding:
-    """Spearman's ρ of dropout with the val−train loss gap and with the objective, per budget."""
+    """Spearman's ρ of dropout with the one-epoch val−train gap and with the objective.
+
+    Both losses of the gap come from the last curve epoch (``last_val_loss`` − ``train_loss``):
+    ``val_loss`` can be the best epoch's value, and mixing it with the last epoch's train loss
+    would mix two points of training.
+    """
     frame = as_frame(rows)
     table: list[list[Any]] = []
     parts: list[str] = []
+    estimates: list[dict[str, Any]] = []
     total = 0
     for budget, group in _budget_groups(frame):
         healthy = group[
             _flag(group, "diverged", False).astype(bool)
             & np.isfinite(group["dropout"])
-            & np.isfinite(group["val_loss"])
+            & np.isfinite(group["last_val_loss"])
             & np.isfinite(group["train_loss"])
         ]
-        gap = healthy["val_loss"] - healthy["train_loss"]
-        rho_gap = spearman(healthy["dropout"], gap)
+        gap = healthy["last_val_loss"] - healthy["train_loss"]
+        rho_gap = _rho(healthy["dropout"], gap)
         scored = _scored(group)
         scored = scored[np.isfinite(scored["dropout"])]
         direction = _direction(scored)
-        rho_obj = spearman(scored["dropout"], scored["objective"]) if direction else None
+        rho_obj = _rho(scored["dropout"], scored["objective"]) if direction else None
         total += max(len(healthy), len(scored))
-        gap_cell: Any = INSUFFICIENT if rho_gap is None else rho_gap
-        obj_cell: Any = rho_obj
-        if direction is None:
-            obj_cell = MIXED
-        elif rho_obj is None:
-            obj_cell = INSUFFICIENT
-        table.append([budget, len(healthy), gap_cell, len(scored), obj_cell])
+        row: list[Any] = [budget, len(healthy)]
         texts = []
         if rho_gap is not None:
             reading = _dropout_reading(rho_gap, True, ("smaller gap", "larger gap"))
-            texts.append(f"gap ρ = {fmt(rho_gap)} ({reading}, n = {len(healthy)})")
+            row += [rho_gap.value, *_ci(rho_gap)]
+            estimates.append(rho_gap.to_dict(budget=budget, outcome="gap"))
+            texts.append(f"gap {_rho_text(rho_gap, reading)}")
         else:
+            row += [INSUFFICIENT, None, None]
             texts.append(f"gap {INSUFFICIENT} (n = {len(healthy)})")
+        row.append(len(scored))
         if rho_obj is not None and direction is not None:
             reading = _dropout_reading(
                 rho_obj, direction == "minimize", ("better objective", "worse objective")
             )
-            texts.append(f"objective ρ = {fmt(rho_obj)} ({reading}, n = {len(scored)})")
+            row += [rho_obj.value, *_ci(rho_obj)]
+            estimates.append(rho_obj.to_dict(budget=budget, outcome="objective"))
+            texts.append(f"objective {_rho_text(rho_obj, reading)}")
         else:
-            texts.append(f"objective {obj_cell} (n = {len(scored)})")
+            marker = MIXED if direction is None else INSUFFICIENT
+            row += [marker, None, None]
+            texts.append(f"objective {marker} (n = {len(scored)})")
+        table.append(row)
         parts.append(f"{budget} " + ", ".join(texts))
     sentence = (
-        "Spearman correlation of dropout with the val−train loss gap and with the objective: "
-        + "; ".join(parts)
-        + "."
+        "Spearman correlation of dropout with the last epoch's val−train loss gap and with the "
+        "objective: " + "; ".join(parts) + "."
         if parts
         else "No trials were read."
     )
-    return _finding(
-        "dropout_generalization",
-        "Training dynamics",
-        "Dropout vs generalization gap and objective per budget",
-        ["budget", "n_gap", "rho_dropout_gap", "n_objective", "rho_dropout_objective"],
-        table,
-        sentence,
-        total,
-        "gap = final val_loss − final train_loss of non-diverged trials (a smaller gap is "
-        f"better generalization); the objective uses scored trials; needs ≥ {MIN_N} trials.",
+    return replace(
+        _finding(
+            "dropout_generalization",
+            "Training dynamics",
+            "Dropout vs generalization gap and objective per budget",
+            [
+                "budget",
+                "n_gap",
+                "rho_dropout_gap",
+                "gap_ci_low",
+                "gap_ci_high",
+                "n_objective",
+                "rho_dropout_objective",
+                "objective_ci_low",
+                "objective_ci_high",
+            ],
+            table,
+            sentence,
+            total,
+            "gap = last_val_loss − train_loss, both from the last curve epoch, of non-diverged "
+            "trials (a smaller gap is better generalization); the objective uses scored trials; "
+            f"needs ≥ {MIN_N} trials. {CI_NOTE}",
+        ),
+        estimates=estimates,
     )
 
 
@@ -1342,6 +1557,7 @@ def easiest_horizon(rows: Rows) -> Finding:
     """Best and median objective per horizon, within each budget and over all budgets."""
     frame = as_frame(rows)
     table: list[list[Any]] = []
+    estimates: list[dict[str, Any]] = []
     parts: list[str] = []
     scored_all = _scored(frame)
     groups = [(b, _scored(g)) for b, g in _budget_groups(frame)]
@@ -1353,7 +1569,7 @@ def easiest_horizon(rows: Rows) -> Finding:
         if not horizons:
             continue
         if direction is None:
-            table.append([budget, None, len(scored), None, MIXED, None])
+            table.append([budget, None, len(scored), None, MIXED, None, None, None])
             parts.append(f"{budget} {MIXED}")
             continue
         sign = 1.0 if direction == "minimize" else -1.0
@@ -1361,7 +1577,7 @@ def easiest_horizon(rows: Rows) -> Finding:
         for horizon, cell in horizons:
             n = len(cell)
             if n < MIN_N:
-                table.append([budget, horizon, n, direction, INSUFFICIENT, None])
+                table.append([budget, horizon, n, direction, INSUFFICIENT, None, None, None])
                 continue
             row: list[Any] = [
                 budget,
@@ -1371,6 +1587,9 @@ def easiest_horizon(rows: Rows) -> Finding:
                 _sig(float((sign * cell["objective"]).min() * sign)),
                 _sig(float(cell["objective"].median())),
             ]
+            estimate = stats.median(cell["objective"])
+            estimates.append(_record(estimate, 12, budget=budget, horizon=horizon))
+            row += [_sig(x) if x is not None else None for x in _ci(estimate, 12)]
             table.append(row)
             cells.append(row)
         if len(horizons) == 1:
@@ -1402,12 +1621,23 @@ def easiest_horizon(rows: Rows) -> Finding:
         "easiest_horizon",
         "Horizon effects",
         "Easiest horizon per budget and overall",
-        ["budget", "horizon", "n", "direction", "best_objective", "median_objective"],
+        [
+            "budget",
+            "horizon",
+            "n",
+            "direction",
+            "best_objective",
+            "median_objective",
+            "median_ci_low",
+            "median_ci_high",
+        ],
         table,
         sentence,
         len(scored_all),
         f"Easiest = {_better('minimize')} objective for minimize studies, higher for maximize; "
-        f"needs ≥ {MIN_N} scored trials per horizon; `all budgets` pools every budget.",
+        f"needs ≥ {MIN_N} scored trials per horizon; `all budgets` pools every budget. "
+        f"{CI_NOTE}",
+        estimates,
     )
 
 
@@ -1415,7 +1645,8 @@ def depth_by_horizon(rows: Rows) -> Finding:
     """Spearman's ρ of n_layers with the objective per horizon, per budget and pooled."""
     frame = as_frame(rows)
     table: list[list[Any]] = []
-    pooled: list[list[Any]] = []
+    pooled: list[str] = []
+    estimates: list[dict[str, Any]] = []
     groups = [(b, _scored(g)) for b, g in _budget_groups(frame)]
     groups.append(("all budgets", _scored(frame)))
     total = len(groups[-1][1])
@@ -1423,44 +1654,43 @@ def depth_by_horizon(rows: Rows) -> Finding:
         direction = _direction(scored)
         for horizon, cell in _horizon_groups(scored):
             cell = cell[np.isfinite(cell["n_layers"])]
-            rho = spearman(cell["n_layers"], cell["objective"]) if direction else None
-            value: Any = MIXED if direction is None else (INSUFFICIENT if rho is None else rho)
-            reading = None
-            if rho is not None and direction is not None:
-                reading = (
-                    "no monotone relation"
-                    if rho == 0
-                    else (
-                        "deeper, better objective"
-                        if (rho < 0) == (direction == "minimize")
-                        else "deeper, worse objective"
-                    )
-                )
-            row = [budget, horizon, len(cell), value, reading]
-            table.append(row)
+            rho = _rho(cell["n_layers"], cell["objective"]) if direction else None
+            if rho is None or direction is None:
+                marker = MIXED if direction is None else INSUFFICIENT
+                table.append([budget, horizon, len(cell), marker, None, None, None])
+                if budget == "all budgets":
+                    pooled.append(f"{horizon} {marker} (n = {len(cell)})")
+                continue
+            worse, better = "deeper, worse objective", "deeper, better objective"
+            reading = (
+                stats.reading(rho, worse, better)
+                if direction == "minimize"
+                else stats.reading(rho, better, worse)
+            )
+            table.append([budget, horizon, len(cell), rho.value, *_ci(rho), reading])
+            estimates.append(rho.to_dict(budget=budget, horizon=horizon))
             if budget == "all budgets":
-                pooled.append(row)
-    parts = [
-        f"{r[1]} ρ = {fmt(r[3])} ({r[4]}, n = {r[2]})" if r[4] else f"{r[1]} {r[3]} (n = {r[2]})"
-        for r in pooled
-    ]
+                pooled.append(f"{horizon} {_rho_text(rho, reading)}")
     sentence = (
         "Spearman correlation of n_layers with the objective per horizon, all budgets pooled: "
-        + "; ".join(parts)
+        + "; ".join(pooled)
         + " (per-budget values in the table)."
-        if parts
+        if pooled
         else "No horizon was parsed from the study names."
     )
-    return _finding(
-        "depth_by_horizon",
-        "Horizon effects",
-        "Do deeper models help more for longer horizons?",
-        ["budget", "horizon", "n", "spearman_rho_n_layers", "reading"],
-        table,
-        sentence,
-        total,
-        f"Scored trials; needs ≥ {MIN_N} per cell; the pooled rows mix budgets, whose sizes "
-        "also change depth, so read the per-budget rows for a controlled view.",
+    return replace(
+        _finding(
+            "depth_by_horizon",
+            "Horizon effects",
+            "Do deeper models help more for longer horizons?",
+            ["budget", "horizon", "n", "spearman_rho_n_layers", "ci_low", "ci_high", "reading"],
+            table,
+            sentence,
+            total,
+            f"Scored trials; needs ≥ {MIN_N} per cell; the pooled rows mix budgets, whose sizes "
+            f"also change depth, so read the per-budget rows for a controlled view. {CI_NOTE}",
+        ),
+        estimates=estimates,
     )
 
 
@@ -1472,12 +1702,15 @@ def depth_by_horizon(rows: Rows) -> Finding:
 def divergence_hyperparameters(rows: Rows) -> Finding:
     """Diverged vs non-diverged trials of the same budget: medians and Cliff's δ per parameter.
 
-    δ > 0 means the diverged trials tend to have the larger value.
+    δ > 0 means the diverged trials tend to have the larger value. One parameter at a time:
+    where parameters are confounded (see :func:`divergence_interactions`), δ of one of them
+    carries the other's effect too.
     """
     frame = _known_divergence(as_frame(rows))
     table: list[list[Any]] = []
     parts: list[str] = []
     calm: list[str] = []
+    estimates: list[dict[str, Any]] = []
     for budget, group in _budget_groups(frame):
         diverged = group[_flag(group, "diverged", True).astype(bool)]
         healthy = group[_flag(group, "diverged", False).astype(bool)]
@@ -1490,7 +1723,10 @@ def divergence_hyperparameters(rows: Rows) -> Finding:
             b = healthy[parameter].dropna()
             if len(a) < MIN_GROUP or len(b) < MIN_GROUP:
                 table.append([budget, parameter, len(a), len(b), None, None, INSUFFICIENT])
+                table[-1] += [None, None]
                 continue
+            delta = stats.cliffs_delta(a, b).rounded(3)
+            estimates.append(delta.to_dict(budget=budget, parameter=parameter))
             row: list[Any] = [
                 budget,
                 parameter,
@@ -1499,6 +1735,7 @@ def divergence_hyperparameters(rows: Rows) -> Finding:
                 _sig(float(a.median())),
                 _sig(float(b.median())),
                 cliffs_delta(a, b),
+                *_ci(delta),
             ]
             table.append(row)
             rows_here.append(row)
@@ -1506,40 +1743,52 @@ def divergence_hyperparameters(rows: Rows) -> Finding:
             parts.append(f"{budget} {INSUFFICIENT} ({len(diverged)} diverged)")
             continue
         top = max(rows_here, key=lambda r: (abs(r[6]), -DIVERGENCE_PARAMS.index(r[1])))
-        side = "higher" if top[6] > 0 else "lower"
+        top_estimate = Estimate("cliffs_delta", top[6], top[7], top[8], top[2] + top[3])
+        side = stats.reading(top_estimate, "higher", "lower")
         text = (
             f"{budget}: diverged trials differ most in {top[1]} ({side}; median {fmt(top[4])} "
-            f"vs {fmt(top[5])}, Cliff's δ = {fmt(top[6])}, n = {top[2]} vs {top[3]})"
+            f"vs {fmt(top[5])}, Cliff's δ = {fmt(top[6])}, {interval_text(top_estimate)}, "
+            f"n = {top[2]} vs {top[3]})"
         )
-        large = [r[1] for r in rows_here if abs(r[6]) >= LARGE_DELTA]
-        if large:
-            text += f"; |δ| ≥ {LARGE_DELTA} for {', '.join(large)}"
+        clear = [
+            r[1]
+            for r in rows_here
+            if abs(r[6]) >= LARGE_DELTA and not Estimate("d", r[6], r[7], r[8], 0).contains_zero()
+        ]
+        if clear:
+            text += f"; |δ| ≥ {LARGE_DELTA} with an interval excluding zero for {', '.join(clear)}"
         parts.append(text)
     if parts:
         sentence = "; ".join(parts)
         sentence += f"; no diverged trials in {', '.join(calm)}." if calm else "."
     else:
         sentence = "No trial diverged, so there is nothing to compare."
-    return _finding(
-        "divergence_hyperparameters",
-        "Divergence patterns",
-        "Hyperparameters of diverged vs non-diverged trials (same budget)",
-        [
-            "budget",
-            "parameter",
-            "n_diverged",
-            "n_not_diverged",
-            "median_diverged",
-            "median_not_diverged",
-            "cliffs_delta",
-        ],
-        table,
-        sentence,
-        len(frame),
-        "Cliff's δ = (#(d > o) − #(d < o)) / (n_d·n_o) over all pairs of a diverged value d "
-        "and a non-diverged value o (via the Mann–Whitney U of average ranks); δ > 0: diverged "
-        f"trials have larger values; |δ| ≥ {LARGE_DELTA} is large by convention; each group "
-        f"needs ≥ {MIN_GROUP} values.",
+    return replace(
+        _finding(
+            "divergence_hyperparameters",
+            "Divergence patterns",
+            "Hyperparameters of diverged vs non-diverged trials (same budget)",
+            [
+                "budget",
+                "parameter",
+                "n_diverged",
+                "n_not_diverged",
+                "median_diverged",
+                "median_not_diverged",
+                "cliffs_delta",
+                "ci_low",
+                "ci_high",
+            ],
+            table,
+            sentence,
+            len(frame),
+            "Cliff's δ = (#(d > o) − #(d < o)) / (n_d·n_o) over all pairs of a diverged value d "
+            "and a non-diverged value o (via the Mann–Whitney U of average ranks); δ > 0: "
+            f"diverged trials have larger values; |δ| ≥ {LARGE_DELTA} is large by convention; "
+            f"each group needs ≥ {MIN_GROUP} values. One parameter at a time: see the lr × "
+            f"depth table for interactions. {CI_NOTE}",
+        ),
+        estimates=estimates,
     )
 
 
@@ -1589,6 +1838,222 @@ def diverge_epochs(rows: Rows) -> Finding:
         len(frame),
         "diverge_epoch: first curve epoch whose train or val loss is non-finite or at least the "
         f"threshold (value_only trials have none); the median needs ≥ {MIN_N} epochs.",
+    )
+
+
+def early_stopping_by_epochs(rows: Rows) -> Finding:
+    """Early-stopping rate per budget and epochs_config (non-diverged trials).
+
+    The epoch budget drives early stopping more than anything else: a run configured for 25
+    epochs rarely has time to plateau for ``patience`` epochs, one configured for 100 often
+    does, so a budget's overall rate mostly reflects its mix of epochs_config values.
+    """
+    frame = as_frame(rows)
+    known = frame[
+        (_flag(frame, "early_stopped", True) | _flag(frame, "early_stopped", False)).astype(bool)
+        & ~_flag(frame, "diverged", True).astype(bool)
+        & np.isfinite(frame["epochs_config"])
+    ]
+    table: list[list[Any]] = []
+    estimates: list[dict[str, Any]] = []
+    parts: list[str] = []
+    for budget, group in _budget_groups(known):
+        cells = []
+        for epochs, cell in group.groupby("epochs_config", sort=True):
+            flags = _flag(cell, "early_stopped", True).to_numpy(bool)
+            stopped = int(flags.sum())
+            if len(cell) < MIN_GROUP:
+                table.append([budget, int(epochs), len(cell), stopped, INSUFFICIENT, None, None])
+                continue
+            estimate = stats.rate(flags)
+            estimates.append(_record(estimate, 4, budget=budget, epochs_config=int(epochs)))
+            row = [budget, int(epochs), len(cell), stopped, _pct(stopped, len(cell))]
+            table.append(row + _pct_ci(estimate))
+            cells.append((int(epochs), estimate))
+        if len(cells) >= 2:
+            (low_e, low), (high_e, high) = cells[0], cells[-1]
+            parts.append(
+                f"{budget} {_rate_text(low)} at {low_e} epochs vs {_rate_text(high)} at "
+                f"{high_e} epochs"
+            )
+    sentence = (
+        "Early-stopping rate by configured epochs (shortest vs longest): " + "; ".join(parts) + "."
+        if parts
+        else "No budget has two epochs_config values with enough trials to compare."
+    )
+    return _finding(
+        "early_stopping_by_epochs",
+        "Training dynamics",
+        "Early-stopping rate by epochs_config per budget",
+        ["budget", "epochs_config", "trials", "early_stopped", "rate", "ci_low", "ci_high"],
+        table,
+        sentence,
+        len(known),
+        f"Non-diverged trials with a known early_stopped flag; a rate needs ≥ {MIN_GROUP} "
+        f"trials per epochs_config. {CI_NOTE}",
+    )
+
+
+def lr_band(lr: float) -> str:
+    """Decade band of a learning rate, e.g. ``1e-04–1e-03`` (lower bound included).
+
+    >>> lr_band(3e-4), lr_band(1e-3), lr_band(0.0093)
+    ('1e-04–1e-03', '1e-03–1e-02', '1e-03–1e-02')
+    """
+    exponent = math.floor(math.log10(lr) + 1e-9)
+    return f"{10.0**exponent:.0e}–{10.0 ** (exponent + 1):.0e}"
+
+
+def _band_start(band: str) -> float:
+    """The lower bound of an lr band (``1e-04–1e-03``) or a depth band (``17-32``), to sort."""
+    return float(band.split("–")[0]) if "–" in band else float(band.split("-")[0])
+
+
+def confounded_widths(frame: pd.DataFrame) -> list[tuple[int, int, int]]:
+    """(d_model, its only n_layers, trials) for each width tried with one depth only.
+
+    Such a width cannot be told apart from its depth: any effect of the one is the other's.
+    Widths with fewer than ``MIN_GROUP`` trials are left out (too few to matter), as are
+    budgets where every width has one depth (then depth and width are simply one grid axis
+    each, and the table by depth already shows them).
+
+    >>> f = pd.DataFrame({"d_model": [1536.0] * 3 + [2048.0] * 4,
+    ...                   "n_layers": [48.0] * 3 + [24.0, 32.0, 48.0, 24.0]})
+    >>> confounded_widths(f)
+    [(1536, 48, 3)]
+    """
+    known = _known(frame, ["d_model", "n_layers"])
+    depths = known.groupby("d_model")["n_layers"].agg(["nunique", "first", "size"])
+    if len(depths) < 2 or (depths["nunique"] == 1).all():
+        return []
+    single = depths[(depths["nunique"] == 1) & (depths["size"] >= MIN_GROUP)]
+    return [(int(w), int(r["first"]), int(r["size"])) for w, r in single.iterrows()]
+
+
+def divergence_interactions(rows: Rows) -> Finding:
+    """Divergence rate per budget by lr band × depth band, and the cell that stands out.
+
+    Divergence is mostly an interaction (a high learning rate is fatal only for deep models),
+    which one-variable comparisons hide. Per budget, every (lr decade, n_layers power-of-two
+    band) cell gets its trial and diverged counts; the cell with the highest rate (≥
+    ``MIN_GROUP`` trials) is compared with all other trials of the budget: difference of the
+    rates with a bootstrap interval. Widths tried at one depth only are named as confounded.
+    """
+    frame = _known_divergence(as_frame(rows))
+    frame = frame[
+        np.isfinite(frame["n_layers"])
+        & (frame["n_layers"] >= 1)
+        & np.isfinite(frame["lr"])
+        & (frame["lr"] > 0)
+    ]
+    table: list[list[Any]] = []
+    parts: list[str] = []
+    calm: list[str] = []
+    estimates: list[dict[str, Any]] = []
+    for budget, group in _budget_groups(frame):
+        banded = group.assign(
+            _lr=group["lr"].map(lr_band),
+            _depth=group["n_layers"].map(depth_band),
+            _div=_flag(group, "diverged", True).astype(bool),
+        )
+        cells = []
+        for (lr_text, depth_text), cell in banded.groupby(["_lr", "_depth"], sort=False):
+            cells.append(
+                (_band_start(str(lr_text)), _band_start(str(depth_text)), lr_text, depth_text, cell)
+            )
+        cells.sort(key=lambda c: (c[0], c[1]))
+        best: tuple[float, Any, Any, pd.DataFrame] | None = None
+        for _, _, lr_text, depth_text, cell in cells:
+            diverged = int(cell["_div"].sum())
+            enough = len(cell) >= MIN_GROUP
+            rate_text = _pct(diverged, len(cell)) if enough else INSUFFICIENT
+            table.append(
+                [budget, lr_text, depth_text, len(cell), diverged, rate_text, None, None, None]
+            )
+            if enough and diverged and (best is None or diverged / len(cell) > best[0]):
+                best = (diverged / len(cell), lr_text, depth_text, cell)
+        total_div = int(banded["_div"].sum())
+        if not total_div:
+            calm.append(budget)
+            continue
+        confounds = confounded_widths(group)
+        confound_text = ""
+        if confounds:
+            confound_text = "; confounded: " + ", ".join(
+                f"d_model {w} only with {d} layers ({n} trials)" for w, d, n in confounds
+            )
+        for width, depth, count in confounds:
+            table.append(
+                [budget, "confounded", f"d_model {width} only with {depth} layers", count]
+                + [None] * 5
+            )
+        if best is None:
+            parts.append(
+                f"{budget}: no cell with ≥ {MIN_GROUP} trials has a divergence{confound_text}"
+            )
+            continue
+        _, lr_text, depth_text, cell = best
+        inside = cell["_div"].to_numpy(bool)
+        outside = banded.loc[~banded.index.isin(cell.index), "_div"].to_numpy(bool)
+        difference = stats.rate_difference(inside, outside)
+        estimates.append(
+            _record(difference, 4, budget=budget, lr_band=lr_text, n_layers_band=depth_text)
+        )
+        points = [
+            None if x is None else round(100 * x, 1) + 0.0
+            for x in (difference.value, difference.ci_low, difference.ci_high)
+        ]
+        table.append(
+            [
+                budget,
+                f"{lr_text} × {depth_text} vs the rest",
+                "all other cells",
+                len(outside),
+                int(outside.sum()),
+                _pct(int(outside.sum()), len(outside)),
+                *points,
+            ]
+        )
+        parts.append(
+            f"{budget}: lr {lr_text} with {depth_text} layers diverged in {int(inside.sum())} of "
+            f"{len(inside)} trials ({_pct(int(inside.sum()), len(inside))}) vs "
+            f"{int(outside.sum())} of {len(outside)} ({_pct(int(outside.sum()), len(outside))}) "
+            f"of the other trials ({_points_text(difference)})"
+            f"{confound_text}"
+        )
+    if parts:
+        sentence = "Divergence by learning rate and depth together: " + "; ".join(parts)
+        sentence += f"; no divergence in {', '.join(calm)}." if calm else "."
+    elif calm:
+        sentence = f"No trial diverged ({', '.join(calm)})."
+    else:
+        sentence = "No trial has a known lr, depth and divergence flag."
+    return replace(
+        _finding(
+            "divergence_interactions",
+            "Divergence patterns",
+            "Divergence rate by lr band × n_layers band per budget",
+            [
+                "budget",
+                "lr_band",
+                "n_layers_band",
+                "trials",
+                "diverged",
+                "diverged_rate",
+                "difference_points",
+                "ci_low_points",
+                "ci_high_points",
+            ],
+            table,
+            sentence,
+            len(frame),
+            "lr bands are decades (lower bound included), n_layers bands powers of two; a rate "
+            f"needs ≥ {MIN_GROUP} trials in the cell; the cell with the highest rate is compared "
+            "with the rest of its budget (difference of the two rates, each group resampled on "
+            "its own); a width tried at one depth only (≥ "
+            f"{MIN_GROUP} trials) is named as confounded with that depth. {CI_NOTE}",
+        ),
+        estimates=estimates,
     )
 
 
@@ -1871,12 +2336,14 @@ def all_findings(rows: Sequence[dict[str, Any]], top_k: int = DEFAULT_TOP_K) -> 
     early = replace(
         early_stopping_by_budget(rows),
         section="Training dynamics",
-        notes=f"Trials with a known early_stopped flag; the rate needs ≥ {MIN_N} of them.",
+        notes=f"Non-diverged trials with a known early_stopped flag (a diverged trial never "
+        f"stops early, so it is left out of the denominator); the rate needs ≥ {MIN_N} of "
+        f"them. {CI_NOTE}",
     )
     divergence = replace(
         divergence_by_budget(rows),
         section="Divergence patterns",
-        notes=f"All trials; the rate needs ≥ {MIN_N} trials in the budget.",
+        notes=f"All trials; the rate needs ≥ {MIN_N} trials in the budget. {CI_NOTE}",
     )
     frame = trial_frame(rows)
     return [
@@ -1891,6 +2358,7 @@ def all_findings(rows: Sequence[dict[str, Any]], top_k: int = DEFAULT_TOP_K) -> 
         heads_controlled_pairs(frame),
         ff_ratio(frame, top_k),
         early,
+        early_stopping_by_epochs(frame),
         best_epoch_gap(frame),
         dropout_generalization(frame),
         horizon_transfer(frame),
@@ -1899,6 +2367,7 @@ def all_findings(rows: Sequence[dict[str, Any]], top_k: int = DEFAULT_TOP_K) -> 
         depth_by_horizon(frame),
         divergence,
         divergence_hyperparameters(frame),
+        divergence_interactions(frame),
         diverge_epochs(frame),
         param_importance(frame),
     ]

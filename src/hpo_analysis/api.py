@@ -27,13 +27,13 @@ Examples (they run as tests against the bundled example, extracted to ``outputs/
         14       NaN
     >>> print(ds.sql(
     ...     "SELECT budget, count(*) AS trials, count(*) FILTER (WHERE diverged) AS diverged "
-    ...     "FROM trials GROUP BY budget ORDER BY budget"
+    ...     "FROM trials GROUP BY budget, budget_params ORDER BY budget_params"
     ... ).to_string(index=False))
     budget  trials  diverged
-      200M     150         0
-       20M     150         0
-        2B     150        14
         2M     150         0
+       20M     150         0
+      200M     150         0
+        2B     150        14
 
 Column types: integers are pandas ``Int64`` and booleans ``boolean`` (both nullable, so a
 missing value stays missing); floats are ``float64`` with NaN for a missing value. In

@@ -46,7 +46,7 @@ from .model import Problem
 CACHE_DIR = ".cache"
 INDEX_FILE = "files.jsonl"
 BLOB_FILE = "blobs.bin"
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4  # 3: rows of one record each (merged later); 4: rows carry last_val_loss
 _BUFFER = 1 << 20
 
 # (offset, row length, fragment length, curve length) of one trial in blobs.bin

@@ -174,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_thresholds,
         default=(0.15, 0.5),
         metavar="LOW,HIGH",
-        help="n_layers/d_model bounds of wide-shallow / narrow-deep (default 0.15,0.5)",
+        help="n_layers/d_model bounds of wide-shallow / narrow-deep for the fixed arch_category "
+        "column (default 0.15,0.5); the findings use arch_style, relative to each budget",
     )
     ext.add_argument(
         "--direction",

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from .model import CurvePoint, Settings, Trial
@@ -159,6 +161,73 @@ def arch_category(
     return "balanced"
 
 
+_BUDGET_SUFFIX = {"K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
+
+
+def budget_params(budget: str | None) -> int | None:
+    """The parameter budget as a number, so budgets sort by size and not as text.
+
+    A number with an optional K/M/B/T suffix (case-insensitive); None when it is not one.
+
+    >>> [budget_params(b) for b in ("2M", "20M", "200M", "2B", "1.5k", "7", "big", None)]
+    [2000000, 20000000, 200000000, 2000000000, 1500, 7, None, None]
+    """
+    if budget is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMBT]?)\s*", budget.upper())
+    if not match:
+        return None
+    scale = _BUDGET_SUFFIX.get(match.group(2), 1)
+    return int(round(float(match.group(1)) * scale))
+
+
+def style_ranks(ratios: Iterable[Fraction]) -> dict[Fraction, str]:
+    """Budget-relative style of each distinct depth/width ratio (see :func:`assign_arch_style`).
+
+    >>> from fractions import Fraction as F
+    >>> styles = style_ranks([F(24, 2048), F(32, 2048), F(48, 2048), F(48, 1536)])
+    >>> [styles[r] for r in sorted(styles)]
+    ['wide-shallow', 'balanced', 'balanced', 'narrow-deep']
+    >>> style_ranks([F(1, 8)]), sorted(style_ranks([F(1, 8), F(1, 4)]).values())
+    ({Fraction(1, 8): 'balanced'}, ['narrow-deep', 'wide-shallow'])
+    """
+    distinct = sorted(set(ratios))
+    k = len(distinct)
+    styles: dict[Fraction, str] = {}
+    for index, ratio in enumerate(distinct):
+        third = (3 * (2 * index + 1)) // (2 * k)  # floor(3·(i + 0.5)/k), exactly
+        styles[ratio] = ("wide-shallow", "balanced", "narrow-deep")[min(third, 2)]
+    return styles
+
+
+def _ratio(row: dict[str, Any]) -> Fraction | None:
+    n_layers, d_model = row.get("n_layers"), row.get("d_model")
+    if isinstance(n_layers, int) and isinstance(d_model, int) and n_layers > 0 and d_model > 0:
+        return Fraction(n_layers, d_model)
+    return None
+
+
+def assign_arch_style(rows: Sequence[dict[str, Any]]) -> None:
+    """Set budget_params and the budget-relative arch_style of every row (in place).
+
+    Fixed ratio thresholds put every architecture of a large budget into one category (a
+    48-layer, 1536-wide model has n_layers/d_model = 0.03), so the style is taken relative to
+    the architectures the budget actually tried: its distinct n_layers/d_model ratios are
+    ranked and split into thirds (:func:`style_ranks`). Distinct ratios, not trials, are
+    split, so an architecture sampled often does not move the cut points.
+    """
+    groups: dict[str, list[Fraction]] = {}
+    for row in rows:
+        row["budget_params"] = budget_params(row.get("budget"))
+        ratio = _ratio(row)
+        if ratio is not None:
+            groups.setdefault(_budget_key(row), []).append(ratio)
+    styles = {key: style_ranks(ratios) for key, ratios in groups.items()}
+    for row in rows:
+        ratio = _ratio(row)
+        row["arch_style"] = None if ratio is None else styles[_budget_key(row)][ratio]
+
+
 def stop_reason(
     state: str,
     diverged: bool | None,
@@ -238,6 +307,7 @@ FACTS = (
 # merged they come together, from the record whose curve is kept.
 CURVE_FIELDS = (
     "train_loss",
+    "last_val_loss",
     "best_epoch",
     "best_val_loss",
     "final_val_auc",
@@ -297,6 +367,7 @@ def record_row(trial: Trial, settings: Settings) -> dict[str, Any]:
         "batch_size": training.get("batch_size"),
         "train_accuracy": finite_or_none(trial.results.get("train_accuracy")),
         "final_val_auc": last_metric(curve, "val_auc"),
+        "last_val_loss": last_metric(curve, "val_loss"),
         "curve_non_finite": count_non_finite(curve),
         "datetime_start": trial.results.get("datetime_start"),
         "datetime_complete": trial.results.get("datetime_complete"),

@@ -411,6 +411,13 @@ class DatasetService:
             for name in factor_columns(trials)
         }
         studies = study_rows(trials, list(factors))
+        # budgets by size (2M < 20M < 200M < 2B), then horizon, then name
+        studies.sort(
+            key=lambda r: (
+                *(factor_sort_key(r.get(name)) for name in ("budget", "horizon") if name in r),
+                r["study"],
+            )
+        )
         result: dict[str, Any] = {
             "dataset": str(self.directory.resolve()),
             "n_trials": len(trials),

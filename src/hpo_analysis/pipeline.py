@@ -56,6 +56,7 @@ from .cache import (
     unchanged,
 )
 from .derive import (
+    assign_arch_style,
     assign_ranks,
     assign_similar_successful,
     finish_rows,
@@ -161,6 +162,7 @@ _REPEATED_TEXT = (
     "direction",
     "direction_source",
     "arch_category",
+    "arch_style",
 )
 _INT_COLUMNS = tuple(c.name for c in COLUMNS if c.type == "int")
 
@@ -470,6 +472,7 @@ def extract(
             },
         )
         assign_ranks(rows)
+        assign_arch_style(rows)
         assign_similar_successful(rows)
         rows.sort(key=lambda r: (r["study"], r["trial_num"]))
         result.n_trials = len(rows)

@@ -31,7 +31,7 @@ EXAMPLES = {
     ),
     "divergence counts by budget": (
         "SELECT budget, count(*) AS trials, count(*) FILTER (WHERE diverged) AS diverged "
-        "FROM trials GROUP BY budget ORDER BY budget"
+        "FROM trials GROUP BY budget, budget_params ORDER BY budget_params"
     ),
     "the curve of one trial": (
         "SELECT epoch, train_loss, val_loss, val_auc FROM curves "

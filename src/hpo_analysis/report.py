@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from .analyze import (
     INSUFFICIENT,
+    MIN_GROUP,
     SECTIONS,
     THRESHOLDS_TEXT,
     Finding,
@@ -76,6 +77,7 @@ FIGURE_NAMES: tuple[str, ...] = (
     "figure_training_dynamics.png",
     "figure_param_importance.png",
     "figure_parallel_coordinates.png",
+    "figure_divergence_lr_depth.png",
 )
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -391,6 +393,62 @@ def architecture_figure(rows: Sequence[dict[str, Any]]) -> Figure | None:
     return Figure(FIGURE_NAMES[1], "Architecture map per budget", caption, _png(fig))
 
 
+def divergence_interaction_figure(findings: Sequence[Finding]) -> Figure | None:
+    """Per budget with a diverged trial: divergence rate by lr band × n_layers band.
+
+    Drawn from the divergence_interactions finding's table, so the counts in the cells are
+    the ones the README quotes.
+    """
+    finding = _find(findings, "divergence_interactions")
+    if finding is None:
+        return None
+    col = {name: i for i, name in enumerate(finding.columns)}
+    cells = [
+        r
+        for r in finding.rows
+        if r[col["difference_points"]] is None and r[col["lr_band"]] != "confounded"
+    ]
+    budgets: list[str] = []
+    for r in cells:
+        if r[col["diverged"]] and r[col["budget"]] not in budgets:
+            budgets.append(r[col["budget"]])
+    if not budgets:
+        return None
+    ncols = min(2, len(budgets))
+    nrows = math.ceil(len(budgets) / ncols)
+    fig = _figure(4.6 * ncols, 2.9 * nrows, left=0.9, right=0.2, bottom=0.6, top=0.35, wspace=0.5)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for index, budget in enumerate(budgets):
+        ax = axes[index // ncols][index % ncols]
+        mine = [r for r in cells if r[col["budget"]] == budget]
+        lrs = list(dict.fromkeys(r[col["lr_band"]] for r in mine))
+        depths = sorted(
+            {r[col["n_layers_band"]] for r in mine}, key=lambda d: int(str(d).split("-")[0])
+        )
+        values = [[math.nan] * len(lrs) for _ in depths]
+        texts = [[""] * len(lrs) for _ in depths]
+        for r in mine:
+            i, j = depths.index(r[col["n_layers_band"]]), lrs.index(r[col["lr_band"]])
+            trials, diverged = r[col["trials"]], r[col["diverged"]]
+            texts[i][j] = f"{diverged}/{trials}"
+            if r[col["diverged_rate"]] != INSUFFICIENT:
+                values[i][j] = 100.0 * diverged / trials
+        image = _annotated_grid(ax, values, texts, "Reds")
+        ax.set_xticks(range(len(lrs)), labels=lrs, fontsize=7)
+        ax.set_yticks(range(len(depths)), labels=depths, fontsize=7)
+        ax.set_xlabel("lr band", fontsize=8)
+        ax.set_ylabel("n_layers band", fontsize=8)
+        ax.set_title(f"budget {budget}", fontsize=8)
+        fig.colorbar(image, ax=ax, label="diverged %")
+    for index in range(len(budgets), nrows * ncols):
+        axes[index // ncols][index % ncols].set_visible(False)
+    caption = (
+        "Diverged / trials per learning-rate decade and depth band, for each budget with a "
+        f"diverged trial (grey = fewer than {MIN_GROUP} trials). {finding.sentence}"
+    )
+    return Figure(FIGURE_NAMES[6], "Divergence by lr × depth per budget", caption, _png(fig))
+
+
 def _curve_values(curve: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
     epochs: list[int] = []
     values: list[float] = []
@@ -405,6 +463,31 @@ def _curve_values(curve: Sequence[dict[str, Any]], key: str) -> tuple[list[int],
 def _drawable(value: float, limit: float) -> bool:
     """Finite, below the divergence threshold and of a magnitude an axis can show."""
     return math.isfinite(value) and value < limit and abs(value) < MAX_DRAWABLE
+
+
+def _panel_params(trial: dict[str, Any], similar: dict[str, Any]) -> str:
+    """lr and warmup of a diverged trial, and which similar trial is drawn with which lr.
+
+    The similar trial is named by its number when it is in the same study.
+
+    >>> _panel_params({"study": "s", "lr": 0.005, "warmup_steps": 1000},
+    ...               {"study": "s", "trial_num": 3, "lr": 0.0002})
+    'lr 0.005, warmup 1000 | similar #3, lr 0.0002'
+    """
+
+    def show(value: Any) -> str:
+        if not _is_number(value):
+            return "?"
+        return str(int(value)) if float(value).is_integer() else f"{value:.3g}"
+
+    text = f"lr {show(trial.get('lr'))}, warmup {show(trial.get('warmup_steps'))}"
+    if similar.get("study") is not None:
+        name = f"#{similar.get('trial_num', '')}"
+        if similar["study"] != trial.get("study"):
+            study = str(similar["study"])
+            name = (study if len(study) <= 16 else "…" + study[-15:]) + "/" + name[1:]
+        text += f" | similar {name}, lr {show(similar.get('lr'))}"
+    return text
 
 
 def diverged_curves_figure(
@@ -461,8 +544,19 @@ def diverged_curves_figure(
             ax.set_ylim(low - pad * 0.3, high + pad)
         if _is_number(trial.get("diverge_epoch")):
             ax.axvline(trial["diverge_epoch"], color="#888888", ls="--", lw=0.8)
+        if trial.get("diverge_kind") == "value_only":
+            ax.text(
+                0.98,
+                0.9,
+                "value_only: the curve never crosses",
+                transform=ax.transAxes,
+                ha="right",
+                fontsize=6,
+                color="#c0392b",
+            )
         label = f"{trial.get('study', '')}/{trial.get('trial_num', '')}"
-        ax.set_title(label if len(label) <= 42 else "…" + label[-41:], fontsize=7)
+        label = label if len(label) <= 42 else "…" + label[-41:]
+        ax.set_title(f"{label}\n{_panel_params(trial, similar)}", fontsize=6)
         ax.set_xlabel("epoch", fontsize=7, labelpad=1)
         ax.tick_params(labelsize=6)
         if index == 0:
@@ -477,7 +571,8 @@ def diverged_curves_figure(
     )
     caption = (
         "val_loss of each diverged trial (red; × along the top = non-finite or at least the "
-        "divergence threshold, dashed line = diverge_epoch) and of its most similar successful "
+        "divergence threshold, dashed line = diverge_epoch; `value_only` = only the objective "
+        "diverged, the curve never crosses) and of its most similar successful "
         f"trial of the same budget (blue), from diverged_analysis.json.{more}"
     )
     return Figure(
@@ -583,8 +678,17 @@ def importance_figure(findings: Sequence[Finding]) -> Figure | None:
     return Figure(FIGURE_NAMES[4], "Hyperparameter importance", caption, _png(fig))
 
 
+PARALLEL_TOP = 20
+
+
 def parallel_figure(rows: Sequence[dict[str, Any]]) -> Figure | None:
-    """Every trial as a line across its hyperparameters and its quality within its study."""
+    """The best trials of each budget and every diverged trial, as lines across their
+    hyperparameters and their quality within their study.
+
+    All trials at once (600 lines and more) are an unreadable tangle; the best
+    ``PARALLEL_TOP`` scored trials per budget (by quality within the study) show the region
+    that works, the diverged ones where it breaks. The axes still span all trials.
+    """
     import numpy as np
     from matplotlib import colormaps
     from matplotlib.collections import LineCollection
@@ -619,8 +723,13 @@ def parallel_figure(rows: Sequence[dict[str, Any]]) -> Figure | None:
     fig = _figure(12, 4.8, left=0.3, right=0.1, bottom=0.45, top=0.2)
     ax = fig.add_subplot()
     diverged = frame["diverged"].map(lambda v: v is True).to_numpy(bool)
-    scored = np.isfinite(matrix[:, -1]) & ~diverged
-    other = ~scored & ~diverged
+    scored_all = np.isfinite(matrix[:, -1]) & ~diverged
+    best_first = frame.assign(_q=-matrix[:, -1], _pos=np.arange(len(frame)))[scored_all]
+    best_first = best_first.sort_values(["_q", "study", "trial_num"], kind="mergesort")
+    top = best_first.groupby("budget", dropna=False, sort=False).head(PARALLEL_TOP)["_pos"]
+    scored = np.zeros(len(frame), dtype=bool)
+    scored[top.to_numpy(int)] = True
+    other = np.zeros(len(frame), dtype=bool)
 
     def segments(mask: np.ndarray) -> list[np.ndarray]:
         """One (points, 2) polyline per trial; NaN (unknown value) breaks a line."""
@@ -653,11 +762,17 @@ def parallel_figure(rows: Sequence[dict[str, Any]]) -> Figure | None:
     ax.set_yticks([])
     n_scored, n_div = int(scored.sum()), int(diverged.sum())
     caption = (
-        f"All {len(frame)} trials: {n_scored} scored (colour = 1 − (rank − 1)/(ranked − 1) "
-        f"within the study), {n_div} diverged (red), {int(other.sum())} others (grey). Each "
-        "axis spans the observed range, on a log scale where noted."
+        f"The best {PARALLEL_TOP} scored trials of each budget ({n_scored} of "
+        f"{int(scored_all.sum())} scored; colour = 1 − (rank − 1)/(ranked − 1) within the "
+        f"study) and all {n_div} diverged trials (red), of {len(frame)} trials. Each axis "
+        "spans the observed range of all trials, on a log scale where noted."
     )
-    return Figure(FIGURE_NAMES[5], "All trials (parallel coordinates)", caption, _png(fig))
+    return Figure(
+        FIGURE_NAMES[5],
+        "Best trials per budget and diverged trials (parallel coordinates)",
+        caption,
+        _png(fig),
+    )
 
 
 def make_figures(data: ReportData) -> list[Figure]:
@@ -676,6 +791,7 @@ def make_figures(data: ReportData) -> list[Figure]:
         (FIGURE_NAMES[3], lambda: training_dynamics_figure(data.rows)),
         (FIGURE_NAMES[4], lambda: importance_figure(data.findings)),
         (FIGURE_NAMES[5], lambda: parallel_figure(data.rows)),
+        (FIGURE_NAMES[6], lambda: divergence_interaction_figure(data.findings)),
     ]
     made: list[Figure] = []
     with matplotlib.rc_context():

@@ -63,6 +63,7 @@ STATES: tuple[str, ...] = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING", "
 OBJECTIVE_KINDS: tuple[str, ...] = ("finite", "nan", "inf", "-inf", "missing")
 # Words no CSV reader takes for a missing value ("nan" is one to pandas and spreadsheets).
 DIVERGE_KINDS: tuple[str, ...] = ("nan_loss", "inf_loss", "above_threshold", "value_only")
+ARCH_STYLES: tuple[str, ...] = ("narrow-deep", "balanced", "wide-shallow")
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -167,12 +168,35 @@ COLUMNS: tuple[Column, ...] = (
     _c("is_best_in_study", "bool", "results", "True for the trial(s) with rank_in_study 1."),
     # --- further columns -------------------------------------------------------------------
     _c(
+        "budget_params",
+        "int",
+        "",
+        "The budget as a number (`2M` → 2000000, `2B` → 2000000000; suffixes K, M, B, T): "
+        "sort or compare budgets by this column, not by the text, which sorts 200M before 2M.",
+        "parameters",
+    ),
+    _c(
         "arch_category",
         "str",
         "architecture",
-        "Shape of the model from n_layers/d_model: `narrow-deep` above the upper threshold "
-        "(default 0.5), `wide-shallow` below the lower one (default 0.15), else `balanced`.",
-        values=("narrow-deep", "balanced", "wide-shallow"),
+        "Shape of the model from n_layers/d_model with fixed thresholds (`--arch-thresholds`, "
+        "default 0.15 and 0.5, as in the paper): `narrow-deep` above the upper one, "
+        "`wide-shallow` below the lower one, else `balanced`. Large budgets can fall entirely "
+        "into one category; `arch_style` splits each budget's own range.",
+        values=ARCH_STYLES,
+    ),
+    _c(
+        "arch_style",
+        "str",
+        "architecture",
+        "Shape of the model relative to the other architectures of its budget: the distinct "
+        "n_layers/d_model ratios tried in the budget are ranked (0 … k−1, lowest = widest and "
+        "shallowest); a ratio whose rank midpoint (i + 0.5)/k falls in the lowest third is "
+        "`wide-shallow`, in the highest third `narrow-deep`, else `balanced` (so each style "
+        "holds about a third of the budget's architectures; a budget with one architecture is "
+        "all `balanced`). Trials without a budget are compared within their study. The findings "
+        "use this column.",
+        values=ARCH_STYLES,
     ),
     _c(
         "objective",
@@ -245,6 +269,14 @@ COLUMNS: tuple[Column, ...] = (
         "float",
         "results",
         "val_auc of the last curve epoch, when the curve records it.",
+    ),
+    _c(
+        "last_val_loss",
+        "float",
+        "results",
+        "val_loss of the last curve epoch: the same epoch as train_loss, so last_val_loss − "
+        "train_loss is a generalization gap of one epoch (val_loss can be the best epoch's). "
+        "Empty when non-finite or no curve.",
     ),
     _c(
         "curve_non_finite",

@@ -18,9 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..analyze import INSUFFICIENT, THRESHOLDS, THRESHOLDS_TEXT, Finding
+from ..analyze import INSUFFICIENT, THRESHOLDS, THRESHOLDS_TEXT, Finding, budget_sort_key
+from ..derive import budget_params
 from ..jsonio import dumps_strict
 from ..model import Settings
+from ..stats import METHOD
 
 
 def document(
@@ -35,7 +37,27 @@ def document(
         "thresholds": THRESHOLDS,
         "thresholds_text": THRESHOLDS_TEXT,
         "insufficient": INSUFFICIENT,
+        "interval_method": METHOD,
+        "budget_params": _budget_params(findings),
         "findings": [f.to_dict() for f in findings],
+    }
+
+
+def _budget_params(findings: Sequence[Finding]) -> dict[str, int]:
+    """Each budget named in a findings table and its size, smallest first: the tables name
+    budgets as text ("2M"), and this map gives the number to sort or join them by."""
+    names = {
+        row[0]
+        for finding in findings
+        if finding.columns[:1] == ["budget"]
+        for row in finding.rows
+        if row and isinstance(row[0], str)
+    }
+    sized = {name: budget_params(name) for name in names}
+    return {
+        name: size
+        for name, size in sorted(sized.items(), key=lambda item: budget_sort_key(item[0]))
+        if size is not None
     }
 
 
