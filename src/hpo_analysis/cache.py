@@ -28,7 +28,7 @@ Example::
 
     >>> header = cache_header({"diverge_threshold": 10.0}, "0.1.0")
     >>> header["format"], header["tool_version"]
-    (3, '0.1.0')
+    (4, '0.1.0')
 """
 
 from __future__ import annotations
