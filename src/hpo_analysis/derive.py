@@ -213,7 +213,7 @@ def objective_matches(objective: float | None, curve: Sequence[CurvePoint]) -> l
     return found
 
 
-def _objective_matches_metric(objective: float, curve: Sequence[CurvePoint], name: str) -> bool:
+def _objective_matches_metric(objective: Any, curve: Sequence[CurvePoint], name: str) -> bool:
     """The definition, for any curve: the objective equals the metric's lowest or highest
     finite value, or its value at the last epoch when that is finite."""
     values = [float(v) for p in curve if _finite(v := p.metrics.get(name))]  # type: ignore[arg-type]
