@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hpo_analysis import normalize
+from hpo_analysis import normalize, pipeline
 from hpo_analysis.derive import (
     _finite,
     _loss_non_finite,
@@ -19,7 +19,7 @@ from hpo_analysis.derive import (
     objective_matches,
     record_row,
 )
-from hpo_analysis.model import CurvePoint, Settings, Trial
+from hpo_analysis.model import CurvePoint, Problem, Settings, Trial
 
 _VALUES = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
@@ -193,3 +193,39 @@ def test_study_factors_are_remembered_but_never_shared() -> None:
     first["budget"] = "changed"
     again = normalize.parse_study_factors("phase6a_2B_h3_threshold_1pct", pattern)
     assert again == {"budget": "2B", "horizon": "h3"}
+
+
+def _reference_fits_int64(row: dict[str, Any], problems: list[Problem]) -> bool:
+    """The column-by-column check, with no shortcut."""
+    for name in pipeline._INT_COLUMNS:
+        value = row.get(name)
+        if isinstance(value, int) and not pipeline.INT64[0] <= value <= pipeline.INT64[1]:
+            if name == "trial_num":
+                problems.append(Problem("out_of_range", "trial_num", "rejected"))
+                return False
+            problems.append(Problem("out_of_range", name))
+            row[name] = None
+    return True
+
+
+_INT_CELL = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.floats(allow_nan=False),
+    st.integers(-(2**64), 2**64),
+    st.sampled_from([2**63 - 1, 2**63, -(2**63), -(2**63) - 1]),
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.dictionaries(st.sampled_from(pipeline._INT_COLUMNS), _INT_CELL))
+def test_int64_check_equals_the_column_by_column_check(row: dict[str, Any]) -> None:
+    fast_row, slow_row = dict(row), dict(row)
+    fast_problems: list[Problem] = []
+    slow_problems: list[Problem] = []
+    fits = pipeline._fits_int64(fast_row, fast_problems)
+    assert fits == _reference_fits_int64(slow_row, slow_problems)
+    assert fast_row == slow_row
+    assert [(p.code, p.severity) for p in fast_problems] == [
+        (p.code, p.severity) for p in slow_problems
+    ]
