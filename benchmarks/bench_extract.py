@@ -1,30 +1,49 @@
 """Speed and memory of ``hpo-analysis extract`` at 600, 12,000 and 120,000 trials.
 
-For each size it generates (once, cached) a simulated seed-layout tree with
-``hpo_analysis.example.generate_example`` (12 studies, curves of up to 100 epochs), then times
-side by side, ``--runs`` times each, in separate processes:
+For each size it generates (once, cached) a simulated tree in the runner's layout with
+``hpo_analysis.example.generate_example`` (per study: ``trials/*.json``, the study dump
+``<study>_all_trials.json`` and the best-trial file ``<study>_<budget>_best.json``; curves of
+up to 100 epochs), in one of two shapes:
+
+- ``N`` (e.g. ``12000``): 12 studies (4 budgets x 3 horizons) of N/12 trials each;
+- ``NxS`` (e.g. ``120000x100``): N/S studies of S trials each (4 budgets x N/(4S) horizons),
+  the layout of a lab with many sweeps.
+
+Then it times side by side, ``--runs`` times each, in separate processes:
 
 - ``baseline``: ``benchmarks/baseline.py``, the straightforward script for the same outputs;
 - ``extract``: a full run (``--no-cache``, fresh output directory, no report);
 - ``parse-only``: reading and parsing every file once with orjson (the stdlib for files
   orjson refuses), the floor any extractor has to pay;
-- ``incremental``: ``extract`` again into a cached output after 50 files changed.
+- ``incremental``: ``extract`` again into a cached output after 1% of the trial files changed;
+- ``before`` (with ``--before SRC``): the same full ``extract`` run with another checkout's
+  ``src`` directory first on ``PYTHONPATH``, to compare two versions in one run.
 
-Peak memory is the largest resident set of any process of the run (``ru_maxrss``) and the
-largest sum over the run's processes, sampled every 20 ms from /proc. Medians are reported.
+The baseline reads only ``trials/*.json``; ``extract`` also reads the study dumps and the
+best-trial files and merges every record of a trial into one row, so it reads about twice the
+bytes. Each run is measured in wall seconds and in CPU seconds (user + system of the process
+and every process it waited for: ``RUSAGE_CHILDREN`` before and after), since on a shared
+machine wall time depends on the other jobs. Peak memory is the largest resident set of any
+process of the run (GNU time's ``%M``) and the largest sum over the run's processes, sampled
+every 20 ms from /proc. Medians are reported. The first incremental run's outputs are compared
+byte for byte with a full run of the same changed tree.
 This is a measurement script, not a test: run it by hand.
 
 Usage::
 
     python benchmarks/bench_extract.py                      # all sizes, 3 runs
     python benchmarks/bench_extract.py --sizes 600,12000 --runs 5
+    python benchmarks/bench_extract.py --sizes 120000x100 --runs 1
+    python benchmarks/bench_extract.py --sizes 12000 --before /tmp/old-checkout/src
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,19 +54,55 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 STUDIES = 12  # 4 budgets x 3 horizons
-CHANGED_FILES = 50
+BUDGETS = ("2M", "20M", "200M", "2B")
+CHANGED_SHARE = 0.01  # incremental runs: this share of the trial files changed
 
 
-def tree_for(cache: Path, trials: int) -> Path:
-    """The generated tree of ``trials`` trials, made once and kept under ``cache``."""
-    tree = cache / f"tree-{trials}"
+@dataclasses.dataclass(frozen=True)
+class Size:
+    """A tree shape: ``trials`` in total, ``per_study`` trials per study (None: 12 studies)."""
+
+    trials: int
+    per_study: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Size:
+        total, _, per = text.lower().partition("x")
+        size = cls(int(total), int(per) if per else None)
+        if size.per_study is not None and size.trials % (size.per_study * len(BUDGETS)):
+            raise SystemExit(f"{text}: N must be a multiple of 4 x S (4 budgets)")
+        return size
+
+    @property
+    def label(self) -> str:
+        studies = self.trials // self.per_study if self.per_study else STUDIES
+        return f"{self.trials:,} ({studies:,} studies)"
+
+    @property
+    def key(self) -> str:
+        return f"{self.trials}" + (f"x{self.per_study}" if self.per_study else "")
+
+
+def tree_for(cache: Path, size: Size) -> Path:
+    """The generated tree of ``size``, made once and kept under ``cache``."""
+    tree = cache / f"tree-{size.key}"
     marker = tree / ".complete"
     if not marker.exists():
         from hpo_analysis.example import generate_example
 
         shutil.rmtree(tree, ignore_errors=True)
-        print(f"generating {trials} trials into {tree} ...", file=sys.stderr, flush=True)
-        generate_example(tree, trials_per_study=trials // STUDIES, max_epochs=100)
+        print(f"generating {size.label} trials into {tree} ...", file=sys.stderr, flush=True)
+        if size.per_study is None:
+            generate_example(tree, trials_per_study=size.trials // STUDIES, max_epochs=100)
+        else:
+            n_horizons = size.trials // (size.per_study * len(BUDGETS))
+            generate_example(
+                tree,
+                budgets=BUDGETS,
+                horizons=[f"h{i}" for i in range(1, n_horizons + 1)],
+                trials_per_study=size.per_study,
+                max_epochs=100,
+            )
         marker.write_text("ok\n")
     return tree
 
@@ -79,20 +134,34 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def measure(argv: list[str]) -> tuple[float, float, float]:
-    """Wall seconds, peak RSS of one process (MB) and peak summed RSS (MB) of ``argv``."""
+# wall seconds, CPU seconds, peak RSS of one process (MB), peak summed RSS (MB)
+Measured = tuple[float, float, float, float]
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(argv: list[str], env: dict[str, str] | None = None) -> Measured:
+    """Wall and CPU seconds, peak RSS of one process (MB) and peak summed RSS (MB) of ``argv``.
+
+    CPU seconds are those of every process of the run that has been waited for (the tool,
+    its worker processes, GNU time itself, which costs a millisecond)."""
     gnu_time = shutil.which("time", path="/usr/bin")
     report = tempfile.NamedTemporaryFile(suffix=".rss", delete=False)  # noqa: SIM115
     report.close()
     if gnu_time:
         argv = [gnu_time, "-f", "%M", "-o", report.name, *argv]
+    cpu_before = _children_cpu()
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     peak_sum = 0
     while proc.poll() is None:
         peak_sum = max(peak_sum, sum(_rss_kb(p) for p in _descendants(proc.pid)))
         time.sleep(0.02)
     wall = time.perf_counter() - start
+    cpu = _children_cpu() - cpu_before
     stderr = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{stderr}")
@@ -101,7 +170,7 @@ def measure(argv: list[str]) -> tuple[float, float, float]:
     except (OSError, ValueError, IndexError):
         peak_one = float("nan")
     os.unlink(report.name)
-    return wall, peak_one / 1024, peak_sum / 1024
+    return wall, cpu, peak_one / 1024, peak_sum / 1024
 
 
 def extract_argv(tree: Path, out: Path, cache: bool) -> list[str]:
@@ -136,9 +205,10 @@ def parse_only(tree: str) -> None:
     print(count)
 
 
-def change_files(tree: Path, n: int) -> dict[Path, tuple[bytes, int]]:
-    """Rewrite ``n`` trial files (another objective); returns what to restore."""
+def change_files(tree: Path, share: float) -> dict[Path, tuple[bytes, int]]:
+    """Rewrite ``share`` of the trial files (another state); returns what to restore."""
     files = sorted(tree.glob("*/trials/*.json"))
+    n = max(1, round(len(files) * share))
     step = max(1, len(files) // n)
     saved = {}
     for path in files[::step][:n]:
@@ -154,29 +224,45 @@ def restore(saved: dict[Path, tuple[bytes, int]]) -> None:
         os.utime(path, ns=(mtime_ns, mtime_ns))
 
 
-def bench(trials: int, runs: int, cache: Path) -> dict[str, object]:
-    tree = tree_for(cache, trials)
-    work = Path(tempfile.mkdtemp(prefix=f"bench-{trials}-", dir=cache))
-    results: dict[str, list[tuple[float, float, float]]] = {
-        k: [] for k in ("baseline", "extract", "parse", "incremental")
-    }
+def bench(size: Size, runs: int, cache: Path, before: Path | None) -> dict[str, object]:
+    tree = tree_for(cache, size)
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{size.key}-", dir=cache))
+    kinds = ["baseline", "extract", "parse", "incremental"] + (["before"] if before else [])
+    results: dict[str, list[Measured]] = {k: [] for k in kinds}
+    before_env = None
+    if before is not None:
+        before_env = {**os.environ, "PYTHONPATH": str(before.resolve())}
+    identical: bool | None = None
     try:
-        for _ in range(runs):
+        for run in range(runs):
             shutil.rmtree(work / "base", ignore_errors=True)
             results["baseline"].append(
                 measure([sys.executable, str(HERE / "baseline.py"), str(tree), str(work / "base")])
             )
             shutil.rmtree(work / "full", ignore_errors=True)
             results["extract"].append(measure(extract_argv(tree, work / "full", cache=False)))
+            if before_env is not None:
+                shutil.rmtree(work / "before", ignore_errors=True)
+                argv = extract_argv(tree, work / "before", cache=False)
+                results["before"].append(measure(argv, env=before_env))
             results["parse"].append(
                 measure([sys.executable, str(Path(__file__)), "--parse-only", str(tree)])
             )
             out = work / "incremental"
             if not out.exists():
                 measure(extract_argv(tree, out, cache=True))
-            saved = change_files(tree, CHANGED_FILES)
+            saved = change_files(tree, CHANGED_SHARE)
             try:
                 results["incremental"].append(measure(extract_argv(tree, out, cache=True)))
+                if run == 0:  # the incremental outputs against a full run of the same tree,
+                    # with the same command line (the metadata records it): a fresh directory
+                    # of the same name has no cache to reuse
+                    aside = work / "incremental-run"
+                    out.rename(aside)
+                    measure(extract_argv(tree, out, cache=True))
+                    identical = same_outputs(aside, out)
+                    shutil.rmtree(out)
+                    aside.rename(out)
             finally:
                 restore(saved)
             measure(extract_argv(tree, out, cache=True))  # back to the unchanged state
@@ -186,49 +272,94 @@ def bench(trials: int, runs: int, cache: Path) -> dict[str, object]:
     def med(key: str, index: int) -> float:
         return statistics.median(r[index] for r in results[key])
 
-    return {
-        "trials": trials,
-        "runs": runs,
-        "baseline_s": med("baseline", 0),
-        "extract_s": med("extract", 0),
-        "parse_only_s": med("parse", 0),
-        "incremental_s": med("incremental", 0),
-        "baseline_peak_mb": med("baseline", 1),
-        "extract_peak_mb": med("extract", 1),
-        "extract_peak_sum_mb": med("extract", 2),
-        "incremental_peak_sum_mb": med("incremental", 2),
-        "all_runs": results,
-    }
+    row: dict[str, object] = {"size": size.key, "label": size.label, "runs": runs}
+    for key in kinds:
+        row[f"{key}_s"] = med(key, 0)
+        row[f"{key}_cpu_s"] = med(key, 1)
+        row[f"{key}_peak_mb"] = med(key, 2)
+        row[f"{key}_peak_sum_mb"] = med(key, 3)
+    row["incremental_identical"] = identical
+    row["all_runs"] = results
+    return row
+
+
+def same_outputs(one: Path, other: Path) -> bool:
+    """Whether two output directories hold the same files with the same bytes (the cache and
+    the lock file aside)."""
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {
+            p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and ".cache" not in p.relative_to(root).parts
+        }
+
+    return files(one) == files(other)
 
 
 def table(rows: list[dict[str, object]]) -> str:
-    lines = [
-        "| trials | baseline s | extract s | baseline / extract | parse-only s | "
-        "extract / parse-only | extract peak MB (one process / all) | baseline peak MB | "
-        f"incremental s ({CHANGED_FILES} files changed) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    """One line per size: wall and CPU seconds of every tool, ratios on CPU seconds."""
+    has_before = any("before_s" in r for r in rows)
+    head = ["trials", "baseline s (CPU)"]
+    head += ["before s (CPU)"] if has_before else []
+    head += [
+        "extract s (CPU)",
+        "baseline / extract (CPU)",
+        "parse-only s (CPU)",
+        "extract / parse-only (CPU)",
+        "extract peak MB (one / all)",
+        "baseline peak MB",
+        f"incremental s (CPU), {CHANGED_SHARE:.0%} changed",
     ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
+
+    def num(r: dict[str, object], key: str) -> float:
+        return float(r[key])  # type: ignore[arg-type]
+
+    def pair(r: dict[str, object], kind: str) -> str:
+        return f"{num(r, kind + '_s'):.2f} ({num(r, kind + '_cpu_s'):.2f})"
+
     for r in rows:
-        b, e, p, i = (
-            float(r[k]) for k in ("baseline_s", "extract_s", "parse_only_s", "incremental_s")
-        )  # type: ignore[arg-type]
-        lines.append(
-            f"| {r['trials']:,} | {b:.2f} | {e:.2f} | {b / e:.1f}x | {p:.2f} | {e / p:.1f}x | "
-            f"{float(r['extract_peak_mb']):.0f} / {float(r['extract_peak_sum_mb']):.0f} | "  # type: ignore[arg-type]
-            f"{float(r['baseline_peak_mb']):.0f} | {i:.2f} ({i / e:.0%} of extract) |"  # type: ignore[arg-type]
-        )
+        e_cpu = num(r, "extract_cpu_s")
+        cells = [str(r["label"]), pair(r, "baseline")]
+        if has_before:
+            cells.append(pair(r, "before") if "before_s" in r else "")
+        same = {True: "identical", False: "DIFFERENT", None: "not checked"}[
+            r.get("incremental_identical")  # type: ignore[index]
+        ]
+        cells += [
+            pair(r, "extract"),
+            f"{num(r, 'baseline_cpu_s') / e_cpu:.1f}x",
+            pair(r, "parse"),
+            f"{e_cpu / num(r, 'parse_cpu_s'):.1f}x",
+            f"{num(r, 'extract_peak_mb'):.0f} / {num(r, 'extract_peak_sum_mb'):.0f}",
+            f"{num(r, 'baseline_peak_mb'):.0f}",
+            f"{pair(r, 'incremental')}: {num(r, 'incremental_cpu_s') / e_cpu:.0%} of extract, "
+            f"outputs {same}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="600,12000,120000", help="comma-separated trial counts")
+    parser.add_argument(
+        "--sizes",
+        default="600,12000,120000,120000x100",
+        help="comma-separated sizes: N (12 studies) or NxS (N/S studies of S trials)",
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs per tool and size (median)")
     parser.add_argument(
         "--cache",
         type=Path,
         default=Path(tempfile.gettempdir()) / "hpo-bench",
         help="where generated trees are kept between invocations",
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="SRC",
+        help="also time extract from this src directory (another version), side by side",
     )
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--parse-only", metavar="TREE", help=argparse.SUPPRESS)
@@ -239,10 +370,10 @@ def main(argv: list[str] | None = None) -> int:
     args.cache.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("SOURCE_DATE_EPOCH", "1767225600")
     rows = []
-    for size in (int(s) for s in args.sizes.split(",")):
-        rows.append(bench(size, args.runs, args.cache))
+    for size in (Size.parse(s) for s in args.sizes.split(",")):
+        rows.append(bench(size, args.runs, args.cache, args.before))
         print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
-    print(f"{os.cpu_count()} CPUs; medians of {args.runs} runs\n")
+    print(f"{os.cpu_count()} CPUs; medians of {args.runs} runs; seconds wall (CPU)\n")
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")

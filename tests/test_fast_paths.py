@@ -9,9 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hpo_analysis import normalize
-from hpo_analysis.derive import _finite, best_epoch, count_non_finite
-from hpo_analysis.model import CurvePoint
+from hpo_analysis import normalize, pipeline
+from hpo_analysis.derive import (
+    _finite,
+    _loss_non_finite,
+    _objective_matches_metric,
+    best_epoch,
+    count_non_finite,
+    objective_matches,
+    record_row,
+)
+from hpo_analysis.model import CurvePoint, Problem, Settings, Trial
 
 _VALUES = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
@@ -110,3 +118,114 @@ def test_best_epoch_and_non_finite_count_match_their_definitions(
 def test_non_finite_count_edge_cases(values: list[float | None], expected: int) -> None:
     curve = tuple(CurvePoint(i, {"val_loss": v}) for i, v in enumerate(values))
     assert count_non_finite(curve) == expected
+
+
+def _reference_objective_matches(objective: Any, curve: tuple[CurvePoint, ...]) -> list[str]:
+    """The definition, metric by metric, with no shortcut."""
+    if not _finite(objective) or not curve:
+        return []
+    names = dict.fromkeys(name for point in curve for name in point.metrics)
+    return [name for name in names if _objective_matches_metric(objective, curve, name)]
+
+
+_SMALL = st.sampled_from([0.25, 0.5, 0.75])  # repeated values: objectives that match
+_MATCH_VALUE = st.one_of(
+    _SMALL,
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([1e308, -1e308]),  # finite values whose sum overflows
+    st.integers(-2, 2),
+    st.booleans(),
+    st.none(),
+)
+_METRIC_NAMES = ("val_loss", "train_loss", "val_auc")
+_CURVE_METRICS = st.one_of(
+    # the common case: every metric a finite float at every epoch
+    st.lists(st.fixed_dictionaries(dict.fromkeys(_METRIC_NAMES, _SMALL)), max_size=6),
+    # ... but for a non-finite value here and there
+    st.lists(
+        st.fixed_dictionaries(
+            dict.fromkeys(
+                _METRIC_NAMES, st.one_of(_SMALL, st.sampled_from([math.inf, -math.inf, math.nan]))
+            )
+        ),
+        max_size=6,
+    ),
+    st.lists(st.dictionaries(st.sampled_from(_METRIC_NAMES), _MATCH_VALUE), max_size=6),
+)
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(st.one_of(_SMALL, st.sampled_from([1e308, 1, True, math.nan])), _CURVE_METRICS)
+def test_objective_matches_equals_its_definition(
+    objective: Any, metrics: list[dict[str, Any]]
+) -> None:
+    curve = tuple(CurvePoint(i, m) for i, m in enumerate(metrics))
+    assert objective_matches(objective, curve) == _reference_objective_matches(objective, curve)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.dictionaries(st.sampled_from(["val_loss", "train_loss", "lr"]), _METRIC)))
+def test_record_row_loss_flag_equals_the_full_scan(metrics: list[dict[str, Any]]) -> None:
+    """record_row skips the loss scan when the curve has no non-finite value at all."""
+    curve = tuple(CurvePoint(i, m) for i, m in enumerate(metrics))
+    trial = Trial(
+        study="s_2M_h1",
+        trial_num=0,
+        state="COMPLETE",
+        objective=0.5,
+        architecture={},
+        training={},
+        results={},
+        curve=curve,
+        factors={},
+        extra_params={},
+        extra={},
+        source_file="s_2M_h1/trials/trial_0000.json",
+    )
+    row = record_row(trial, Settings())
+    assert row["_loss_non_finite"] is _loss_non_finite(curve)
+    assert row["curve_non_finite"] == count_non_finite(curve)
+
+
+def test_study_factors_are_remembered_but_never_shared() -> None:
+    pattern = Settings().compiled_pattern()
+    first = normalize.parse_study_factors("phase6a_2B_h3_threshold_1pct", pattern)
+    first["budget"] = "changed"
+    again = normalize.parse_study_factors("phase6a_2B_h3_threshold_1pct", pattern)
+    assert again == {"budget": "2B", "horizon": "h3"}
+
+
+def _reference_fits_int64(row: dict[str, Any], problems: list[Problem]) -> bool:
+    """The column-by-column check, with no shortcut."""
+    for name in pipeline._INT_COLUMNS:
+        value = row.get(name)
+        if isinstance(value, int) and not pipeline.INT64[0] <= value <= pipeline.INT64[1]:
+            if name == "trial_num":
+                problems.append(Problem("out_of_range", "trial_num", "rejected"))
+                return False
+            problems.append(Problem("out_of_range", name))
+            row[name] = None
+    return True
+
+
+_INT_CELL = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.floats(allow_nan=False),
+    st.integers(-(2**64), 2**64),
+    st.sampled_from([2**63 - 1, 2**63, -(2**63), -(2**63) - 1]),
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.dictionaries(st.sampled_from(pipeline._INT_COLUMNS), _INT_CELL))
+def test_int64_check_equals_the_column_by_column_check(row: dict[str, Any]) -> None:
+    fast_row, slow_row = dict(row), dict(row)
+    fast_problems: list[Problem] = []
+    slow_problems: list[Problem] = []
+    fits = pipeline._fits_int64(fast_row, fast_problems)
+    assert fits == _reference_fits_int64(slow_row, slow_problems)
+    assert fast_row == slow_row
+    assert [(p.code, p.severity) for p in fast_problems] == [
+        (p.code, p.severity) for p in slow_problems
+    ]

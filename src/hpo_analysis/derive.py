@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import chain
 from typing import Any
 
 from .model import CurvePoint, Settings, Trial
@@ -269,15 +270,27 @@ def objective_matches(objective: float | None, curve: Sequence[CurvePoint]) -> l
     if not _finite(objective) or not curve:
         return []
     found: list[str] = []
-    names = dict.fromkeys(name for point in curve for name in point.metrics)
-    for name in names:
-        values = [float(v) for p in curve if _finite(v := p.metrics.get(name))]  # type: ignore[arg-type]
-        if not values:
-            continue
-        last = curve[-1].metrics.get(name)
-        if objective in (min(values), max(values)) or (_finite(last) and last == objective):
+    metrics = list(map(_METRICS, curve))
+    for name in dict.fromkeys(chain.from_iterable(metrics)):
+        column = list(map(operator.methodcaller("get", name), metrics))
+        # the common case, checked in C: a finite float at every epoch, so the finite values
+        # are the whole column and the last value is its last element
+        if set(map(type, column)) == {float} and _finite_sum(column):
+            if objective == column[-1] or objective == min(column) or objective == max(column):
+                found.append(name)
+        elif _objective_matches_metric(objective, curve, name):
             found.append(name)
     return found
+
+
+def _objective_matches_metric(objective: Any, curve: Sequence[CurvePoint], name: str) -> bool:
+    """The definition, for any curve: the objective equals the metric's lowest or highest
+    finite value, or its value at the last epoch when that is finite."""
+    values = [float(v) for p in curve if _finite(v := p.metrics.get(name))]  # type: ignore[arg-type]
+    if not values:
+        return False
+    last = curve[-1].metrics.get(name)
+    return objective in (min(values), max(values)) or (_finite(last) and last == objective)
 
 
 def _loss_non_finite(curve: Sequence[CurvePoint]) -> bool:
@@ -330,6 +343,7 @@ def record_row(trial: Trial, settings: Settings) -> dict[str, Any]:
     arch = trial.architecture
     training = trial.training
     epoch_best, loss_best = best_epoch(curve)
+    non_finite = count_non_finite(curve)
     epochs_trained: int | None = len(curve) if curve else trial.results.get("epochs_trained")
     row: dict[str, Any] = {
         "study": trial.study,
@@ -368,7 +382,7 @@ def record_row(trial: Trial, settings: Settings) -> dict[str, Any]:
         "train_accuracy": finite_or_none(trial.results.get("train_accuracy")),
         "final_val_auc": last_metric(curve, "val_auc"),
         "last_val_loss": last_metric(curve, "val_loss"),
-        "curve_non_finite": count_non_finite(curve),
+        "curve_non_finite": non_finite,
         "datetime_start": trial.results.get("datetime_start"),
         "datetime_complete": trial.results.get("datetime_complete"),
         "source_file": trial.source_file,
@@ -378,7 +392,8 @@ def record_row(trial: Trial, settings: Settings) -> dict[str, Any]:
         "_results_val_loss": finite_or_none(trial.results.get("val_loss")),
         "_last_val_loss": last_metric(curve, "val_loss"),
         "_curve_len": len(curve),
-        "_loss_non_finite": _loss_non_finite(curve),
+        # a loss can only be non-finite when some value of the curve is
+        "_loss_non_finite": bool(non_finite) and _loss_non_finite(curve),
         "_objective_matches": objective_matches(trial.objective, curve),
     }
     for name, value in trial.factors.items():

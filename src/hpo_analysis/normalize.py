@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import datetime
@@ -158,6 +159,13 @@ def parse_study_factors(study: str, pattern: re.Pattern[str]) -> dict[str, str |
     >>> parse_study_factors("hpo_20m_1_a50", re.compile(r"_(?P<budget>\\d+m)_(?P<horizon>\\d+)"))
     {'budget': '20M', 'horizon': 'h1'}
     """
+    return dict(_study_factors(study, pattern))
+
+
+@functools.lru_cache(maxsize=4096)
+def _study_factors(study: str, pattern: re.Pattern[str]) -> tuple[tuple[str, str | None], ...]:
+    """:func:`parse_study_factors` for one (study, pattern), remembered: every trial file of a
+    study asks the same question."""
     factors: dict[str, str | None] = {name: None for name in pattern.groupindex}
     for match in pattern.finditer(study):
         for name, value in match.groupdict().items():
@@ -168,7 +176,7 @@ def parse_study_factors(study: str, pattern: re.Pattern[str]) -> dict[str, str |
     if factors.get("horizon"):
         horizon = factors["horizon"].lower()  # type: ignore[union-attr]
         factors["horizon"] = f"h{horizon}" if horizon.isdigit() else horizon  # 1 -> h1
-    return factors
+    return tuple(factors.items())
 
 
 def _dict_at(obj: dict[str, Any], key: str, where: str, col: _Collector) -> dict[str, Any]:
@@ -357,9 +365,11 @@ def normalize_trial(
     curve = _normalize_curve(curve_raw, col)
 
     # -- everything else is kept, not dropped ---------------------------------------------
-    extra: dict[str, Any] = {
-        k: v for k, v in raw.items() if k not in _TOP_KNOWN and k not in _arch_spellings()
-    }
+    unknown = [k for k in raw if k not in _TOP_KNOWN]
+    if unknown:  # the spellings are built once per trial, not once per unknown key
+        spellings = _arch_spellings()
+        unknown = [k for k in unknown if k not in spellings]
+    extra: dict[str, Any] = {k: raw[k] for k in unknown}
     extra_attrs = {k: v for k, v in attrs.items() if k not in _ATTRS_KNOWN}
     if extra_attrs:
         extra["user_attrs"] = extra_attrs

@@ -447,7 +447,8 @@ CURVE_METRICS: tuple[str, ...] = ("train_loss", "val_loss", "val_auc")
 def dynamic_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     """Columns beyond the schema: extra study-name factors, ``objective_*`` (one per objective
     of a multi-objective study), then ``param_*``, each sorted."""
-    names = {k for row in rows for k in row if k not in BY_NAME and not k.startswith("_")}
+    keys: set[str] = set().union(*rows)  # the keys of every row, gathered in C
+    names = {k for k in keys if k not in BY_NAME and not k.startswith("_")}
     objectives = sorted(n for n in names if n.startswith(OBJECTIVE_PREFIX))
     params = sorted(n for n in names if n.startswith(PARAM_PREFIX))
     factors = sorted(names - set(objectives) - set(params))

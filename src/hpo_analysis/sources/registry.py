@@ -29,12 +29,15 @@ Example::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 
-def _sniffers() -> list[tuple[ModuleType, Callable[[Path], bool]]]:
+@functools.cache
+def _sniffers() -> tuple[tuple[ModuleType, Callable[[Path], bool]], ...]:
+    """The readers' sniffs in dispatch order, built once (every file is claimed through it)."""
     from . import (
         keras_tuner,
         mlflow_store,
@@ -48,7 +51,7 @@ def _sniffers() -> list[tuple[ModuleType, Callable[[Path], bool]]]:
         trial_json,
     )
 
-    return [
+    return (
         (study_dump, study_dump.sniff_name),
         (keras_tuner, keras_tuner.sniff),
         (ray_tune, ray_tune.sniff),
@@ -60,7 +63,7 @@ def _sniffers() -> list[tuple[ModuleType, Callable[[Path], bool]]]:
         (optuna_log, optuna_log.sniff),
         (study_dump, study_dump.sniff_content),
         (runs_table, runs_table.sniff),
-    ]
+    )
 
 
 def _readers() -> list[ModuleType]:
@@ -91,7 +94,10 @@ def ignore_reason(path: Path) -> str | None:
 
 
 def reader_named(name: str) -> ModuleType:
-    for reader in _readers():
-        if reader.NAME == name:
-            return reader
-    raise KeyError(name)
+    """The reader module called ``name`` (KeyError for no such reader)."""
+    return _by_name()[name]
+
+
+@functools.cache
+def _by_name() -> dict[str, ModuleType]:
+    return {str(reader.NAME): reader for reader in _readers()}

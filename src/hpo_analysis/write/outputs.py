@@ -60,12 +60,20 @@ def generated_at() -> str:
     return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def summary_header(rows: Sequence[dict[str, Any]]) -> list[str]:
-    return [c.name for c in SUMMARY_COLUMNS] + dynamic_columns(rows)
+def summary_header(
+    rows: Sequence[dict[str, Any]], dynamic: Sequence[str] | None = None
+) -> list[str]:
+    """The summary columns; ``dynamic``: :func:`dynamic_columns` of ``rows`` when known (it
+    scans every key of every row)."""
+    return [c.name for c in SUMMARY_COLUMNS] + list(
+        dynamic_columns(rows) if dynamic is None else dynamic
+    )
 
 
-def diverged_header(rows: Sequence[dict[str, Any]]) -> list[str]:
-    return [c.name for c in COLUMNS] + dynamic_columns(rows)
+def diverged_header(
+    rows: Sequence[dict[str, Any]], dynamic: Sequence[str] | None = None
+) -> list[str]:
+    return [c.name for c in COLUMNS] + list(dynamic_columns(rows) if dynamic is None else dynamic)
 
 
 def metadata(
@@ -172,9 +180,11 @@ def write_full_json(
     meta: dict[str, Any],
     store: CacheWriter,
     index: SpoolIndex,
+    dynamic: Sequence[str] | None = None,
 ) -> list[tuple[int, int]]:
     """hpo_full.json, one trial object per line; returns each trial line's (offset, length)."""
-    dynamic = dynamic_columns(rows)
+    if dynamic is None:
+        dynamic = dynamic_columns(rows)
     where: list[tuple[int, int]] = []
     last = len(rows) - 1
     with open(path, "wb") as out:
@@ -224,9 +234,10 @@ def write_diverged_json(
     meta: dict[str, Any],
     store: CacheWriter,
     index: SpoolIndex,
+    dynamic: Sequence[str] | None = None,
 ) -> None:
     """Each diverged trial flat (the CSV's columns) with its curve and its neighbour's curve."""
-    header = diverged_header(rows)
+    header = diverged_header(rows, dynamic)
     wanted = {
         tuple(r["similar_successful_trial"].rpartition("/")[::2])
         for r in diverged
@@ -306,17 +317,19 @@ def write_all(
     from . import readme
 
     diverged = [r for r in rows if r["diverged"]]
-    summary = summary_header(rows)
+    dynamic = dynamic_columns(rows)  # once: it looks at every key of every row
+    summary = summary_header(rows, dynamic)
+    diverged_columns = diverged_header(rows, dynamic)
     write_csv(directory / SUMMARY_CSV, summary, rows)
-    where = write_full_json(directory / FULL_JSON, rows, meta, store, index)
+    where = write_full_json(directory / FULL_JSON, rows, meta, store, index, dynamic)
     write_full_json_index(directory / FULL_JSON_INDEX, rows, where)
     (directory / FULL_JSON_SCHEMA).write_text(
         dumps_strict(full_json_schema(), indent=2) + "\n", encoding="utf-8"
     )
-    write_csv(directory / DIVERGED_CSV, diverged_header(rows), diverged)
-    write_diverged_json(directory / DIVERGED_JSON, rows, diverged, meta, store, index)
+    write_csv(directory / DIVERGED_CSV, diverged_columns, diverged)
+    write_diverged_json(directory / DIVERGED_JSON, rows, diverged, meta, store, index, dynamic)
     parquet.write_table(directory / TRIALS_PARQUET, summary, rows)
-    parquet.write_table(directory / DIVERGED_PARQUET, diverged_header(rows), diverged)
+    parquet.write_table(directory / DIVERGED_PARQUET, diverged_columns, diverged)
     parquet.write_curves(
         directory / CURVES_PARQUET,
         ((r["study"], r["trial_num"]) for r in rows),

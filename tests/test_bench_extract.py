@@ -1,0 +1,71 @@
+"""The extract benchmark's own helpers: tree shapes, the byte-for-byte check, the restore."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "bench_extract", REPO / "benchmarks" / "bench_extract.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _bench()
+
+
+def test_sizes_name_both_shapes() -> None:
+    wide = bench.Size.parse("12000")
+    many = bench.Size.parse("120000x100")
+    assert (wide.trials, wide.per_study, wide.label) == (12000, None, "12,000 (12 studies)")
+    assert (many.trials, many.per_study, many.label) == (120000, 100, "120,000 (1,200 studies)")
+    assert many.key == "120000x100"
+    with pytest.raises(SystemExit, match="multiple of 4 x S"):
+        bench.Size.parse("1000x100")  # 10 studies cannot be split over 4 budgets
+
+
+def test_studies_of_s_trials_tree(tmp_path: Path) -> None:
+    tree = bench.tree_for(tmp_path, bench.Size.parse("80x10"))
+    studies = sorted(p.name for p in tree.iterdir() if p.is_dir())
+    assert len(studies) == 8  # 4 budgets x 2 horizons
+    assert {s.split("_")[2] for s in studies} == {"h1", "h2"}
+    assert all(len(list((tree / s / "trials").glob("*.json"))) == 10 for s in studies)
+    assert bench.tree_for(tmp_path, bench.Size.parse("80x10")) == tree  # kept, not redone
+
+
+def test_same_outputs_compares_bytes_and_skips_the_cache(tmp_path: Path) -> None:
+    one, other = tmp_path / "one", tmp_path / "other"
+    for root in (one, other):
+        (root / ".cache").mkdir(parents=True)
+        (root / "a.csv").write_bytes(b"x,y\r\n1,2\r\n")
+    (one / ".cache" / "rows").write_bytes(b"whatever")
+    assert bench.same_outputs(one, other)
+    (other / "a.csv").write_bytes(b"x,y\r\n1,3\r\n")
+    assert not bench.same_outputs(one, other)
+    (other / "a.csv").write_bytes(b"x,y\r\n1,2\r\n")
+    (other / "b.json").write_bytes(b"{}")
+    assert not bench.same_outputs(one, other)
+
+
+def test_changed_files_are_restored_with_their_times(tmp_path: Path) -> None:
+    tree = bench.tree_for(tmp_path, bench.Size.parse("80x10"))
+    files = sorted(tree.glob("*/trials/*.json"))
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files}
+    saved = bench.change_files(tree, 0.05)
+    assert len(saved) == 4  # 5 % of 80 files
+    assert all(p.read_bytes() != before[p][0] for p in saved)
+    bench.restore(saved)
+    assert {p: (p.read_bytes(), os.stat(p).st_mtime_ns) for p in files} == before
