@@ -355,3 +355,24 @@ def test_merge_keeps_the_first_value_and_fills_gaps() -> None:
     assert merged.location == "db-loc" and merged.row["best_epoch"] == 1  # the curve's record
     assert merged.row["sources"] == "s/trials/trial_1.json; optuna.db; run.log"
     assert merged.conflicts == [] and merged.duplicates == []
+
+
+def test_a_second_dump_of_the_same_trials_is_one_duplicate_line(
+    runner_tree: Path, tmp_path: Path
+) -> None:
+    tree = tmp_path / "hpo"
+    shutil.copytree(runner_tree, tree)
+    dump = next(tree.glob("*2M_h1*/*_all_trials.json"))
+    shutil.copy(dump, dump.with_name("all_trials.json"))
+    out = tmp_path / "out"
+    run = run_cli("extract", str(tree), "--out", str(out), "--no-report")
+    assert run.returncode == 0, run.stderr
+    manifest = _manifest(out)
+    first = manifest["all_trials.json"]  # first by path: merged into the per-trial records
+    assert first["status"] == "ok" and first["n_merged"] == "8"
+    second = manifest[dump.name]  # the same form again: a real duplicate, one message
+    assert second["status"] == "warning" and second["n_trials"] == second["n_merged"] == "0"
+    assert "8 trial(s) were already read from a file of the same form" in second["reason"]
+    assert "and 5 more" in second["reason"]
+    lines = [line for line in run.stderr.splitlines() if line.startswith(str(dump))]
+    assert len(lines) == 1

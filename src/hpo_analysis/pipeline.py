@@ -736,16 +736,31 @@ def _account(
     row = item.row
     kept = [r for r in item.records if r.outcome == "kept"]
     merged = [r for r in item.records if r.outcome == "merged"]
-    for record in item.records:
-        if record.outcome == "duplicate" and record.lead is not None:
-            problems.append(
-                Problem(
-                    "duplicate_trial",
-                    f"study {record.row['study']!r} trial {record.row['trial_num']} was already "
-                    f"read from {record.lead.file}; this copy is not used",
-                    "rejected" if len(item.records) == 1 else "warning",
-                )
+    duplicates = [r for r in item.records if r.outcome == "duplicate" and r.lead is not None]
+    if len(duplicates) == 1:
+        record = duplicates[0]
+        assert record.lead is not None
+        problems.append(
+            Problem(
+                "duplicate_trial",
+                f"study {record.row['study']!r} trial {record.row['trial_num']} was already "
+                f"read from {record.lead.file}; this copy is not used",
+                "rejected" if len(item.records) == 1 else "warning",
             )
+        )
+    elif duplicates:  # one message for the file, however many trials it repeats
+        shown = ", ".join(
+            f"{r.row['study']!r} trial {r.row['trial_num']}" for r in duplicates[:3]
+        ) + (f" and {len(duplicates) - 3} more" if len(duplicates) > 3 else "")
+        sources = sorted({r.lead.file for r in duplicates if r.lead is not None})
+        problems.append(
+            Problem(
+                "duplicate_trial",
+                f"{len(duplicates)} trial(s) were already read from a file of the same form "
+                f"({sources[0]}{', …' if len(sources) > 1 else ''}); these copies are not "
+                f"used: {shown}",
+            )
+        )
     if merged:
         leads = [r.lead for r in merged]
         into = sorted({r.file for r in leads if r is not None})
