@@ -60,7 +60,9 @@ class AnnotationError(HpoAnalysisError, ValueError):
 
 
 class UnknownTrialError(AnnotationError):
-    """The trial to annotate is not in the dataset (a typo, most likely)."""
+    """The trial to annotate is not in the dataset (a typo, most likely): a usage error."""
+
+    exit_code = 2
 
 
 def check_sizes(tag: str, note: str) -> None:

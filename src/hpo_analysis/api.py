@@ -70,9 +70,13 @@ QUERY_HINT = install_hint("query")
 class DatasetError(HpoAnalysisError):
     """The directory is not a usable hpo-analysis output; the message says why."""
 
+    exit_code = 2  # the directory given is not a dataset: a usage error
+
 
 class QueryError(HpoAnalysisError):
     """A SQL query failed; ``str(err)`` is DuckDB's message on one line."""
+
+    label = "query error"
 
 
 # An optional dependency is not installed; the message says how to install it.

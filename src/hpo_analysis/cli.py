@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import UsageProblem
+from .errors import HpoAnalysisError, UsageProblem, require
 from .model import DEFAULT_STUDY_PATTERN, Settings
-from .pipeline import SourceError, extract
+from .pipeline import extract
 from .sources.optuna_storage import mask_url
 from .validate import SchemaCheckUnavailable, validate_dir
-from .write.atomic import OutputError
 
 MAX_PROBLEM_LINES = 200
 
@@ -442,12 +441,9 @@ def _apply_config(
     args: argparse.Namespace, argv: Sequence[str]
 ) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """Fill options not given on the command line from hpo-analysis.toml; field aliases."""
-    from .config import ConfigError, load_config
+    from .config import load_config
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as err:
-        raise UsageError(str(err)) from None
+    cfg = load_config(args.config)  # ConfigError: a usage error naming the file and key
     ext = cfg.extract
     if not args.sources and "sources" in ext:
         args.sources = [str(s) for s in ext["sources"]]
@@ -530,12 +526,9 @@ def run_validate(args: argparse.Namespace) -> int:
     directory = Path(args.directory)
     if not directory.is_dir():
         raise UsageError(f"{directory}: no such directory")
-    from .config import ConfigError, load_config
+    from .config import load_config
 
-    try:
-        configured = load_config(args.config).validate
-    except ConfigError as err:
-        raise UsageError(str(err)) from None
+    configured = load_config(args.config).validate
     expectations = {
         "expect_trials": args.expect_trials,
         "expect_studies": args.expect_studies,
@@ -556,7 +549,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_annotate(args: argparse.Namespace) -> int:
-    from .annotations import AnnotationError, UnknownTrialError, add_annotation
+    from .annotations import add_annotation
     from .write.atomic import is_our_output
 
     directory = Path(args.directory)
@@ -564,21 +557,15 @@ def run_annotate(args: argparse.Namespace) -> int:
         raise UsageError(f"{directory}: not an hpo-analysis output directory")
     if not args.tag and not args.note:
         raise UsageError("give --tag and/or --note")
-    try:
-        add_annotation(
-            directory,
-            args.study,
-            args.trial_num,
-            tag=args.tag,
-            note=args.note,
-            remove=args.remove,
-            force=args.force,
-        )
-    except UnknownTrialError as err:
-        raise UsageError(str(err)) from None
-    except AnnotationError as err:
-        print(f"hpo-analysis: error: {err}", file=sys.stderr)
-        return 1
+    add_annotation(
+        directory,
+        args.study,
+        args.trial_num,
+        tag=args.tag,
+        note=args.note,
+        remove=args.remove,
+        force=args.force,
+    )
     known = _trial_exists(directory, args.study, args.trial_num)
     action = "removed" if args.remove else "saved"
     print(
@@ -590,16 +577,12 @@ def run_annotate(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from .report import REPORT_HTML, ReportError, write_report
+    from .report import REPORT_HTML, write_report
 
     directory = Path(args.directory)
     if not directory.is_dir():
         raise UsageError(f"{directory}: no such directory")
-    try:
-        figures = write_report(directory)
-    except ReportError as err:
-        print(f"hpo-analysis: error: {err}", file=sys.stderr)
-        return 1
+    figures = write_report(directory)
     print(f"wrote {directory / REPORT_HTML} and {len(figures)} figure_*.png files in {directory}")
     return 0
 
@@ -621,16 +604,8 @@ def _trial_exists(directory: Path, study: str, trial_num: int) -> bool:
 
 
 def run_mcp(args: argparse.Namespace) -> int:
-    try:
-        import duckdb  # noqa: F401
-        import mcp  # noqa: F401
-    except ImportError as err:
-        print(
-            f"hpo-analysis: error: the mcp command needs the {err.name or 'mcp'} package; "
-            "install it with: pip install 'hpo-analysis[mcp]'",
-            file=sys.stderr,
-        )
-        return 2
+    for module in ("duckdb", "mcp"):
+        require(module, "mcp", f"the mcp command ({module})")
     from .mcp_server import run_server
 
     run_server(Path(args.directory), allow_annotate=args.allow_annotate)
@@ -638,28 +613,16 @@ def run_mcp(args: argparse.Namespace) -> int:
 
 
 def run_query(args: argparse.Namespace) -> int:
-    from .api import DatasetError, MissingDependency, QueryError, load
-    from .mcp_server import QueryRefused, check_sql
+    from .api import load
+    from .mcp_server import check_sql
     from .query import render
 
-    try:
-        dataset = load(args.directory)
-    except DatasetError as err:
-        raise UsageError(str(err)) from None
+    dataset = load(args.directory)  # DatasetError: not a dataset (exit 2)
     if args.max_rows < 0:
         raise UsageError("--max-rows must be 0 (all rows) or more")
     try:
         # one read-only SELECT, as the MCP query tool takes: COPY, ATTACH, SET, ... are refused
         frame = dataset.sql(check_sql(args.sql, dataset.connection))
-    except QueryRefused as err:
-        print(f"hpo-analysis: query refused: {err}", file=sys.stderr)
-        return 1
-    except MissingDependency as err:
-        print(f"hpo-analysis: error: {err}", file=sys.stderr)
-        return 1
-    except QueryError as err:
-        print(f"hpo-analysis: query error: {err}", file=sys.stderr)
-        return 1
     finally:
         dataset.close()
     sys.stdout.write(render(frame, args.format, args.max_rows or None))
@@ -701,9 +664,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "mcp":
             return run_mcp(args)
         return run_make_example(args)
-    except (SourceError, OutputError, UsageError) as err:
-        print(f"hpo-analysis: error: {err}", file=sys.stderr)
-        return 2
+    except HpoAnalysisError as err:  # the one place errors become exit codes (errors.py)
+        print(f"hpo-analysis: {err.label}: {err}", file=sys.stderr)
+        return err.exit_code
     except OSError as err:  # e.g. disk full while writing: the previous outputs are intact
         where = f"{err.filename}: " if err.filename else ""
         print(

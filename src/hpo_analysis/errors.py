@@ -27,6 +27,7 @@ class HpoAnalysisError(Exception):
     """Base of every error hpo-analysis raises on purpose; ``exit_code`` for the CLI."""
 
     exit_code = 1
+    label = "error"  # the word the command line puts before the message
 
 
 class UsageProblem(HpoAnalysisError):

@@ -109,6 +109,8 @@ class DatasetError(HpoAnalysisError):
 class QueryRefused(DatasetError):
     """SQL that is not a single read-only query."""
 
+    label = "query refused"
+
 
 # --- pure helpers (no MCP, no I/O) ------------------------------------------------------------
 

@@ -30,6 +30,8 @@ MANIFEST_HEADER_START = ",".join(MANIFEST_COLUMNS[:3]) + ","
 class OutputError(HpoAnalysisError):
     """The output directory cannot be used; the message says why."""
 
+    exit_code = 2  # an output directory that cannot be used: a usage error
+
 
 def is_our_output(directory: Path) -> bool:
     if not directory.exists():
