@@ -224,10 +224,13 @@ def restore(saved: dict[Path, tuple[bytes, int]]) -> None:
         os.utime(path, ns=(mtime_ns, mtime_ns))
 
 
-def bench(size: Size, runs: int, cache: Path, before: Path | None) -> dict[str, object]:
+def bench(
+    size: Size, runs: int, cache: Path, before: Path | None, incremental: bool = True
+) -> dict[str, object]:
     tree = tree_for(cache, size)
     work = Path(tempfile.mkdtemp(prefix=f"bench-{size.key}-", dir=cache))
-    kinds = ["baseline", "extract", "parse", "incremental"] + (["before"] if before else [])
+    kinds = ["baseline", "extract", "parse"]
+    kinds += (["incremental"] if incremental else []) + (["before"] if before else [])
     results: dict[str, list[Measured]] = {k: [] for k in kinds}
     before_env = None
     if before is not None:
@@ -248,6 +251,8 @@ def bench(size: Size, runs: int, cache: Path, before: Path | None) -> dict[str, 
             results["parse"].append(
                 measure([sys.executable, str(Path(__file__)), "--parse-only", str(tree)])
             )
+            if not incremental:
+                continue
             out = work / "incremental"
             if not out.exists():
                 measure(extract_argv(tree, out, cache=True))
@@ -335,7 +340,9 @@ def table(rows: list[dict[str, object]]) -> str:
             f"{num(r, 'extract_peak_mb'):.0f} / {num(r, 'extract_peak_sum_mb'):.0f}",
             f"{num(r, 'baseline_peak_mb'):.0f}",
             f"{pair(r, 'incremental')}: {num(r, 'incremental_cpu_s') / e_cpu:.0%} of extract, "
-            f"outputs {same}",
+            f"outputs {same}"
+            if "incremental_s" in r
+            else "not run",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -361,6 +368,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SRC",
         help="also time extract from this src directory (another version), side by side",
     )
+    parser.add_argument(
+        "--no-incremental",
+        action="store_true",
+        help="skip the incremental runs (each costs about three full runs)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--parse-only", metavar="TREE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -371,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("SOURCE_DATE_EPOCH", "1767225600")
     rows = []
     for size in (Size.parse(s) for s in args.sizes.split(",")):
-        rows.append(bench(size, args.runs, args.cache, args.before))
+        rows.append(bench(size, args.runs, args.cache, args.before, not args.no_incremental))
         print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     print(f"{os.cpu_count()} CPUs; medians of {args.runs} runs; seconds wall (CPU)\n")
     print(table(rows))
