@@ -32,6 +32,15 @@ class ReadResult:
         return any(p.severity == "rejected" for p in self.problems)
 
 
+def head_bytes(path: Path, size: int) -> bytes | None:
+    """The first ``size`` bytes of a file, for a reader's cheap sniff; None when unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(size)
+    except OSError:
+        return None
+
+
 def read_bytes_checked(path: Path, max_bytes: int, result: ReadResult) -> bytes | None:
     """Read a whole file, filling size and sha256; None (and a rejecting problem) on failure."""
     try:

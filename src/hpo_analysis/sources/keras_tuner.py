@@ -39,7 +39,7 @@ from typing import Any
 
 from ..model import Problem, Settings
 from ..normalize import parse_study_factors
-from .base import ReadResult, read_json_checked
+from .base import ReadResult, head_bytes, read_json_checked
 from .foreign import ForeignRun, build_run, number_or_none
 
 NAME = "keras_tuner"
@@ -63,12 +63,8 @@ def sniff(path: Path) -> bool:
     ``"hyperparameters"`` (KerasTuner's keys; no other reader's trial files have both)."""
     if path.name != "trial.json" or not path.parent.name.startswith("trial_"):
         return False
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(SNIFF_BYTES)
-    except OSError:
-        return False
-    return b'"trial_id"' in head and b'"hyperparameters"' in head
+    head = head_bytes(path, SNIFF_BYTES)
+    return head is not None and b'"trial_id"' in head and b'"hyperparameters"' in head
 
 
 def ignore_reason(path: Path) -> str | None:

@@ -36,7 +36,7 @@ from typing import Any
 
 from ..model import Problem, Settings
 from ..normalize import parse_study_factors
-from .base import ReadResult, read_bytes_checked
+from .base import ReadResult, head_bytes, read_bytes_checked
 from .foreign import ForeignRun, build_run, pick_objective, scalar
 from .optuna_storage import SQLITE_MAGIC, SQLITE_SUFFIXES, readonly_connector
 
@@ -105,12 +105,8 @@ def _is_sqlite_store(path: Path) -> bool:
 def _is_experiment_meta(path: Path) -> bool:
     if path.name != "meta.yaml":
         return False
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(4096)
-    except OSError:
-        return False
-    return b"artifact_location:" in head and b"run_id:" not in head
+    head = head_bytes(path, 4096)
+    return head is not None and b"artifact_location:" in head and b"run_id:" not in head
 
 
 def sniff(path: Path) -> bool:

@@ -33,7 +33,7 @@ from typing import Any
 
 from ..model import Problem, Settings
 from ..normalize import parse_study_factors
-from .base import ReadResult
+from .base import ReadResult, head_bytes
 from .optuna_common import (
     STATE_NAMES,
     build_trial,
@@ -58,10 +58,8 @@ METRIC_NAMES_ATTR = "study:metric_names"
 
 def sniff(path: Path) -> bool:
     """Claims a file whose first line is a JSON object with an ``op_code`` (any file name)."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(SNIFF_BYTES)
-    except OSError:
+    head = head_bytes(path, SNIFF_BYTES)
+    if head is None:
         return False
     first = head.lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0]
     return first.startswith(b"{") and b'"op_code"' in first

@@ -45,7 +45,7 @@ from typing import Any
 from ..errors import HpoAnalysisError
 from ..model import Problem, Settings
 from ..normalize import parse_study_factors
-from .base import ReadResult
+from .base import ReadResult, head_bytes
 from .optuna_common import build_trial, not_selected, objective_spec
 
 NAME = "optuna_log"
@@ -142,12 +142,8 @@ def sniff(path: Path) -> bool:
     256 KiB hold an Optuna trial or study-creation line."""
     if path.suffix.lower() not in SUFFIXES:
         return False
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(SNIFF_BYTES)
-    except OSError:
-        return False
-    return bool(_ANY.search(head))
+    head = head_bytes(path, SNIFF_BYTES)
+    return head is not None and bool(_ANY.search(head))
 
 
 @dataclass

@@ -33,7 +33,7 @@ from urllib.parse import quote
 from ..errors import MissingExtra, install_hint, require  # noqa: F401  (MissingExtra re-exported)
 from ..model import Problem, Settings
 from ..normalize import parse_study_factors
-from .base import ReadResult
+from .base import ReadResult, head_bytes
 from .optuna_common import (
     build_trial,
     direction_name,
@@ -103,11 +103,7 @@ def sniff(path: Path) -> bool:
     """Claims SQLite files by extension and header (first 16 bytes)."""
     if path.suffix.lower() not in SQLITE_SUFFIXES:
         return False
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
-    except OSError:
-        return False
+    return head_bytes(path, len(SQLITE_MAGIC)) == SQLITE_MAGIC
 
 
 def _fingerprint(path: Path, result: ReadResult) -> bool:

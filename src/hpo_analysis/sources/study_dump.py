@@ -36,7 +36,7 @@ from typing import Any
 
 from ..model import Problem, Settings
 from ..normalize import parse_study_factors
-from .base import ReadResult, read_json_checked
+from .base import ReadResult, head_bytes, read_json_checked
 from .optuna_common import ObjectiveSpec, build_trial, direction_name, finite, objective_spec
 from .study_meta import (
     DUMP_NAMES,
@@ -64,10 +64,8 @@ def sniff_content(path: Path) -> bool:
     """A ``.json`` opening a list of trial objects, or an object with a ``trials`` list."""
     if path.suffix.lower() != ".json":
         return False
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(SNIFF_BYTES)
-    except OSError:
+    head = head_bytes(path, SNIFF_BYTES)
+    if head is None:
         return False
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text.startswith(b"["):
