@@ -199,34 +199,30 @@ def _seconds_between(start: Any, end: Any) -> float | None:
     return delta.total_seconds()
 
 
-_EXTRA_ALIASES: dict[str, tuple[str, ...]] = {}
 CONFIGURABLE_FIELDS = (*ARCH_KEYS, "arch_idx", *TRAINING_ALIASES)
+# hpo-analysis.toml [fields] (Settings.field_aliases): canonical column -> extra spellings
+FieldAliases = tuple[tuple[str, tuple[str, ...]], ...]
 
 
-def set_field_aliases(aliases: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
-    """Extra spellings from the project config (Settings.field_aliases), tried first.
+class _Spellings:
+    """The spellings of each column for one call: the config's extra ones first, then the
+    built-in ones (passed in, never kept in module state)."""
 
-    Set once per process before reading (the pipeline does it in every worker).
+    def __init__(self, aliases: FieldAliases) -> None:
+        self.extra = {name: tuple(spellings) for name, spellings in aliases}
 
-    >>> set_field_aliases((("lr", ("my_lr",)),))
-    >>> t = normalize_trial({"number": 0, "params": {"my_lr": 0.1}}, study="s", source_file="f")
-    >>> t.training["lr"], t.extra_params
-    (0.1, {})
-    >>> set_field_aliases(())
-    """
-    _EXTRA_ALIASES.clear()
-    _EXTRA_ALIASES.update({name: tuple(spellings) for name, spellings in aliases})
+    def of(self, name: str, built_in: tuple[str, ...]) -> tuple[str, ...]:
+        return self.extra.get(name, ()) + built_in
 
+    def architecture(self) -> set[str]:
+        """Every spelling of an architecture column (read at the top level of a dump's
+        trials)."""
+        return {a for key in ARCH_KEYS for a in self.of(key, ARCH_ALIASES[key])} | set(
+            D_FF_RATIO_ALIASES
+        )
 
-def _arch_spellings() -> set[str]:
-    """Every spelling of an architecture column (read at the top level of a dump's trials)."""
-    return {a for key in ARCH_KEYS for a in _aliases(key, ARCH_ALIASES[key])} | set(
-        D_FF_RATIO_ALIASES
-    )
-
-
-def _aliases(name: str, built_in: tuple[str, ...]) -> tuple[str, ...]:
-    return _EXTRA_ALIASES.get(name, ()) + built_in
+    def configured(self) -> set[str]:
+        return {a for spellings in self.extra.values() for a in spellings}
 
 
 def normalize_trial(
@@ -236,8 +232,19 @@ def normalize_trial(
     source_file: str,
     factors: dict[str, str | None] | None = None,
     fallback_number: int | None = None,
+    aliases: FieldAliases = (),
 ) -> Trial | Problem:
-    """Build a Trial from one raw trial object, or a rejecting Problem when impossible."""
+    """Build a Trial from one raw trial object, or a rejecting Problem when impossible.
+
+    ``aliases``: extra spellings of the standard columns (the project config's ``[fields]``),
+    tried before the built-in ones.
+
+    >>> t = normalize_trial({"number": 0, "params": {"my_lr": 0.1}}, study="s", source_file="f",
+    ...                     aliases=(("lr", ("my_lr",)),))
+    >>> t.training["lr"], t.extra_params
+    (0.1, {})
+    """
+    spellings = _Spellings(aliases)
     col = _Collector()
     attrs = _dict_at(raw, "user_attrs", "user_attrs", col)
     params = _dict_at(raw, "params", "params", col)
@@ -293,7 +300,7 @@ def normalize_trial(
     architecture: dict[str, int | None] = {}
     for key in ARCH_KEYS:
         architecture[key] = _first_consistent(
-            col, key, _aliases(key, ARCH_ALIASES[key]), arch_sources, integer=True
+            col, key, spellings.of(key, ARCH_ALIASES[key]), arch_sources, integer=True
         )
     if architecture["d_ff"] is None and architecture["d_model"] is not None:
         ratio = _first_consistent(col, "d_ff_ratio", D_FF_RATIO_ALIASES, arch_sources)
@@ -306,7 +313,7 @@ def normalize_trial(
     architecture["arch_idx"] = _first_consistent(
         col,
         "arch_idx",
-        _aliases("arch_idx", ("arch_idx",)),
+        spellings.of("arch_idx", ("arch_idx",)),
         [("params", params), ("user_attrs", attrs)],
         integer=True,
     )
@@ -322,13 +329,13 @@ def normalize_trial(
         ("user_attrs.forced_*", forced),
     ]
     training: dict[str, Any] = {}
-    for key, aliases in TRAINING_ALIASES.items():
+    for key, built_in in TRAINING_ALIASES.items():
         training[key] = _first_consistent(
-            col, key, _aliases(key, aliases), train_sources, integer=key in INT_TRAINING
+            col, key, spellings.of(key, built_in), train_sources, integer=key in INT_TRAINING
         )
     consumed = {"arch_idx"} | {a for aliases in TRAINING_ALIASES.values() for a in aliases}
     consumed |= {a for aliases in ARCH_ALIASES.values() for a in aliases}
-    consumed |= {a for spellings in _EXTRA_ALIASES.values() for a in spellings}
+    consumed |= spellings.configured()
     searched = {**forced, **params}  # a forced trial's settings stand in for its params
     extra_params = {k: v for k, v in sorted(searched.items()) if k not in consumed}
 
@@ -367,8 +374,8 @@ def normalize_trial(
     # -- everything else is kept, not dropped ---------------------------------------------
     unknown = [k for k in raw if k not in _TOP_KNOWN]
     if unknown:  # the spellings are built once per trial, not once per unknown key
-        spellings = _arch_spellings()
-        unknown = [k for k in unknown if k not in spellings]
+        architecture_keys = spellings.architecture()
+        unknown = [k for k in unknown if k not in architecture_keys]
     extra: dict[str, Any] = {k: raw[k] for k in unknown}
     extra_attrs = {k: v for k, v in attrs.items() if k not in _ATTRS_KNOWN}
     if extra_attrs:

@@ -66,7 +66,6 @@ from .errors import UsageProblem
 from .jsonio import dumps_bytes, dumps_lossless
 from .merge import MERGE_ORDER_TEXT, Conflict, Record, merge_records
 from .model import CurvePoint, ManifestRow, Problem, Settings, Trial
-from .normalize import set_field_aliases
 from .schema import COLUMNS
 from .sources import Found, claim, discover, reader_named, study_meta
 from .sources.base import ReadResult
@@ -240,7 +239,6 @@ def _read_one(found: Found, settings: Settings, keep: bool = True) -> _FileOutco
     if found.status != "read" or found.reader is None:
         return _FileOutcome(found, None, [])
     _, mtime_ns = _stat(found.path)
-    set_field_aliases(settings.field_aliases)
     reader = reader_named(found.reader)
     try:
         result: ReadResult = reader.read(found.source, found.display, settings)

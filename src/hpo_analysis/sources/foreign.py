@@ -35,7 +35,7 @@ from typing import Any
 
 from ..derive import MAXIMIZE_HINTS
 from ..model import Problem, Trial
-from ..normalize import ARCH_ALIASES, TRAINING_ALIASES, normalize_trial
+from ..normalize import ARCH_ALIASES, TRAINING_ALIASES, FieldAliases, normalize_trial
 
 # every spelling the normalizer reads into a numeric standard column
 STANDARD_SPELLINGS = frozenset(
@@ -117,6 +117,7 @@ def build_run(
     objective_name: str | None,
     direction: str | None,
     direction_source: str | None,
+    aliases: FieldAliases = (),
 ) -> Trial | Problem:
     """The canonical Trial of one foreign run (through :func:`normalize_trial`)."""
     params, moved = split_colliding(run.params)
@@ -134,7 +135,9 @@ def build_run(
     if run.datetime_complete is not None:
         raw["datetime_complete"] = run.datetime_complete
     raw.update(run.extra)
-    trial = normalize_trial(raw, study=study, source_file=source_file, factors=factors)
+    trial = normalize_trial(
+        raw, study=study, source_file=source_file, factors=factors, aliases=aliases
+    )
     if isinstance(trial, Problem):
         return trial
     problems = list(run.problems) + list(trial.problems)

@@ -209,6 +209,7 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
             objective_name=name,
             direction=direction,
             direction_source=SOURCE if direction else None,
+            aliases=settings.field_aliases,
         )
     )
     return result

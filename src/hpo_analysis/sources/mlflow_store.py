@@ -319,6 +319,7 @@ def _add_trials(
                     objective_name=objective,
                     direction=None,
                     direction_source=None,
+                    aliases=settings.field_aliases,
                 )
             )
     if not any(studies.values()):

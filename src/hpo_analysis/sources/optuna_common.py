@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from ..model import Problem, Trial
-from ..normalize import normalize_trial
+from ..normalize import FieldAliases, normalize_trial
 from ..schema import BY_NAME, OBJECTIVE_PREFIX
 
 INTERMEDIATE_METRIC = "intermediate_value"
@@ -114,6 +114,7 @@ def build_trial(
     factors: dict[str, str | None],
     spec: ObjectiveSpec,
     intermediate_values: Mapping[int, Any] | None = None,
+    aliases: FieldAliases = (),
 ) -> Trial | Problem:
     """Normalize one Optuna-shaped trial dict (``raw`` is not modified).
 
@@ -142,7 +143,9 @@ def build_trial(
         ]
     elif intermediate_values:
         raw["intermediate_values"] = {str(k): v for k, v in sorted(intermediate_values.items())}
-    trial = normalize_trial(raw, study=study, source_file=source_file, factors=factors)
+    trial = normalize_trial(
+        raw, study=study, source_file=source_file, factors=factors, aliases=aliases
+    )
     if isinstance(trial, Problem):
         return trial
     return dataclasses.replace(

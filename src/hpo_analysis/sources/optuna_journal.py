@@ -445,6 +445,7 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
                 factors=factors,
                 spec=spec,
                 intermediate_values=trial.intermediate_values,
+                aliases=settings.field_aliases,
             )
             result.add(built)
     if skipped:

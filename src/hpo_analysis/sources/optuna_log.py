@@ -351,5 +351,12 @@ def _emit(study: _LogStudy, display: str, settings: Settings, result: ReadResult
             "params": trial.params,
             "datetime_complete": trial.datetime_complete,
         }
-        built = build_trial(raw, study=study.name, source_file=display, factors=factors, spec=spec)
+        built = build_trial(
+            raw,
+            study=study.name,
+            source_file=display,
+            factors=factors,
+            spec=spec,
+            aliases=settings.field_aliases,
+        )
         result.add(built)

@@ -213,6 +213,7 @@ def _read_studies(storage: Any, display: str, settings: Settings, result: ReadRe
                 factors=factors,
                 spec=spec,
                 intermediate_values=trial.intermediate_values,
+                aliases=settings.field_aliases,
             )
             result.add(built)
     if skipped:

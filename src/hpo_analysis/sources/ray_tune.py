@@ -344,6 +344,7 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
                 objective_name=objective,
                 direction=None,
                 direction_source=None,
+                aliases=settings.field_aliases,
             )
         )
     if not runs:

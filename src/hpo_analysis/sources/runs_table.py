@@ -202,6 +202,7 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
                 objective_name=name,
                 direction=direction,
                 direction_source=source,
+                aliases=settings.field_aliases,
             )
         )
     if skipped:

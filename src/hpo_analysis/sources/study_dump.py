@@ -150,6 +150,7 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
             factors=factors,
             spec=spec,
             intermediate_values=intermediate,
+            aliases=settings.field_aliases,
         )
         result.add(built)
     if not objects:

@@ -77,6 +77,7 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
         source_file=display,
         factors=parse_study_factors(study, settings.compiled_pattern()),
         fallback_number=number_in_name(path),
+        aliases=settings.field_aliases,
     )
     if isinstance(trial, Problem):
         result.problems.append(trial)
