@@ -64,18 +64,12 @@ def output_lock(out: Path) -> Iterator[None]:
 
 @contextmanager
 def _locked(out: Path) -> Iterator[None]:
-    lock_path = out.parent / f".{out.name}.lock"
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX
+    """Hold the exclusive lock file beside ``out`` (``.<name>.lock``): flock on POSIX, the
+    platform's own lock elsewhere (filelock), so concurrent runs wait instead of interleaving."""
+    from filelock import FileLock
+
+    with FileLock(out.parent / f".{out.name}.lock"):
         yield
-        return
-    with open(lock_path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _remove_stale_staging(out: Path) -> None:
