@@ -552,6 +552,31 @@ def _quantiles(values: pd.Series) -> tuple[float, float, float]:
     return _sig(q1), _sig(median), _sig(q3)
 
 
+def _budgets_sentence(
+    lead: str,
+    parts: Sequence[str],
+    calm: Sequence[str],
+    calm_phrase: str,
+    all_calm: str | None,
+    nothing: str,
+) -> str:
+    """One sentence over the budgets of a divergence finding: ``lead`` and the budgets with
+    something to say, then ``calm_phrase`` and the budgets without divergence; ``all_calm``
+    (formatted with those budgets) when none diverged, ``nothing`` when there is no data.
+
+    >>> _budgets_sentence("By depth: ", ["2B: 48 layers 3 of 9"], ["2M"], "none in", None, "-")
+    'By depth: 2B: 48 layers 3 of 9; none in 2M.'
+    >>> _budgets_sentence("", [], ["2M", "2B"], "none in", "No trial diverged ({}).", "-")
+    'No trial diverged (2M, 2B).'
+    """
+    if parts:
+        tail = f"; {calm_phrase} {', '.join(calm)}." if calm else "."
+        return lead + "; ".join(parts) + tail
+    if calm and all_calm is not None:
+        return all_calm.format(", ".join(calm))
+    return nothing
+
+
 def _finding(
     id_: str,
     section: str,
@@ -898,13 +923,14 @@ def divergence_by_depth(rows: Rows) -> Finding:
             parts.append(f"{budget}: " + ", ".join(hit))
         else:
             calm.append(budget)
-    if parts:
-        sentence = "Diverged trials by depth band: " + "; ".join(parts)
-        sentence += f"; no divergence at any depth in {', '.join(calm)}." if calm else "."
-    elif calm:
-        sentence = f"No trial diverged at any depth ({', '.join(calm)})."
-    else:
-        sentence = "No trial has both a known depth and a known divergence flag."
+    sentence = _budgets_sentence(
+        "Diverged trials by depth band: ",
+        parts,
+        calm,
+        "no divergence at any depth in",
+        "No trial diverged at any depth ({}).",
+        "No trial has both a known depth and a known divergence flag.",
+    )
     return _finding(
         "divergence_by_depth",
         "Architecture patterns",
@@ -1758,11 +1784,14 @@ def divergence_hyperparameters(rows: Rows) -> Finding:
         if clear:
             text += f"; |δ| ≥ {LARGE_DELTA} with an interval excluding zero for {', '.join(clear)}"
         parts.append(text)
-    if parts:
-        sentence = "; ".join(parts)
-        sentence += f"; no diverged trials in {', '.join(calm)}." if calm else "."
-    else:
-        sentence = "No trial diverged, so there is nothing to compare."
+    sentence = _budgets_sentence(
+        "",
+        parts,
+        calm,
+        "no diverged trials in",
+        None,
+        "No trial diverged, so there is nothing to compare.",
+    )
     return replace(
         _finding(
             "divergence_hyperparameters",
@@ -2021,13 +2050,14 @@ def divergence_interactions(rows: Rows) -> Finding:
             f"of the other trials ({_points_text(difference)})"
             f"{confound_text}"
         )
-    if parts:
-        sentence = "Divergence by learning rate and depth together: " + "; ".join(parts)
-        sentence += f"; no divergence in {', '.join(calm)}." if calm else "."
-    elif calm:
-        sentence = f"No trial diverged ({', '.join(calm)})."
-    else:
-        sentence = "No trial has a known lr, depth and divergence flag."
+    sentence = _budgets_sentence(
+        "Divergence by learning rate and depth together: ",
+        parts,
+        calm,
+        "no divergence in",
+        "No trial diverged ({}).",
+        "No trial has a known lr, depth and divergence flag.",
+    )
     return replace(
         _finding(
             "divergence_interactions",
