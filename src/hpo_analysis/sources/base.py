@@ -112,3 +112,25 @@ def read_json_checked(path: Path, max_bytes: int, result: ReadResult) -> LoadedJ
             )
         )
     return loaded
+
+
+def json_kind(value: object) -> str:
+    """What a JSON value is, for a message: ``an array``, ``a string``, ``null``, ….
+
+    >>> json_kind([1]), json_kind(None), json_kind(4.5)
+    ('an array', 'null', 'a number')
+    """
+    kinds = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    return "null" if value is None else kinds.get(type(value), "a number")
+
+
+def duplicate_keys_problem(loaded: LoadedJson) -> Problem | None:
+    """The warning for a file whose objects repeat a key (the last occurrence is used)."""
+    if not loaded.duplicate_keys:
+        return None
+    return Problem(
+        "duplicate_keys",
+        "duplicate key(s) "
+        + ", ".join(repr(k) for k in loaded.duplicate_keys[:5])
+        + "; the last occurrence is used",
+    )

@@ -39,7 +39,7 @@ from typing import Any
 
 from ..model import Problem, Settings
 from ..normalize import parse_study_factors
-from .base import ReadResult, head_bytes, read_json_checked
+from .base import ReadResult, head_bytes, json_kind, read_json_checked
 from .foreign import ForeignRun, build_run, number_or_none
 
 NAME = "keras_tuner"
@@ -148,7 +148,11 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
     raw = loaded.value
     if not isinstance(raw, dict):
         result.problems.append(
-            Problem("not_an_object", "expected a KerasTuner trial object", "rejected")
+            Problem(
+                "not_an_object",
+                f"expected a KerasTuner trial object, found {json_kind(raw)}",
+                "rejected",
+            )
         )
         return result
     project = path.parent.parent

@@ -36,7 +36,7 @@ from typing import Any
 
 from ..model import Problem, Settings
 from ..normalize import parse_study_factors
-from .base import ReadResult, head_bytes, read_json_checked
+from .base import ReadResult, duplicate_keys_problem, head_bytes, read_json_checked
 from .optuna_common import ObjectiveSpec, build_trial, direction_name, finite, objective_spec
 from .study_meta import (
     DUMP_NAMES,
@@ -113,15 +113,9 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
             )
         )
         return result
-    if loaded.duplicate_keys:
-        result.problems.append(
-            Problem(
-                "duplicate_keys",
-                "duplicate key(s) "
-                + ", ".join(repr(k) for k in loaded.duplicate_keys[:5])
-                + "; the last occurrence is used",
-            )
-        )
+    duplicates = duplicate_keys_problem(loaded)
+    if duplicates is not None:
+        result.problems.append(duplicates)
     study = study_name(path, container)
     objects = [t for t in trials if isinstance(t, dict)]
     if len(objects) < len(trials):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..model import Problem, Settings
 from ..normalize import normalize_trial, parse_study_factors
-from .base import ReadResult, read_json_checked
+from .base import ReadResult, duplicate_keys_problem, json_kind, read_json_checked
 from .study_meta import DUMP_NAMES, DUMP_SUFFIX
 
 NAME = "trial_json"
@@ -52,24 +52,17 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
         return result
     raw = loaded.value
     if not isinstance(raw, dict):
-        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-            type(raw), "a number"
-        )
         result.problems.append(
             Problem(
-                "not_an_object", f"expected a JSON object (one trial), found {kind}", "rejected"
+                "not_an_object",
+                f"expected a JSON object (one trial), found {json_kind(raw)}",
+                "rejected",
             )
         )
         return result
-    if loaded.duplicate_keys:
-        result.problems.append(
-            Problem(
-                "duplicate_keys",
-                "duplicate key(s) "
-                + ", ".join(repr(k) for k in loaded.duplicate_keys[:5])
-                + "; the last occurrence is used",
-            )
-        )
+    duplicates = duplicate_keys_problem(loaded)
+    if duplicates is not None:
+        result.problems.append(duplicates)
     study = study_of(path)
     trial = normalize_trial(
         raw,
