@@ -502,9 +502,21 @@ def extract(
             "trials_annotated": sum(1 for r in rows if r.get("_annotations")),
             "orphans": [f"{a.study}/{a.trial_num}" for a in orphans],
         }
+        # The analysis stage needs pandas; importing it here keeps the other commands' start fast.
+        from .analyze import all_findings
+
+        findings = all_findings(rows, settings.top_k)
         try:
             outputs.write_all(
-                stage.path, rows, manifest, metadata, settings, store, spool_index, metric_names
+                stage.path,
+                rows,
+                manifest,
+                metadata,
+                settings,
+                store,
+                spool_index,
+                metric_names,
+                findings,
             )
         finally:
             store.close()

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..analyze import INSUFFICIENT, THRESHOLDS, THRESHOLDS_TEXT, Finding, budget_sort_key
 from ..derive import budget_params
+from ..finding import INSUFFICIENT, THRESHOLDS, THRESHOLDS_TEXT, Finding, budget_sort_key
 from ..jsonio import dumps_strict
 from ..model import Settings
 from ..stats import METHOD

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..finding import Finding
 from ..jsonio import dumps_bytes, dumps_strict, loads_lossless
 from ..layout import (  # noqa: F401  (re-exported: the writer's file names)
     CURVES_PARQUET,
@@ -310,8 +311,8 @@ def write_all(
     store: CacheWriter,
     index: SpoolIndex,
     metric_names: set[str],
+    findings: Sequence[Finding],
 ) -> None:
-    from ..analyze import all_findings
     from ..schema_json import full_json_schema
     from . import findings as findings_json
     from . import readme
@@ -336,7 +337,6 @@ def write_all(
         lambda key: store.curve(index[key]),
         metric_names,
     )
-    findings = all_findings(rows, settings.top_k)
     findings_json.write(directory / FINDINGS_JSON, findings, meta, settings)
     figures: list[str] = []
     if settings.write_report:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..analyze import SECTIONS, THRESHOLDS_TEXT, Finding, all_findings, budget_sort_key
+from ..finding import SECTIONS, THRESHOLDS_TEXT, Finding, budget_sort_key
 from ..layout import (
     DIVERGED_CSV,
     DIVERGED_JSON,
@@ -268,7 +268,7 @@ def render(
     meta: dict[str, Any],
     settings: Settings,
     *,
-    findings: Sequence[Finding] | None = None,
+    findings: Sequence[Finding],
     figures: Sequence[str] = (),
 ) -> str:
     studies_table = md_table(
@@ -291,8 +291,6 @@ def render(
     )
     status = ", ".join(f"{n} {k}" for k, n in meta["files_by_status"].items()) or "none"
     sources = ", ".join(f"`{md_cell(s)}`" for s in meta["sources"])
-    if findings is None:
-        findings = all_findings(rows, settings.top_k)
     findings_md = findings_section(findings, figures, settings.top_k)
     report_rows = (
         "| `report.html` | the findings and figures in one self-contained page (opens offline) |\n"
