@@ -84,3 +84,41 @@ def test_bad_config_is_a_usage_error(tmp_path: Path) -> None:
         assert "Traceback" not in run.stderr
     missing = run_cli("extract", "runs", "--config", "nope.toml", cwd=tmp_path)
     assert missing.returncode == 2 and "nope.toml: no such config file" in missing.stderr
+
+
+def test_extract_options_layer_command_line_over_file_over_settings() -> None:
+    """Each option comes from the command line, else the file, else Settings' default."""
+    from hpo_analysis.config import DEFAULT_OUT, DEFAULT_SOURCES, extract_options, parse_config
+    from hpo_analysis.model import Settings
+
+    cfg = parse_config(
+        {
+            "extract": {
+                "sources": ["runs"],
+                "top_k": 5,
+                "max_file_size_mib": 2,
+                "rank_by": 1,
+                "study": ["a*"],
+                "direction": {"b*": "maximize"},
+            },
+            "fields": {"lr": ["base_lr"]},
+        },
+        "x.toml",
+    )
+    bare = extract_options({}, parse_config({}, "y.toml"))
+    assert bare.sources == DEFAULT_SOURCES and bare.out == DEFAULT_OUT
+    assert bare.settings == Settings()
+    from_file = extract_options({}, cfg)
+    assert from_file.sources == ("runs",)
+    assert from_file.settings.top_k == 5
+    assert from_file.settings.max_file_bytes == 2 * 2**20
+    assert from_file.settings.rank_by == "1"
+    assert from_file.settings.studies == ("a*",)
+    assert from_file.settings.field_aliases == (("lr", ("base_lr",)),)
+    typed = extract_options({"sources": ["x"], "top_k": 3, "directions": [("b1", "minimize")]}, cfg)
+    assert typed.sources == ("x",) and typed.settings.top_k == 3
+    # the command line's direction rules come after the file's, so they win where both match
+    assert typed.settings.direction_for("b1") == "minimize"
+    assert typed.settings.direction_for("b2") == "maximize"
+    # an option the user did not type leaves the file's value in place
+    assert typed.settings.max_file_bytes == 2 * 2**20

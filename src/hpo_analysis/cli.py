@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .config import DEFAULT_OUT, DEFAULT_SOURCES, extract_options, load_config
 from .errors import HpoAnalysisError, UsageProblem, require
-from .model import DEFAULT_STUDY_PATTERN, Settings
+from .model import Settings
 from .pipeline import extract
 from .sources.optuna_storage import mask_url
 from .validate import SchemaCheckUnavailable, validate_dir
@@ -115,6 +116,12 @@ def _pattern(text: str) -> str:
     return text
 
 
+# Options that set what extract computes have no argparse default: an option the user did not
+# type is absent from the namespace, so the config file's value (then Settings') applies.
+UNSET = argparse.SUPPRESS
+DEFAULTS = Settings()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hpo-analysis",
@@ -135,15 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
         "sources",
         nargs="*",
         metavar="SOURCE",
-        default=None,
+        default=UNSET,
         help="directories, files or Optuna storage URLs (sqlite:///optuna.db, "
-        "postgresql://...) to read (default: outputs/hpo)",
+        f"postgresql://...) to read (default: {' '.join(DEFAULT_SOURCES)})",
     )
     ext.add_argument(
         "--out",
-        default="outputs/analysis",
+        default=UNSET,
         metavar="DIR",
-        help="output directory (default: outputs/analysis); replaced atomically",
+        help=f"output directory (default: {DEFAULT_OUT}); replaced atomically",
     )
     ext.add_argument(
         "--config",
@@ -154,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     ext.add_argument(
         "--diverge-threshold",
         type=_diverge_threshold,
-        default=None,
+        default=UNSET,
         metavar="X|auto",
         help="an absolute threshold: objective at or above X (or non-finite) means diverged. "
         "Default (auto): scale-aware, per study (non-finite, the runner's sentinel, or at least 10 x "
@@ -163,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     ext.add_argument(
         "--study-pattern",
         type=_pattern,
-        default=DEFAULT_STUDY_PATTERN,
+        default=UNSET,
         metavar="REGEX",
         help="regex whose named groups are parsed from study names into columns "
         "(default finds budget like 2B and horizon like h3)",
@@ -171,16 +178,18 @@ def build_parser() -> argparse.ArgumentParser:
     ext.add_argument(
         "--arch-thresholds",
         type=_thresholds,
-        default=(0.15, 0.5),
+        default=UNSET,
         metavar="LOW,HIGH",
         help="n_layers/d_model bounds of wide-shallow / narrow-deep for the fixed arch_category "
-        "column (default 0.15,0.5); the findings use arch_style, relative to each budget",
+        f"column (default {DEFAULTS.arch_thresholds[0]},{DEFAULTS.arch_thresholds[1]}); the "
+        "findings use arch_style, relative to each budget",
     )
     ext.add_argument(
         "--direction",
         type=_direction,
         action="append",
-        default=[],
+        dest="directions",
+        default=UNSET,
         metavar="[STUDY=]DIR",
         help="minimize or maximize, for all studies or STUDY=DIR for studies matching a glob "
         "(repeatable); default: from the source, else from the objective's name "
@@ -189,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     ext.add_argument(
         "--study",
         action="append",
-        default=[],
+        dest="studies",
+        default=UNSET,
         metavar="NAME",
         help="read only studies whose name matches this glob (repeatable; default all); for a "
         "log without study-creation lines, one plain NAME names its study",
@@ -197,23 +207,24 @@ def build_parser() -> argparse.ArgumentParser:
     ext.add_argument(
         "--rank-by",
         metavar="N|NAME",
-        default=None,
+        default=UNSET,
         help="objective that ranks a multi-objective study: its index (0 = first, the "
         "default) or its metric name",
     )
     ext.add_argument(
         "--objective",
         metavar="NAME",
-        default=None,
+        default=UNSET,
         help="metric that is the objective where the source names none or several (Ray "
         "Tune, MLflow, runs tables); for Ray Tune and KerasTuner it replaces theirs",
     )
     ext.add_argument(
         "--max-file-size",
         type=_positive_float,
-        default=64.0,
+        dest="max_file_size_mib",
+        default=UNSET,
         metavar="MIB",
-        help="reject input files larger than this many MiB (default 64)",
+        help=f"reject input files larger than this many MiB (default {DEFAULTS.max_file_bytes >> 20})",
     )
     ext.add_argument(
         "--follow-symlinks",
@@ -230,9 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     ext.add_argument(
         "--top-k",
         type=_top_k,
-        default=20,
+        default=UNSET,
         metavar="K",
-        help="trials per budget in the top-k findings (default 20, or all if fewer)",
+        help=f"trials per budget in the top-k findings (default {DEFAULTS.top_k}, or all if fewer)",
     )
     ext.add_argument(
         "--no-report",
@@ -311,9 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "directory",
         nargs="?",
-        default="outputs/analysis",
+        default=DEFAULT_OUT,
         metavar="DIR",
-        help="an output directory written by extract (default: outputs/analysis)",
+        help=f"an output directory written by extract (default: {DEFAULT_OUT})",
     )
 
     mcp = commands.add_parser(
@@ -331,8 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
         "directory",
         metavar="DIR",
         nargs="?",
-        default="outputs/analysis",
-        help="extracted dataset directory (default: outputs/analysis)",
+        default=DEFAULT_OUT,
+        help=f"extracted dataset directory (default: {DEFAULT_OUT})",
     )
     mcp.add_argument(
         "--allow-annotate",
@@ -351,9 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     qry.add_argument(
         "directory",
         nargs="?",
-        default="outputs/analysis",
+        default=DEFAULT_OUT,
         metavar="DIR",
-        help="dataset directory written by extract (default: outputs/analysis)",
+        help=f"dataset directory written by extract (default: {DEFAULT_OUT})",
     )
     qry.add_argument("sql", metavar="SQL", help="the query")
     qry.add_argument(
@@ -433,68 +444,33 @@ class _Console:
             )
 
 
-def _given(argv: Sequence[str], flag: str) -> bool:
-    return any(a == flag or a.startswith(flag + "=") for a in argv)
-
-
-def _apply_config(
-    args: argparse.Namespace, argv: Sequence[str]
-) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """Fill options not given on the command line from hpo-analysis.toml; field aliases."""
-    from .config import load_config
-
-    cfg = load_config(args.config)  # ConfigError: a usage error naming the file and key
-    ext = cfg.extract
-    if not args.sources and "sources" in ext:
-        args.sources = [str(s) for s in ext["sources"]]
-    simple = {
-        "out": "--out",
-        "diverge_threshold": "--diverge-threshold",
-        "study_pattern": "--study-pattern",
-        "arch_thresholds": "--arch-thresholds",
-        "top_k": "--top-k",
-        "rank_by": "--rank-by",
-        "max_file_size_mib": "--max-file-size",
-        "study": "--study",
-    }
-    for key, flag in simple.items():
-        if key in ext and not _given(argv, flag):
-            dest = "max_file_size" if key == "max_file_size_mib" else key
-            value = ext[key]
-            setattr(args, dest, str(value) if key == "rank_by" else value)
-    if "direction" in ext:
-        args.direction = [*ext["direction"], *args.direction]  # the command line's rules win
-    args.table_objective = cfg.table.get("objective")
-    args.table_params = tuple(cfg.table.get("params", ()))
-    args.table_study = cfg.table.get("study")
-    return cfg.fields
+# Command-line destinations that are Settings fields (or config keys) of the same meaning.
+_EXTRACT_OPTIONS = (
+    "sources",
+    "out",
+    "diverge_threshold",
+    "study_pattern",
+    "arch_thresholds",
+    "directions",
+    "studies",
+    "rank_by",
+    "objective",
+    "max_file_size_mib",
+    "top_k",
+)
 
 
 def run_extract(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    field_aliases = _apply_config(args, argv)
-    sources = args.sources or ["outputs/hpo"]
-    settings = Settings(
-        field_aliases=field_aliases,
-        diverge_threshold=args.diverge_threshold,
-        study_pattern=args.study_pattern,
-        arch_thresholds=args.arch_thresholds,
-        max_file_bytes=int(args.max_file_size * 2**20),
-        directions=tuple(args.direction),
-        studies=tuple(args.study),
-        rank_by=args.rank_by,
-        objective=args.objective,
-        table_objective=args.table_objective,
-        table_params=args.table_params,
-        table_study=args.table_study,
-        top_k=args.top_k,
-        write_report=not args.no_report,
-        follow_symlinks=args.follow_symlinks,
-    )
+    given = {name: getattr(args, name) for name in _EXTRACT_OPTIONS if hasattr(args, name)}
+    given["write_report"] = not args.no_report
+    given["follow_symlinks"] = args.follow_symlinks
+    options = extract_options(given, load_config(args.config))  # ConfigError: usage error
+    settings = options.settings
     console = _Console(args.quiet)
     command = "hpo-analysis " + shlex.join(mask_url(arg) for arg in argv)  # no passwords
     result = extract(
-        sources,
-        Path(args.out),
+        list(options.sources),
+        Path(options.out),
         settings,
         jobs=args.jobs,
         command=command,
@@ -508,14 +484,14 @@ def run_extract(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     if not args.no_report and not report_available():
         print(f"report skipped: matplotlib is not installed ({INSTALL_HINT})", file=sys.stderr)
-    console.finish(Path(args.out) / "manifest.csv")
+    console.finish(Path(options.out) / "manifest.csv")
     print(result.summary_line())
     if result.validation_failures:
         return 1
     if args.strict and result.n_rejected:
         print(
             f"--strict: {result.n_rejected} file(s) rejected; see "
-            f"{Path(args.out) / 'manifest.csv'}",
+            f"{Path(options.out) / 'manifest.csv'}",
             file=sys.stderr,
         )
         return 1
@@ -526,8 +502,6 @@ def run_validate(args: argparse.Namespace) -> int:
     directory = Path(args.directory)
     if not directory.is_dir():
         raise UsageError(f"{directory}: no such directory")
-    from .config import load_config
-
     configured = load_config(args.config).validate
     expectations = {
         "expect_trials": args.expect_trials,

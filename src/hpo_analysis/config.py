@@ -40,14 +40,18 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import UsageProblem
+from .model import Settings
 from .normalize import CONFIGURABLE_FIELDS
 
 DEFAULT_CONFIG = "hpo-analysis.toml"
+DEFAULT_SOURCES: tuple[str, ...] = ("outputs/hpo",)
+DEFAULT_OUT = "outputs/analysis"
 
 _EXTRACT_KEYS: dict[str, tuple[type, ...]] = {
     "sources": (list,),
@@ -181,3 +185,66 @@ def _table(table: Any, where: str) -> dict[str, Any]:
     if ("params" in table or "study" in table) and "objective" not in table:
         raise ConfigError(f"{where}: [table] needs objective = COLUMN")
     return dict(table)
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """What one ``extract`` reads, where it writes, and the settings it computes with."""
+
+    sources: tuple[str, ...]
+    out: str
+    settings: Settings
+
+
+# [extract] keys that are Settings fields under another name or in another unit.
+_SETTING_OF_KEY: dict[str, str] = {
+    "study": "studies",
+    "direction": "directions",
+    "max_file_size_mib": "max_file_bytes",
+}
+
+
+def _as_setting(name: str, value: Any) -> Any:
+    """A config or command-line value in the type its Settings field holds."""
+    if name == "max_file_bytes":
+        return int(value * 2**20)
+    if name == "rank_by":
+        return None if value is None else str(value)
+    if name in ("studies", "directions", "table_params"):
+        return tuple(value)
+    return value
+
+
+def extract_options(given: Mapping[str, Any], config: Config) -> ExtractOptions:
+    """Built-in defaults (:class:`Settings`), then the config file, then the command line.
+
+    ``given`` holds only the options the user typed, keyed by their Settings field (plus
+    ``sources``, ``out`` and ``max_file_size_mib``), so an option left out never hides the
+    file's value. ``--direction`` rules add to the file's: the last matching rule wins, and the
+    command line's come last.
+
+    >>> cfg = parse_config({"extract": {"top_k": 5, "direction": "maximize"}}, "x.toml")
+    >>> opts = extract_options({"top_k": 3, "directions": [("a*", "minimize")]}, cfg)
+    >>> opts.settings.top_k, opts.settings.directions, opts.out
+    (3, (('*', 'maximize'), ('a*', 'minimize')), 'outputs/analysis')
+    """
+    values: dict[str, Any] = {}
+    for key, value in config.extract.items():
+        if key not in ("sources", "out"):
+            name = _SETTING_OF_KEY.get(key, key)
+            values[name] = _as_setting(name, value)
+    for key, value in given.items():
+        if key in ("sources", "out"):
+            continue
+        name = _SETTING_OF_KEY.get(key, key)
+        value = _as_setting(name, value)
+        if name == "directions":
+            value = (*values.get("directions", ()), *value)
+        values[name] = value
+    values["field_aliases"] = config.fields
+    values["table_objective"] = config.table.get("objective")
+    values["table_params"] = tuple(config.table.get("params", ()))
+    values["table_study"] = config.table.get("study")
+    sources = given.get("sources") or config.extract.get("sources") or DEFAULT_SOURCES
+    out = given.get("out", config.extract.get("out", DEFAULT_OUT))
+    return ExtractOptions(tuple(str(s) for s in sources), str(out), replace(Settings(), **values))
