@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
 import subprocess
@@ -30,18 +32,48 @@ class Run:
     stderr: str
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Run:
-    """Run the real command line in a subprocess, as a user would."""
-    full_env = {**os.environ, "SOURCE_DATE_EPOCH": "1767225600", **(env or {})}
-    proc = subprocess.run(
-        [sys.executable, "-m", "hpo_analysis", *args],
-        cwd=cwd or REPO,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    return Run(proc.returncode, proc.stdout, proc.stderr)
+def run_cli(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    subprocess_run: bool = False,
+) -> Run:
+    """Run the command line as a user would: ``cli.main`` in this process, with its own argv,
+    working directory, environment, stdout and stderr; ``subprocess_run=True`` starts
+    ``python -m hpo_analysis`` instead, for tests of the entry point, signals or exit on a
+    terminal."""
+    full_env = {"SOURCE_DATE_EPOCH": "1767225600", **(env or {})}
+    if subprocess_run:
+        proc = subprocess.run(
+            [sys.executable, "-m", "hpo_analysis", *args],
+            cwd=cwd or REPO,
+            env={**os.environ, **full_env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        return Run(proc.returncode, proc.stdout, proc.stderr)
+    from hpo_analysis.cli import main
+
+    saved_env = {k: os.environ.get(k) for k in full_env}
+    saved_cwd = os.getcwd()
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.update(full_env)
+    try:
+        os.chdir(cwd or REPO)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as stop:  # argparse: --help, --version, usage errors
+                code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
+    finally:
+        os.chdir(saved_cwd)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return Run(code, out.getvalue(), err.getvalue())
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -80,7 +112,8 @@ def curve(*val_losses: float, train: float = 0.5) -> list[dict[str, float]]:
 def example_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled example extracted once through the CLI."""
     out = tmp_path_factory.mktemp("example") / "analysis"
-    result = run_cli("extract", str(EXAMPLE), "--out", str(out))
+    # once through the real entry point (python -m hpo_analysis), as a user runs it
+    result = run_cli("extract", str(EXAMPLE), "--out", str(out), subprocess_run=True)
     assert result.returncode == 0, result.stderr
     return out
 
