@@ -11,12 +11,11 @@ Example::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from .api import Dataset, DatasetError, QueryError, load  # noqa: E402
 from .model import Settings  # noqa: E402
 from .pipeline import ExtractResult, SourceError, extract  # noqa: E402
 from .validate import validate_dir  # noqa: E402
+from .version import __version__  # noqa: E402
 
 __all__ = [
     "Dataset",

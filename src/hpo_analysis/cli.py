@@ -15,13 +15,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
 from .config import DEFAULT_OUT, DEFAULT_SOURCES, extract_options, load_config
 from .errors import HpoAnalysisError, UsageProblem, require
 from .model import Settings
 from .pipeline import extract
 from .sources.optuna_storage import mask_url
 from .validate import SchemaCheckUnavailable, validate_dir
+from .version import __version__
 
 MAX_PROBLEM_LINES = 200
 

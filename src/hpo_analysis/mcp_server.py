@@ -1106,7 +1106,7 @@ def build_server(directory: Path, *, allow_annotate: bool = False) -> Any:
     """
     import anyio.to_thread
 
-    from . import __version__
+    from .version import __version__
 
     Server, ToolError, ResourceError, ToolAnnotations = _mcp_api()
     service = DatasetService(directory)

@@ -32,7 +32,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
 from .annotations import (
     ANNOTATIONS_CSV,
     WRITTEN_CELLS,
@@ -80,6 +79,7 @@ from .sources.optuna_storage import (
 )
 from .sources.runs_table import configure as configure_runs_table
 from .validate import validate_dir
+from .version import __version__
 from .write import outputs
 from .write.atomic import staged_output
 from .write.parquet import CurveEncodeError, curve_metric_names, decode_curve, encode_curve
