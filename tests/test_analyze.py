@@ -679,9 +679,9 @@ def test_param_importance_with_optuna() -> None:
 
 def test_param_importance_samples_large_budgets(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("optuna")
-    from hpo_analysis import analyze
+    from hpo_analysis.analyze import importance
 
-    monkeypatch.setattr(analyze, "MAX_IMPORTANCE_TRIALS", 30)
+    monkeypatch.setattr(importance, "MAX_IMPORTANCE_TRIALS", 30)
     finding = param_importance(importance_rows(80))
     assert column(finding, "parameter")[0] == "lr"
     assert column(finding, "n")[0] == 80  # n stays the number of scored trials

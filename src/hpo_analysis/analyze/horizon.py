@@ -1,0 +1,315 @@
+"""Horizon effects: does a best architecture transfer across horizons, which horizon is
+easiest, and does depth help more for longer horizons?"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import stats
+from ..finding import (
+    INSUFFICIENT,
+    MIN_N,
+    MIXED,
+    Finding,
+    horizon_sort_key,
+)
+from .cells import (
+    CI_NOTE,
+    _ci,
+    _finding,
+    _record,
+    _rho,
+    _rho_text,
+    _sig,
+    fmt,
+)
+from .frame import (
+    Rows,
+    _better,
+    _budget_groups,
+    _direction,
+    _horizon_groups,
+    _known,
+    _ranked,
+    _scored,
+    as_frame,
+)
+
+_ARCH = ["d_model", "n_layers", "n_heads"]
+
+
+def _arch_best(scored: pd.DataFrame, direction: str) -> pd.DataFrame:
+    """Best objective per architecture (d_model, n_layers, n_heads), ranked (1 = best)."""
+    ranked = _ranked(_known(scored, _ARCH), direction).drop_duplicates(_ARCH)
+    out = ranked[_ARCH + ["objective", "_score"]].reset_index(drop=True)
+    out["rank"] = out["_score"].rank(method="min").astype(int)
+    return out
+
+
+def _transfer_table(frame: pd.DataFrame) -> tuple[list[list[Any]], int]:
+    """Rows of (budget, horizon, its best architecture, objective, other horizon, rank there,
+    architectures there) and the number of scored trials compared."""
+    table: list[list[Any]] = []
+    total = 0
+    for budget, group in _budget_groups(frame):
+        scored = _scored(group)
+        direction = _direction(scored)
+        horizons = _horizon_groups(scored)
+        if len(horizons) < 2 or direction is None:
+            continue
+        bests = {h: _arch_best(g, direction) for h, g in horizons}
+        sizes = {h: len(g) for h, g in horizons}
+        total += sum(sizes.values())
+        for horizon, _ in horizons:
+            if sizes[horizon] < MIN_N or bests[horizon].empty:
+                table.append([budget, horizon, None, None, None, INSUFFICIENT, None, None, None])
+                continue
+            top = bests[horizon].iloc[0]
+            arch = tuple(int(top[c]) for c in _ARCH)
+            for other, _ in horizons:
+                if other == horizon:
+                    continue
+                there = bests[other]
+                match = there[
+                    (there["d_model"] == arch[0])
+                    & (there["n_layers"] == arch[1])
+                    & (there["n_heads"] == arch[2])
+                ]
+                if sizes[other] < MIN_N:
+                    rank: Any = INSUFFICIENT
+                elif match.empty:
+                    rank = "not tried"
+                else:
+                    rank = int(match["rank"].iloc[0])
+                table.append(
+                    [budget, horizon, *arch, float(top["objective"]), other, rank, len(there)]
+                )
+    return table, total
+
+
+def horizon_transfer(rows: Rows) -> Finding:
+    """Within a budget: each horizon's best architecture and its rank in the other horizons.
+
+    Architectures (d_model, n_layers, n_heads) are ranked in a horizon by their best scored
+    trial ("min" ranks: ties share the better rank). :func:`horizon_transfer_summary` counts
+    how often the rank is 1.
+    """
+    table, total = _transfer_table(as_frame(rows))
+    compared = [r for r in table if r[6] is not None]
+    sentence = (
+        f"Each horizon's best architecture (d_model, n_layers, n_heads) and its rank among the "
+        f"architectures tried in every other horizon of the same budget, {len(compared)} "
+        "comparisons; the next table summarises them."
+        if compared
+        else "No budget has two horizons with enough scored trials to compare."
+    )
+    return _finding(
+        "horizon_transfer",
+        "Horizon effects",
+        "Do best architectures transfer across horizons?",
+        [
+            "budget",
+            "horizon",
+            "d_model",
+            "n_layers",
+            "n_heads",
+            "objective",
+            "other_horizon",
+            "rank_there",
+            "architectures_there",
+        ],
+        table,
+        sentence,
+        total,
+        f"Ranks are among the architectures tried in the other horizon (1 = best); each horizon "
+        f"needs ≥ {MIN_N} scored trials.",
+    )
+
+
+def horizon_transfer_summary(rows: Rows) -> Finding:
+    """Per budget and over all budgets: comparisons, how many ranked 1, median rank."""
+    detail, total = _transfer_table(as_frame(rows))
+    comparisons = [r for r in detail if r[6] is not None and r[7] != INSUFFICIENT]
+    budgets: list[str] = []
+    for row in comparisons:
+        if row[0] not in budgets:
+            budgets.append(row[0])
+    groups = [(b, [r for r in comparisons if r[0] == b]) for b in budgets]
+    if len(groups) > 1:
+        groups.append(("all budgets", comparisons))
+    table: list[list[Any]] = []
+    for budget, chosen in groups:
+        ranks = [r[7] for r in chosen if isinstance(r[7], int)]
+        not_tried = sum(1 for r in chosen if r[7] == "not tried")
+        ones = sum(1 for r in ranks if r == 1)
+        median: Any = _sig(float(np.median(ranks))) if len(ranks) >= MIN_N else INSUFFICIENT
+        table.append([budget, len(ranks), ones, median, not_tried])
+    if table:
+        overall = table[-1]
+        where = "over all budgets" if overall[0] == "all budgets" else f"in {overall[0]}"
+        sentence = (
+            f"A horizon's best architecture was also the best in another horizon of the same "
+            f"budget in {overall[2]} of {overall[1]} comparisons {where} (median rank "
+            f"{fmt(overall[3])}; not tried there: {overall[4]})"
+        )
+        if len(table) > 1:
+            sentence += "; by budget: " + ", ".join(f"{r[0]} {r[2]} of {r[1]}" for r in table[:-1])
+        sentence += "."
+    else:
+        sentence = "No budget has two horizons with enough scored trials to compare."
+    return _finding(
+        "horizon_transfer_summary",
+        "Horizon effects",
+        "How often a horizon's best architecture is also best in another horizon",
+        ["budget", "comparisons", "also_best", "median_rank", "not_tried"],
+        table,
+        sentence,
+        total,
+        f"Comparisons from the previous table (ranked ones; `not tried` counted apart); the "
+        f"median rank needs ≥ {MIN_N} comparisons.",
+    )
+
+
+def easiest_horizon(rows: Rows) -> Finding:
+    """Best and median objective per horizon, within each budget and over all budgets."""
+    frame = as_frame(rows)
+    table: list[list[Any]] = []
+    estimates: list[dict[str, Any]] = []
+    parts: list[str] = []
+    scored_all = _scored(frame)
+    groups = [(b, _scored(g)) for b, g in _budget_groups(frame)]
+    if len({b for b, _ in groups}) > 1:
+        groups.append(("all budgets", scored_all))
+    for budget, scored in groups:
+        direction = _direction(scored)
+        horizons = _horizon_groups(scored)
+        if not horizons:
+            continue
+        if direction is None:
+            table.append([budget, None, len(scored), None, MIXED, None, None, None])
+            parts.append(f"{budget} {MIXED}")
+            continue
+        sign = 1.0 if direction == "minimize" else -1.0
+        cells: list[list[Any]] = []
+        for horizon, cell in horizons:
+            n = len(cell)
+            if n < MIN_N:
+                table.append([budget, horizon, n, direction, INSUFFICIENT, None, None, None])
+                continue
+            row: list[Any] = [
+                budget,
+                horizon,
+                n,
+                direction,
+                _sig(float((sign * cell["objective"]).min() * sign)),
+                _sig(float(cell["objective"].median())),
+            ]
+            estimate = stats.median(cell["objective"])
+            estimates.append(_record(estimate, 12, budget=budget, horizon=horizon))
+            row += [_sig(x) if x is not None else None for x in _ci(estimate, 12)]
+            table.append(row)
+            cells.append(row)
+        if len(horizons) == 1:
+            parts.append(f"{budget} only {horizons[0][0]} (nothing to compare)")
+            continue
+        if len(cells) < 2:
+            parts.append(f"{budget} {INSUFFICIENT}")
+            continue
+        by_best = min(cells, key=lambda r: (sign * r[4], horizon_sort_key(r[1])))
+        by_median = min(cells, key=lambda r: (sign * r[5], horizon_sort_key(r[1])))
+        if by_best is by_median:
+            parts.append(
+                f"{budget} {by_best[1]} (best {fmt(by_best[4])}, median {fmt(by_best[5])}, "
+                f"n = {by_best[2]})"
+            )
+        else:
+            parts.append(
+                f"{budget} {by_best[1]} by best ({fmt(by_best[4])}, n = {by_best[2]}) but "
+                f"{by_median[1]} by median ({fmt(by_median[5])}, n = {by_median[2]})"
+            )
+    sentence = (
+        "Easiest horizon (best and median objective, in each study's direction): "
+        + "; ".join(parts)
+        + "."
+        if parts
+        else "No horizon was parsed from the study names."
+    )
+    return _finding(
+        "easiest_horizon",
+        "Horizon effects",
+        "Easiest horizon per budget and overall",
+        [
+            "budget",
+            "horizon",
+            "n",
+            "direction",
+            "best_objective",
+            "median_objective",
+            "median_ci_low",
+            "median_ci_high",
+        ],
+        table,
+        sentence,
+        len(scored_all),
+        f"Easiest = {_better('minimize')} objective for minimize studies, higher for maximize; "
+        f"needs ≥ {MIN_N} scored trials per horizon; `all budgets` pools every budget. "
+        f"{CI_NOTE}",
+        estimates,
+    )
+
+
+def depth_by_horizon(rows: Rows) -> Finding:
+    """Spearman's ρ of n_layers with the objective per horizon, per budget and pooled."""
+    frame = as_frame(rows)
+    table: list[list[Any]] = []
+    pooled: list[str] = []
+    estimates: list[dict[str, Any]] = []
+    groups = [(b, _scored(g)) for b, g in _budget_groups(frame)]
+    groups.append(("all budgets", _scored(frame)))
+    total = len(groups[-1][1])
+    for budget, scored in groups:
+        direction = _direction(scored)
+        for horizon, cell in _horizon_groups(scored):
+            cell = cell[np.isfinite(cell["n_layers"])]
+            rho = _rho(cell["n_layers"], cell["objective"]) if direction else None
+            if rho is None or direction is None:
+                marker = MIXED if direction is None else INSUFFICIENT
+                table.append([budget, horizon, len(cell), marker, None, None, None])
+                if budget == "all budgets":
+                    pooled.append(f"{horizon} {marker} (n = {len(cell)})")
+                continue
+            worse, better = "deeper, worse objective", "deeper, better objective"
+            reading = (
+                stats.reading(rho, worse, better)
+                if direction == "minimize"
+                else stats.reading(rho, better, worse)
+            )
+            table.append([budget, horizon, len(cell), rho.value, *_ci(rho), reading])
+            estimates.append(rho.to_dict(budget=budget, horizon=horizon))
+            if budget == "all budgets":
+                pooled.append(f"{horizon} {_rho_text(rho, reading)}")
+    sentence = (
+        "Spearman correlation of n_layers with the objective per horizon, all budgets pooled: "
+        + "; ".join(pooled)
+        + " (per-budget values in the table)."
+        if pooled
+        else "No horizon was parsed from the study names."
+    )
+    return replace(
+        _finding(
+            "depth_by_horizon",
+            "Horizon effects",
+            "Do deeper models help more for longer horizons?",
+            ["budget", "horizon", "n", "spearman_rho_n_layers", "ci_low", "ci_high", "reading"],
+            table,
+            sentence,
+            total,
+            f"Scored trials; needs ≥ {MIN_N} per cell; the pooled rows mix budgets, whose sizes "
+            f"also change depth, so read the per-budget rows for a controlled view. {CI_NOTE}",
+        ),
+        estimates=estimates,
+    )
