@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 
-from ..finding import budget_sort_key, horizon_sort_key
+from ..finding import INSUFFICIENT, MIXED, budget_sort_key, horizon_sort_key
 
 _NUMERIC: tuple[str, ...] = (
     "trial_num",
@@ -143,18 +144,45 @@ def _horizon_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return [(str(h), g) for h, g in _groups(known, "horizon", horizon_sort_key)]
 
 
-def _direction(frame: pd.DataFrame) -> str | None:
-    """The one direction of these trials (minimize when none is given); None when mixed."""
-    directions = {d for d in frame["direction"].tolist() if d is not None}
-    if len(directions) > 1:
+# --- The direction rule: one definition of "best" for every finding -------------------------
+
+
+def direction_of(directions: Iterable[str | None]) -> str | None:
+    """The one direction of a set of trials, or None when they mix minimize and maximize.
+
+    Trials without a direction count as minimize (the pipeline's default). Every finding that
+    names a best trial, ranks trials, takes a top-k or compares objectives goes through this
+    rule and :func:`sign`: a set of trials whose objectives point different ways has no best,
+    so the finding says ``mixed directions`` instead of comparing across them.
+
+    >>> direction_of(["maximize", None, "maximize"]), direction_of([None]), direction_of([])
+    ('maximize', 'minimize', 'minimize')
+    >>> direction_of(["minimize", "maximize"]) is None
+    True
+    """
+    found = {d for d in directions if d is not None}
+    if len(found) > 1:
         return None
-    return directions.pop() if directions else "minimize"
+    return found.pop() if found else "minimize"
+
+
+def _direction(frame: pd.DataFrame) -> str | None:
+    """:func:`direction_of` the trials of ``frame``."""
+    return direction_of(frame["direction"].tolist())
+
+
+def sign(direction: str | None) -> float:
+    """+1 for minimize, -1 for maximize: ``sign · objective`` is lower for the better trial.
+
+    >>> sign("minimize"), sign("maximize")
+    (1.0, -1.0)
+    """
+    return -1.0 if direction == "maximize" else 1.0
 
 
 def _ranked(frame: pd.DataFrame, direction: str) -> pd.DataFrame:
     """Best first in ``direction``; ties by study and trial number so the order is stable."""
-    sign = 1.0 if direction == "minimize" else -1.0
-    ordered = frame.assign(_score=sign * frame["objective"])
+    ordered = frame.assign(_score=sign(direction) * frame["objective"])
     return ordered.sort_values(["_score", "study", "trial_num"], kind="mergesort")
 
 
@@ -175,3 +203,91 @@ def _by_budget(rows: Sequence[dict[str, Any]]) -> dict[str | None, list[dict[str
 
 def _label(budget: str | None) -> str:
     return budget if budget is not None else "(none)"
+
+
+# --- The per-budget walk every finding shares -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One budget's trials as a finding sees them.
+
+    ``trials`` are the ones the finding selected (e.g. the scored ones), ``whole`` every trial
+    of the budget, ``direction`` the :func:`direction_of` the selected trials (None: mixed),
+    and ``directed`` whether the finding compares objectives at all (only then do mixed
+    directions matter).
+    """
+
+    label: str
+    trials: pd.DataFrame
+    whole: pd.DataFrame
+    direction: str | None
+    directed: bool
+
+    @property
+    def n(self) -> int:
+        return len(self.trials)
+
+    def marker(self, n: int | None = None, min_n: int = 0) -> str | None:
+        """Why there is no answer: ``mixed directions`` for a directed finding whose trials
+        mix directions, ``insufficient data`` when ``n`` (default: the selected trials) is
+        below ``min_n``, else None (go ahead)."""
+        if self.directed and self.direction is None:
+            return MIXED
+        return INSUFFICIENT if (self.n if n is None else n) < min_n else None
+
+
+@dataclass
+class Tally:
+    """What a finding collects over its budgets: table rows, sentence parts, interval records,
+    the budgets with nothing to report (``quiet``) and the number of trials behind it all."""
+
+    table: list[list[Any]] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)
+    estimates: list[dict[str, Any]] = field(default_factory=list)
+    quiet: list[str] = field(default_factory=list)
+    total: int = 0
+
+
+def per_budget(
+    frame: pd.DataFrame,
+    compute: Callable[[Budget, Tally], None],
+    *,
+    select: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    directed: bool = False,
+    min_n: int | None = None,
+    short: Callable[[Budget, str], list[Any]] | None = None,
+    count: bool = True,
+    pooled: bool = False,
+) -> Tally:
+    """Walk the budgets of ``frame`` in budget order and let ``compute`` answer for each.
+
+    For each budget: ``select`` picks the trials the finding looks at; ``count`` adds their
+    number to ``Tally.total``; when ``short`` is given and the budget has no answer (mixed
+    directions of a ``directed`` finding, or fewer than ``min_n`` selected trials) the row
+    ``short(budget, marker)`` and the part ``"<budget> <marker> (n = <n>)"`` stand in for it;
+    otherwise ``compute(budget, tally)`` appends its rows, parts and estimates. With
+    ``pooled`` an ``all budgets`` group of every trial follows the budgets.
+
+    >>> frame = trial_frame([{"budget": b, "objective": 1.0} for b in ("2B", "2M", "2M")])
+    >>> def count(budget: Budget, tally: Tally) -> None:
+    ...     tally.table.append([budget.label, budget.n, budget.direction])
+    >>> per_budget(frame, count, pooled=True).table
+    [['2M', 2, 'minimize'], ['2B', 1, 'minimize'], ['all budgets', 3, 'minimize']]
+    """
+    tally = Tally()
+    groups = _budget_groups(frame)
+    if pooled:
+        groups.append(("all budgets", frame))
+    for label, whole in groups:
+        trials = select(whole) if select is not None else whole
+        budget = Budget(label, trials, whole, _direction(trials), directed)
+        if count:
+            tally.total += budget.n
+        marker = budget.marker(min_n=min_n or 0) if short is not None else None
+        if marker is not None and short is not None:
+            tally.table.append(short(budget, marker))
+            tally.parts.append(f"{label} {marker} (n = {budget.n})")
+            continue
+        compute(budget, tally)
+    return tally

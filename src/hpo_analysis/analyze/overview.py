@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pandas as pd
+
 from .. import stats
 from ..finding import (
     INSUFFICIENT,
     MIN_N,
+    MIXED,
     Finding,
 )
 from .cells import (
@@ -22,35 +25,45 @@ from .cells import (
     _record,
 )
 from .frame import (
-    _by_budget,
-    _label,
+    Budget,
+    Rows,
+    Tally,
+    as_frame,
+    direction_of,
+    per_budget,
+    sign,
 )
 
 
-def divergence_by_budget(rows: Sequence[dict[str, Any]]) -> Finding:
-    table = []
-    estimates: list[dict[str, Any]] = []
-    for budget, group in _by_budget(rows).items():
-        flags = [bool(r.get("diverged")) for r in group]
+def divergence_by_budget(rows: Rows) -> Finding:
+    frame = as_frame(rows)
+
+    def compute(budget: Budget, tally: Tally) -> None:
+        flags = [bool(v) for v in budget.trials["diverged"].tolist()]
+        estimate = stats.rate(flags)
+        tally.estimates.append(_record(estimate, 4, budget=budget.label))
         diverged = sum(flags)
-        if len(group) >= MIN_N:
-            estimate = stats.rate(flags)
-            estimates.append(_record(estimate, 4, budget=_label(budget)))
-            table.append([_label(budget), len(group), diverged, _pct(diverged, len(group))])
-            table[-1].extend(_pct_ci(estimate))
-        else:
-            table.append([_label(budget), len(group), diverged, INSUFFICIENT, None, None])
-    total = sum(1 for r in rows if r.get("diverged"))
+        row = [budget.label, budget.n, diverged, _pct(diverged, budget.n), *_pct_ci(estimate)]
+        tally.table.append(row)
+
+    def short(budget: Budget, marker: str) -> list[Any]:
+        diverged = sum(bool(v) for v in budget.trials["diverged"].tolist())
+        return [budget.label, budget.n, diverged, marker, None, None]
+
+    tally = per_budget(frame, compute, min_n=MIN_N, short=short)
+    table, estimates = tally.table, tally.estimates
+    n_rows = len(frame)
+    total = sum(bool(v) for v in frame["diverged"].tolist())
     hit = [f"{r[0]} ({r[2]} of {r[1]})" for r in table if r[2]]
     if len(table) > 1:
-        table.append(["all budgets", len(rows), total, _pct(total, len(rows)), None, None])
-    if not rows:
+        table.append(["all budgets", n_rows, total, _pct(total, n_rows), None, None])
+    if not n_rows:
         sentence = "No trials were read."
     elif not hit:
-        sentence = f"None of the {len(rows)} trials diverged."
+        sentence = f"None of the {n_rows} trials diverged."
     else:
         sentence = (
-            f"{total} of {len(rows)} trials diverged ({_pct(total, len(rows))}); "
+            f"{total} of {n_rows} trials diverged ({_pct(total, n_rows)}); "
             f"by budget: {', '.join(hit)}."
         )
     return Finding(
@@ -59,38 +72,40 @@ def divergence_by_budget(rows: Sequence[dict[str, Any]]) -> Finding:
         ["budget", "trials", "diverged", "diverged_rate", "ci_low", "ci_high"],
         table,
         sentence,
-        len(rows),
+        n_rows,
         estimates=estimates,
     )
 
 
-def early_stopping_by_budget(rows: Sequence[dict[str, Any]]) -> Finding:
+def early_stopping_by_budget(rows: Rows) -> Finding:
     """Share of non-diverged trials with a known early_stopped flag that stopped early.
 
     A diverged trial cannot stop early (its flag is False), so counting it in the
     denominator would lower the rate of exactly the budgets that diverge most.
     """
-    table: list[list[Any]] = []
-    estimates: list[dict[str, Any]] = []
-    parts: list[str] = []
-    for budget, group in _by_budget(rows).items():
-        known = [
-            r for r in group if r.get("early_stopped") is not None and r.get("diverged") is not True
-        ]
-        flags = [bool(r["early_stopped"]) for r in known]
+
+    def known(group: pd.DataFrame) -> pd.DataFrame:
+        flagged = group["early_stopped"].map(lambda v: v is not None).astype(bool)
+        return group[flagged & ~group["diverged"].map(lambda v: v is True).astype(bool)]
+
+    def compute(budget: Budget, tally: Tally) -> None:
+        flags = [bool(v) for v in budget.trials["early_stopped"].tolist()]
         stopped = sum(flags)
-        diverged = sum(1 for r in group if r.get("diverged") is True)
-        if len(known) >= MIN_N:
+        diverged = sum(1 for v in budget.whole["diverged"].tolist() if v is True)
+        n = budget.n
+        if budget.marker(min_n=MIN_N) is None:
             estimate = stats.rate(flags)
-            estimates.append(_record(estimate, 4, budget=_label(budget)))
-            row = [_label(budget), len(known), stopped, _pct(stopped, len(known))]
-            row += [*_pct_ci(estimate), diverged]
-            parts.append(f"{row[0]} {_rate_text(estimate)} of {len(known)}")
+            tally.estimates.append(_record(estimate, 4, budget=budget.label))
+            row = [budget.label, n, stopped, _pct(stopped, n), *_pct_ci(estimate), diverged]
+            tally.parts.append(f"{budget.label} {_rate_text(estimate)} of {n}")
         else:
-            row = [_label(budget), len(known), stopped, INSUFFICIENT, None, None, diverged]
-            if known:
-                parts.append(f"{row[0]} {INSUFFICIENT} (n = {len(known)})")
-        table.append(row)
+            row = [budget.label, n, stopped, INSUFFICIENT, None, None, diverged]
+            if n:
+                tally.parts.append(f"{budget.label} {INSUFFICIENT} (n = {n})")
+        tally.table.append(row)
+
+    tally = per_budget(as_frame(rows), compute, select=known)
+    table, parts, estimates = tally.table, tally.parts, tally.estimates
     n = sum(r[1] for r in table)
     if not n:
         sentence = (
@@ -123,8 +138,14 @@ def early_stopping_by_budget(rows: Sequence[dict[str, Any]]) -> Finding:
 
 
 def best_trial_per_study(rows: Sequence[dict[str, Any]]) -> Finding:
+    """Each study's rank-1 trial; the sentence names the best of them when all the studies
+    with a best trial share one direction (:func:`~.frame.direction_of`), and says
+    ``mixed directions`` otherwise: a minimize study's loss and a maximize study's accuracy
+    are not on one scale.
+    """
     table = []
     studies: dict[str, list[dict[str, Any]]] = {}
+    directions: dict[str, set[str | None]] = {}
     for row in rows:
         studies.setdefault(row["study"], []).append(row)
     for study in sorted(studies):
@@ -133,6 +154,7 @@ def best_trial_per_study(rows: Sequence[dict[str, Any]]) -> Finding:
             (r for r in group if r.get("rank_in_study") == 1), key=lambda r: r["trial_num"]
         )
         ranked = sum(1 for r in group if r.get("rank_in_study"))
+        directions[study] = {r.get("direction") for r in group}
         if best:
             b = best[0]
             table.append(
@@ -150,14 +172,16 @@ def best_trial_per_study(rows: Sequence[dict[str, Any]]) -> Finding:
         else:
             table.append([study, None, None, None, None, None, None, ranked])
     with_best = [r for r in table if r[1] is not None]
+    direction = direction_of(d for study in with_best for d in directions[study[0]])
     if not with_best:
         sentence = "No study has a ranked trial."
-    else:
-        top = (
-            min(with_best, key=lambda r: r[2])
-            if all(r.get("direction") != "maximize" for r in rows)
-            else max(with_best, key=lambda r: r[2])
+    elif direction is None:
+        sentence = (
+            f"{len(with_best)} of {len(table)} studies have a best trial; {MIXED} (minimize "
+            "and maximize studies), so no objective is the best overall."
         )
+    else:
+        top = min(with_best, key=lambda r: sign(direction) * r[2])
         sentence = (
             f"{len(with_best)} of {len(table)} studies have a best trial; the best "
             f"objective overall is {top[2]:.6g} (study {top[0]}, trial {top[1]})."
