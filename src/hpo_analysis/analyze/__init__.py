@@ -57,6 +57,7 @@ from ..finding import (
     budget_sort_key,
     horizon_sort_key,
 )
+from . import horizon
 from .architecture import (
     architecture_grid,
     architecture_style,
@@ -179,6 +180,7 @@ def all_findings(rows: Sequence[dict[str, Any]], top_k: int = DEFAULT_TOP_K) -> 
         notes=f"All trials; the rate needs ≥ {MIN_N} trials in the budget. {CI_NOTE}",
     )
     frame = trial_frame(rows)
+    transfer = horizon.transfer_findings(frame)  # one table, drawn by two findings
     return [
         overview,
         best_architecture(frame),
@@ -194,8 +196,7 @@ def all_findings(rows: Sequence[dict[str, Any]], top_k: int = DEFAULT_TOP_K) -> 
         early_stopping_by_epochs(frame),
         best_epoch_gap(frame),
         dropout_generalization(frame),
-        horizon_transfer(frame),
-        horizon_transfer_summary(frame),
+        *transfer,
         easiest_horizon(frame),
         depth_by_horizon(frame),
         divergence,

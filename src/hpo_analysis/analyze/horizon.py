@@ -28,7 +28,9 @@ from .cells import (
     fmt,
 )
 from .frame import (
+    Budget,
     Rows,
+    Tally,
     _better,
     _budget_groups,
     _direction,
@@ -37,58 +39,73 @@ from .frame import (
     _ranked,
     _scored,
     as_frame,
+    per_budget,
 )
 
 _ARCH = ["d_model", "n_layers", "n_heads"]
 
 
-def _arch_best(scored: pd.DataFrame, direction: str) -> pd.DataFrame:
-    """Best objective per architecture (d_model, n_layers, n_heads), ranked (1 = best)."""
-    ranked = _ranked(_known(scored, _ARCH), direction).drop_duplicates(_ARCH)
-    out = ranked[_ARCH + ["objective", "_score"]].reset_index(drop=True)
-    out["rank"] = out["_score"].rank(method="min").astype(int)
-    return out
-
-
 def _transfer_table(frame: pd.DataFrame) -> tuple[list[list[Any]], int]:
     """Rows of (budget, horizon, its best architecture, objective, other horizon, rank there,
-    architectures there) and the number of scored trials compared."""
-    table: list[list[Any]] = []
-    total = 0
-    for budget, group in _budget_groups(frame):
-        scored = _scored(group)
-        direction = _direction(scored)
-        horizons = _horizon_groups(scored)
-        if len(horizons) < 2 or direction is None:
-            continue
-        bests = {h: _arch_best(g, direction) for h, g in horizons}
-        sizes = {h: len(g) for h, g in horizons}
-        total += sum(sizes.values())
-        for horizon, _ in horizons:
-            if sizes[horizon] < MIN_N or bests[horizon].empty:
-                table.append([budget, horizon, None, None, None, INSUFFICIENT, None, None, None])
+    architectures there) and the number of scored trials compared.
+
+    Every horizon of a budget is compared with every other one, so the table itself grows
+    with the square of the horizons; everything else is computed once per budget: one sort
+    ranks the architectures (d_model, n_layers, n_heads) of every horizon by their best
+    scored trial ("min" ranks), and each pair is then a dictionary look-up of the horizon's
+    best architecture among the other horizon's ranks.
+    """
+
+    def compute(budget: Budget, tally: Tally) -> None:
+        scored = budget.trials[budget.trials["horizon"].map(lambda h: h is not None).astype(bool)]
+        sizes = {str(h): int(n) for h, n in scored["horizon"].value_counts(sort=False).items()}
+        horizons = sorted(sizes, key=horizon_sort_key)
+        if len(horizons) < 2:
+            return
+        if budget.direction is None:
+            tally.table.append([budget.label, None, None, None, None, MIXED, None, None, None])
+            return
+        tally.total += sum(sizes.values())
+        # Best first within each horizon (the ranking of _ranked), one row per architecture.
+        ranked = _ranked(_known(scored, _ARCH), budget.direction)
+        ranked = ranked.assign(_horizon=ranked["horizon"].map(str))
+        best = ranked.drop_duplicates(["_horizon", *_ARCH])
+        best = best.assign(
+            _rank=best.groupby("_horizon", sort=False)["_score"].rank(method="min").astype(int)
+        )
+        keys = zip(
+            best["_horizon"], best["d_model"], best["n_layers"], best["n_heads"], strict=True
+        )
+        rank_of = dict(zip(keys, best["_rank"].tolist(), strict=True))
+        archs = best["_horizon"].value_counts(sort=False).to_dict()
+        tops = best.drop_duplicates("_horizon").set_index("_horizon")
+        for horizon in horizons:
+            if sizes[horizon] < MIN_N or horizon not in tops.index:
+                tally.table.append(
+                    [budget.label, horizon, None, None, None, INSUFFICIENT, None, None, None]
+                )
                 continue
-            top = bests[horizon].iloc[0]
+            top = tops.loc[horizon]
             arch = tuple(int(top[c]) for c in _ARCH)
-            for other, _ in horizons:
+            objective = float(top["objective"])
+            for other in horizons:
                 if other == horizon:
                     continue
-                there = bests[other]
-                match = there[
-                    (there["d_model"] == arch[0])
-                    & (there["n_layers"] == arch[1])
-                    & (there["n_heads"] == arch[2])
-                ]
+                rank: Any = rank_of.get((other, *arch), "not tried")
                 if sizes[other] < MIN_N:
-                    rank: Any = INSUFFICIENT
-                elif match.empty:
-                    rank = "not tried"
-                else:
-                    rank = int(match["rank"].iloc[0])
-                table.append(
-                    [budget, horizon, *arch, float(top["objective"]), other, rank, len(there)]
+                    rank = INSUFFICIENT
+                tally.table.append(
+                    [budget.label, horizon, *arch, objective, other, rank, archs.get(other, 0)]
                 )
-    return table, total
+
+    tally = per_budget(frame, compute, select=_scored, directed=True, count=False)
+    return tally.table, tally.total
+
+
+def transfer_findings(frame: pd.DataFrame) -> list[Finding]:
+    """:func:`horizon_transfer` and :func:`horizon_transfer_summary` from one pair table."""
+    table, total = _transfer_table(frame)
+    return [_transfer_finding(table, total), _transfer_summary(table, total)]
 
 
 def horizon_transfer(rows: Rows) -> Finding:
@@ -98,7 +115,10 @@ def horizon_transfer(rows: Rows) -> Finding:
     trial ("min" ranks: ties share the better rank). :func:`horizon_transfer_summary` counts
     how often the rank is 1.
     """
-    table, total = _transfer_table(as_frame(rows))
+    return _transfer_finding(*_transfer_table(as_frame(rows)))
+
+
+def _transfer_finding(table: list[list[Any]], total: int) -> Finding:
     compared = [r for r in table if r[6] is not None]
     sentence = (
         f"Each horizon's best architecture (d_model, n_layers, n_heads) and its rank among the "
@@ -132,7 +152,10 @@ def horizon_transfer(rows: Rows) -> Finding:
 
 def horizon_transfer_summary(rows: Rows) -> Finding:
     """Per budget and over all budgets: comparisons, how many ranked 1, median rank."""
-    detail, total = _transfer_table(as_frame(rows))
+    return _transfer_summary(*_transfer_table(as_frame(rows)))
+
+
+def _transfer_summary(detail: list[list[Any]], total: int) -> Finding:
     comparisons = [r for r in detail if r[6] is not None and r[7] != INSUFFICIENT]
     budgets: list[str] = []
     for row in comparisons:
