@@ -40,8 +40,9 @@ from .cells import (
     fmt,
 )
 from .frame import (
+    Budget,
     Rows,
-    _budget_groups,
+    Tally,
     _counts,
     _direction,
     _flag,
@@ -51,33 +52,19 @@ from .frame import (
     _ranked,
     _scored,
     as_frame,
+    per_budget,
 )
 
 
 def best_architecture(rows: Rows) -> Finding:
     """The best scored trial of each budget and its architecture (direction-aware)."""
-    frame = as_frame(rows)
-    table: list[list[Any]] = []
-    parts: list[str] = []
-    total = 0
-    for budget, group in _budget_groups(frame):
-        scored = _scored(group)
-        n = len(scored)
-        total += n
-        direction = _direction(scored)
-        if direction is None:
-            table.append([budget, n, MIXED] + [None] * 8)
-            parts.append(f"{budget} {MIXED} (n = {n})")
-            continue
-        if n < MIN_N:
-            table.append([budget, n, direction, INSUFFICIENT] + [None] * 7)
-            parts.append(f"{budget} {INSUFFICIENT} (n = {n})")
-            continue
-        best = _ranked(scored, direction).iloc[0]
+
+    def compute(budget: Budget, tally: Tally) -> None:
+        best = _ranked(budget.trials, str(budget.direction)).iloc[0]
         row = [
-            budget,
-            n,
-            direction,
+            budget.label,
+            budget.n,
+            budget.direction,
             float(best["objective"]),
             _int(best["d_model"]),
             _int(best["n_layers"]),
@@ -87,11 +74,21 @@ def best_architecture(rows: Rows) -> Finding:
             best["study"],
             _int(best["trial_num"]),
         ]
-        table.append(row)
-        parts.append(
-            f"{budget} d_model {fmt(row[4])}, n_layers {fmt(row[5])}, n_heads {fmt(row[6])} "
-            f"(objective {fmt(row[3])}, n = {n})"
+        tally.table.append(row)
+        tally.parts.append(
+            f"{budget.label} d_model {fmt(row[4])}, n_layers {fmt(row[5])}, n_heads "
+            f"{fmt(row[6])} (objective {fmt(row[3])}, n = {budget.n})"
         )
+
+    def short(budget: Budget, marker: str) -> list[Any]:
+        if marker == MIXED:
+            return [budget.label, budget.n, MIXED] + [None] * 8
+        return [budget.label, budget.n, budget.direction, marker] + [None] * 7
+
+    tally = per_budget(
+        as_frame(rows), compute, select=_scored, directed=True, min_n=MIN_N, short=short
+    )
+    table, parts, total = tally.table, tally.parts, tally.total
     sentence = (
         "Best trial per budget: " + "; ".join(parts) + "." if parts else "No trials were read."
     )
@@ -126,31 +123,20 @@ def top_k_architecture(rows: Rows, top_k: int = DEFAULT_TOP_K) -> Finding:
     ``in_all`` gives the same count among all scored trials of the budget: a value that is
     common at the top only because it was sampled often shows the same share in both.
     """
-    frame = as_frame(rows)
-    table: list[list[Any]] = []
-    parts: list[str] = []
-    total = 0
-    for budget, group in _budget_groups(frame):
-        scored = _scored(group)
-        n = len(scored)
-        total += n
-        direction = _direction(scored)
-        if direction is None or n < MIN_N:
-            marker = MIXED if direction is None else INSUFFICIENT
-            table.append([budget, n, None, "d_model, n_layers", marker, None, None, None, None])
-            parts.append(f"{budget} {marker} (n = {n})")
-            continue
+
+    def compute(budget: Budget, tally: Tally) -> None:
+        scored, n = budget.trials, budget.n
         k = min(top_k, n)
-        top = _ranked(scored, direction).head(k)
+        top = _ranked(scored, str(budget.direction)).head(k)
         modes = []
         for parameter in ("d_model", "n_layers"):
             in_top = _counts(top[parameter])
             in_all = _counts(scored[parameter])
             for value in sorted(in_all):
                 count = in_top.get(value, 0)
-                table.append(
+                tally.table.append(
                     [
-                        budget,
+                        budget.label,
                         n,
                         k,
                         parameter,
@@ -166,7 +152,15 @@ def top_k_architecture(rows: Rows, top_k: int = DEFAULT_TOP_K) -> Finding:
                 modes.append(
                     f"{parameter} {mode} ({mode_count} of the top {k}; {in_all[mode]} of all {n})"
                 )
-        parts.append(f"{budget}: " + ", ".join(modes))
+        tally.parts.append(f"{budget.label}: " + ", ".join(modes))
+
+    def short(budget: Budget, marker: str) -> list[Any]:
+        return [budget.label, budget.n, None, "d_model, n_layers", marker, None, None, None, None]
+
+    tally = per_budget(
+        as_frame(rows), compute, select=_scored, directed=True, min_n=MIN_N, short=short
+    )
+    table, parts, total = tally.table, tally.parts, tally.total
     sentence = (
         f"Most common among each budget's top {top_k} scored trials: " + "; ".join(parts) + "."
         if parts
@@ -202,12 +196,12 @@ def architecture_style(rows: Rows) -> Finding:
     thresholds of ``arch_category`` put every 200M and 2B architecture into one category.
     """
     frame = as_frame(rows)
-    table: list[list[Any]] = []
-    parts: list[str] = []
-    total = 0
-    for budget, group in _budget_groups(frame):
+
+    def compute(entry: Budget, tally: Tally) -> None:
+        budget, group = entry.label, entry.whole
+        table, parts = tally.table, tally.parts
         scored = _scored(group)
-        total += len(scored)
+        tally.total += len(scored)
         direction = _direction(scored)
         candidates: list[list[Any]] = []
         for category in ARCH_CATEGORIES:
@@ -258,6 +252,9 @@ def architecture_style(rows: Rows) -> Finding:
                 f"{fmt(best[7])}, median {fmt(best[8])} with 95% CI {best[9]}, n = {best[2]}; "
                 f"{len(candidates)} styles with ≥ {MIN_N} trials)"
             )
+
+    tally = per_budget(frame, compute, count=False)
+    table, parts, total = tally.table, tally.parts, tally.total
     sentence = (
         "Best architecture style per budget (styles relative to the budget's own depth/width "
         "ratios) by the mean objective of its best trials: " + "; ".join(parts) + "."
@@ -308,11 +305,10 @@ def divergence_by_depth(rows: Rows) -> Finding:
     """Divergence rate per budget and n_layers band (all trials whose divergence is known)."""
     frame = _known_divergence(as_frame(rows))
     frame = frame[np.isfinite(frame["n_layers"]) & (frame["n_layers"] >= 1)]
-    estimates: list[dict[str, Any]] = []
-    table: list[list[Any]] = []
-    parts: list[str] = []
-    calm: list[str] = []
-    for budget, group in _budget_groups(frame):
+
+    def compute(entry: Budget, tally: Tally) -> None:
+        budget, group = entry.label, entry.whole
+        table, parts, estimates, calm = tally.table, tally.parts, tally.estimates, tally.quiet
         bands = group.assign(_band=group["n_layers"].map(depth_band))
         hit = []
         for band, cell in sorted(
@@ -334,6 +330,9 @@ def divergence_by_depth(rows: Rows) -> Finding:
             parts.append(f"{budget}: " + ", ".join(hit))
         else:
             calm.append(budget)
+
+    tally = per_budget(frame, compute, count=False)
+    table, parts, estimates, calm = tally.table, tally.parts, tally.estimates, tally.quiet
     sentence = _budgets_sentence(
         "Diverged trials by depth band: ",
         parts,
@@ -376,9 +375,10 @@ def max_reliable_depth(rows: Rows) -> Finding:
     """
     frame = _known_divergence(as_frame(rows))
     frame = frame[np.isfinite(frame["n_layers"])]
-    table: list[list[Any]] = []
-    parts: list[str] = []
-    for budget, group in _budget_groups(frame):
+
+    def compute(entry: Budget, tally: Tally) -> None:
+        budget, group = entry.label, entry.whole
+        table, parts = tally.table, tally.parts
         diverged_at = group.assign(_div=_flag(group, "diverged", True).astype(int))
         per_depth = diverged_at.groupby("n_layers")["_div"].agg(["size", "sum"])
         enough = per_depth[per_depth["size"] >= MIN_GROUP]
@@ -412,6 +412,9 @@ def max_reliable_depth(rows: Rows) -> Finding:
         table.append(
             [budget, len(group), n_div, reliable, at_depth, shallowest, deepest, confounded]
         )
+
+    tally = per_budget(frame, compute, count=False)
+    table, parts = tally.table, tally.parts
     sentence = (
         f"Largest depth with no divergence among ≥ {MIN_GROUP} trials: " + "; ".join(parts) + "."
         if parts
@@ -452,15 +455,14 @@ def _heads_reading(estimate: Estimate, direction: str) -> str:
 def heads_correlation(rows: Rows) -> Finding:
     """Spearman's ρ of n_heads with the objective per budget (scored trials), with its CI."""
     frame = as_frame(rows)
-    table: list[list[Any]] = []
-    parts: list[str] = []
-    estimates: list[dict[str, Any]] = []
-    total = 0
-    for budget, group in _budget_groups(frame):
+
+    def compute(entry: Budget, tally: Tally) -> None:
+        budget, group = entry.label, entry.whole
+        table, parts, estimates = tally.table, tally.parts, tally.estimates
         scored = _scored(group)
         scored = scored[np.isfinite(scored["n_heads"])]
         n = len(scored)
-        total += n
+        tally.total += n
         direction = _direction(scored)
         rho = _rho(scored["n_heads"], scored["objective"]) if direction else None
         if direction is None:
@@ -474,6 +476,9 @@ def heads_correlation(rows: Rows) -> Finding:
             table.append([budget, n, direction, rho.value, *_ci(rho), reading])
             estimates.append(rho.to_dict(budget=budget))
             parts.append(f"{budget} {_rho_text(rho, reading)}")
+
+    tally = per_budget(frame, compute, count=False)
+    table, parts, estimates, total = tally.table, tally.parts, tally.estimates, tally.total
     sentence = (
         "Spearman rank correlation of n_heads with the objective: " + "; ".join(parts) + "."
         if parts
@@ -498,13 +503,13 @@ def heads_correlation(rows: Rows) -> Finding:
 def best_heads_per_width(rows: Rows) -> Finding:
     """Per budget and d_model: the n_heads of the best scored trial (does it move with width?)."""
     frame = as_frame(rows)
-    table: list[list[Any]] = []
-    parts: list[str] = []
-    total = 0
-    for budget, group in _budget_groups(frame):
+
+    def compute(entry: Budget, tally: Tally) -> None:
+        budget, group = entry.label, entry.whole
+        table, parts = tally.table, tally.parts
         scored = _scored(group)
         scored = scored[np.isfinite(scored["d_model"]) & np.isfinite(scored["n_heads"])]
-        total += len(scored)
+        tally.total += len(scored)
         direction = _direction(scored)
         pairs = []
         for d_model, cell in sorted(scored.groupby("d_model"), key=lambda item: item[0]):
@@ -520,6 +525,9 @@ def best_heads_per_width(rows: Rows) -> Finding:
             pairs.append(f"{row[1]} → {row[4]}")
         if pairs:
             parts.append(f"{budget} " + ", ".join(pairs))
+
+    tally = per_budget(frame, compute, count=False)
+    table, parts, total = tally.table, tally.parts, tally.total
     sentence = (
         "Best n_heads per d_model (d_model → n_heads): " + "; ".join(parts) + "."
         if parts
@@ -545,11 +553,10 @@ def heads_controlled_pairs(rows: Rows) -> Finding:
     − objective(fewer heads).
     """
     frame = as_frame(rows)
-    estimates: list[dict[str, Any]] = []
-    table: list[list[Any]] = []
-    parts: list[str] = []
-    total = 0
-    for budget, group in _budget_groups(frame):
+
+    def compute(entry: Budget, tally: Tally) -> None:
+        budget, group = entry.label, entry.whole
+        table, parts, estimates = tally.table, tally.parts, tally.estimates
         arch = ["d_model", "n_layers", "n_heads"]
         scored = _known(_scored(group), arch)
         sign = np.where(scored["direction"].eq("maximize"), -1.0, 1.0)
@@ -576,7 +583,7 @@ def heads_controlled_pairs(rows: Rows) -> Finding:
                         more += 1
                     else:
                         fewer += 1
-        total += used
+        tally.total += used
         pairs = len(differences)
         interval: list[Any] = [None, None]
         if pairs >= MIN_N:
@@ -594,6 +601,9 @@ def heads_controlled_pairs(rows: Rows) -> Finding:
                 unclear = "; no clear effect" if shown.contains_zero() else ""
                 text += f" (median difference {fmt(median)}, {interval_text(shown, 12)}{unclear})"
             parts.append(text)
+
+    tally = per_budget(frame, compute, count=False)
+    table, parts, estimates, total = tally.table, tally.parts, tally.estimates, tally.total
     if parts:
         sentence = (
             "With study, d_model and n_layers fixed: " + "; ".join(parts) + ". Difference = "
@@ -628,20 +638,20 @@ def heads_controlled_pairs(rows: Rows) -> Finding:
 def ff_ratio(rows: Rows, top_k: int = DEFAULT_TOP_K) -> Finding:
     """d_ff/d_model among each budget's top-k scored trials, next to all scored trials."""
     frame = as_frame(rows)
-    table: list[list[Any]] = []
-    parts: list[str] = []
-    total = 0
-    for budget, group in _budget_groups(frame):
+
+    def compute(entry: Budget, tally: Tally) -> None:
+        budget, group = entry.label, entry.whole
+        table, parts = tally.table, tally.parts
         scored = _scored(group)
         scored = scored[np.isfinite(scored["d_ff"]) & (scored["d_model"] > 0)]
         n = len(scored)
-        total += n
+        tally.total += n
         direction = _direction(scored)
         if direction is None or n < MIN_N:
             marker = MIXED if direction is None else INSUFFICIENT
             table.append([budget, None, marker, None, None, None, None, n, None])
             parts.append(f"{budget} {marker} (n = {n})")
-            continue
+            return
         k = min(top_k, n)
         ratios_all = scored["d_ff"] / scored["d_model"]
         top = _ranked(scored.assign(_ratio=ratios_all), direction).head(k)["_ratio"]
@@ -663,6 +673,9 @@ def ff_ratio(rows: Rows, top_k: int = DEFAULT_TOP_K) -> Finding:
             f"{budget} median {fmt(row[2])} (range {fmt(row[3])}–{fmt(row[4])}, top {k}; "
             f"all {n} scored trials: median {fmt(row[8])})"
         )
+
+    tally = per_budget(frame, compute, count=False)
+    table, parts, total = tally.table, tally.parts, tally.total
     sentence = (
         "d_ff/d_model among the top trials: " + "; ".join(parts) + "."
         if parts
@@ -723,12 +736,13 @@ def architecture_grid(rows: Rows) -> Finding:
     scored trials say ``insufficient data``.
     """
     frame = as_frame(rows)
-    table: list[list[Any]] = []
-    total = 0
-    for budget, group in _budget_groups(frame):
+
+    def compute(entry: Budget, tally: Tally) -> None:
+        budget, group = entry.label, entry.whole
+        table = tally.table
         scored = _scored(group)
         scored = scored[np.isfinite(scored["d_model"]) & np.isfinite(scored["n_layers"])]
-        total += len(scored)
+        tally.total += len(scored)
         direction = _direction(scored)
         for (d_model, n_layers), cell in scored.groupby(["d_model", "n_layers"], sort=True):
             if direction is None or len(cell) < MIN_GROUP:
@@ -746,6 +760,9 @@ def architecture_grid(rows: Rows) -> Finding:
                     float(best["objective"]),
                 ]
             )
+
+    tally = per_budget(frame, compute, count=False)
+    table, total = tally.table, tally.total
     return _finding(
         "architecture_grid",
         "Architecture patterns",

@@ -34,11 +34,13 @@ from .cells import (
     fmt,
 )
 from .frame import (
+    Budget,
     Rows,
-    _budget_groups,
+    Tally,
     _flag,
     _known_divergence,
     as_frame,
+    per_budget,
 )
 
 
@@ -50,16 +52,15 @@ def divergence_hyperparameters(rows: Rows) -> Finding:
     carries the other's effect too.
     """
     frame = _known_divergence(as_frame(rows))
-    table: list[list[Any]] = []
-    parts: list[str] = []
-    calm: list[str] = []
-    estimates: list[dict[str, Any]] = []
-    for budget, group in _budget_groups(frame):
+
+    def compute(entry: Budget, tally: Tally) -> None:
+        budget, group = entry.label, entry.whole
+        table, parts, estimates, calm = tally.table, tally.parts, tally.estimates, tally.quiet
         diverged = group[_flag(group, "diverged", True).astype(bool)]
         healthy = group[_flag(group, "diverged", False).astype(bool)]
         if diverged.empty:
             calm.append(budget)
-            continue
+            return
         rows_here: list[list[Any]] = []
         for parameter in DIVERGENCE_PARAMS:
             a = diverged[parameter].dropna()
@@ -84,7 +85,7 @@ def divergence_hyperparameters(rows: Rows) -> Finding:
             rows_here.append(row)
         if not rows_here:
             parts.append(f"{budget} {INSUFFICIENT} ({len(diverged)} diverged)")
-            continue
+            return
         top = max(rows_here, key=lambda r: (abs(r[6]), -DIVERGENCE_PARAMS.index(r[1])))
         top_estimate = Estimate("cliffs_delta", top[6], top[7], top[8], top[2] + top[3])
         side = stats.reading(top_estimate, "higher", "lower")
@@ -101,6 +102,9 @@ def divergence_hyperparameters(rows: Rows) -> Finding:
         if clear:
             text += f"; |δ| ≥ {LARGE_DELTA} with an interval excluding zero for {', '.join(clear)}"
         parts.append(text)
+
+    tally = per_budget(frame, compute, count=False)
+    table, parts, estimates, calm = tally.table, tally.parts, tally.estimates, tally.quiet
     sentence = _budgets_sentence(
         "",
         parts,
@@ -142,16 +146,17 @@ def diverge_epochs(rows: Rows) -> Finding:
     """At which epoch trials diverge: median and range of diverge_epoch per budget."""
     frame = as_frame(rows)
     frame = frame[_flag(frame, "diverged", True).astype(bool)]
-    table: list[list[Any]] = []
-    parts: list[str] = []
-    for budget, group in _budget_groups(frame):
+
+    def compute(entry: Budget, tally: Tally) -> None:
+        budget, group = entry.label, entry.whole
+        table, parts = tally.table, tally.parts
         epochs = group["diverge_epoch"].dropna()
         kinds = group["diverge_kind"].map(lambda k: k or "unknown").value_counts()
         kinds_text = ", ".join(f"{k} {int(kinds[k])}" for k in sorted(kinds.index))
         if len(epochs) < MIN_N:
             table.append([budget, len(group), len(epochs), INSUFFICIENT, None, None, kinds_text])
             parts.append(f"{budget} {INSUFFICIENT} ({len(epochs)} with a diverge_epoch)")
-            continue
+            return
         row = [
             budget,
             len(group),
@@ -163,6 +168,9 @@ def diverge_epochs(rows: Rows) -> Finding:
         ]
         table.append(row)
         parts.append(f"{budget} median epoch {fmt(row[3])} (range {row[4]}–{row[5]}, n = {row[2]})")
+
+    tally = per_budget(frame, compute, count=False)
+    table, parts = tally.table, tally.parts
     sentence = (
         "Diverged trials blow up at: " + "; ".join(parts) + "." if parts else "No trial diverged."
     )
@@ -218,11 +226,10 @@ def divergence_interactions(rows: Rows) -> Finding:
         & np.isfinite(frame["lr"])
         & (frame["lr"] > 0)
     ]
-    table: list[list[Any]] = []
-    parts: list[str] = []
-    calm: list[str] = []
-    estimates: list[dict[str, Any]] = []
-    for budget, group in _budget_groups(frame):
+
+    def compute(entry: Budget, tally: Tally) -> None:
+        budget, group = entry.label, entry.whole
+        table, parts, estimates, calm = tally.table, tally.parts, tally.estimates, tally.quiet
         banded = group.assign(
             _lr=group["lr"].map(lr_band),
             _depth=group["n_layers"].map(depth_band),
@@ -247,7 +254,7 @@ def divergence_interactions(rows: Rows) -> Finding:
         total_div = int(banded["_div"].sum())
         if not total_div:
             calm.append(budget)
-            continue
+            return
         confounds = confounded_widths(group)
         confound_text = ""
         if confounds:
@@ -263,7 +270,7 @@ def divergence_interactions(rows: Rows) -> Finding:
             parts.append(
                 f"{budget}: no cell with ≥ {MIN_GROUP} trials has a divergence{confound_text}"
             )
-            continue
+            return
         _, lr_text, depth_text, cell = best
         inside = cell["_div"].to_numpy(bool)
         outside = banded.loc[~banded.index.isin(cell.index), "_div"].to_numpy(bool)
@@ -293,6 +300,9 @@ def divergence_interactions(rows: Rows) -> Finding:
             f"of the other trials ({_points_text(difference)})"
             f"{confound_text}"
         )
+
+    tally = per_budget(frame, compute, count=False)
+    table, parts, estimates, calm = tally.table, tally.parts, tally.estimates, tally.quiet
     sentence = _budgets_sentence(
         "Divergence by learning rate and depth together: ",
         parts,

@@ -31,12 +31,14 @@ from .cells import (
     fmt,
 )
 from .frame import (
+    Budget,
     Rows,
-    _budget_groups,
+    Tally,
     _direction,
     _flag,
     _scored,
     as_frame,
+    per_budget,
 )
 
 
@@ -49,17 +51,16 @@ def best_epoch_gap(rows: Rows) -> Finding:
     completed trials are therefore summarised apart.
     """
     frame = as_frame(rows)
-    table: list[list[Any]] = []
-    parts: list[str] = []
-    estimates: list[dict[str, Any]] = []
-    total = 0
-    for budget, group in _budget_groups(frame):
+
+    def compute(entry: Budget, tally: Tally) -> None:
+        budget, group = entry.label, entry.whole
+        table, parts, estimates = tally.table, tally.parts, tally.estimates
         cell_all = group[
             _flag(group, "diverged", False).astype(bool)
             & np.isfinite(group["best_epoch"])
             & np.isfinite(group["epochs_trained"])
         ]
-        total += len(cell_all)
+        tally.total += len(cell_all)
         texts = []
         for reason in ("early_stopped", "completed"):
             cell = cell_all[cell_all["stop_reason"].eq(reason).astype(bool)]
@@ -81,6 +82,9 @@ def best_epoch_gap(rows: Rows) -> Finding:
             texts.append(f"{reason} median {fmt(med)} ({spread}, n = {n})")
         if texts:
             parts.append(f"{budget} " + ", ".join(texts))
+
+    tally = per_budget(frame, compute, count=False)
+    table, parts, estimates, total = tally.table, tally.parts, tally.estimates, tally.total
     sentence = (
         "Gap between epochs_trained and best_epoch by stop reason: " + "; ".join(parts) + "."
         if parts
@@ -121,11 +125,10 @@ def dropout_generalization(rows: Rows) -> Finding:
     would mix two points of training.
     """
     frame = as_frame(rows)
-    table: list[list[Any]] = []
-    parts: list[str] = []
-    estimates: list[dict[str, Any]] = []
-    total = 0
-    for budget, group in _budget_groups(frame):
+
+    def compute(entry: Budget, tally: Tally) -> None:
+        budget, group = entry.label, entry.whole
+        table, parts, estimates = tally.table, tally.parts, tally.estimates
         healthy = group[
             _flag(group, "diverged", False).astype(bool)
             & np.isfinite(group["dropout"])
@@ -138,7 +141,7 @@ def dropout_generalization(rows: Rows) -> Finding:
         scored = scored[np.isfinite(scored["dropout"])]
         direction = _direction(scored)
         rho_obj = _rho(scored["dropout"], scored["objective"]) if direction else None
-        total += max(len(healthy), len(scored))
+        tally.total += max(len(healthy), len(scored))
         row: list[Any] = [budget, len(healthy)]
         texts = []
         if rho_gap is not None:
@@ -163,6 +166,9 @@ def dropout_generalization(rows: Rows) -> Finding:
             texts.append(f"objective {marker} (n = {len(scored)})")
         table.append(row)
         parts.append(f"{budget} " + ", ".join(texts))
+
+    tally = per_budget(frame, compute, count=False)
+    table, parts, estimates, total = tally.table, tally.parts, tally.estimates, tally.total
     sentence = (
         "Spearman correlation of dropout with the last epoch's val−train loss gap and with the "
         "objective: " + "; ".join(parts) + "."
@@ -209,10 +215,10 @@ def early_stopping_by_epochs(rows: Rows) -> Finding:
         & ~_flag(frame, "diverged", True).astype(bool)
         & np.isfinite(frame["epochs_config"])
     ]
-    table: list[list[Any]] = []
-    estimates: list[dict[str, Any]] = []
-    parts: list[str] = []
-    for budget, group in _budget_groups(known):
+
+    def compute(entry: Budget, tally: Tally) -> None:
+        budget, group = entry.label, entry.whole
+        table, parts, estimates = tally.table, tally.parts, tally.estimates
         cells = []
         for epochs, cell in group.groupby("epochs_config", sort=True):
             flags = _flag(cell, "early_stopped", True).to_numpy(bool)
@@ -231,6 +237,9 @@ def early_stopping_by_epochs(rows: Rows) -> Finding:
                 f"{budget} {_rate_text(low)} at {low_e} epochs vs {_rate_text(high)} at "
                 f"{high_e} epochs"
             )
+
+    tally = per_budget(known, compute, count=False)
+    table, parts = tally.table, tally.parts
     sentence = (
         "Early-stopping rate by configured epochs (shortest vs longest): " + "; ".join(parts) + "."
         if parts

@@ -236,6 +236,11 @@ class Budget:
             return MIXED
         return INSUFFICIENT if (self.n if n is None else n) < min_n else None
 
+    def reason(self) -> str:
+        """Why a statistic that could not be computed is missing: mixed directions or too few
+        trials (for tests such as a correlation that also need variation)."""
+        return MIXED if self.directed and self.direction is None else INSUFFICIENT
+
 
 @dataclass
 class Tally:

@@ -33,13 +33,13 @@ from .frame import (
     Tally,
     _better,
     _budget_groups,
-    _direction,
     _horizon_groups,
     _known,
     _ranked,
     _scored,
     as_frame,
     per_budget,
+    sign,
 )
 
 _ARCH = ["d_model", "n_layers", "n_heads"]
@@ -86,7 +86,7 @@ def _transfer_table(frame: pd.DataFrame) -> tuple[list[list[Any]], int]:
                 )
                 continue
             top = tops.loc[horizon]
-            arch = tuple(int(top[c]) for c in _ARCH)
+            arch: tuple[Any, ...] = tuple(int(top[c]) for c in _ARCH)
             objective = float(top["objective"])
             for other in horizons:
                 if other == horizon:
@@ -200,60 +200,60 @@ def _transfer_summary(detail: list[list[Any]], total: int) -> Finding:
 def easiest_horizon(rows: Rows) -> Finding:
     """Best and median objective per horizon, within each budget and over all budgets."""
     frame = as_frame(rows)
-    table: list[list[Any]] = []
-    estimates: list[dict[str, Any]] = []
-    parts: list[str] = []
-    scored_all = _scored(frame)
-    groups = [(b, _scored(g)) for b, g in _budget_groups(frame)]
-    if len({b for b, _ in groups}) > 1:
-        groups.append(("all budgets", scored_all))
-    for budget, scored in groups:
-        direction = _direction(scored)
-        horizons = _horizon_groups(scored)
+
+    def compute(budget: Budget, tally: Tally) -> None:
+        horizons = _horizon_groups(budget.trials)
         if not horizons:
-            continue
-        if direction is None:
-            table.append([budget, None, len(scored), None, MIXED, None, None, None])
-            parts.append(f"{budget} {MIXED}")
-            continue
-        sign = 1.0 if direction == "minimize" else -1.0
+            return
+        if budget.direction is None:
+            tally.table.append([budget.label, None, budget.n, None, MIXED, None, None, None])
+            tally.parts.append(f"{budget.label} {MIXED}")
+            return
+        direction = budget.direction
         cells: list[list[Any]] = []
         for horizon, cell in horizons:
             n = len(cell)
             if n < MIN_N:
-                table.append([budget, horizon, n, direction, INSUFFICIENT, None, None, None])
+                row = [budget.label, horizon, n, direction, INSUFFICIENT, None, None, None]
+                tally.table.append(row)
                 continue
-            row: list[Any] = [
-                budget,
+            best = (sign(direction) * cell["objective"]).min() * sign(direction)
+            row = [
+                budget.label,
                 horizon,
                 n,
                 direction,
-                _sig(float((sign * cell["objective"]).min() * sign)),
+                _sig(float(best)),
                 _sig(float(cell["objective"].median())),
             ]
             estimate = stats.median(cell["objective"])
-            estimates.append(_record(estimate, 12, budget=budget, horizon=horizon))
+            tally.estimates.append(_record(estimate, 12, budget=budget.label, horizon=horizon))
             row += [_sig(x) if x is not None else None for x in _ci(estimate, 12)]
-            table.append(row)
+            tally.table.append(row)
             cells.append(row)
         if len(horizons) == 1:
-            parts.append(f"{budget} only {horizons[0][0]} (nothing to compare)")
-            continue
+            tally.parts.append(f"{budget.label} only {horizons[0][0]} (nothing to compare)")
+            return
         if len(cells) < 2:
-            parts.append(f"{budget} {INSUFFICIENT}")
-            continue
-        by_best = min(cells, key=lambda r: (sign * r[4], horizon_sort_key(r[1])))
-        by_median = min(cells, key=lambda r: (sign * r[5], horizon_sort_key(r[1])))
+            tally.parts.append(f"{budget.label} {INSUFFICIENT}")
+            return
+        by_best = min(cells, key=lambda r: (sign(direction) * r[4], horizon_sort_key(r[1])))
+        by_median = min(cells, key=lambda r: (sign(direction) * r[5], horizon_sort_key(r[1])))
         if by_best is by_median:
-            parts.append(
-                f"{budget} {by_best[1]} (best {fmt(by_best[4])}, median {fmt(by_best[5])}, "
-                f"n = {by_best[2]})"
+            tally.parts.append(
+                f"{budget.label} {by_best[1]} (best {fmt(by_best[4])}, median "
+                f"{fmt(by_best[5])}, n = {by_best[2]})"
             )
         else:
-            parts.append(
-                f"{budget} {by_best[1]} by best ({fmt(by_best[4])}, n = {by_best[2]}) but "
-                f"{by_median[1]} by median ({fmt(by_median[5])}, n = {by_median[2]})"
+            tally.parts.append(
+                f"{budget.label} {by_best[1]} by best ({fmt(by_best[4])}, n = {by_best[2]}) "
+                f"but {by_median[1]} by median ({fmt(by_median[5])}, n = {by_median[2]})"
             )
+
+    several = len(_budget_groups(frame)) > 1
+    tally = per_budget(frame, compute, select=_scored, directed=True, pooled=several)
+    table, parts, estimates = tally.table, tally.parts, tally.estimates
+    scored_all = _scored(frame)
     sentence = (
         "Easiest horizon (best and median objective, in each study's direction): "
         + "; ".join(parts)
@@ -288,22 +288,17 @@ def easiest_horizon(rows: Rows) -> Finding:
 def depth_by_horizon(rows: Rows) -> Finding:
     """Spearman's ρ of n_layers with the objective per horizon, per budget and pooled."""
     frame = as_frame(rows)
-    table: list[list[Any]] = []
-    pooled: list[str] = []
-    estimates: list[dict[str, Any]] = []
-    groups = [(b, _scored(g)) for b, g in _budget_groups(frame)]
-    groups.append(("all budgets", _scored(frame)))
-    total = len(groups[-1][1])
-    for budget, scored in groups:
-        direction = _direction(scored)
-        for horizon, cell in _horizon_groups(scored):
+
+    def compute(budget: Budget, tally: Tally) -> None:
+        direction = budget.direction
+        for horizon, cell in _horizon_groups(budget.trials):
             cell = cell[np.isfinite(cell["n_layers"])]
             rho = _rho(cell["n_layers"], cell["objective"]) if direction else None
             if rho is None or direction is None:
-                marker = MIXED if direction is None else INSUFFICIENT
-                table.append([budget, horizon, len(cell), marker, None, None, None])
-                if budget == "all budgets":
-                    pooled.append(f"{horizon} {marker} (n = {len(cell)})")
+                marker = budget.reason()
+                tally.table.append([budget.label, horizon, len(cell), marker, None, None, None])
+                if budget.label == "all budgets":
+                    tally.parts.append(f"{horizon} {marker} (n = {len(cell)})")
                 continue
             worse, better = "deeper, worse objective", "deeper, better objective"
             reading = (
@@ -311,10 +306,14 @@ def depth_by_horizon(rows: Rows) -> Finding:
                 if direction == "minimize"
                 else stats.reading(rho, better, worse)
             )
-            table.append([budget, horizon, len(cell), rho.value, *_ci(rho), reading])
-            estimates.append(rho.to_dict(budget=budget, horizon=horizon))
-            if budget == "all budgets":
-                pooled.append(f"{horizon} {_rho_text(rho, reading)}")
+            tally.table.append([budget.label, horizon, len(cell), rho.value, *_ci(rho), reading])
+            tally.estimates.append(rho.to_dict(budget=budget.label, horizon=horizon))
+            if budget.label == "all budgets":
+                tally.parts.append(f"{horizon} {_rho_text(rho, reading)}")
+
+    tally = per_budget(frame, compute, select=_scored, directed=True, pooled=True)
+    table, pooled, estimates = tally.table, tally.parts, tally.estimates
+    total = len(_scored(frame))
     sentence = (
         "Spearman correlation of n_layers with the objective per horizon, all budgets pooled: "
         + "; ".join(pooled)

@@ -22,11 +22,13 @@ from .cells import (
     fmt,
 )
 from .frame import (
+    Budget,
     Rows,
-    _budget_groups,
+    Tally,
     _direction,
     _scored,
     as_frame,
+    per_budget,
 )
 
 IMPORTANCE_NOT_INSTALLED = "not computed: install hpo-analysis[optuna]"
@@ -177,10 +179,10 @@ def param_importance(rows: Rows) -> Finding:
             notes,
         )
     frame = as_frame(rows)
-    table: list[list[Any]] = []
-    parts: list[str] = []
-    total = 0
-    for budget, group in _budget_groups(frame):
+
+    def compute(entry: Budget, tally: Tally) -> None:
+        budget, group = entry.label, entry.whole
+        table, parts = tally.table, tally.parts
         scored = _scored(group)
         n = len(scored)
         direction = _direction(scored)
@@ -188,26 +190,29 @@ def param_importance(rows: Rows) -> Finding:
             marker = MIXED if direction is None else INSUFFICIENT
             table.append([budget, n, None, marker, None])
             parts.append(f"{budget} {marker} (n = {n})")
-            continue
+            return
         try:
             _, importances = _importance(scored, direction)
         except ImportError:  # optuna older than 3.6 has no PED-ANOVA
             table.append([budget, n, None, IMPORTANCE_NOT_INSTALLED + " (optuna>=3.6)", None])
             parts.append(f"{budget} {IMPORTANCE_NOT_INSTALLED} (optuna>=3.6)")
-            continue
+            return
         except Exception as err:  # an evaluator failure must not stop the extraction
             table.append([budget, n, None, f"not computed: {type(err).__name__}", None])
             parts.append(f"{budget} not computed ({type(err).__name__})")
-            continue
+            return
         if not importances:
             table.append([budget, n, None, "no varying parameter", None])
-            continue
-        total += n
+            return
+        tally.total += n
         ordered = sorted(importances.items(), key=lambda item: (-round(item[1], 3), item[0]))
         for rank, (name, value) in enumerate(ordered, start=1):
             table.append([budget, n, name, _r3(value), rank])
         first = table[-len(ordered)]
         parts.append(f"{budget} {first[2]} ({fmt(first[3])}, n = {n})")
+
+    tally = per_budget(frame, compute, count=False)
+    table, parts, total = tally.table, tally.parts, tally.total
     sentence = (
         "Most important parameter per budget (PED-ANOVA, share of total importance): "
         + "; ".join(parts)
