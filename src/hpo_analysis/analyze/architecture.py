@@ -44,15 +44,16 @@ from .frame import (
     Rows,
     Tally,
     _counts,
-    _direction,
     _flag,
     _int,
     _known,
     _known_divergence,
     _ranked,
     _scored,
+    _scored_known,
     as_frame,
     per_budget,
+    sign,
 )
 
 
@@ -198,11 +199,8 @@ def architecture_style(rows: Rows) -> Finding:
     frame = as_frame(rows)
 
     def compute(entry: Budget, tally: Tally) -> None:
-        budget, group = entry.label, entry.whole
+        budget, scored, direction = entry.label, entry.trials, entry.direction
         table, parts = tally.table, tally.parts
-        scored = _scored(group)
-        tally.total += len(scored)
-        direction = _direction(scored)
         candidates: list[list[Any]] = []
         for category in ARCH_CATEGORIES:
             cell = scored[scored["arch_style"].eq(category).astype(bool)]
@@ -216,11 +214,11 @@ def architecture_style(rows: Rows) -> Finding:
                     {(d, n_l) for d, n_l in zip(known["d_model"], known["n_layers"], strict=True)}
                 )
             )
-            if direction is None or n < MIN_N:
-                marker = MIXED if direction is None else INSUFFICIENT
+            marker = entry.marker(n, MIN_N)
+            if marker is not None:
                 table.append([budget, category, n, shapes, marker, None, None, None, None, None])
                 continue
-            top = _ranked(cell, direction).head(STYLE_TOP)["objective"]
+            top = _ranked(cell, str(direction)).head(STYLE_TOP)["objective"]
             mean, std = float(top.mean()), float(top.std(ddof=1))
             if std <= 1e-12 * max(1.0, abs(mean)):  # equal values: rounding noise, not spread
                 std = 0.0
@@ -244,8 +242,7 @@ def architecture_style(rows: Rows) -> Finding:
         elif not candidates:
             parts.append(f"{budget} {INSUFFICIENT}")
         else:
-            sign = 1.0 if direction == "minimize" else -1.0
-            best = min(candidates, key=lambda r: sign * r[6])
+            best = min(candidates, key=lambda r: sign(direction) * r[6])
             alone = "the only style with enough trials; " if len(candidates) == 1 else ""
             parts.append(
                 f"{budget} {best[1]} ({alone}top-{best[5]} mean {fmt(best[6])} ± "
@@ -253,7 +250,7 @@ def architecture_style(rows: Rows) -> Finding:
                 f"{len(candidates)} styles with ≥ {MIN_N} trials)"
             )
 
-    tally = per_budget(frame, compute, count=False)
+    tally = per_budget(frame, compute, select=_scored, directed=True)
     table, parts, total = tally.table, tally.parts, tally.total
     sentence = (
         "Best architecture style per budget (styles relative to the budget's own depth/width "
@@ -457,13 +454,8 @@ def heads_correlation(rows: Rows) -> Finding:
     frame = as_frame(rows)
 
     def compute(entry: Budget, tally: Tally) -> None:
-        budget, group = entry.label, entry.whole
+        budget, scored, direction, n = entry.label, entry.trials, entry.direction, entry.n
         table, parts, estimates = tally.table, tally.parts, tally.estimates
-        scored = _scored(group)
-        scored = scored[np.isfinite(scored["n_heads"])]
-        n = len(scored)
-        tally.total += n
-        direction = _direction(scored)
         rho = _rho(scored["n_heads"], scored["objective"]) if direction else None
         if direction is None:
             table.append([budget, n, None, MIXED, None, None, None])
@@ -477,7 +469,7 @@ def heads_correlation(rows: Rows) -> Finding:
             estimates.append(rho.to_dict(budget=budget))
             parts.append(f"{budget} {_rho_text(rho, reading)}")
 
-    tally = per_budget(frame, compute, count=False)
+    tally = per_budget(frame, compute, select=_scored_known("n_heads"), directed=True)
     table, parts, estimates, total = tally.table, tally.parts, tally.estimates, tally.total
     sentence = (
         "Spearman rank correlation of n_heads with the objective: " + "; ".join(parts) + "."
@@ -505,20 +497,16 @@ def best_heads_per_width(rows: Rows) -> Finding:
     frame = as_frame(rows)
 
     def compute(entry: Budget, tally: Tally) -> None:
-        budget, group = entry.label, entry.whole
+        budget, scored, direction = entry.label, entry.trials, entry.direction
         table, parts = tally.table, tally.parts
-        scored = _scored(group)
-        scored = scored[np.isfinite(scored["d_model"]) & np.isfinite(scored["n_heads"])]
-        tally.total += len(scored)
-        direction = _direction(scored)
         pairs = []
         for d_model, cell in sorted(scored.groupby("d_model"), key=lambda item: item[0]):
             tried = ", ".join(str(int(h)) for h in sorted(cell["n_heads"].unique()))
-            if direction is None or len(cell) < MIN_GROUP:
-                marker = MIXED if direction is None else INSUFFICIENT
+            marker = entry.marker(len(cell), MIN_GROUP)
+            if marker is not None:
                 table.append([budget, int(d_model), len(cell), tried, marker, None])
                 continue
-            best = _ranked(cell, direction).iloc[0]
+            best = _ranked(cell, str(direction)).iloc[0]
             row = [budget, int(d_model), len(cell), tried, int(best["n_heads"])]
             row.append(float(best["objective"]))
             table.append(row)
@@ -526,7 +514,8 @@ def best_heads_per_width(rows: Rows) -> Finding:
         if pairs:
             parts.append(f"{budget} " + ", ".join(pairs))
 
-    tally = per_budget(frame, compute, count=False)
+    select = _scored_known("d_model", "n_heads")
+    tally = per_budget(frame, compute, select=select, directed=True)
     table, parts, total = tally.table, tally.parts, tally.total
     sentence = (
         "Best n_heads per d_model (d_model → n_heads): " + "; ".join(parts) + "."
@@ -550,18 +539,21 @@ def heads_controlled_pairs(rows: Rows) -> Finding:
 
     Within each (study, d_model, n_layers) the best scored trial of each n_heads value is
     taken, and every pair of n_heads values is compared: difference = objective(more heads)
-    − objective(fewer heads).
+    − objective(fewer heads). The differences of a budget are pooled into one median, so a
+    budget whose studies mix minimize and maximize says ``mixed directions`` instead.
     """
     frame = as_frame(rows)
 
     def compute(entry: Budget, tally: Tally) -> None:
-        budget, group = entry.label, entry.whole
+        budget, scored = entry.label, entry.trials
         table, parts, estimates = tally.table, tally.parts, tally.estimates
+        if entry.direction is None:  # "more heads better" means opposite things: no pairs
+            table.append([budget, None, None, None, None, MIXED, None, None])
+            parts.append(f"{budget} {MIXED}")
+            return
         arch = ["d_model", "n_layers", "n_heads"]
-        scored = _known(_scored(group), arch)
-        sign = np.where(scored["direction"].eq("maximize"), -1.0, 1.0)
         best = (
-            scored.assign(_score=sign * scored["objective"])
+            scored.assign(_score=sign(entry.direction) * scored["objective"])
             .sort_values(["study", *arch, "_score", "trial_num"], kind="mergesort")
             .drop_duplicates(["study", *arch])
         )
@@ -602,7 +594,8 @@ def heads_controlled_pairs(rows: Rows) -> Finding:
                 text += f" (median difference {fmt(median)}, {interval_text(shown, 12)}{unclear})"
             parts.append(text)
 
-    tally = per_budget(frame, compute, count=False)
+    select = _scored_known("d_model", "n_layers", "n_heads")
+    tally = per_budget(frame, compute, select=select, directed=True, count=False)
     table, parts, estimates, total = tally.table, tally.parts, tally.estimates, tally.total
     if parts:
         sentence = (
@@ -640,21 +633,11 @@ def ff_ratio(rows: Rows, top_k: int = DEFAULT_TOP_K) -> Finding:
     frame = as_frame(rows)
 
     def compute(entry: Budget, tally: Tally) -> None:
-        budget, group = entry.label, entry.whole
+        budget, scored, direction, n = entry.label, entry.trials, entry.direction, entry.n
         table, parts = tally.table, tally.parts
-        scored = _scored(group)
-        scored = scored[np.isfinite(scored["d_ff"]) & (scored["d_model"] > 0)]
-        n = len(scored)
-        tally.total += n
-        direction = _direction(scored)
-        if direction is None or n < MIN_N:
-            marker = MIXED if direction is None else INSUFFICIENT
-            table.append([budget, None, marker, None, None, None, None, n, None])
-            parts.append(f"{budget} {marker} (n = {n})")
-            return
         k = min(top_k, n)
         ratios_all = scored["d_ff"] / scored["d_model"]
-        top = _ranked(scored.assign(_ratio=ratios_all), direction).head(k)["_ratio"]
+        top = _ranked(scored.assign(_ratio=ratios_all), str(direction)).head(k)["_ratio"]
         counts = _counts(top.round(6), whole=False)
         mode_value, mode_count = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[0]
         row = [
@@ -674,7 +657,14 @@ def ff_ratio(rows: Rows, top_k: int = DEFAULT_TOP_K) -> Finding:
             f"all {n} scored trials: median {fmt(row[8])})"
         )
 
-    tally = per_budget(frame, compute, count=False)
+    def with_ratio(group: pd.DataFrame) -> pd.DataFrame:
+        scored = _scored(group)
+        return scored[np.isfinite(scored["d_ff"]) & (scored["d_model"] > 0)]
+
+    def short(budget: Budget, marker: str) -> list[Any]:
+        return [budget.label, None, marker, None, None, None, None, budget.n, None]
+
+    tally = per_budget(frame, compute, select=with_ratio, directed=True, min_n=MIN_N, short=short)
     table, parts, total = tally.table, tally.parts, tally.total
     sentence = (
         "d_ff/d_model among the top trials: " + "; ".join(parts) + "."
@@ -738,18 +728,14 @@ def architecture_grid(rows: Rows) -> Finding:
     frame = as_frame(rows)
 
     def compute(entry: Budget, tally: Tally) -> None:
-        budget, group = entry.label, entry.whole
+        budget, scored, direction = entry.label, entry.trials, entry.direction
         table = tally.table
-        scored = _scored(group)
-        scored = scored[np.isfinite(scored["d_model"]) & np.isfinite(scored["n_layers"])]
-        tally.total += len(scored)
-        direction = _direction(scored)
         for (d_model, n_layers), cell in scored.groupby(["d_model", "n_layers"], sort=True):
-            if direction is None or len(cell) < MIN_GROUP:
-                marker = MIXED if direction is None else INSUFFICIENT
+            marker = entry.marker(len(cell), MIN_GROUP)
+            if marker is not None:
                 table.append([budget, int(d_model), int(n_layers), len(cell), direction, marker])
                 continue
-            best = _ranked(cell, direction).iloc[0]
+            best = _ranked(cell, str(direction)).iloc[0]
             table.append(
                 [
                     budget,
@@ -761,7 +747,8 @@ def architecture_grid(rows: Rows) -> Finding:
                 ]
             )
 
-    tally = per_budget(frame, compute, count=False)
+    select = _scored_known("d_model", "n_layers")
+    tally = per_budget(frame, compute, select=select, directed=True)
     table, total = tally.table, tally.total
     return _finding(
         "architecture_grid",

@@ -12,7 +12,6 @@ from ..finding import (
     INSUFFICIENT,
     MIN_GROUP,
     MIN_N,
-    MIXED,
     Finding,
 )
 from ..stats import Estimate
@@ -34,9 +33,8 @@ from .frame import (
     Budget,
     Rows,
     Tally,
-    _direction,
     _flag,
-    _scored,
+    _scored_known,
     as_frame,
     per_budget,
 )
@@ -137,9 +135,7 @@ def dropout_generalization(rows: Rows) -> Finding:
         ]
         gap = healthy["last_val_loss"] - healthy["train_loss"]
         rho_gap = _rho(healthy["dropout"], gap)
-        scored = _scored(group)
-        scored = scored[np.isfinite(scored["dropout"])]
-        direction = _direction(scored)
+        scored, direction = entry.trials, entry.direction
         rho_obj = _rho(scored["dropout"], scored["objective"]) if direction else None
         tally.total += max(len(healthy), len(scored))
         row: list[Any] = [budget, len(healthy)]
@@ -161,13 +157,14 @@ def dropout_generalization(rows: Rows) -> Finding:
             estimates.append(rho_obj.to_dict(budget=budget, outcome="objective"))
             texts.append(f"objective {_rho_text(rho_obj, reading)}")
         else:
-            marker = MIXED if direction is None else INSUFFICIENT
+            marker = entry.reason()
             row += [marker, None, None]
             texts.append(f"objective {marker} (n = {len(scored)})")
         table.append(row)
         parts.append(f"{budget} " + ", ".join(texts))
 
-    tally = per_budget(frame, compute, count=False)
+    select = _scored_known("dropout")
+    tally = per_budget(frame, compute, select=select, directed=True, count=False)
     table, parts, estimates, total = tally.table, tally.parts, tally.estimates, tally.total
     sentence = (
         "Spearman correlation of dropout with the last epoch's val−train loss gap and with the "

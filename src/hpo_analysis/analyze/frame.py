@@ -122,6 +122,11 @@ def _scored(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["_scored"]]
 
 
+def _scored_known(*columns: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """A selector of the scored trials whose ``columns`` are all finite numbers."""
+    return lambda frame: _known(_scored(frame), list(columns))
+
+
 def _known_divergence(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[(_flag(frame, "diverged", True) | _flag(frame, "diverged", False)).astype(bool)]
 

@@ -10,10 +10,8 @@ import pandas as pd
 
 from ..finding import (
     IMPORTANCE_PARAMS,
-    INSUFFICIENT,
     MAX_IMPORTANCE_TRIALS,
     MIN_IMPORTANCE_TRIALS,
-    MIXED,
     Finding,
 )
 from .cells import (
@@ -25,7 +23,6 @@ from .frame import (
     Budget,
     Rows,
     Tally,
-    _direction,
     _scored,
     as_frame,
     per_budget,
@@ -181,18 +178,10 @@ def param_importance(rows: Rows) -> Finding:
     frame = as_frame(rows)
 
     def compute(entry: Budget, tally: Tally) -> None:
-        budget, group = entry.label, entry.whole
+        budget, scored, n = entry.label, entry.trials, entry.n
         table, parts = tally.table, tally.parts
-        scored = _scored(group)
-        n = len(scored)
-        direction = _direction(scored)
-        if direction is None or n < MIN_IMPORTANCE_TRIALS:
-            marker = MIXED if direction is None else INSUFFICIENT
-            table.append([budget, n, None, marker, None])
-            parts.append(f"{budget} {marker} (n = {n})")
-            return
         try:
-            _, importances = _importance(scored, direction)
+            _, importances = _importance(scored, str(entry.direction))
         except ImportError:  # optuna older than 3.6 has no PED-ANOVA
             table.append([budget, n, None, IMPORTANCE_NOT_INSTALLED + " (optuna>=3.6)", None])
             parts.append(f"{budget} {IMPORTANCE_NOT_INSTALLED} (optuna>=3.6)")
@@ -211,7 +200,18 @@ def param_importance(rows: Rows) -> Finding:
         first = table[-len(ordered)]
         parts.append(f"{budget} {first[2]} ({fmt(first[3])}, n = {n})")
 
-    tally = per_budget(frame, compute, count=False)
+    def short(budget: Budget, marker: str) -> list[Any]:
+        return [budget.label, budget.n, None, marker, None]
+
+    tally = per_budget(
+        frame,
+        compute,
+        select=_scored,
+        directed=True,
+        min_n=MIN_IMPORTANCE_TRIALS,
+        short=short,
+        count=False,  # n counts the budgets whose importance was computed
+    )
     table, parts, total = tally.table, tally.parts, tally.total
     sentence = (
         "Most important parameter per budget (PED-ANOVA, share of total importance): "
