@@ -74,15 +74,20 @@ def rows_for(cache: Path, size: Size) -> Path:
     captured: list[Any] = []
     original = analyze.all_findings
 
+    class Captured(Exception):
+        """Stops the extraction once the rows are kept: the findings are what we time."""
+
     def keep(rows: Any, *args: Any, **kwargs: Any) -> Any:
         captured.append([dict(r) for r in rows])
-        return original(rows, *args, **kwargs)
+        raise Captured
 
     analyze.all_findings = keep  # type: ignore[assignment]
     try:
         with tempfile.TemporaryDirectory(dir=cache) as out:
             print(f"extracting {size.label} ...", file=sys.stderr, flush=True)
             pipeline.extract([tree], Path(out) / "analysis", cache=False)
+    except Captured:
+        pass
     finally:
         analyze.all_findings = original  # type: ignore[assignment]
     with open(target.with_suffix(".tmp"), "wb") as handle:
@@ -127,8 +132,12 @@ def main() -> None:
                 digests[name] = result["digest"]
                 if result["profile"]:
                     print(f"--- profile {name} {size.label}\n{result['profile']}")
+        if not args.runs:
+            continue
         line = ", ".join(
-            f"{name} {statistics.median(values):.2f} s (runs {', '.join(f'{v:.2f}' for v in values)})"
+            f"{name} {statistics.median(values):.2f} s (runs "
+            + ", ".join(f"{v:.2f}" for v in values)
+            + ")"
             for name, values in times.items()
         )
         same = "" if len(digests) < 2 else f"; findings equal: {len(set(digests.values())) == 1}"

@@ -162,24 +162,24 @@ def all_findings(rows: Sequence[dict[str, Any]], top_k: int = DEFAULT_TOP_K) -> 
     """
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
+    frame = trial_frame(rows)  # built once: every finding but the per-study one reads it
     overview = replace(
         best_trial_per_study(rows),
         section="Overview",
         notes="Best = rank_in_study 1 (direction-aware); ranked = COMPLETE, finite objective.",
     )
     early = replace(
-        early_stopping_by_budget(rows),
+        early_stopping_by_budget(frame),
         section="Training dynamics",
         notes=f"Non-diverged trials with a known early_stopped flag (a diverged trial never "
         f"stops early, so it is left out of the denominator); the rate needs ≥ {MIN_N} of "
         f"them. {CI_NOTE}",
     )
     divergence = replace(
-        divergence_by_budget(rows),
+        divergence_by_budget(frame),
         section="Divergence patterns",
         notes=f"All trials; the rate needs ≥ {MIN_N} trials in the budget. {CI_NOTE}",
     )
-    frame = trial_frame(rows)
     transfer = horizon.transfer_findings(frame)  # one table, drawn by two findings
     return [
         overview,
