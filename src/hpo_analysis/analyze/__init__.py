@@ -15,12 +15,17 @@ sample is too small to say anything, the table says ``insufficient data`` instea
 
 Objective-based answers use the *scored* trials: COMPLETE, finite objective, not diverged (a
 diverged trial's objective is often a sentinel such as 100.0). "Best" follows each study's
-direction; a budget mixing minimize and maximize studies has no comparable objective.
+direction through one rule (:func:`.frame.direction_of` and :func:`.frame.sign`): a set of
+trials mixing minimize and maximize studies has no comparable objective, so every finding that
+names a best trial, ranks, takes a top-k or compares objectives says ``mixed directions`` there
+instead of comparing a loss with an accuracy (the best trial per study, too, names no best
+objective overall then).
 
-The package is split by research question: :mod:`.frame` (the trial table, its groups and
-the direction rule), :mod:`.cells` (numbers as table cells and phrases), then one module per
-README section: :mod:`.overview`, :mod:`.architecture`, :mod:`.dynamics`, :mod:`.horizon`,
-:mod:`.divergence` and :mod:`.importance`.
+The package is split by research question: :mod:`.frame` (the trial table, its groups, the
+direction rule and :func:`.frame.per_budget`, the walk over the budgets every finding shares),
+:mod:`.cells` (numbers as table cells and phrases), then one module per README section:
+:mod:`.overview`, :mod:`.architecture`, :mod:`.dynamics`, :mod:`.horizon`, :mod:`.divergence`
+and :mod:`.importance`.
 
 Example::
 
