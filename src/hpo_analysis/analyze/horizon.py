@@ -157,11 +157,10 @@ def horizon_transfer_summary(rows: Rows) -> Finding:
 
 def _transfer_summary(detail: list[list[Any]], total: int) -> Finding:
     comparisons = [r for r in detail if r[6] is not None and r[7] != INSUFFICIENT]
-    budgets: list[str] = []
+    by_budget: dict[str, list[list[Any]]] = {}  # in table order, one pass
     for row in comparisons:
-        if row[0] not in budgets:
-            budgets.append(row[0])
-    groups = [(b, [r for r in comparisons if r[0] == b]) for b in budgets]
+        by_budget.setdefault(row[0], []).append(row)
+    groups = list(by_budget.items())
     if len(groups) > 1:
         groups.append(("all budgets", comparisons))
     table: list[list[Any]] = []
