@@ -32,7 +32,6 @@ from .frame import (
     Rows,
     Tally,
     _better,
-    _budget_groups,
     _horizon_groups,
     _known,
     _ranked,
@@ -249,7 +248,7 @@ def easiest_horizon(rows: Rows) -> Finding:
                 f"but {by_median[1]} by median ({fmt(by_median[5])}, n = {by_median[2]})"
             )
 
-    several = len(_budget_groups(frame)) > 1
+    several = len(set(frame["budget"].tolist())) > 1  # else "all budgets" repeats the one
     tally = per_budget(frame, compute, select=_scored, directed=True, pooled=several)
     table, parts, estimates = tally.table, tally.parts, tally.estimates
     scored_all = _scored(frame)
