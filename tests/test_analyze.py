@@ -32,10 +32,12 @@ from hpo_analysis.analyze import (
     STYLE_TOP,
     Finding,
     all_findings,
+    architecture_grid,
     architecture_style,
     best_architecture,
     best_epoch_gap,
     best_heads_per_width,
+    best_trial_per_study,
     cliffs_delta,
     confounded_widths,
     depth_by_horizon,
@@ -679,9 +681,9 @@ def test_param_importance_with_optuna() -> None:
 
 def test_param_importance_samples_large_budgets(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("optuna")
-    from hpo_analysis import analyze
+    from hpo_analysis.analyze import importance
 
-    monkeypatch.setattr(analyze, "MAX_IMPORTANCE_TRIALS", 30)
+    monkeypatch.setattr(importance, "MAX_IMPORTANCE_TRIALS", 30)
     finding = param_importance(importance_rows(80))
     assert column(finding, "parameter")[0] == "lr"
     assert column(finding, "n")[0] == 80  # n stays the number of scored trials
@@ -736,6 +738,111 @@ def test_spearman_with_ties_matches_scipy() -> None:
 # --- every finding: robustness and "numbers in sentences are the table's" --------------------
 
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w])")
+
+
+# --- one direction rule: nothing is compared across minimize and maximize --------------------
+
+
+def direction_rows(directions: tuple[str, str]) -> list[dict[str, Any]]:
+    """Two studies of one budget (one per horizon), 30 scored trials each, on a small grid of
+    architectures with every n_heads tried per (d_model, n_layers); ranks as the pipeline sets
+    them. The maximize study's objectives are accuracies, the minimize study's losses."""
+    rows = []
+    for direction, horizon in zip(directions, ("h1", "h3"), strict=True):
+        for num in range(30):
+            d_model, n_layers, n_heads = (
+                (64, 128, 256)[num % 3],
+                (2, 4)[num // 3 % 2],
+                (2, 4)[num // 6 % 2],
+            )
+            loss = 2.0 + 0.01 * ((num * 7) % 30) + 0.1 * (n_layers == 4)
+            rows.append(
+                trial(
+                    num,
+                    loss if direction == "minimize" else 1.0 / loss,
+                    study=f"s_{direction}_2M_{horizon}",
+                    horizon=horizon,
+                    direction=direction,
+                    d_model=d_model,
+                    n_layers=n_layers,
+                    n_heads=n_heads,
+                    d_ff=4 * d_model,
+                    dropout=0.05 * (num % 4),
+                    lr=1e-4 * (1 + num % 5),
+                    weight_decay=0.01,
+                    warmup_steps=100 * (num % 3),
+                    batch_size=32,
+                    epochs_config=10,
+                    last_val_loss=loss + 0.1,
+                    train_loss=loss - 0.05 * (num % 4),
+                    arch_style=("narrow-deep", "balanced", "wide-shallow")[num % 3],
+                )
+            )
+    assign_ranks(rows)
+    return rows
+
+
+# Every finding that names a best trial, ranks trials, takes a top-k or compares objectives.
+COMPARING: list[Any] = [
+    best_trial_per_study,
+    best_architecture,
+    top_k_architecture,
+    architecture_style,
+    heads_correlation,
+    best_heads_per_width,
+    heads_controlled_pairs,
+    ff_ratio,
+    dropout_generalization,
+    horizon_transfer,
+    easiest_horizon,
+    depth_by_horizon,
+    param_importance,
+    architecture_grid,
+]
+
+
+def _says_mixed(finding: Finding) -> bool:
+    return MIXED in finding.sentence or any(MIXED in row for row in finding.rows)
+
+
+@pytest.mark.parametrize("compute", COMPARING, ids=lambda f: f.__name__)
+def test_mixed_directions_are_never_compared(compute: Any) -> None:
+    if compute is param_importance:
+        pytest.importorskip("optuna")
+    finding = compute(direction_rows(("minimize", "maximize")))
+    assert _says_mixed(finding), (finding.sentence, finding.rows)
+    assert "best objective overall" not in finding.sentence
+    if compute is heads_controlled_pairs:
+        assert finding.estimates == [] and finding.n == 0  # no pooled median of both kinds
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+@pytest.mark.parametrize("compute", COMPARING, ids=lambda f: f.__name__)
+def test_one_direction_is_compared_as_before(compute: Any, direction: str) -> None:
+    if compute is param_importance:
+        pytest.importorskip("optuna")
+    finding = compute(direction_rows((direction, direction)))
+    assert not _says_mixed(finding), (finding.sentence, finding.rows)
+
+
+def test_best_trial_per_study_names_the_best_only_within_one_direction() -> None:
+    for direction, pick in (("minimize", min), ("maximize", max)):
+        rows = direction_rows((direction, direction))
+        best = pick((r for r in rows if r["rank_in_study"] == 1), key=lambda r: r["objective"])
+        sentence = best_trial_per_study(rows).sentence
+        assert f"overall is {best['objective']:.6g} (study {best['study']}" in sentence
+    mixed = best_trial_per_study(direction_rows(("minimize", "maximize"))).sentence
+    assert mixed == (
+        f"2 of 2 studies have a best trial; {MIXED} (minimize and maximize studies), so no "
+        "objective is the best overall."
+    )
+
+
+def test_horizon_transfer_marks_a_budget_that_mixes_directions() -> None:
+    rows = direction_rows(("minimize", "maximize"))
+    assert horizon_transfer(rows).rows == [["2M", None, None, None, None, MIXED, None, None, None]]
+    summary = horizon_transfer_summary(rows)
+    assert summary.rows == [] and summary.n == 0
 
 
 def sentence_numbers_come_from_the_table(finding: Finding, top_k: int) -> list[str]:

@@ -1,0 +1,212 @@
+"""Findings computed from the trial rows: small tables, their n and one plain sentence each.
+
+Computation is separate from rendering: each function returns a :class:`Finding`, and the README
+writer, ``findings.json`` and the HTML report only draw it. Every number in a sentence is taken
+from the finding's own table, formatted as the table renders it.
+
+The rows are the flat per-trial dicts the pipeline builds (keys are schema column names). Where a
+sample is too small to say anything, the table says ``insufficient data`` instead of a number:
+
+- ``MIN_N`` (5): any statistic of one sample (a best trial, top-k, rate, median, quartiles, mean,
+  standard deviation, rank correlation);
+- ``MIN_GROUP`` (3): each cell of a breakdown (a depth band, a depth, a d_model within a
+  budget) and each side of a two-group comparison (diverged vs not diverged);
+- ``MIN_IMPORTANCE_TRIALS`` (20): parameter importance of a budget.
+
+Objective-based answers use the *scored* trials: COMPLETE, finite objective, not diverged (a
+diverged trial's objective is often a sentinel such as 100.0). "Best" follows each study's
+direction through one rule (:func:`.frame.direction_of` and :func:`.frame.sign`): a set of
+trials mixing minimize and maximize studies has no comparable objective, so every finding that
+names a best trial, ranks, takes a top-k or compares objectives says ``mixed directions`` there
+instead of comparing a loss with an accuracy (the best trial per study, too, names no best
+objective overall then).
+
+The package is split by research question: :mod:`.frame` (the trial table, its groups, the
+direction rule and :func:`.frame.per_budget`, the walk over the budgets every finding shares),
+:mod:`.cells` (numbers as table cells and phrases), then one module per README section:
+:mod:`.overview`, :mod:`.architecture`, :mod:`.dynamics`, :mod:`.horizon`, :mod:`.divergence`
+and :mod:`.importance`.
+
+Example::
+
+    >>> rows = [{"budget": "2M", "diverged": d} for d in (False, False, False, True, True)]
+    >>> divergence_by_budget(rows).rows
+    [['2M', 5, 2, '40.0%', '0.0%', '80.0%']]
+    >>> divergence_by_budget(rows[:4]).rows
+    [['2M', 4, 1, 'insufficient data', None, None]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from ..finding import (
+    ARCH_CATEGORIES,
+    DEFAULT_TOP_K,
+    DIVERGENCE_PARAMS,
+    IMPORTANCE_PARAMS,
+    INSUFFICIENT,
+    LARGE_DELTA,
+    MAX_IMPORTANCE_TRIALS,
+    MIN_GROUP,
+    MIN_IMPORTANCE_TRIALS,
+    MIN_N,
+    MIXED,
+    SECTIONS,
+    STYLE_TOP,
+    THRESHOLDS,
+    THRESHOLDS_TEXT,
+    Finding,
+    budget_sort_key,
+    horizon_sort_key,
+)
+from . import horizon
+from .architecture import (
+    architecture_grid,
+    architecture_style,
+    best_architecture,
+    best_heads_per_width,
+    confounded_widths,
+    depth_band,
+    divergence_by_depth,
+    ff_ratio,
+    heads_controlled_pairs,
+    heads_correlation,
+    max_reliable_depth,
+    scored_frame,
+    top_k_architecture,
+)
+from .cells import CI_NOTE, cliffs_delta, fmt, spearman
+from .divergence import diverge_epochs, divergence_hyperparameters, divergence_interactions, lr_band
+from .dynamics import best_epoch_gap, dropout_generalization, early_stopping_by_epochs
+from .frame import Rows, as_frame, trial_frame
+from .horizon import depth_by_horizon, easiest_horizon, horizon_transfer, horizon_transfer_summary
+from .importance import (
+    IMPORTANCE_NOT_INSTALLED,
+    MAX_CHOICES,
+    _distribution,
+    _importance,
+    param_importance,
+)
+from .overview import best_trial_per_study, divergence_by_budget, early_stopping_by_budget
+
+__all__ = [
+    "ARCH_CATEGORIES",
+    "CI_NOTE",
+    "DEFAULT_TOP_K",
+    "DIVERGENCE_PARAMS",
+    "IMPORTANCE_NOT_INSTALLED",
+    "IMPORTANCE_PARAMS",
+    "INSUFFICIENT",
+    "LARGE_DELTA",
+    "MAX_CHOICES",
+    "MAX_IMPORTANCE_TRIALS",
+    "MIN_GROUP",
+    "MIN_IMPORTANCE_TRIALS",
+    "MIN_N",
+    "MIXED",
+    "SECTIONS",
+    "STYLE_TOP",
+    "THRESHOLDS",
+    "THRESHOLDS_TEXT",
+    "Finding",
+    "Rows",
+    "_distribution",
+    "_importance",
+    "all_findings",
+    "architecture_grid",
+    "architecture_style",
+    "as_frame",
+    "best_architecture",
+    "best_epoch_gap",
+    "best_heads_per_width",
+    "best_trial_per_study",
+    "budget_sort_key",
+    "cliffs_delta",
+    "confounded_widths",
+    "core_findings",
+    "depth_band",
+    "depth_by_horizon",
+    "diverge_epochs",
+    "divergence_by_budget",
+    "divergence_by_depth",
+    "divergence_hyperparameters",
+    "divergence_interactions",
+    "dropout_generalization",
+    "early_stopping_by_budget",
+    "early_stopping_by_epochs",
+    "easiest_horizon",
+    "ff_ratio",
+    "fmt",
+    "heads_controlled_pairs",
+    "heads_correlation",
+    "horizon_sort_key",
+    "horizon_transfer",
+    "horizon_transfer_summary",
+    "lr_band",
+    "max_reliable_depth",
+    "param_importance",
+    "scored_frame",
+    "spearman",
+    "top_k_architecture",
+    "trial_frame",
+]
+
+
+def core_findings(rows: Sequence[dict[str, Any]]) -> list[Finding]:
+    return [divergence_by_budget(rows), early_stopping_by_budget(rows), best_trial_per_study(rows)]
+
+
+def all_findings(rows: Sequence[dict[str, Any]], top_k: int = DEFAULT_TOP_K) -> list[Finding]:
+    """Every finding, grouped by section in reading order (what findings.json holds).
+
+    >>> [f.id for f in all_findings([])][:3]
+    ['best_trial_per_study', 'best_architecture', 'top_k_architecture']
+    """
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
+    frame = trial_frame(rows)  # built once: every finding but the per-study one reads it
+    overview = replace(
+        best_trial_per_study(rows),
+        section="Overview",
+        notes="Best = rank_in_study 1 (direction-aware); ranked = COMPLETE, finite objective.",
+    )
+    early = replace(
+        early_stopping_by_budget(frame),
+        section="Training dynamics",
+        notes=f"Non-diverged trials with a known early_stopped flag (a diverged trial never "
+        f"stops early, so it is left out of the denominator); the rate needs ≥ {MIN_N} of "
+        f"them. {CI_NOTE}",
+    )
+    divergence = replace(
+        divergence_by_budget(frame),
+        section="Divergence patterns",
+        notes=f"All trials; the rate needs ≥ {MIN_N} trials in the budget. {CI_NOTE}",
+    )
+    transfer = horizon.transfer_findings(frame)  # one table, drawn by two findings
+    return [
+        overview,
+        best_architecture(frame),
+        top_k_architecture(frame, top_k),
+        architecture_style(frame),
+        divergence_by_depth(frame),
+        max_reliable_depth(frame),
+        heads_correlation(frame),
+        best_heads_per_width(frame),
+        heads_controlled_pairs(frame),
+        ff_ratio(frame, top_k),
+        early,
+        early_stopping_by_epochs(frame),
+        best_epoch_gap(frame),
+        dropout_generalization(frame),
+        *transfer,
+        easiest_horizon(frame),
+        depth_by_horizon(frame),
+        divergence,
+        divergence_hyperparameters(frame),
+        divergence_interactions(frame),
+        diverge_epochs(frame),
+        param_importance(frame),
+    ]
