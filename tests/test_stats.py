@@ -275,11 +275,13 @@ _value = st.one_of(
 _sample = st.lists(_value, min_size=0, max_size=60)
 
 
+@settings(deadline=None)
 @given(_sample)
 def test_median_is_the_reference_median(values: list[float]) -> None:
     assert _identical(stats.median(values), _ref_median(values))
 
 
+@settings(deadline=None)
 @given(_sample, _sample)
 def test_two_group_statistics_are_the_reference_ones(
     first: list[float], second: list[float]
@@ -288,6 +290,7 @@ def test_two_group_statistics_are_the_reference_ones(
     assert _identical(stats.cliffs_delta(first, second), _ref_cliffs_delta(first, second))
 
 
+@settings(deadline=None)
 @given(st.lists(st.tuples(_value, _value), min_size=0, max_size=60))
 def test_spearman_is_the_reference_spearman(pairs: list[tuple[float, float]]) -> None:
     x = [p[0] for p in pairs]
