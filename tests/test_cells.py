@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hpo_analysis.write.cells import csv_cell, csv_column
+from hpo_analysis.write.cells import csv_cell, csv_column, csv_lines
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -114,3 +114,23 @@ def test_csv_column_numpy_scalars_go_value_by_value() -> None:
 
     values = [np.float64(0.5), np.int64(3), None]
     assert csv_column(values) == [csv_cell(v) for v in values]
+
+
+_cell_text = st.one_of(
+    st.text(),
+    st.text(alphabet=',"\r\n ab\x00'),
+    st.sampled_from(["", '""', ",", "\r\n", "a\nb", "a\rb", 'x"y']),
+)
+
+
+@given(st.lists(st.lists(_cell_text, min_size=1, max_size=4), min_size=1, max_size=6))
+def test_csv_lines_are_what_csv_writer_writes(rows: list[list[str]]) -> None:
+    import csv
+    import io
+
+    width = len(rows[0])
+    rows = [(row * width)[:width] for row in rows]  # every row as wide as the first
+    expected = io.StringIO()
+    csv.writer(expected, lineterminator="\r\n").writerows(rows)
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    assert csv_lines(columns) == expected.getvalue()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -116,3 +117,43 @@ def csv_column(values: Sequence[Any]) -> list[str]:
     if kind is bool:
         return ["" if v is None else "true" if v else "false" for v in values]
     return [csv_cell(v) for v in values]
+
+
+# csv.writer's minimal quoting with our dialect (delimiter ",", quote '"', doubled quotes,
+# line terminator CR LF): a field is quoted when it holds one of these characters.
+_NEEDS_QUOTES = re.compile('[,"\r\n]')
+
+
+def quoted_column(cells: list[str]) -> list[str]:
+    r"""The column's cells as csv.writer writes them (QUOTE_MINIMAL, quotes doubled inside).
+
+    A column without any character that needs quoting (the usual case: numbers, names) is
+    checked in one search and returned as it is.
+
+    >>> quoted_column(["a", "1,5", ""])
+    ['a', '"1,5"', '']
+    """
+    if not _NEEDS_QUOTES.search("\x00".join(cells)):
+        return cells
+    return [
+        '"' + cell.replace('"', '""') + '"' if _NEEDS_QUOTES.search(cell) else cell
+        for cell in cells
+    ]
+
+
+def csv_lines(columns: Sequence[list[str]]) -> str:
+    r"""The CSV text of rows given as columns of cells, as csv.writer with the line
+    terminator CR LF writes them: each column quoted at once, then the rows joined.
+
+    A row of a single empty field is written as two quotes, as csv.writer does, so that it
+    is not read back as an empty line.
+
+    >>> csv_lines([["1", "2"], ["a,b", ""]])
+    '1,"a,b"\r\n2,\r\n'
+    """
+    if not columns or not columns[0]:
+        return ""
+    if len(columns) == 1:
+        return "".join((cell or '""') + "\r\n" for cell in quoted_column(columns[0]))
+    lines = map(",".join, zip(*map(quoted_column, columns), strict=True))
+    return "\r\n".join(lines) + "\r\n"

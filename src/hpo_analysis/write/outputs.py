@@ -42,7 +42,7 @@ from ..schema import (
     dynamic_columns,
 )
 from . import parquet
-from .cells import csv_column
+from .cells import csv_column, csv_lines
 
 if TYPE_CHECKING:
     from ..cache import CacheWriter, Location
@@ -137,12 +137,12 @@ _CSV_BLOCK_ROWS = 4096
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
     """The rows as CSV with the cells of :mod:`.cells`, formatted column by column."""
     with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\r\n")
-        writer.writerow(header)
+        csv.writer(handle, lineterminator="\r\n").writerow(header)
         for start in range(0, len(rows), _CSV_BLOCK_ROWS):
             block = rows[start : start + _CSV_BLOCK_ROWS]
-            columns = [csv_column([row.get(name) for row in block]) for name in header]
-            writer.writerows(zip(*columns, strict=True))
+            handle.write(
+                csv_lines([csv_column([row.get(name) for row in block]) for name in header])
+            )
 
 
 _Layout = tuple[list[tuple[str, str]], list[tuple[str, list[tuple[str, str]]]]]
@@ -204,15 +204,23 @@ def write_full_json(
         head = ('{"metadata": ' + dumps_strict(meta, indent=1) + ',\n"trials": [\n').encode()
         out.write(head)
         offset = len(head)
+        parts: list[bytes] = []  # written a few thousand pieces at a time, not line by line
         for position, row in enumerate(rows):
             obj = dumps_bytes(_build_trial(row, layouts[bool(row.get("diverged"))]))
             fragment = store.fragment(index[(row["study"], row["trial_num"])])
-            line = obj[:-1] + b"," + fragment + b"}" if fragment else obj
-            where.append((offset, len(line)))
-            out.write(line)
-            out.write(b",\n" if position < last else b"\n")
-            offset += len(line) + (2 if position < last else 1)
-        out.write(b"]}\n")
+            end = b",\n" if position < last else b"\n"
+            if fragment:  # the curve goes inside the object: {..., "learning_curve": ...}
+                parts += (obj[:-1], b",", fragment, b"}", end)
+                length = len(obj) + 1 + len(fragment)
+            else:
+                parts += (obj, end)
+                length = len(obj)
+            where.append((offset, length))
+            offset += length + len(end)
+            if len(parts) >= 4096:
+                out.write(b"".join(parts))
+                parts.clear()
+        out.write(b"".join(parts) + b"]}\n")
     return where
 
 
@@ -312,8 +320,11 @@ def write_manifest(path: Path, manifest: Sequence[ManifestRow]) -> None:
         writer.writerow(MANIFEST_COLUMNS)
         for start in range(0, len(manifest), _CSV_BLOCK_ROWS):
             block = manifest[start : start + _CSV_BLOCK_ROWS]
-            columns = [csv_column(list(map(attrgetter(name), block))) for name in MANIFEST_COLUMNS]
-            writer.writerows(zip(*columns, strict=True))
+            handle.write(
+                csv_lines(
+                    [csv_column(list(map(attrgetter(name), block))) for name in MANIFEST_COLUMNS]
+                )
+            )
 
 
 def write_all(
