@@ -16,6 +16,12 @@ of a correlation is constant has no ρ and is left out). Ranks are average ranks
 textbook definitions of ρ and δ. No SciPy: ranks come from counts of the distinct values, so
 a resample is ranked without sorting it.
 
+Computation: the resamples are the rows of one index matrix and every statistic is computed for
+all rows at once, a cache-sized block of rows at a time. Average ranks are halves, so ρ and δ
+are computed from exact integer rank sums, and a median from the resample's middle order
+statistics: the numbers are the same as ranking, correlating and taking the median of each
+resample on its own (tests/test_stats.py keeps that computation and checks the equality).
+
 Example::
 
     >>> est = rate([True, False, False, False])
