@@ -6,17 +6,19 @@ import json
 import math
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hpo_analysis.model import CurvePoint
 from hpo_analysis.schema import COLUMNS, CURVE_METRICS, SUMMARY_COLUMNS
 from hpo_analysis.schema_json import full_json_schema
 from hpo_analysis.validate import validate_dir
+from hpo_analysis.write import parquet
 from hpo_analysis.write.parquet import arrow_type, curve_columns, decode_curve, encode_curve
 
 from .conftest import read_csv, run_cli, strict_json, write_trial
@@ -303,3 +305,45 @@ def test_schema_takes_the_objectives_of_multi_objective_studies(example_out: Pat
     assert len(list(validator.iter_errors(trial))) == 1
     trial["results"]["objective_kind"] = "odd"
     assert len(list(validator.iter_errors(trial))) == 2
+
+
+def _infer_type_value_by_value(values: list[Any]) -> str:
+    """The rule of parquet._infer_type, applied to each value in turn."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return "bool"
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return "int"
+    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return "float"
+    return "str"
+
+
+_dynamic_values = st.lists(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(),
+        st.text(max_size=3),
+        st.lists(st.integers(), max_size=2),
+        st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+    ),
+    max_size=8,
+)
+
+
+@settings(deadline=None)  # the first example imports pyarrow
+@given(_dynamic_values)
+def test_inferred_type_is_the_value_by_value_rule(values: list[Any]) -> None:
+    assert parquet._infer_type(values) == _infer_type_value_by_value(values)
+    # text columns: the same Arrow array whether or not the values are already text
+    column = parquet._column(values, "str")
+    assert column.to_pylist() == [parquet._as_text(v) for v in values]
+
+
+def test_inferred_type_of_numpy_scalars_is_the_value_by_value_rule() -> None:
+    import numpy as np
+
+    for values in ([np.float64(1.5), 2], [np.bool_(True)], [np.int64(3), None]):
+        assert parquet._infer_type(values) == _infer_type_value_by_value(values)

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hpo_analysis import stats
 from hpo_analysis.stats import Estimate
@@ -126,3 +128,221 @@ def test_large_samples_use_scaled_m_out_of_n_resamples() -> None:
     assert half == pytest.approx(1.96 * math.sqrt(math.pi / 2) / math.sqrt(20_000), rel=0.25)
     assert estimate.ci_low < estimate.value < estimate.ci_high
     assert "m-out-of-n" not in stats.median(values[: stats.MAX_RESAMPLE_N]).method
+
+
+# --- the statistics as they were computed before they were vectorized ---------------------------
+# The reference: each resample's statistic from its own sorted or counted ranks, one chunk of
+# index rows at a time, exactly as stats computed them. The vectorized functions must give the
+# very same numbers (intervals included), not merely close ones.
+
+
+def _ref_resample(n: int, rng: np.random.Generator, statistic, draws: int | None = None):
+    m = n if draws is None else draws
+    out = [statistic(rng.integers(0, n, size=(size, m))) for size in stats._chunks(m)]
+    return np.concatenate(out)
+
+
+def _ref_average_ranks(codes: np.ndarray, n_distinct: int) -> np.ndarray:
+    rows, width = codes.shape
+    if n_distinct <= 4 * width:
+        flat = codes + (np.arange(rows) * n_distinct)[:, None]
+        counts = np.bincount(flat.ravel(), minlength=rows * n_distinct)
+        counts = counts.reshape(rows, n_distinct)
+        below = np.cumsum(counts, axis=1) - counts
+        mean_rank = below + (counts + 1) / 2.0
+        return np.take_along_axis(mean_rank, codes, axis=1)
+    order = np.argsort(codes, axis=1, kind="stable")
+    ordered = np.take_along_axis(codes, order, axis=1)
+    position = np.broadcast_to(np.arange(width), (rows, width))
+    starts = np.ones((rows, width), dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ends = np.ones((rows, width), dtype=bool)
+    ends[:, :-1] = starts[:, 1:]
+    first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
+    last = np.minimum.accumulate(np.where(ends, position, width - 1)[:, ::-1], axis=1)[:, ::-1]
+    ranks = np.empty((rows, width), dtype=float)
+    np.put_along_axis(ranks, order, (first + last) / 2.0 + 1.0, axis=1)
+    return ranks
+
+
+def _ref_row_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (a * b).sum(axis=1) / denominator
+    tiny = denominator <= 1e-12 * a.shape[1] ** 2
+    return np.where(tiny, np.nan, r)
+
+
+def _ref_median(values) -> Estimate:
+    data = stats._finite(values)
+    if not len(data):
+        return Estimate("median", math.nan, None, None, 0)
+    n = len(data)
+    value = float(np.median(data))
+    draws = stats._draws(n, n)
+    boot = _ref_resample(n, stats._rng(), lambda idx: np.median(data[idx], axis=1), draws)
+    low, high = stats._interval(value, boot, n)
+    return Estimate("median", value, low, high, n, stats._method(stats.METHOD, n))
+
+
+def _ref_median_difference(first, second) -> Estimate:
+    a, b = stats._finite(first), stats._finite(second)
+    if not len(a) or not len(b):
+        return Estimate("median_difference", math.nan, None, None, len(a) + len(b))
+    rng = stats._rng()
+    total = len(a) + len(b)
+    boot_a = _ref_resample(
+        len(a), rng, lambda idx: np.median(a[idx], axis=1), stats._draws(len(a), total)
+    )
+    boot_b = _ref_resample(
+        len(b), rng, lambda idx: np.median(b[idx], axis=1), stats._draws(len(b), total)
+    )
+    value = float(np.median(a) - np.median(b))
+    low, high = stats._interval(value, boot_a - boot_b, total)
+    method = stats._method(stats.METHOD_TWO_GROUPS, total)
+    return Estimate("median_difference", value, low, high, total, method)
+
+
+def _ref_spearman(x, y) -> Estimate:
+    a = np.asarray(x, dtype=float).reshape(-1)
+    b = np.asarray(y, dtype=float).reshape(-1)
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    n = len(a)
+    if n < 2:
+        return Estimate("spearman_rho", math.nan, None, None, n, stats.METHOD_PAIRS)
+    cx, kx = stats._codes(a)
+    cy, ky = stats._codes(b)
+    value = float(
+        _ref_row_pearson(_ref_average_ranks(cx[None], kx), _ref_average_ranks(cy[None], ky))[0]
+    )
+
+    def statistic(idx: np.ndarray) -> np.ndarray:
+        return _ref_row_pearson(_ref_average_ranks(cx[idx], kx), _ref_average_ranks(cy[idx], ky))
+
+    boot = _ref_resample(n, stats._rng(), statistic, stats._draws(n, n))
+    low, high = stats._interval(value, boot, n)
+    return Estimate("spearman_rho", value, low, high, n, stats._method(stats.METHOD_PAIRS, n))
+
+
+def _ref_delta_from_codes(codes_a: np.ndarray, codes_b: np.ndarray, k: int) -> np.ndarray:
+    n_a, n_b = codes_a.shape[1], codes_b.shape[1]
+    ranks = _ref_average_ranks(np.concatenate([codes_a, codes_b], axis=1), k)
+    u_stat = ranks[:, :n_a].sum(axis=1) - n_a * (n_a + 1) / 2.0
+    return 2.0 * u_stat / (n_a * n_b) - 1.0
+
+
+def _ref_cliffs_delta(first, second) -> Estimate:
+    a, b = stats._finite(first), stats._finite(second)
+    if not len(a) or not len(b):
+        return Estimate("cliffs_delta", math.nan, None, None, len(a) + len(b))
+    codes, k = stats._codes(np.concatenate([a, b]))
+    code_a, code_b = codes[: len(a)], codes[len(a) :]
+    value = float(_ref_delta_from_codes(code_a[None, :], code_b[None, :], k)[0])
+    rng = stats._rng()
+    total = len(a) + len(b)
+    m_a, m_b = stats._draws(len(a), total), stats._draws(len(b), total)
+    boot = np.concatenate(
+        [
+            _ref_delta_from_codes(
+                code_a[rng.integers(0, len(a), size=(size, m_a))],
+                code_b[rng.integers(0, len(b), size=(size, m_b))],
+                k,
+            )
+            for size in stats._chunks(m_a + m_b)
+        ]
+    )
+    low, high = stats._interval(value, boot, total)
+    method = stats._method(stats.METHOD_TWO_GROUPS, total)
+    return Estimate("cliffs_delta", value, low, high, total, method)
+
+
+def _identical(new: Estimate, reference: Estimate) -> bool:
+    """The same statistic, value, interval, n and method, floats compared bit for bit (repr
+    tells 0.0 from -0.0, and a NaN value equals a NaN value)."""
+    return repr(new) == repr(reference)
+
+
+# Samples with ties, signed zeros, non-finite values and sizes on both sides of the m-out-of-n
+# threshold and of the counting/sorting switch of the ranks.
+_value = st.one_of(
+    st.sampled_from([0.0, -0.0, 1.0, -1.0, 2.5, 1e300, -1e300, math.nan, math.inf]),
+    st.floats(min_value=-1e6, max_value=1e6, allow_nan=False),
+    st.integers(-5, 5).map(float),
+)
+_sample = st.lists(_value, min_size=0, max_size=60)
+
+
+@settings(deadline=None)
+@given(_sample)
+def test_median_is_the_reference_median(values: list[float]) -> None:
+    assert _identical(stats.median(values), _ref_median(values))
+
+
+@settings(deadline=None)
+@given(_sample, _sample)
+def test_two_group_statistics_are_the_reference_ones(
+    first: list[float], second: list[float]
+) -> None:
+    assert _identical(stats.median_difference(first, second), _ref_median_difference(first, second))
+    assert _identical(stats.cliffs_delta(first, second), _ref_cliffs_delta(first, second))
+
+
+@settings(deadline=None)
+@given(st.lists(st.tuples(_value, _value), min_size=0, max_size=60))
+def test_spearman_is_the_reference_spearman(pairs: list[tuple[float, float]]) -> None:
+    x = [p[0] for p in pairs]
+    y = [p[1] for p in pairs]
+    assert _identical(stats.spearman(x, y), _ref_spearman(x, y))
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    st.integers(1, 4000),
+    st.integers(1, 4000),
+    st.integers(1, 5000),
+    st.integers(0, 2**32 - 1),
+)
+def test_large_samples_are_the_reference_ones(n_a: int, n_b: int, distinct: int, seed: int) -> None:
+    """Large samples: m-out-of-n resamples, row blocks, both ranking routes, odd chunks."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, distinct, n_a) / 7.0
+    b = rng.integers(0, distinct, n_b) / 7.0
+    assert _identical(stats.median(a), _ref_median(a))
+    assert _identical(stats.median_difference(a, b), _ref_median_difference(a, b))
+    assert _identical(stats.cliffs_delta(a, b), _ref_cliffs_delta(a, b))
+    n = min(n_a, n_b)
+    assert _identical(stats.spearman(a[:n], b[:n]), _ref_spearman(a[:n], b[:n]))
+
+
+def test_the_draws_that_need_two_chunks_are_the_reference_ones() -> None:
+    # 14 against 2,986 values: resamples of 10 + 1,991 = 2,001 indices are drawn in chunks
+    # of 999 and 1 rows, a's then b's in each chunk, as an interpretation of the stream needs
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=14), rng.normal(size=2986)
+    assert stats._chunks(10 + 1991) == [999, 1]
+    assert _identical(stats.cliffs_delta(a, b), _ref_cliffs_delta(a, b))
+
+
+def test_wide_rows_take_the_float_route_with_the_same_numbers(monkeypatch) -> None:
+    rng = np.random.default_rng(9)
+    x, y = rng.integers(0, 40, 300).astype(float), rng.normal(size=300)
+    fast = stats.spearman(x, y)
+    monkeypatch.setattr(stats, "_EXACT_WIDTH", 0)
+    assert _identical(stats.spearman(x, y), fast)
+    assert _identical(fast, _ref_spearman(x, y))
+
+
+def test_ranks_and_medians_against_the_reference_on_many_rows() -> None:
+    rng = np.random.default_rng(4)
+    for distinct in (1, 3, 50, 400, 10**6):
+        codes = rng.integers(0, min(distinct, 400), size=(300, 100))
+        for k in (min(distinct, 400), distinct):
+            assert np.array_equal(stats._average_ranks(codes, k), _ref_average_ranks(codes, k))
+    data = np.round(rng.normal(size=500), 1)
+    for width in (1, 2, 99, 100, 300):
+        idx = rng.integers(0, len(data), size=(200, width))
+        expected = np.median(data[idx], axis=1)
+        assert np.array_equal(stats._resampled_medians(data, idx), expected)

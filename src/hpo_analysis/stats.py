@@ -16,6 +16,12 @@ of a correlation is constant has no ρ and is left out). Ranks are average ranks
 textbook definitions of ρ and δ. No SciPy: ranks come from counts of the distinct values, so
 a resample is ranked without sorting it.
 
+Computation: the resamples are the rows of one index matrix and every statistic is computed for
+all rows at once, a cache-sized block of rows at a time. Average ranks are halves, so ρ and δ
+are computed from exact integer rank sums, and a median from the resample's middle order
+statistics: the numbers are the same as ranking, correlating and taking the median of each
+resample on its own (tests/test_stats.py keeps that computation and checks the equality).
+
 Example::
 
     >>> est = rate([True, False, False, False])
@@ -28,7 +34,7 @@ Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +43,10 @@ import numpy as np
 RESAMPLES = 1000
 SEED = 0
 CONFIDENCE = 0.95
-# Resamples are processed in chunks of about this many values, so memory stays flat.
+# Resample indices are drawn in chunks of about this many values (see _chunks).
 _CHUNK_VALUES = 2_000_000
+# Resamples are processed in blocks of rows of about this many values (see _row_blocks).
+_BLOCK_CELLS = 2**18
 # Above this many values, a resample draws this many (m-out-of-n bootstrap) and the interval's
 # distances from the estimate are scaled by √(m/n): the statistics here converge at the √n
 # rate, and 1,000 full resamples of 100,000 trials would dominate a whole extraction.
@@ -117,7 +125,14 @@ def _percentiles(values: np.ndarray) -> tuple[float | None, float | None]:
 
 
 def _chunks(n: int) -> list[int]:
-    """Sizes of the resample chunks for samples of ``n`` values (they sum to RESAMPLES)."""
+    """Sizes of the chunks in which the indices of resamples of ``n`` values are drawn (they
+    sum to RESAMPLES).
+
+    The chunks are part of the random stream: numpy draws two bounded 32-bit integers from
+    each 64-bit output, so a chunk of an odd number of indices leaves half an output unused
+    and the next chunk starts on a fresh one. Drawing in the same chunks keeps every interval
+    what it has always been.
+    """
     size = max(1, min(RESAMPLES, _CHUNK_VALUES // max(n, 1)))
     sizes = [size] * (RESAMPLES // size)
     if RESAMPLES % size:
@@ -136,17 +151,28 @@ def _draws(n: int, total: int) -> int:
     return max(1, math.ceil(n * MAX_RESAMPLE_N / total))
 
 
-def _resample(
-    n: int,
-    rng: np.random.Generator,
-    statistic: Callable[[np.ndarray], np.ndarray],
-    draws: int | None = None,
-) -> np.ndarray:
-    """``statistic`` of RESAMPLES index matrices (rows = resamples) of ``draws`` indices each
-    (default ``n``: the ordinary bootstrap)."""
+def _indices(n: int, rng: np.random.Generator, draws: int | None = None) -> np.ndarray:
+    """Every resample at once: a (RESAMPLES, ``draws``) matrix of indices into a sample of
+    ``n`` (``draws`` default ``n``: the ordinary bootstrap), one resample per row.
+
+    The statistics below are computed for all rows together, along axis 1. Since ``draws`` is
+    at most about MAX_RESAMPLE_N, the matrix holds at most about 2 million indices.
+    """
     m = n if draws is None else draws
-    out = [statistic(rng.integers(0, n, size=(size, m))) for size in _chunks(m)]
-    return np.concatenate(out)
+    return np.concatenate([rng.integers(0, n, size=(size, m)) for size in _chunks(m)])
+
+
+def _row_blocks(rows: int, cells_per_row: int) -> list[slice]:
+    """Row ranges of about _BLOCK_CELLS cells (``cells_per_row`` a row) together.
+
+    The resamples' statistics are computed a block of rows at a time: the counting tables and
+    the rank matrices of a block stay in the processor's cache between the passes over them,
+    which is several times faster than passing over one large table, and memory stays flat
+    however many distinct values a sample has. Every statistic is computed row by row, so the
+    blocks do not change any result.
+    """
+    step = max(1, _BLOCK_CELLS // max(cells_per_row, 1))
+    return [slice(start, min(start + step, rows)) for start in range(0, rows, step)]
 
 
 def _interval(value: float, boot: np.ndarray, total: int) -> tuple[float | None, float | None]:
@@ -167,37 +193,65 @@ def _method(base: str, total: int) -> str:
     )
 
 
+def _counted(n_distinct: int, width: int) -> bool:
+    """Whether rows of ``width`` values out of ``n_distinct`` distinct ones are ranked by
+    counting the values (a table of ``n_distinct`` cells a row) rather than by sorting."""
+    return n_distinct <= 4 * width
+
+
+def _doubled_ranks(codes: np.ndarray, n_distinct: int) -> np.ndarray:
+    """Twice the average rank (1-based, ties share the mean rank) of every value of every row
+    of a code matrix, as integers: average ranks are halves, so their doubles are exact and
+    every sum of them below is exact in any order.
+
+    ``codes`` holds, per value, the index of that value among the sorted distinct values of
+    the whole sample. With few distinct values, counting them gives each value's rank block
+    without sorting: one running count over the table of all rows (row ``r`` starts after
+    ``r·width`` values) says how many values of a row are at most ``v``, and twice the mean
+    rank of ``v`` is ``2·(values ≤ v) − (values = v) + 1``. With more distinct values than a
+    row holds, each row is sorted.
+
+    >>> _doubled_ranks(np.array([[2, 0, 0, 1]]), 3).tolist()
+    [[8, 3, 3, 6]]
+    >>> _doubled_ranks(np.array([[2, 0, 0, 1]]), 1000).tolist()
+    [[8, 3, 3, 6]]
+    """
+    rows, width = codes.shape
+    if not _counted(n_distinct, width):
+        order = np.argsort(codes, axis=1, kind="stable")
+        ordered = np.take_along_axis(codes, order, axis=1)
+        position = np.broadcast_to(np.arange(width), (rows, width))
+        starts = np.ones((rows, width), dtype=bool)
+        starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+        ends = np.ones((rows, width), dtype=bool)
+        ends[:, :-1] = starts[:, 1:]
+        first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
+        last = np.minimum.accumulate(np.where(ends, position, width - 1)[:, ::-1], axis=1)
+        ranks = np.empty((rows, width), dtype=np.int64)
+        np.put_along_axis(ranks, order, first + last[:, ::-1] + 2, axis=1)
+        return ranks
+    doubled = np.empty((rows, width), dtype=np.int64)
+    for block in _row_blocks(rows, n_distinct):
+        part = codes[block]
+        n_rows = len(part)
+        flat = (part + (np.arange(n_rows) * n_distinct)[:, None]).reshape(-1)
+        counts = np.bincount(flat, minlength=n_rows * n_distinct)
+        table = np.cumsum(counts)
+        table *= 2
+        table -= counts
+        out = doubled[block]
+        np.take(table, flat.reshape(n_rows, width), out=out)
+        out -= (2 * width * np.arange(n_rows) - 1)[:, None]  # the earlier rows' values, −1
+    return doubled
+
+
 def _average_ranks(codes: np.ndarray, n_distinct: int) -> np.ndarray:
     """Average ranks (1-based, ties share the mean rank) of each row of a code matrix.
 
-    ``codes`` holds, per value, the index of that value among the sorted distinct values of
-    the whole sample. With few distinct values, counting them per row gives each value's rank
-    block without sorting; with more distinct values than a row holds, each row is sorted.
-
     >>> _average_ranks(np.array([[2, 0, 0, 1]]), 3).tolist()
     [[4.0, 1.5, 1.5, 3.0]]
-    >>> _average_ranks(np.array([[2, 0, 0, 1]]), 1000).tolist()
-    [[4.0, 1.5, 1.5, 3.0]]
     """
-    rows, width = codes.shape
-    if n_distinct <= 4 * width:
-        flat = codes + (np.arange(rows) * n_distinct)[:, None]
-        counts = np.bincount(flat.ravel(), minlength=rows * n_distinct)
-        counts = counts.reshape(rows, n_distinct)
-        below = np.cumsum(counts, axis=1) - counts
-        mean_rank = below + (counts + 1) / 2.0
-        return np.take_along_axis(mean_rank, codes, axis=1)
-    order = np.argsort(codes, axis=1, kind="stable")
-    ordered = np.take_along_axis(codes, order, axis=1)
-    position = np.broadcast_to(np.arange(width), (rows, width))
-    starts = np.ones((rows, width), dtype=bool)
-    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    ends = np.ones((rows, width), dtype=bool)
-    ends[:, :-1] = starts[:, 1:]
-    first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
-    last = np.minimum.accumulate(np.where(ends, position, width - 1)[:, ::-1], axis=1)[:, ::-1]
-    ranks = np.empty((rows, width), dtype=float)
-    np.put_along_axis(ranks, order, (first + last) / 2.0 + 1.0, axis=1)
+    ranks: np.ndarray = _doubled_ranks(codes, n_distinct) / 2.0
     return ranks
 
 
@@ -205,12 +259,46 @@ def _row_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pearson's r of each row pair (NaN where a row is constant)."""
     a = a - a.mean(axis=1, keepdims=True)
     b = b - b.mean(axis=1, keepdims=True)
-    denominator = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    return _pearson((a * b).sum(axis=1), (a * a).sum(axis=1), (b * b).sum(axis=1), a.shape[1])
+
+
+def _pearson(
+    products: np.ndarray, squares_a: np.ndarray, squares_b: np.ndarray, width: int
+) -> np.ndarray:
+    """r from the centred sums Σab, Σa², Σb² of rows of ``width`` values."""
+    denominator = np.sqrt(squares_a * squares_b)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = (a * b).sum(axis=1) / denominator
+        r = products / denominator
     # a constant row has a zero (or rounding-noise) denominator
-    tiny = denominator <= 1e-12 * a.shape[1] ** 2
-    return np.where(tiny, np.nan, r)
+    tiny = denominator <= 1e-12 * width**2
+    result: np.ndarray = np.where(tiny, np.nan, r)
+    return result
+
+
+# Rows of at most this many values have exact rank sums: the centred doubled ranks are below
+# 2^17 in size, so Σ of their products stays below 2^51 and every partial sum is an integer
+# that float64 holds exactly.
+_EXACT_WIDTH = 2**16
+
+
+def _rank_pearson(doubled_x: np.ndarray, doubled_y: np.ndarray) -> np.ndarray:
+    """Pearson's r of each row pair of average ranks given as :func:`_doubled_ranks`.
+
+    The same numbers as :func:`_row_pearson` of the ranks: every row of ``width`` average ranks
+    sums to width·(width + 1)/2, so its mean is (width + 1)/2 exactly and the centred ranks are
+    the halves ``(doubled − width − 1)/2``; their sums of products are exact integers divided
+    by 4 whatever the order of summation, and the last steps (product, root, quotient) are
+    the same operations on the same numbers. Rows wider than _EXACT_WIDTH take the float route.
+    """
+    width = doubled_x.shape[1]
+    if width > _EXACT_WIDTH:
+        return _row_pearson(doubled_x / 2.0, doubled_y / 2.0)
+    a = doubled_x - (width + 1)
+    b = doubled_y - (width + 1)
+    products = np.einsum("ij,ij->i", a, b) / 4.0
+    squares_a = np.einsum("ij,ij->i", a, a) / 4.0
+    squares_b = np.einsum("ij,ij->i", b, b) / 4.0
+    return _pearson(products, squares_a, squares_b, width)
 
 
 def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
@@ -257,6 +345,50 @@ def rate_difference(first: ArrayLike, second: ArrayLike) -> Estimate:
     return Estimate("rate_difference", value, low, high, len(a) + len(b), METHOD_TWO_GROUPS)
 
 
+def _resampled_medians(data: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """``numpy.median(data[indices], axis=1)``, bit for bit, from order statistics.
+
+    A row's median is its middle order statistic (the middle two, averaged, for an even
+    width), and the order statistics of a resample are values of the sorted sample. With a
+    sample not much larger than a row, counting how often each sorted position was drawn finds
+    them (one running count over all rows, searched for the middle); otherwise each row's
+    sorted positions are partitioned around the middle. The average is numpy's mean of two
+    values: ``(0.0 + lo + hi) / 2`` (which also turns ``-0.0`` into ``0.0`` as numpy does).
+
+    >>> _resampled_medians(np.array([3.0, 1.0, 2.0]), np.array([[0, 1, 2], [0, 0, 1]])).tolist()
+    [2.0, 3.0]
+    """
+    n = len(data)
+    rows, width = indices.shape
+    order = np.argsort(data, kind="stable")
+    ordered = data[order]
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n)
+    middle = width // 2
+    wanted = [middle] if width % 2 else [middle - 1, middle]
+    found = np.empty((len(wanted), rows), dtype=np.int64)
+    counted = n <= 2 * width
+    for block in _row_blocks(rows, max(n, width) if counted else width):
+        drawn = position[indices[block]]
+        n_rows = len(drawn)
+        if counted:
+            flat = (drawn + (np.arange(n_rows) * n)[:, None]).reshape(-1)
+            running = np.cumsum(np.bincount(flat, minlength=n_rows * n))
+            for slot, k in enumerate(wanted):
+                # the first position at which a row's count reaches k + 1 holds its k-th value
+                at = np.searchsorted(running, np.arange(n_rows) * width + k + 1)
+                found[slot, block] = at - np.arange(n_rows) * n
+        else:
+            parted = np.partition(drawn, wanted, axis=1)
+            for slot, k in enumerate(wanted):
+                found[slot, block] = parted[:, k]
+    if width % 2:
+        result: np.ndarray = 0.0 + ordered[found[0]]
+        return result
+    result = (0.0 + ordered[found[0]] + ordered[found[1]]) / 2.0
+    return result
+
+
 def median(values: ArrayLike) -> Estimate:
     """Median of the finite values, with its bootstrap interval.
 
@@ -268,7 +400,7 @@ def median(values: ArrayLike) -> Estimate:
         return Estimate("median", math.nan, None, None, 0)
     n = len(data)
     value = float(np.median(data))
-    boot = _resample(n, _rng(), lambda idx: np.median(data[idx], axis=1), _draws(n, n))
+    boot = _resampled_medians(data, _indices(n, _rng(), _draws(n, n)))
     low, high = _interval(value, boot, n)
     return Estimate("median", value, low, high, n, _method(METHOD, n))
 
@@ -284,8 +416,8 @@ def median_difference(first: ArrayLike, second: ArrayLike) -> Estimate:
         return Estimate("median_difference", math.nan, None, None, len(a) + len(b))
     rng = _rng()
     total = len(a) + len(b)
-    boot_a = _resample(len(a), rng, lambda idx: np.median(a[idx], axis=1), _draws(len(a), total))
-    boot_b = _resample(len(b), rng, lambda idx: np.median(b[idx], axis=1), _draws(len(b), total))
+    boot_a = _resampled_medians(a, _indices(len(a), rng, _draws(len(a), total)))
+    boot_b = _resampled_medians(b, _indices(len(b), rng, _draws(len(b), total)))
     value = float(np.median(a) - np.median(b))
     low, high = _interval(value, boot_a - boot_b, total)
     method = _method(METHOD_TWO_GROUPS, total)
@@ -317,19 +449,39 @@ def spearman(x: ArrayLike, y: ArrayLike) -> Estimate:
     value = spearman_value(a, b)
     cx, kx = _codes(a)
     cy, ky = _codes(b)
-
-    def statistic(idx: np.ndarray) -> np.ndarray:
-        return _row_pearson(_average_ranks(cx[idx], kx), _average_ranks(cy[idx], ky))
-
-    low, high = _interval(value, _resample(n, _rng(), statistic, _draws(n, n)), n)
+    indices = _indices(n, _rng(), _draws(n, n))
+    boot = np.empty(len(indices))
+    for block in _row_blocks(len(indices), max(kx, ky, indices.shape[1])):
+        rows = indices[block]
+        boot[block] = _rank_pearson(_doubled_ranks(cx[rows], kx), _doubled_ranks(cy[rows], ky))
+    low, high = _interval(value, boot, n)
     return Estimate("spearman_rho", value, low, high, n, _method(METHOD_PAIRS, n))
 
 
 def _delta_from_codes(codes_a: np.ndarray, codes_b: np.ndarray, k: int) -> np.ndarray:
-    """Cliff's δ per row from the codes of both groups (δ = 2U/(n_a·n_b) − 1)."""
+    """Cliff's δ per row from the codes of both groups (δ = 2U/(n_a·n_b) − 1).
+
+    U counts the pairs with a above b, ties as one half. With few distinct values it is
+    counted from the b values at most / equal to each a value (twice a's share is
+    ``2·(b ≤ v) − (b = v)``); otherwise from the average ranks of both groups together (U is
+    a's rank sum minus n_a(n_a + 1)/2). Either way 2U is an exact integer, so δ is the same
+    number both ways.
+    """
+    rows = codes_a.shape[0]
     n_a, n_b = codes_a.shape[1], codes_b.shape[1]
-    ranks = _average_ranks(np.concatenate([codes_a, codes_b], axis=1), k)
-    u_stat = ranks[:, :n_a].sum(axis=1) - n_a * (n_a + 1) / 2.0
+    if _counted(k, n_a + n_b):
+        doubled_u = np.empty(rows, dtype=np.int64)
+        for block in _row_blocks(rows, k):
+            offsets = (np.arange(len(codes_a[block])) * k)[:, None]
+            counts = np.bincount((codes_b[block] + offsets).reshape(-1), minlength=offsets.size * k)
+            table = 2 * np.cumsum(counts) - counts
+            # row r's running count starts after r·n_b values of b
+            shares = table[codes_a[block] + offsets].sum(axis=1)
+            doubled_u[block] = shares - 2 * n_b * n_a * np.arange(len(offsets))
+    else:
+        ranks = _doubled_ranks(np.concatenate([codes_a, codes_b], axis=1), k)
+        doubled_u = ranks[:, :n_a].sum(axis=1) - n_a * (n_a + 1)
+    u_stat = doubled_u / 2.0
     result: np.ndarray = 2.0 * u_stat / (n_a * n_b) - 1.0
     return result
 
@@ -349,16 +501,15 @@ def cliffs_delta(first: ArrayLike, second: ArrayLike) -> Estimate:
     rng = _rng()
     total = len(a) + len(b)
     m_a, m_b = _draws(len(a), total), _draws(len(b), total)
-    boot = np.concatenate(
-        [
-            _delta_from_codes(
-                code_a[rng.integers(0, len(a), size=(size, m_a))],
-                code_b[rng.integers(0, len(b), size=(size, m_b))],
-                k,
-            )
-            for size in _chunks(m_a + m_b)
-        ]
-    )
+    # drawn in the chunks of both groups together, a's indices then b's, chunk by chunk
+    draws_a, draws_b = [], []
+    for size in _chunks(m_a + m_b):
+        draws_a.append(rng.integers(0, len(a), size=(size, m_a)))
+        draws_b.append(rng.integers(0, len(b), size=(size, m_b)))
+    rows_a, rows_b = np.concatenate(draws_a), np.concatenate(draws_b)
+    boot = np.empty(RESAMPLES)
+    for block in _row_blocks(RESAMPLES, max(k, m_a + m_b)):
+        boot[block] = _delta_from_codes(code_a[rows_a[block]], code_b[rows_b[block]], k)
     low, high = _interval(value, boot, total)
     return Estimate("cliffs_delta", value, low, high, total, _method(METHOD_TWO_GROUPS, total))
 

@@ -84,7 +84,13 @@ def schema_validator(
         import jsonschema_rs
 
         fast = jsonschema_rs.validator_for(schema)
-        return lambda instance: (error.message for error in fast.iter_errors(instance))
+
+        def errors(instance: Any) -> Iterator[str]:
+            # the yes/no check is quicker; the errors are listed only for an invalid instance
+            if not fast.is_valid(instance):
+                yield from (error.message for error in fast.iter_errors(instance))
+
+        return errors
     except ImportError:
         if fast_only:
             return None

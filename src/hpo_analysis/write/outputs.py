@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,6 @@ from ..layout import (  # noqa: F401  (re-exported: the writer's file names)
 )
 from ..model import Settings
 from ..schema import (
-    BY_NAME,
     COLUMNS,
     MANIFEST_COLUMNS,
     OBJECTIVE_PREFIX,
@@ -42,7 +42,7 @@ from ..schema import (
     dynamic_columns,
 )
 from . import parquet
-from .cells import csv_cell
+from .cells import csv_column, csv_lines
 
 if TYPE_CHECKING:
     from ..cache import CacheWriter, Location
@@ -129,50 +129,61 @@ def metadata(
     }
 
 
-def _float_cell(value: Any) -> str:
-    return repr(value) if type(value) is float and value - value == 0.0 else csv_cell(value)
-
-
-def _int_cell(value: Any) -> str:
-    return str(value) if type(value) is int else csv_cell(value)
-
-
-def _typed_cell(name: str) -> Any:
-    """csv_cell, with a shortcut for the usual value of a float or int column."""
-    column = BY_NAME.get(name)
-    kind = column.type if column else None
-    return {"float": _float_cell, "int": _int_cell}.get(kind or "", csv_cell)
+# Rows are written a block at a time: each block's columns are formatted whole (see
+# csv_column), and memory holds one block of cells, not the table's.
+_CSV_BLOCK_ROWS = 4096
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
-    cells = [(name, _typed_cell(name)) for name in header]
+    """The rows as CSV with the cells of :mod:`.cells`, formatted column by column."""
     with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\r\n")
-        writer.writerow(header)
-        writer.writerows([cell(row.get(name)) for name, cell in cells] for row in rows)
+        csv.writer(handle, lineterminator="\r\n").writerow(header)
+        for start in range(0, len(rows), _CSV_BLOCK_ROWS):
+            block = rows[start : start + _CSV_BLOCK_ROWS]
+            handle.write(
+                csv_lines([csv_column([row.get(name) for row in block]) for name in header])
+            )
+
+
+_Layout = tuple[list[tuple[str, str]], list[tuple[str, list[tuple[str, str]]]]]
+
+
+def _trial_layout(diverged: bool, dynamic: Sequence[str]) -> _Layout:
+    """Where each column goes in a trial object of hpo_full.json: the top-level (key, column)
+    pairs and, per group in order, its (key, column) pairs. Worked out once per kind of trial
+    (diverged or not), not once per trial."""
+    top: list[tuple[str, str]] = []
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for column in COLUMNS:
+        if not column.summary and not diverged:
+            continue
+        if column.group:
+            groups.setdefault(column.group, []).append((column.name, column.name))
+        else:
+            top.append((column.name, column.name))
+    for name in dynamic:
+        if name.startswith(PARAM_PREFIX):
+            groups.setdefault("training_params", []).append((name[len(PARAM_PREFIX) :], name))
+        elif name.startswith(OBJECTIVE_PREFIX):
+            groups.setdefault("results", []).append((name, name))
+        else:
+            top.append((name, name))
+    return top, list(groups.items())
+
+
+def _build_trial(row: dict[str, Any], layout: _Layout) -> dict[str, Any]:
+    top, groups = layout
+    get = row.get
+    obj = {key: get(name) for key, name in top}
+    for group, members in groups:
+        obj[group] = {key: get(name) for key, name in members}
+    obj["annotations"] = get("_annotations", [])
+    return obj
 
 
 def trial_object(row: dict[str, Any], dynamic: Sequence[str]) -> dict[str, Any]:
     """One trial of hpo_full.json, grouped as the schema says (without its curve)."""
-    obj: dict[str, Any] = {}
-    groups: dict[str, dict[str, Any]] = {}
-    for column in COLUMNS:
-        if not column.summary and not row.get("diverged"):
-            continue
-        if column.group:
-            groups.setdefault(column.group, {})[column.name] = row.get(column.name)
-        else:
-            obj[column.name] = row.get(column.name)
-    for name in dynamic:
-        if name.startswith(PARAM_PREFIX):
-            groups.setdefault("training_params", {})[name[len(PARAM_PREFIX) :]] = row.get(name)
-        elif name.startswith(OBJECTIVE_PREFIX):
-            groups.setdefault("results", {})[name] = row.get(name)
-        else:
-            obj[name] = row.get(name)
-    obj.update(groups)
-    obj["annotations"] = row.get("_annotations", [])
-    return obj
+    return _build_trial(row, _trial_layout(bool(row.get("diverged")), dynamic))
 
 
 def write_full_json(
@@ -186,21 +197,30 @@ def write_full_json(
     """hpo_full.json, one trial object per line; returns each trial line's (offset, length)."""
     if dynamic is None:
         dynamic = dynamic_columns(rows)
+    layouts = {flag: _trial_layout(flag, dynamic) for flag in (False, True)}
     where: list[tuple[int, int]] = []
     last = len(rows) - 1
     with open(path, "wb") as out:
         head = ('{"metadata": ' + dumps_strict(meta, indent=1) + ',\n"trials": [\n').encode()
         out.write(head)
         offset = len(head)
+        parts: list[bytes] = []  # written a few thousand pieces at a time, not line by line
         for position, row in enumerate(rows):
-            obj = dumps_bytes(trial_object(row, dynamic))
+            obj = dumps_bytes(_build_trial(row, layouts[bool(row.get("diverged"))]))
             fragment = store.fragment(index[(row["study"], row["trial_num"])])
-            line = obj[:-1] + b"," + fragment + b"}" if fragment else obj
-            where.append((offset, len(line)))
-            out.write(line)
-            out.write(b",\n" if position < last else b"\n")
-            offset += len(line) + (2 if position < last else 1)
-        out.write(b"]}\n")
+            end = b",\n" if position < last else b"\n"
+            if fragment:  # the curve goes inside the object: {..., "learning_curve": ...}
+                parts += (obj[:-1], b",", fragment, b"}", end)
+                length = len(obj) + 1 + len(fragment)
+            else:
+                parts += (obj, end)
+                length = len(obj)
+            where.append((offset, length))
+            offset += length + len(end)
+            if len(parts) >= 4096:
+                out.write(b"".join(parts))
+                parts.clear()
+        out.write(b"".join(parts) + b"]}\n")
     return where
 
 
@@ -298,8 +318,13 @@ def write_manifest(path: Path, manifest: Sequence[ManifestRow]) -> None:
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\r\n")
         writer.writerow(MANIFEST_COLUMNS)
-        for item in manifest:
-            writer.writerow([csv_cell(getattr(item, name)) for name in MANIFEST_COLUMNS])
+        for start in range(0, len(manifest), _CSV_BLOCK_ROWS):
+            block = manifest[start : start + _CSV_BLOCK_ROWS]
+            handle.write(
+                csv_lines(
+                    [csv_column(list(map(attrgetter(name), block))) for name in MANIFEST_COLUMNS]
+                )
+            )
 
 
 def write_all(

@@ -195,7 +195,20 @@ def arrow_type(column_type: ColumnType) -> pa.DataType:
     }[column_type]
 
 
+_PLAIN_TYPES = frozenset({bool, int, float, str, dict, list})
+
+
 def _infer_type(values: Sequence[Any]) -> ColumnType:
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if kinds <= _PLAIN_TYPES:  # the usual case: decided from the set of types
+        if not kinds or kinds & {str, dict, list}:
+            return "str"
+        if kinds == {bool}:
+            return "bool"
+        if bool in kinds:
+            return "str"  # bool mixed with numbers: as text, as below
+        return "int" if kinds == {int} else "float"
     present = [v for v in values if v is not None]
     if present and all(isinstance(v, bool) for v in present):
         return "bool"
@@ -222,6 +235,8 @@ def _column(values: list[Any], column_type: ColumnType) -> pa.Array:
     import pyarrow as pa
 
     if column_type == "str":
+        if set(map(type, values)) <= {str, type(None)}:  # already text: taken as it is
+            return pa.array(values, type=pa.string())
         return pa.array([_as_text(v) for v in values], type=pa.string())
     try:
         return pa.array(values, type=arrow_type(column_type), from_pandas=False)
