@@ -229,3 +229,160 @@ def test_int64_check_equals_the_column_by_column_check(row: dict[str, Any]) -> N
     assert [(p.code, p.severity) for p in fast_problems] == [
         (p.code, p.severity) for p in slow_problems
     ]
+
+
+# --- normalize_trial: the clean path against the careful one -------------------------------
+
+# values that collide (equal, equal within tolerance, int against float) and values that need
+# the careful path (text, booleans, huge integers, non-finite floats, objects)
+_NUMBERISH = st.one_of(
+    st.sampled_from([0.1, 0.1 + 1e-12, 1, 1.0, 2, 64, 64.0, -0.0, 0.0]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-3, 3),
+    st.sampled_from([2**64, 2**1100, True, False, None, "0.5", "x", [], {}]),
+)
+_CLEAN_NUMBER = st.one_of(st.sampled_from([0.1, 1, 2, 64, 1e-3]), st.floats(-1e3, 1e3))
+_ALIASES = st.sampled_from(
+    [
+        "learning_rate",
+        "lr",
+        "my_lr",
+        "epochs",
+        "n_epochs",
+        "weight_decay",
+        "dropout",
+        "batch_size",
+        "warmup",
+        "d_model",
+        "hidden_size",
+        "n_layers",
+        "n_heads",
+        "d_ff",
+        "d_ff_ratio",
+        "param_count",
+        "arch_idx",
+        "optimizer",
+    ]
+)
+
+
+def _params(values: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.dictionaries(_ALIASES, values, max_size=5)
+
+
+def _raw_trials(values: st.SearchStrategy[Any], curve: st.SearchStrategy[Any]) -> Any:
+    container = st.one_of(_params(values), st.none(), st.sampled_from([[], "x"]))
+    attrs = st.fixed_dictionaries(
+        {},
+        optional={
+            "architecture": container,
+            "training_params": container,
+            "learning_curve": curve,
+            "val_accuracy": values,
+            "val_loss": values,
+            "epochs_run": values,
+            "duration": values,
+            "forced_d_model": values,
+            "forced_extreme": st.booleans(),
+            "arch_idx": values,
+            "val_confusion": st.dictionaries(st.sampled_from(["tp", "fp"]), st.integers()),
+        },
+    )
+    return st.fixed_dictionaries(
+        {},
+        optional={
+            "trial_number": st.one_of(st.integers(0, 3), values),
+            "number": st.integers(0, 3),
+            "value": values,
+            "values": st.one_of(st.lists(values, max_size=2), st.just("x")),
+            "state": st.sampled_from(
+                ["COMPLETE", "PRUNED", "FAIL", "RUNNING", "TrialState.COMPLETE", "complete", "?", 1]
+            ),
+            "params": container,
+            "architecture": container,
+            "training_params": container,
+            "user_attrs": st.one_of(attrs, st.just([])),
+            "learning_curve": curve,
+            "d_model": values,
+            "hidden_size": values,
+            "n_layers": values,
+            "duration_seconds": values,
+            "epochs_trained": values,
+            "val_accuracy": values,
+            "datetime_start": st.sampled_from(["2025-01-15T21:07:15.658843", "x", 3]),
+            "datetime_complete": st.sampled_from(["2025-01-15T21:08:30.456600", ""]),
+            "custom": st.one_of(values, st.lists(st.integers(), max_size=2)),
+        },
+    )
+
+
+_ANY_CURVE = st.one_of(
+    st.none(), st.just("x"), st.lists(st.one_of(_ENTRY, _CLEAN_ENTRY), max_size=4)
+)
+_CLEAN_CURVE = st.one_of(
+    st.none(),
+    st.lists(
+        st.fixed_dictionaries({"train_loss": st.floats(), "val_loss": st.floats()}), max_size=4
+    ).map(lambda entries: [{"epoch": i, **e} for i, e in enumerate(entries)]),
+)
+_FIELD_ALIASES = st.sampled_from([(), (("lr", ("my_lr",)),), (("d_model", ("width", "lr")),)])
+
+
+def _outcome(function: Any, *args: Any, **kwargs: Any) -> str:
+    try:
+        return repr(function(*args, **kwargs))
+    except OverflowError as err:
+        return f"raised {err!r}"
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_raw_trials(_NUMBERISH, _ANY_CURVE), st.sampled_from([None, 0, 2]), _FIELD_ALIASES)
+def test_normalize_clean_path_equals_careful_path(
+    raw: dict[str, Any], fallback: int | None, aliases: Any
+) -> None:
+    arguments = {
+        "study": "s_2M_h1",
+        "source_file": "f",
+        "factors": {"budget": "2M"},
+        "fallback_number": fallback,
+        "aliases": aliases,
+    }
+    # repr, not ==: NaN, -0.0 and 1 against 1.0 must agree too, as must every dict's order;
+    # an integer too large for a float raises alike (the reader reports it)
+    careful = _outcome(normalize.careful_trial, raw, **arguments)
+    assert _outcome(normalize.normalize_trial, raw, **arguments) == careful
+    fields = normalize.clean_fields(raw, fallback, aliases)
+    if fields is not None and (
+        fields["curve"] is None or normalize._clean_curve(fields["curve"]) is not None
+    ):  # the clean path was taken: the careful one finds nothing wrong either
+        assert "problems=()" in careful
+
+
+@settings(max_examples=300, deadline=None)
+@given(_raw_trials(_CLEAN_NUMBER, _CLEAN_CURVE))
+def test_clean_path_is_taken_for_clean_trials(raw: dict[str, Any]) -> None:
+    raw = {**raw, "number": 1, "value": 0.5, "state": "COMPLETE"}
+    raw.pop("trial_number", None)
+    for key in ("params", "architecture", "training_params"):
+        if not isinstance(raw.get(key), dict | None):
+            raw.pop(key)
+    attrs = raw.get("user_attrs")
+    if not isinstance(attrs, dict):
+        raw.pop("user_attrs", None)
+        attrs = {}
+    for key in ("architecture", "training_params"):
+        if not isinstance(attrs.get(key), dict | None):
+            attrs.pop(key)
+    # one place for each value: no disagreement, no integer field holding a float
+    raw.pop("user_attrs", None)
+    for key in ("architecture", "training_params", "hidden_size", "d_model", "n_layers"):
+        raw.pop(key, None)
+    attrs = {k: v for k, v in attrs.items() if k in ("learning_curve", "val_accuracy")}
+    raw["params"] = {"learning_rate": 0.01, "epochs": 5, "optimizer": "adam"}
+    raw["architecture"] = {"d_model": 64, "n_layers": 2}
+    raw["user_attrs"] = attrs
+    for key in ("epochs_trained", "duration_seconds", "val_accuracy", "custom"):
+        raw.pop(key, None)
+    assert normalize.clean_fields(raw, 1) is not None
+    trial = normalize.normalize_trial(raw, study="s", source_file="f", fallback_number=1)
+    assert repr(trial) == repr(normalize.careful_trial(raw, study="s", source_file="f"))
