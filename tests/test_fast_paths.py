@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +23,8 @@ from hpo_analysis.derive import (
     record_row,
 )
 from hpo_analysis.model import CurvePoint, Problem, Settings, Trial
+from hpo_analysis.sources import discover, trial_json
+from hpo_analysis.sources.base import CleanRead, ReadResult
 
 _VALUES = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
@@ -386,3 +391,175 @@ def test_clean_path_is_taken_for_clean_trials(raw: dict[str, Any]) -> None:
     assert normalize.clean_fields(raw, 1) is not None
     trial = normalize.normalize_trial(raw, study="s", source_file="f", fallback_number=1)
     assert repr(trial) == repr(normalize.careful_trial(raw, study="s", source_file="f"))
+
+
+# --- the per-trial file: quick path (columns) against the general path ----------------------
+
+_FLOATISH = st.one_of(
+    st.floats(-10, 10),
+    st.sampled_from([0.5, 0.25, math.nan, math.inf, -math.inf, -0.0]),
+)
+_ODD = st.sampled_from([1, 2**70, True, None, "0.5", "x", [1], {"a": 1}])
+
+
+@st.composite
+def _trial_files(draw: st.DrawFn) -> bytes:
+    """A per-trial file as the runner writes it, or a near miss of one: non-finite tokens,
+    integers beyond 64 bits, duplicate keys, odd types, missing keys, other spellings, curves
+    out of order or of mixed shape, escapes."""
+    odd = draw(st.booleans())
+    value: Any = draw(_FLOATISH)
+    n_epochs = draw(st.integers(0, 4))
+    names = draw(st.sampled_from([("train_loss", "val_loss", "val_auc"), ("val_loss",), ("acc",)]))
+    curve: list[Any] = [
+        {"epoch": epoch, **{name: draw(_FLOATISH) for name in names}} for epoch in range(n_epochs)
+    ]
+    arch = {"d_model": 64, "n_layers": draw(st.sampled_from([2, 4])), "n_heads": 4, "d_ff": 256}
+    training = {"learning_rate": draw(st.floats(1e-5, 1e-1)), "epochs": 5, "batch_size": 32}
+    attrs: dict[str, Any] = {
+        "arch_idx": 1,
+        "architecture": dict(arch),
+        "training_params": dict(training),
+        "learning_curve": curve,
+        "val_accuracy": draw(_FLOATISH),
+        "val_confusion": {"tp": 3, "fn": 1, "note": "a:b"},
+    }
+    raw: dict[str, Any] = {
+        "trial_number": 3,
+        "value": value,
+        "state": draw(st.sampled_from(["COMPLETE", "PRUNED", "FAIL"])),
+        "params": dict(training),
+        "datetime_start": "2025-01-15T21:07:15.658843",
+        "datetime_complete": "2025-01-15T21:08:30.456600",
+        "duration_seconds": 74.5,
+        "architecture": arch,
+        "user_attrs": attrs,
+    }
+    if odd:  # one or more near misses
+        for _ in range(draw(st.integers(1, 3))):
+            kind = draw(st.integers(0, 11))
+            if kind == 0:
+                raw[draw(st.sampled_from(sorted(raw)))] = draw(_ODD)
+            elif kind == 1:
+                attrs[draw(st.sampled_from(sorted(attrs)))] = draw(_ODD)
+            elif kind == 2 and curve:
+                curve[draw(st.integers(0, len(curve) - 1))][names[0]] = draw(_ODD)
+            elif kind == 3 and curve:
+                curve.reverse()
+            elif kind == 4 and curve:
+                entry = curve[0]
+                curve[0] = {**{k: v for k, v in entry.items() if k != "epoch"}, "epoch": 0}
+            elif kind == 5 and curve:
+                del curve[-1]["epoch"]
+            elif kind == 6:
+                raw["params"] = {"lr": raw["params"]["learning_rate"], "epochs": 6}
+            elif kind == 7:
+                raw.pop(draw(st.sampled_from(sorted(raw))))
+            elif kind == 8:
+                raw["custom"] = draw(st.sampled_from([2**70, -(2**63) - 1, "caf\u00e9", [[[]]]]))
+            elif kind == 9 and curve:
+                curve.append({"epoch": n_epochs, "other": 0.5})
+            elif kind == 10:
+                raw["d_model"] = draw(_ODD)
+            elif kind == 11 and curve:
+                curve[-1]["epoch"] = 2**64
+    text = json.dumps(raw, indent=draw(st.sampled_from([None, 2])))
+    if odd and draw(st.booleans()):
+        edit = draw(st.integers(0, 3))
+        if edit == 0:
+            text = '{"value": 1.0, ' + text[1:]  # a duplicate key
+        elif edit == 1:
+            text = text.replace('"state"', '"st\\u0061te"')  # an escape
+        elif edit == 2:
+            text = text.replace("a:b", "a\\u003ab")  # an escaped colon
+        else:
+            text = "\ufeff" + text  # a byte order mark
+    return text.encode("utf-8")
+
+
+def _file_outcome(path: Path, careful: bool) -> Any:
+    found = next(iter(discover(path.parent.parent.parent)))
+    if careful:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(trial_json, "read_clean", trial_json.read)
+            outcome = pipeline._read_one(found, Settings(), keep=True)
+    else:
+        outcome = pipeline._read_one(found, Settings(), keep=True)
+    read = outcome.read
+    assert read is not None
+    return (
+        read.size_bytes,
+        read.sha256,
+        read.problems,
+        [
+            (repr(row), row_json, fragment, block)
+            for row, row_json, fragment, block in outcome.entries
+        ],
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(_trial_files())
+def test_per_trial_file_quick_path_equals_general_path(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "src" / "hpo_2M_h1" / "trials" / "trial_0003.json"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(data)
+        assert _file_outcome(path, careful=False) == _file_outcome(path, careful=True)
+
+
+def test_per_trial_file_quick_path_is_taken_for_the_runner_file(tmp_path: Path) -> None:
+    path = tmp_path / "s_2M_h1" / "trials" / "trial_0003.json"
+    path.parent.mkdir(parents=True)
+    curve = [{"epoch": i, "train_loss": 0.5, "val_loss": 0.4 - i / 100} for i in range(3)]
+    raw = {
+        "trial_number": 3,
+        "value": 0.38,
+        "state": "COMPLETE",
+        "params": {"learning_rate": 0.01, "epochs": 5},
+        "architecture": {"d_model": 64, "n_layers": 2},
+        "user_attrs": {"learning_curve": curve, "split_stats": {"n_train": 10}},
+    }
+    path.write_text(json.dumps(raw, indent=2))
+    read = trial_json.read_clean(path, "f", Settings())
+    assert isinstance(read, CleanRead) and read.curve is not None
+    assert read.curve.points() == normalize.normalize_trial(raw, study="s", source_file="f").curve
+    path.write_text(json.dumps({**raw, "value": float("nan")}))  # a NaN token: still one parse
+    assert isinstance(trial_json.read_clean(path, "f", Settings()), CleanRead)
+    path.write_text(json.dumps({**raw, "value": "0.38"}))  # a warning is due: the general path
+    assert isinstance(trial_json.read_clean(path, "f", Settings()), ReadResult)
+
+
+_COLUMN_VALUE = st.one_of(
+    _SMALL,
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([1e308, -1e308, -0.0, 0.0]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.tuples(_COLUMN_VALUE, _COLUMN_VALUE), min_size=1, max_size=8),
+    st.sampled_from([("val_loss", "train_loss"), ("val_auc", "val_loss"), ("acc", "loss")]),
+    st.one_of(_SMALL, st.none(), st.sampled_from([math.nan, 1e308, -0.0])),
+)
+def test_curve_columns_give_the_points_row_block_and_fragment(
+    values: list[tuple[float, float]], names: tuple[str, str], objective: Any
+) -> None:
+    """Row facts, curve block and JSON fragment computed from the columns equal those of the
+    same curve as points."""
+    from hpo_analysis.derive import column_facts, curve_facts
+    from hpo_analysis.write.parquet import encode_curve
+
+    entries = [{"epoch": 2 * i, names[0]: a, names[1]: b} for i, (a, b) in enumerate(values)]
+    curve = normalize.curve_columns(entries)
+    assert curve is not None
+    points = curve.points()
+    assert _same_points(points, normalize._clean_curve(entries) or ())
+    assert repr(column_facts(curve, objective)) == repr(curve_facts(points, objective))
+    assert pipeline.curve_block(curve) == encode_curve(points)
+    trial = Trial("s", 0, "COMPLETE", None, {}, {}, {}, points, {}, {}, {"x": [1]}, "f")
+    non_finite = count_non_finite(points) > 0
+    assert pipeline._columns_fragment(curve, trial.extra, non_finite) == pipeline.heavy_fragment(
+        trial, non_finite
+    )

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
 from operator import itemgetter, lt
@@ -786,3 +788,55 @@ def _normalize_curve(curve_raw: Any, col: _Collector) -> tuple[CurvePoint, ...]:
     if order != sorted(order):
         col.warn("curve_unsorted", "learning_curve: epochs out of order; sorted by epoch")
     return tuple(points[e] for e in sorted(points))
+
+
+@dataclass(frozen=True)
+class CurveColumns:
+    """A learning curve of the runner's common shape, held as columns: every entry an object
+    with the same keys in the same order, ``epoch`` first and an integer (from 0, strictly
+    increasing), every other value a float.
+
+    The per-trial reader's quick path keeps the curve so: the summary row's curve columns, the
+    curve block and the JSON fragment are all computed from it, without a
+    :class:`~hpo_analysis.model.CurvePoint` per epoch. :meth:`points` is the general form, the
+    same points the careful path builds.
+
+    >>> curve = curve_columns([{"epoch": 0, "val_loss": 0.7}, {"epoch": 1, "val_loss": 0.6}])
+    >>> curve.epochs, curve.names, curve.columns
+    ((0, 1), ('val_loss',), ((0.7, 0.6),))
+    >>> curve_columns([{"epoch": 0, "val_loss": 1}]) is None  # an integer: the general path
+    True
+    """
+
+    entries: list[dict[str, Any]]  # as read (the JSON fragment writes them as they are)
+    epochs: tuple[int, ...]
+    names: tuple[str, ...]
+    columns: tuple[tuple[float, ...], ...]
+
+    def points(self) -> tuple[CurvePoint, ...]:
+        names = self.names
+        return tuple(
+            CurvePoint(epoch, dict(zip(names, values, strict=True)))
+            for epoch, values in zip(self.epochs, zip(*self.columns, strict=True), strict=True)
+        )
+
+
+def curve_columns(curve_raw: list[Any]) -> CurveColumns | None:
+    """The columns of a curve of the common shape (see :class:`CurveColumns`), else None.
+
+    Every check runs over whole lists in C (``map``, ``set``, ``zip``): a Python loop per
+    epoch costs more than parsing the file."""
+    if not curve_raw or set(map(type, curve_raw)) != {dict}:
+        return None
+    layouts = set(map(tuple, curve_raw))
+    if len(layouts) != 1:
+        return None
+    (keys,) = layouts
+    if len(keys) < 2 or keys[0] != "epoch":
+        return None
+    epochs, *columns = zip(*map(operator.itemgetter(*keys), curve_raw), strict=True)
+    if set(map(type, epochs)) != {int} or epochs[0] < 0 or not all(map(lt, epochs, epochs[1:])):
+        return None
+    if set(map(type, chain.from_iterable(columns))) != {float}:
+        return None
+    return CurveColumns(curve_raw, epochs, keys[1:], tuple(columns))
