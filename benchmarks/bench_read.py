@@ -57,19 +57,21 @@ def measure_parse(tree: Path) -> dict[str, float]:
 
     from hpo_analysis.sources import trial_json
 
+    def parse(data: bytes) -> object:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:  # NaN tokens, ...
+            return json.loads(data)
+
     paths = _files(tree)
     trial_paths = [p for p in paths if trial_json.sniff(p)]
     start = _cpu()
     for path in paths:
-        data = path.read_bytes()
-        try:
-            orjson.loads(data)
-        except orjson.JSONDecodeError:
-            json.loads(data)
+        parse(path.read_bytes())
     total = _cpu() - start
     start = _cpu()
     for path in trial_paths:
-        orjson.loads(path.read_bytes())
+        parse(path.read_bytes())
     per_file = (_cpu() - start) / max(1, len(trial_paths)) * 1e6
     return {"parse_s": total, "parse_us_per_trial_file": per_file}
 
@@ -160,11 +162,12 @@ def _child(measure: str, tree: Path, src: Path) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, __file__, str(tree), "--child", measure],
         env=env,
-        check=True,
         capture_output=True,
         text=True,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    )
+    if out.returncode:
+        raise SystemExit(f"{measure} ({src}) failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def main() -> None:

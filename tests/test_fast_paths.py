@@ -450,7 +450,7 @@ def _trial_files(draw: st.DrawFn) -> bytes:
                 entry = curve[0]
                 curve[0] = {**{k: v for k, v in entry.items() if k != "epoch"}, "epoch": 0}
             elif kind == 5 and curve:
-                del curve[-1]["epoch"]
+                curve[-1].pop("epoch", None)
             elif kind == 6:
                 raw["params"] = {"lr": raw["params"]["learning_rate"], "epochs": 6}
             elif kind == 7:
@@ -563,3 +563,110 @@ def test_curve_columns_give_the_points_row_block_and_fragment(
     assert pipeline._columns_fragment(curve, trial.extra, non_finite) == pipeline.heavy_fragment(
         trial, non_finite
     )
+
+
+# --- merge: the one-pass fold against the field-by-field definition --------------------------
+
+
+def _reference_fold(result: Any, other: Any) -> None:
+    """The fold as first written: every compared field through ``_same``, gaps one by one."""
+    from hpo_analysis.merge import (
+        _CURVE,
+        _DIRECTION,
+        _OWN_FIELDS,
+        Conflict,
+        _compared,
+        _objective_value,
+        _same,
+    )
+
+    row, theirs = result.row, other.row
+    for name in sorted(k for k in theirs if _compared(k)):
+        if name == "objective":
+            mine, their = _objective_value(row), _objective_value(theirs)
+        elif name == "state":
+            mine = None if row.get("state") == "UNKNOWN" else row.get("state")
+            their = None if theirs.get("state") == "UNKNOWN" else theirs.get("state")
+        else:
+            mine, their = row.get(name), theirs.get(name)
+        if not _same(mine, their):
+            result.conflicts.append(
+                Conflict(
+                    row["study"],
+                    row["trial_num"],
+                    name,
+                    mine,
+                    their,
+                    result.primary.file,
+                    other.file,
+                )
+            )
+    if not row.get("_curve_len") and theirs.get("_curve_len"):
+        for name in _CURVE:
+            row[name] = theirs.get(name)
+        result.location, result.names = other.location, other.names
+    if row.get("objective_kind") == "missing" and theirs.get("objective_kind") != "missing":
+        row["objective"], row["objective_kind"] = theirs.get("objective"), theirs["objective_kind"]
+    if row.get("state") == "UNKNOWN" and theirs.get("state") not in (None, "UNKNOWN"):
+        row["state"] = theirs["state"]
+    if row.get("_direction") is None and theirs.get("_direction") is not None:
+        for name in _DIRECTION:
+            row[name] = theirs.get(name)
+    for name, value in theirs.items():
+        if value is None or name in _OWN_FIELDS or name in _CURVE or name in _DIRECTION:
+            continue
+        if name in ("objective", "objective_kind", "state"):
+            continue
+        if row.get(name) is None:
+            row[name] = value
+
+
+_MERGE_VALUE = st.one_of(
+    st.sampled_from([None, True, False, 1, 1.0, 1 + 1e-12, 2, math.nan, -0.0, 0, "a", "b", [1]]),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+_MERGE_NAMES = st.sampled_from(
+    [
+        "objective",
+        "state",
+        "d_model",
+        "lr",
+        "arch_idx",
+        "param_optimizer",
+        "objective_acc",
+        "objective_kind",
+        "val_accuracy",
+        "best_epoch",
+        "_curve_len",
+        "_direction",
+        "_direction_source",
+        "source_file",
+        "datetime_start",
+    ]
+)
+_MERGE_ROW = st.dictionaries(_MERGE_NAMES, _MERGE_VALUE, max_size=10).map(
+    lambda row: {
+        "study": "s",
+        "trial_num": 1,
+        **row,
+        "objective_kind": row.get("objective_kind")
+        if row.get("objective_kind") in ("finite", "missing", "nan")
+        else "finite",
+        "state": row.get("state") if row.get("state") in ("COMPLETE", "UNKNOWN", None) else "FAIL",
+    }
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_MERGE_ROW, _MERGE_ROW)
+def test_merge_fold_equals_its_definition(mine: dict[str, Any], theirs: dict[str, Any]) -> None:
+    from hpo_analysis import merge
+
+    def folded(fold: Any) -> str:
+        first = merge.Record(dict(mine), (0, 1, 1, 1), ["a"], "s/trials/t_1.json", "trial_json", 0)
+        second = merge.Record(dict(theirs), (9, 1, 1, 0), [], "s/dump.json", "study_dump", 1)
+        result = merge.Merged(dict(first.row), first.location, first.names, first)
+        fold(result, second)
+        return repr((result.row, list(result.row), result.conflicts, result.location))
+
+    assert folded(merge._fold) == folded(_reference_fold)

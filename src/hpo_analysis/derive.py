@@ -340,7 +340,8 @@ def record_row(trial: Trial, settings: Settings) -> dict[str, Any]:
     divergence, early stopping, stop reason and style depend on the study (and on the other
     records of the same trial) and are set by :func:`finish_rows`.
     """
-    return _row(trial, curve_facts(trial.curve, trial.objective))
+    curve = trial.curve
+    return _row(trial, curve_facts(curve, trial.objective) if curve else _no_curve())
 
 
 def record_row_columns(
@@ -349,8 +350,7 @@ def record_row_columns(
     """:func:`record_row` of ``trial`` with ``curve`` as its learning curve, held as columns
     (the per-trial reader's quick path; ``trial.curve`` is not used): the same row, computed
     column by column instead of epoch by epoch."""
-    facts = _NO_CURVE if curve is None else column_facts(curve, trial.objective)
-    return _row(trial, facts)
+    return _row(trial, _no_curve() if curve is None else column_facts(curve, trial.objective))
 
 
 # What a learning curve contributes to a row: best epoch and its val_loss, the count of
@@ -359,7 +359,12 @@ def record_row_columns(
 CurveFacts = tuple[
     int | None, float | None, int, int, float | None, float | None, float | None, bool, list[str]
 ]
-_NO_CURVE: CurveFacts = (None, None, 0, 0, None, None, None, False, [])
+
+
+def _no_curve() -> CurveFacts:
+    """The :data:`CurveFacts` of a record without a curve (a fresh list each time: rows own
+    their values)."""
+    return (None, None, 0, 0, None, None, None, False, [])
 
 
 def curve_facts(curve: Sequence[CurvePoint], objective: float | None) -> CurveFacts:

@@ -251,19 +251,16 @@ def normalize_trial(
     >>> t.training["lr"], t.extra_params
     (0.1, {})
     """
-    if type(raw) is dict:
-        fields = clean_fields(raw, fallback_number, aliases)
-        if fields is not None:
-            curve_raw = fields.pop("curve")
-            curve = () if curve_raw is None else _clean_curve(curve_raw)
-            if curve is not None:
-                return Trial(
-                    study=study,
-                    source_file=source_file,
-                    factors=dict(factors or {}),
-                    curve=curve,
-                    **fields,
-                )
+    trial = clean_trial(
+        raw,
+        study=study,
+        source_file=source_file,
+        factors=factors,
+        fallback_number=fallback_number,
+        aliases=aliases,
+    )
+    if trial is not None:
+        return trial
     return careful_trial(
         raw,
         study=study,
@@ -271,6 +268,37 @@ def normalize_trial(
         factors=factors,
         fallback_number=fallback_number,
         aliases=aliases,
+    )
+
+
+def clean_trial(
+    raw: dict[str, Any],
+    *,
+    study: str,
+    source_file: str,
+    factors: dict[str, str | None] | None = None,
+    fallback_number: int | None = None,
+    aliases: FieldAliases = (),
+    **more: Any,
+) -> Trial | None:
+    """The Trial of a clean trial object (see :func:`clean_fields`), None when the careful
+    path must decide. ``more``: further Trial fields a reader knows (direction, ...)."""
+    if type(raw) is not dict:
+        return None
+    fields = clean_fields(raw, fallback_number, aliases)
+    if fields is None:
+        return None
+    curve_raw = fields.pop("curve")
+    curve = () if curve_raw is None else _clean_curve(curve_raw)
+    if curve is None:
+        return None
+    return Trial(
+        study=study,
+        source_file=source_file,
+        factors=dict(factors or {}),
+        curve=curve,
+        **fields,
+        **more,
     )
 
 
