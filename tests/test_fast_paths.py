@@ -437,7 +437,7 @@ def _trial_files(draw: st.DrawFn) -> bytes:
     }
     if odd:  # one or more near misses
         for _ in range(draw(st.integers(1, 3))):
-            kind = draw(st.integers(0, 11))
+            kind = draw(st.integers(0, 12))
             if kind == 0:
                 raw[draw(st.sampled_from(sorted(raw)))] = draw(_ODD)
             elif kind == 1:
@@ -452,7 +452,7 @@ def _trial_files(draw: st.DrawFn) -> bytes:
             elif kind == 5 and curve:
                 curve[-1].pop("epoch", None)
             elif kind == 6:
-                raw["params"] = {"lr": raw["params"]["learning_rate"], "epochs": 6}
+                raw["params"] = {"lr": training["learning_rate"], "epochs": 6}
             elif kind == 7:
                 raw.pop(draw(st.sampled_from(sorted(raw))))
             elif kind == 8:
@@ -463,6 +463,9 @@ def _trial_files(draw: st.DrawFn) -> bytes:
                 raw["d_model"] = draw(_ODD)
             elif kind == 11 and curve:
                 curve[-1]["epoch"] = 2**64
+            elif kind == 12 and curve:  # the metrics of one epoch in another order
+                entry = curve[-1]
+                curve[-1] = {"epoch": entry.pop("epoch"), **dict(reversed(entry.items()))}
     text = json.dumps(raw, indent=draw(st.sampled_from([None, 2])))
     if odd and draw(st.booleans()):
         edit = draw(st.integers(0, 3))

@@ -374,6 +374,37 @@ def _clean_first(
     return found
 
 
+def _clean_group(
+    sources: tuple[dict[str, Any], ...], fields: tuple[tuple[str, tuple[str, ...], bool], ...]
+) -> dict[str, Any] | None:
+    """:func:`_clean_first` of each of ``fields`` (name, spellings, integer), in one call and
+    with the number check written out: a dozen fields a trial, for every trial."""
+    picked: dict[str, Any] = {}
+    for name, spellings, integer in fields:
+        found = None
+        for source in sources:
+            for alias in spellings:
+                value = source.get(alias)
+                if value is not None:
+                    break
+            else:
+                continue
+            kind = type(value)
+            if kind is int:
+                if not integer:
+                    if value.bit_length() > _FLOAT_SAFE_BITS:
+                        return None
+                    value = float(value)
+            elif kind is not float or integer:
+                return None
+            if found is None:
+                found = value
+            elif found != value:
+                return None  # equal within tolerance, or a conflict: the careful path says
+        picked[name] = found
+    return picked
+
+
 def _clean_dict(obj: dict[str, Any], key: str) -> dict[str, Any] | None:
     """``obj[key]`` when it is an object, ``{}`` when absent or null, else None (a warning)."""
     value = obj.get(key)
@@ -442,11 +473,9 @@ def clean_fields(
         for s in (architecture, attrs_architecture, params, forced, raw)
         if s and not arch_names.isdisjoint(s)
     )
-    arch: dict[str, Any] = {}
-    for key, spellings, integer in plan.architecture:
-        arch[key] = found = _clean_first(arch_sources, spellings, integer)
-        if found is _UNSURE:
-            return None
+    arch = _clean_group(arch_sources, plan.architecture)
+    if arch is None:
+        return None
     if arch["d_ff"] is None and arch["d_model"] is not None:
         sources = (architecture, attrs_architecture, params, forced, raw)
         if any(s.get(alias) is not None for s in sources for alias in D_FF_RATIO_ALIASES):
@@ -460,11 +489,9 @@ def clean_fields(
         for s in (params, attrs_training, training_params, forced)
         if s and not train_names.isdisjoint(s)
     )
-    training: dict[str, Any] = {}
-    for key, spellings, integer in plan.training:
-        training[key] = found = _clean_first(train_sources, spellings, integer)
-        if found is _UNSURE:
-            return None
+    training = _clean_group(train_sources, plan.training)
+    if training is None:
+        return None
     consumed = plan.consumed
     searched = {**forced, **params} if forced else params
     extra_params = {k: v for k, v in sorted(searched.items()) if k not in consumed}
@@ -821,8 +848,8 @@ def _normalize_curve(curve_raw: Any, col: _Collector) -> tuple[CurvePoint, ...]:
 @dataclass(frozen=True)
 class CurveColumns:
     """A learning curve of the runner's common shape, held as columns: every entry an object
-    with the same keys in the same order, ``epoch`` first and an integer (from 0, strictly
-    increasing), every other value a float.
+    with the same keys, ``epoch`` first and an integer (from 0, strictly increasing), every
+    other value a float. ``names`` are in the first entry's order.
 
     The per-trial reader's quick path keeps the curve so: the summary row's curve columns, the
     curve block and the JSON fragment are all computed from it, without a
@@ -842,10 +869,9 @@ class CurveColumns:
     columns: tuple[tuple[float, ...], ...]
 
     def points(self) -> tuple[CurvePoint, ...]:
-        names = self.names
         return tuple(
-            CurvePoint(epoch, dict(zip(names, values, strict=True)))
-            for epoch, values in zip(self.epochs, zip(*self.columns, strict=True), strict=True)
+            CurvePoint(entry["epoch"], {k: v for k, v in entry.items() if k != "epoch"})
+            for entry in self.entries
         )
 
 
@@ -856,13 +882,17 @@ def curve_columns(curve_raw: list[Any]) -> CurveColumns | None:
     epoch costs more than parsing the file."""
     if not curve_raw or set(map(type, curve_raw)) != {dict}:
         return None
-    layouts = set(map(tuple, curve_raw))
-    if len(layouts) != 1:
+    keys = tuple(curve_raw[0])
+    # the same number of keys, each entry holding every key of the first (else KeyError):
+    # the same keys; and "epoch" the first key of each, as the JSON fragment writes them
+    if len(keys) < 2 or set(map(len, curve_raw)) != {len(keys)}:
         return None
-    (keys,) = layouts
-    if len(keys) < 2 or keys[0] != "epoch":
+    if set(map(next, map(iter, curve_raw))) != {"epoch"}:
         return None
-    epochs, *columns = zip(*map(operator.itemgetter(*keys), curve_raw), strict=True)
+    try:
+        epochs, *columns = zip(*map(operator.itemgetter(*keys), curve_raw), strict=True)
+    except KeyError:
+        return None
     if set(map(type, epochs)) != {int} or epochs[0] < 0 or not all(map(lt, epochs, epochs[1:])):
         return None
     if set(map(type, chain.from_iterable(columns))) != {float}:
