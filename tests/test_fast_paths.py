@@ -465,7 +465,7 @@ def _trial_files(draw: st.DrawFn) -> bytes:
                 curve[-1]["epoch"] = 2**64
             elif kind == 12 and curve:  # the metrics of one epoch in another order
                 entry = curve[-1]
-                curve[-1] = {"epoch": entry.pop("epoch"), **dict(reversed(entry.items()))}
+                curve[-1] = {"epoch": entry.pop("epoch", 0), **dict(reversed(entry.items()))}
     text = json.dumps(raw, indent=draw(st.sampled_from([None, 2])))
     if odd and draw(st.booleans()):
         edit = draw(st.integers(0, 3))
@@ -673,3 +673,10 @@ def test_merge_fold_equals_its_definition(mine: dict[str, Any], theirs: dict[str
         return repr((result.row, list(result.row), result.conflicts, result.location))
 
     assert folded(merge._fold) == folded(_reference_fold)
+
+
+def test_clean_path_accepts_aliases_given_as_lists() -> None:
+    raw = {"number": 0, "value": 0.5, "params": {"my_lr": 0.1}}
+    aliases: Any = [("lr", ["my_lr"])]  # a library caller's lists: not hashable
+    trial = normalize.normalize_trial(raw, study="s", source_file="f", aliases=aliases)
+    assert isinstance(trial, Trial) and trial.training["lr"] == 0.1 and trial.extra_params == {}

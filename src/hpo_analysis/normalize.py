@@ -325,8 +325,15 @@ class _Plan:
         self.top_known = frozenset(_TOP_KNOWN | spellings.architecture())
 
 
-@functools.lru_cache(maxsize=64)
 def _plan(aliases: FieldAliases) -> _Plan:
+    try:
+        return _cached_plan(aliases)
+    except TypeError:  # lists, not tuples, from a library caller: the same plan, not kept
+        return _Plan(aliases)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_plan(aliases: FieldAliases) -> _Plan:
     return _Plan(aliases)
 
 
