@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +23,8 @@ from hpo_analysis.derive import (
     record_row,
 )
 from hpo_analysis.model import CurvePoint, Problem, Settings, Trial
+from hpo_analysis.sources import discover, trial_json
+from hpo_analysis.sources.base import CleanRead, ReadResult
 
 _VALUES = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
@@ -229,3 +234,449 @@ def test_int64_check_equals_the_column_by_column_check(row: dict[str, Any]) -> N
     assert [(p.code, p.severity) for p in fast_problems] == [
         (p.code, p.severity) for p in slow_problems
     ]
+
+
+# --- normalize_trial: the clean path against the careful one -------------------------------
+
+# values that collide (equal, equal within tolerance, int against float) and values that need
+# the careful path (text, booleans, huge integers, non-finite floats, objects)
+_NUMBERISH = st.one_of(
+    st.sampled_from([0.1, 0.1 + 1e-12, 1, 1.0, 2, 64, 64.0, -0.0, 0.0]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-3, 3),
+    st.sampled_from([2**64, 2**1100, True, False, None, "0.5", "x", [], {}]),
+)
+_CLEAN_NUMBER = st.one_of(st.sampled_from([0.1, 1, 2, 64, 1e-3]), st.floats(-1e3, 1e3))
+_ALIASES = st.sampled_from(
+    [
+        "learning_rate",
+        "lr",
+        "my_lr",
+        "epochs",
+        "n_epochs",
+        "weight_decay",
+        "dropout",
+        "batch_size",
+        "warmup",
+        "d_model",
+        "hidden_size",
+        "n_layers",
+        "n_heads",
+        "d_ff",
+        "d_ff_ratio",
+        "param_count",
+        "arch_idx",
+        "optimizer",
+    ]
+)
+
+
+def _params(values: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.dictionaries(_ALIASES, values, max_size=5)
+
+
+def _raw_trials(values: st.SearchStrategy[Any], curve: st.SearchStrategy[Any]) -> Any:
+    container = st.one_of(_params(values), st.none(), st.sampled_from([[], "x"]))
+    attrs = st.fixed_dictionaries(
+        {},
+        optional={
+            "architecture": container,
+            "training_params": container,
+            "learning_curve": curve,
+            "val_accuracy": values,
+            "val_loss": values,
+            "epochs_run": values,
+            "duration": values,
+            "forced_d_model": values,
+            "forced_extreme": st.booleans(),
+            "arch_idx": values,
+            "val_confusion": st.dictionaries(st.sampled_from(["tp", "fp"]), st.integers()),
+        },
+    )
+    return st.fixed_dictionaries(
+        {},
+        optional={
+            "trial_number": st.one_of(st.integers(0, 3), values),
+            "number": st.integers(0, 3),
+            "value": values,
+            "values": st.one_of(st.lists(values, max_size=2), st.just("x")),
+            "state": st.sampled_from(
+                ["COMPLETE", "PRUNED", "FAIL", "RUNNING", "TrialState.COMPLETE", "complete", "?", 1]
+            ),
+            "params": container,
+            "architecture": container,
+            "training_params": container,
+            "user_attrs": st.one_of(attrs, st.just([])),
+            "learning_curve": curve,
+            "d_model": values,
+            "hidden_size": values,
+            "n_layers": values,
+            "duration_seconds": values,
+            "epochs_trained": values,
+            "val_accuracy": values,
+            "datetime_start": st.sampled_from(["2025-01-15T21:07:15.658843", "x", 3]),
+            "datetime_complete": st.sampled_from(["2025-01-15T21:08:30.456600", ""]),
+            "custom": st.one_of(values, st.lists(st.integers(), max_size=2)),
+        },
+    )
+
+
+_ANY_CURVE = st.one_of(
+    st.none(), st.just("x"), st.lists(st.one_of(_ENTRY, _CLEAN_ENTRY), max_size=4)
+)
+_CLEAN_CURVE = st.one_of(
+    st.none(),
+    st.lists(
+        st.fixed_dictionaries({"train_loss": st.floats(), "val_loss": st.floats()}), max_size=4
+    ).map(lambda entries: [{"epoch": i, **e} for i, e in enumerate(entries)]),
+)
+_FIELD_ALIASES = st.sampled_from([(), (("lr", ("my_lr",)),), (("d_model", ("width", "lr")),)])
+
+
+def _outcome(function: Any, *args: Any, **kwargs: Any) -> str:
+    try:
+        return repr(function(*args, **kwargs))
+    except OverflowError as err:
+        return f"raised {err!r}"
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_raw_trials(_NUMBERISH, _ANY_CURVE), st.sampled_from([None, 0, 2]), _FIELD_ALIASES)
+def test_normalize_clean_path_equals_careful_path(
+    raw: dict[str, Any], fallback: int | None, aliases: Any
+) -> None:
+    arguments = {
+        "study": "s_2M_h1",
+        "source_file": "f",
+        "factors": {"budget": "2M"},
+        "fallback_number": fallback,
+        "aliases": aliases,
+    }
+    # repr, not ==: NaN, -0.0 and 1 against 1.0 must agree too, as must every dict's order;
+    # an integer too large for a float raises alike (the reader reports it)
+    careful = _outcome(normalize.careful_trial, raw, **arguments)
+    assert _outcome(normalize.normalize_trial, raw, **arguments) == careful
+    fields = normalize.clean_fields(raw, fallback, aliases)
+    if fields is not None and (
+        fields["curve"] is None or normalize._clean_curve(fields["curve"]) is not None
+    ):  # the clean path was taken: the careful one finds nothing wrong either
+        assert "problems=()" in careful
+
+
+@settings(max_examples=300, deadline=None)
+@given(_raw_trials(_CLEAN_NUMBER, _CLEAN_CURVE))
+def test_clean_path_is_taken_for_clean_trials(raw: dict[str, Any]) -> None:
+    raw = {**raw, "number": 1, "value": 0.5, "state": "COMPLETE"}
+    raw.pop("trial_number", None)
+    for key in ("params", "architecture", "training_params"):
+        if not isinstance(raw.get(key), dict | None):
+            raw.pop(key)
+    attrs = raw.get("user_attrs")
+    if not isinstance(attrs, dict):
+        raw.pop("user_attrs", None)
+        attrs = {}
+    for key in ("architecture", "training_params"):
+        if not isinstance(attrs.get(key), dict | None):
+            attrs.pop(key)
+    # one place for each value: no disagreement, no integer field holding a float
+    raw.pop("user_attrs", None)
+    for key in ("architecture", "training_params", "hidden_size", "d_model", "n_layers"):
+        raw.pop(key, None)
+    attrs = {k: v for k, v in attrs.items() if k in ("learning_curve", "val_accuracy")}
+    raw["params"] = {"learning_rate": 0.01, "epochs": 5, "optimizer": "adam"}
+    raw["architecture"] = {"d_model": 64, "n_layers": 2}
+    raw["user_attrs"] = attrs
+    for key in ("epochs_trained", "duration_seconds", "val_accuracy", "custom"):
+        raw.pop(key, None)
+    assert normalize.clean_fields(raw, 1) is not None
+    trial = normalize.normalize_trial(raw, study="s", source_file="f", fallback_number=1)
+    assert repr(trial) == repr(normalize.careful_trial(raw, study="s", source_file="f"))
+
+
+# --- the per-trial file: quick path (columns) against the general path ----------------------
+
+_FLOATISH = st.one_of(
+    st.floats(-10, 10),
+    st.sampled_from([0.5, 0.25, math.nan, math.inf, -math.inf, -0.0]),
+)
+_ODD = st.sampled_from([1, 2**70, True, None, "0.5", "x", [1], {"a": 1}])
+
+
+@st.composite
+def _trial_files(draw: st.DrawFn) -> bytes:
+    """A per-trial file as the runner writes it, or a near miss of one: non-finite tokens,
+    integers beyond 64 bits, duplicate keys, odd types, missing keys, other spellings, curves
+    out of order or of mixed shape, escapes."""
+    odd = draw(st.booleans())
+    value: Any = draw(_FLOATISH)
+    n_epochs = draw(st.integers(0, 4))
+    names = draw(st.sampled_from([("train_loss", "val_loss", "val_auc"), ("val_loss",), ("acc",)]))
+    curve: list[Any] = [
+        {"epoch": epoch, **{name: draw(_FLOATISH) for name in names}} for epoch in range(n_epochs)
+    ]
+    arch = {"d_model": 64, "n_layers": draw(st.sampled_from([2, 4])), "n_heads": 4, "d_ff": 256}
+    training = {"learning_rate": draw(st.floats(1e-5, 1e-1)), "epochs": 5, "batch_size": 32}
+    attrs: dict[str, Any] = {
+        "arch_idx": 1,
+        "architecture": dict(arch),
+        "training_params": dict(training),
+        "learning_curve": curve,
+        "val_accuracy": draw(_FLOATISH),
+        "val_confusion": {"tp": 3, "fn": 1, "note": "a:b"},
+    }
+    raw: dict[str, Any] = {
+        "trial_number": 3,
+        "value": value,
+        "state": draw(st.sampled_from(["COMPLETE", "PRUNED", "FAIL"])),
+        "params": dict(training),
+        "datetime_start": "2025-01-15T21:07:15.658843",
+        "datetime_complete": "2025-01-15T21:08:30.456600",
+        "duration_seconds": 74.5,
+        "architecture": arch,
+        "user_attrs": attrs,
+    }
+    if odd:  # one or more near misses
+        for _ in range(draw(st.integers(1, 3))):
+            kind = draw(st.integers(0, 12))
+            if kind == 0:
+                raw[draw(st.sampled_from(sorted(raw)))] = draw(_ODD)
+            elif kind == 1:
+                attrs[draw(st.sampled_from(sorted(attrs)))] = draw(_ODD)
+            elif kind == 2 and curve:
+                curve[draw(st.integers(0, len(curve) - 1))][names[0]] = draw(_ODD)
+            elif kind == 3 and curve:
+                curve.reverse()
+            elif kind == 4 and curve:
+                entry = curve[0]
+                curve[0] = {**{k: v for k, v in entry.items() if k != "epoch"}, "epoch": 0}
+            elif kind == 5 and curve:
+                curve[-1].pop("epoch", None)
+            elif kind == 6:
+                raw["params"] = {"lr": training["learning_rate"], "epochs": 6}
+            elif kind == 7:
+                raw.pop(draw(st.sampled_from(sorted(raw))))
+            elif kind == 8:
+                raw["custom"] = draw(st.sampled_from([2**70, -(2**63) - 1, "caf\u00e9", [[[]]]]))
+            elif kind == 9 and curve:
+                curve.append({"epoch": n_epochs, "other": 0.5})
+            elif kind == 10:
+                raw["d_model"] = draw(_ODD)
+            elif kind == 11 and curve:
+                curve[-1]["epoch"] = 2**64
+            elif kind == 12 and curve:  # the metrics of one epoch in another order
+                entry = curve[-1]
+                curve[-1] = {"epoch": entry.pop("epoch", 0), **dict(reversed(entry.items()))}
+    text = json.dumps(raw, indent=draw(st.sampled_from([None, 2])))
+    if odd and draw(st.booleans()):
+        edit = draw(st.integers(0, 3))
+        if edit == 0:
+            text = '{"value": 1.0, ' + text[1:]  # a duplicate key
+        elif edit == 1:
+            text = text.replace('"state"', '"st\\u0061te"')  # an escape
+        elif edit == 2:
+            text = text.replace("a:b", "a\\u003ab")  # an escaped colon
+        else:
+            text = "\ufeff" + text  # a byte order mark
+    return text.encode("utf-8")
+
+
+def _file_outcome(path: Path, careful: bool) -> Any:
+    found = next(iter(discover(path.parent.parent.parent)))
+    if careful:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(trial_json, "read_clean", trial_json.read)
+            outcome = pipeline._read_one(found, Settings(), keep=True)
+    else:
+        outcome = pipeline._read_one(found, Settings(), keep=True)
+    read = outcome.read
+    assert read is not None
+    return (
+        read.size_bytes,
+        read.sha256,
+        read.problems,
+        [
+            (repr(row), row_json, fragment, block)
+            for row, row_json, fragment, block in outcome.entries
+        ],
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(_trial_files())
+def test_per_trial_file_quick_path_equals_general_path(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "src" / "hpo_2M_h1" / "trials" / "trial_0003.json"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(data)
+        assert _file_outcome(path, careful=False) == _file_outcome(path, careful=True)
+
+
+def test_per_trial_file_quick_path_is_taken_for_the_runner_file(tmp_path: Path) -> None:
+    path = tmp_path / "s_2M_h1" / "trials" / "trial_0003.json"
+    path.parent.mkdir(parents=True)
+    curve = [{"epoch": i, "train_loss": 0.5, "val_loss": 0.4 - i / 100} for i in range(3)]
+    raw = {
+        "trial_number": 3,
+        "value": 0.38,
+        "state": "COMPLETE",
+        "params": {"learning_rate": 0.01, "epochs": 5},
+        "architecture": {"d_model": 64, "n_layers": 2},
+        "user_attrs": {"learning_curve": curve, "split_stats": {"n_train": 10}},
+    }
+    path.write_text(json.dumps(raw, indent=2))
+    read = trial_json.read_clean(path, "f", Settings())
+    assert isinstance(read, CleanRead) and read.curve is not None
+    assert read.curve.points() == normalize.normalize_trial(raw, study="s", source_file="f").curve
+    path.write_text(json.dumps({**raw, "value": float("nan")}))  # a NaN token: still one parse
+    assert isinstance(trial_json.read_clean(path, "f", Settings()), CleanRead)
+    path.write_text(json.dumps({**raw, "value": "0.38"}))  # a warning is due: the general path
+    assert isinstance(trial_json.read_clean(path, "f", Settings()), ReadResult)
+
+
+_COLUMN_VALUE = st.one_of(
+    _SMALL,
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([1e308, -1e308, -0.0, 0.0]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.tuples(_COLUMN_VALUE, _COLUMN_VALUE), min_size=1, max_size=8),
+    st.sampled_from([("val_loss", "train_loss"), ("val_auc", "val_loss"), ("acc", "loss")]),
+    st.one_of(_SMALL, st.none(), st.sampled_from([math.nan, 1e308, -0.0])),
+)
+def test_curve_columns_give_the_points_row_block_and_fragment(
+    values: list[tuple[float, float]], names: tuple[str, str], objective: Any
+) -> None:
+    """Row facts, curve block and JSON fragment computed from the columns equal those of the
+    same curve as points."""
+    from hpo_analysis.derive import column_facts, curve_facts
+    from hpo_analysis.write.parquet import encode_curve
+
+    entries = [{"epoch": 2 * i, names[0]: a, names[1]: b} for i, (a, b) in enumerate(values)]
+    curve = normalize.curve_columns(entries)
+    assert curve is not None
+    points = curve.points()
+    assert _same_points(points, normalize._clean_curve(entries) or ())
+    assert repr(column_facts(curve, objective)) == repr(curve_facts(points, objective))
+    assert pipeline.curve_block(curve) == encode_curve(points)
+    trial = Trial("s", 0, "COMPLETE", None, {}, {}, {}, points, {}, {}, {"x": [1]}, "f")
+    non_finite = count_non_finite(points) > 0
+    assert pipeline._columns_fragment(curve, trial.extra, non_finite) == pipeline.heavy_fragment(
+        trial, non_finite
+    )
+
+
+# --- merge: the one-pass fold against the field-by-field definition --------------------------
+
+
+def _reference_fold(result: Any, other: Any) -> None:
+    """The fold as first written: every compared field through ``_same``, gaps one by one."""
+    from hpo_analysis.merge import (
+        _CURVE,
+        _DIRECTION,
+        _OWN_FIELDS,
+        Conflict,
+        _compared,
+        _objective_value,
+        _same,
+    )
+
+    row, theirs = result.row, other.row
+    for name in sorted(k for k in theirs if _compared(k)):
+        if name == "objective":
+            mine, their = _objective_value(row), _objective_value(theirs)
+        elif name == "state":
+            mine = None if row.get("state") == "UNKNOWN" else row.get("state")
+            their = None if theirs.get("state") == "UNKNOWN" else theirs.get("state")
+        else:
+            mine, their = row.get(name), theirs.get(name)
+        if not _same(mine, their):
+            result.conflicts.append(
+                Conflict(
+                    row["study"],
+                    row["trial_num"],
+                    name,
+                    mine,
+                    their,
+                    result.primary.file,
+                    other.file,
+                )
+            )
+    if not row.get("_curve_len") and theirs.get("_curve_len"):
+        for name in _CURVE:
+            row[name] = theirs.get(name)
+        result.location, result.names = other.location, other.names
+    if row.get("objective_kind") == "missing" and theirs.get("objective_kind") != "missing":
+        row["objective"], row["objective_kind"] = theirs.get("objective"), theirs["objective_kind"]
+    if row.get("state") == "UNKNOWN" and theirs.get("state") not in (None, "UNKNOWN"):
+        row["state"] = theirs["state"]
+    if row.get("_direction") is None and theirs.get("_direction") is not None:
+        for name in _DIRECTION:
+            row[name] = theirs.get(name)
+    for name, value in theirs.items():
+        if value is None or name in _OWN_FIELDS or name in _CURVE or name in _DIRECTION:
+            continue
+        if name in ("objective", "objective_kind", "state"):
+            continue
+        if row.get(name) is None:
+            row[name] = value
+
+
+_MERGE_VALUE = st.one_of(
+    st.sampled_from([None, True, False, 1, 1.0, 1 + 1e-12, 2, math.nan, -0.0, 0, "a", "b", [1]]),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+_MERGE_NAMES = st.sampled_from(
+    [
+        "objective",
+        "state",
+        "d_model",
+        "lr",
+        "arch_idx",
+        "param_optimizer",
+        "objective_acc",
+        "objective_kind",
+        "val_accuracy",
+        "best_epoch",
+        "_curve_len",
+        "_direction",
+        "_direction_source",
+        "source_file",
+        "datetime_start",
+    ]
+)
+_MERGE_ROW = st.dictionaries(_MERGE_NAMES, _MERGE_VALUE, max_size=10).map(
+    lambda row: {
+        "study": "s",
+        "trial_num": 1,
+        **row,
+        "objective_kind": row.get("objective_kind")
+        if row.get("objective_kind") in ("finite", "missing", "nan")
+        else "finite",
+        "state": row.get("state") if row.get("state") in ("COMPLETE", "UNKNOWN", None) else "FAIL",
+    }
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_MERGE_ROW, _MERGE_ROW)
+def test_merge_fold_equals_its_definition(mine: dict[str, Any], theirs: dict[str, Any]) -> None:
+    from hpo_analysis import merge
+
+    def folded(fold: Any) -> str:
+        first = merge.Record(dict(mine), (0, 1, 1, 1), ["a"], "s/trials/t_1.json", "trial_json", 0)
+        second = merge.Record(dict(theirs), (9, 1, 1, 0), [], "s/dump.json", "study_dump", 1)
+        result = merge.Merged(dict(first.row), first.location, first.names, first)
+        fold(result, second)
+        return repr((result.row, list(result.row), result.conflicts, result.location))
+
+    assert folded(merge._fold) == folded(_reference_fold)
+
+
+def test_clean_path_accepts_aliases_given_as_lists() -> None:
+    raw = {"number": 0, "value": 0.5, "params": {"my_lr": 0.1}}
+    aliases: Any = [("lr", ["my_lr"])]  # a library caller's lists: not hashable
+    trial = normalize.normalize_trial(raw, study="s", source_file="f", aliases=aliases)
+    assert isinstance(trial, Trial) and trial.training["lr"] == 0.1 and trial.extra_params == {}

@@ -26,12 +26,18 @@ def counted_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The display path of every file the per-trial reader parses (in-process runs only)."""
     seen: list[str] = []
     original = trial_json.read
+    original_clean = trial_json.read_clean
 
     def read(path: Path, display: str, settings: Settings) -> object:
         seen.append(display)
         return original(path, display, settings)
 
+    def read_clean(path: Path, display: str, settings: Settings) -> object:
+        seen.append(display)
+        return original_clean(path, display, settings)
+
     monkeypatch.setattr(trial_json, "read", read)
+    monkeypatch.setattr(trial_json, "read_clean", read_clean)
     return seen
 
 

@@ -295,3 +295,24 @@ def test_lossless_round_trip(value: Any) -> None:
 
     value = plain(value)
     assert _same_json(loads_lossless(dumps_lossless(value)), value)
+
+
+_TRICKY_TEXT = st.text(alphabet='[]{}"\\:,ab\u00e9\u2028', max_size=8)
+_NESTED = st.recursive(
+    st.one_of(st.none(), st.integers(), st.floats(allow_nan=False), _TRICKY_TEXT),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(_TRICKY_TEXT, inner, max_size=3)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_NESTED, st.sampled_from([None, 0, 2]), st.booleans())
+def test_quick_nesting_depth_equals_the_regex_scan(value: Any, indent: Any, ascii: bool) -> None:
+    """The array scan used for texts orjson accepted gives the regular expression's depth:
+    brackets, quotes and backslashes inside strings (and keys) do not count."""
+    from hpo_analysis.jsonio import nesting_depth, valid_nesting_depth
+
+    data = json.dumps(value, indent=indent, ensure_ascii=ascii).encode("utf-8")
+    assert valid_nesting_depth(data) == nesting_depth(data)

@@ -23,6 +23,7 @@ from itertools import chain
 from typing import Any
 
 from .model import CurvePoint, Settings, Trial
+from .normalize import CurveColumns
 from .schema import OBJECTIVE_PREFIX, PARAM_PREFIX
 
 
@@ -340,33 +341,151 @@ def record_row(trial: Trial, settings: Settings) -> dict[str, Any]:
     records of the same trial) and are set by :func:`finish_rows`.
     """
     curve = trial.curve
-    arch = trial.architecture
-    training = trial.training
+    return _row(trial, curve_facts(curve, trial.objective) if curve else _no_curve())
+
+
+def record_row_columns(
+    trial: Trial, curve: CurveColumns | None, settings: Settings
+) -> dict[str, Any]:
+    """:func:`record_row` of ``trial`` with ``curve`` as its learning curve, held as columns
+    (the per-trial reader's quick path; ``trial.curve`` is not used): the same row, computed
+    column by column instead of epoch by epoch."""
+    return _row(trial, _no_curve() if curve is None else column_facts(curve, trial.objective))
+
+
+# What a learning curve contributes to a row: best epoch and its val_loss, the count of
+# non-finite values, the number of epochs, the last train_loss, val_auc and val_loss, whether
+# a loss is non-finite and the metrics matching the objective.
+CurveFacts = tuple[
+    int | None, float | None, int, int, float | None, float | None, float | None, bool, list[str]
+]
+
+
+def _no_curve() -> CurveFacts:
+    """The :data:`CurveFacts` of a record without a curve (a fresh list each time: rows own
+    their values)."""
+    return (None, None, 0, 0, None, None, None, False, [])
+
+
+def curve_facts(curve: Sequence[CurvePoint], objective: float | None) -> CurveFacts:
+    """The :data:`CurveFacts` of a curve of points (any curve)."""
     epoch_best, loss_best = best_epoch(curve)
     non_finite = count_non_finite(curve)
-    epochs_trained: int | None = len(curve) if curve else trial.results.get("epochs_trained")
+    return (
+        epoch_best,
+        loss_best,
+        non_finite,
+        len(curve),
+        last_metric(curve, "train_loss"),
+        last_metric(curve, "val_auc"),
+        last_metric(curve, "val_loss"),
+        # a loss can only be non-finite when some value of the curve is
+        bool(non_finite) and _loss_non_finite(curve),
+        objective_matches(objective, curve),
+    )
+
+
+def column_facts(curve: CurveColumns, objective: float | None) -> CurveFacts:
+    """The :data:`CurveFacts` of a curve held as columns of floats (the same definitions as
+    :func:`curve_facts`; ``tests/test_fast_paths.py`` checks they agree)."""
+    epochs, columns = curve.epochs, curve.columns
+    by_name = dict(zip(curve.names, columns, strict=True))
+    losses = by_name.get("val_loss")
+    epoch_best: int | None = None
+    loss_best: float | None = None
+    if losses is not None:
+        if _finite_sum(losses):
+            position = losses.index(min(losses))  # the first of equal minima: earliest epoch
+            epoch_best, loss_best = epochs[position], losses[position]
+        else:
+            lowest = math.inf
+            for epoch, loss in zip(epochs, losses, strict=True):
+                if lowest > loss > -math.inf:  # false for NaN and for both infinities
+                    lowest = loss
+                    epoch_best, loss_best = epoch, loss
+    non_finite = 0
+    if not _finite_sum(map(sum, columns)):  # a finite total: nothing to count
+        non_finite = sum(1 for column in columns for v in column if v - v != 0.0)
+    loss_non_finite = bool(non_finite) and any(
+        v - v != 0.0 for name in LOSS_METRICS for v in by_name.get(name, ())
+    )
+    matches: list[str] = []
+    if _finite(objective):
+        for name, column in by_name.items():
+            if _finite_sum(column):
+                found = objective in (column[-1], min(column), max(column))
+            else:
+                values = [v for v in column if v - v == 0.0]
+                last = column[-1]
+                found = bool(values) and (
+                    objective in (min(values), max(values))
+                    or (last - last == 0.0 and last == objective)
+                )
+            if found:
+                matches.append(name)
+    return (
+        epoch_best,
+        loss_best,
+        non_finite,
+        len(epochs),
+        _last_finite(by_name, "train_loss"),
+        _last_finite(by_name, "val_auc"),
+        _last_finite(by_name, "val_loss"),
+        loss_non_finite,
+        matches,
+    )
+
+
+def _last_finite(by_name: dict[str, tuple[float, ...]], name: str) -> float | None:
+    column = by_name.get(name)
+    if column is None:
+        return None
+    last = column[-1]
+    return last if last - last == 0.0 else None
+
+
+def _row(trial: Trial, facts: CurveFacts) -> dict[str, Any]:
+    """The row of :func:`record_row` from the trial and its curve's facts."""
+    (
+        epoch_best,
+        loss_best,
+        non_finite,
+        curve_len,
+        last_train_loss,
+        last_val_auc,
+        last_val_loss,
+        loss_non_finite,
+        matches,
+    ) = facts
+    arch = trial.architecture
+    training = trial.training
+    results = trial.results
+    factors = trial.factors
+    epochs_trained: int | None = curve_len if curve_len else results.get("epochs_trained")
     row: dict[str, Any] = {
         "study": trial.study,
-        "budget": trial.factors.get("budget"),
-        "horizon": trial.factors.get("horizon"),
+        "budget": factors.get("budget"),
+        "horizon": factors.get("horizon"),
         "trial_num": trial.trial_num,
-        **{
-            k: arch.get(k)
-            for k in ("d_model", "n_layers", "n_heads", "d_ff", "param_count", "arch_idx")
-        },
+        "d_model": arch.get("d_model"),
+        "n_layers": arch.get("n_layers"),
+        "n_heads": arch.get("n_heads"),
+        "d_ff": arch.get("d_ff"),
+        "param_count": arch.get("param_count"),
+        "arch_idx": arch.get("arch_idx"),
         "lr": training.get("lr"),
         "epochs_config": training.get("epochs_config"),
         "weight_decay": training.get("weight_decay"),
         "warmup_steps": training.get("warmup_steps"),
         "dropout": training.get("dropout"),
         "val_loss": None,
-        "train_loss": last_metric(curve, "train_loss"),
-        "val_accuracy": finite_or_none(trial.results.get("val_accuracy")),
+        "train_loss": last_train_loss,
+        "val_accuracy": finite_or_none(results.get("val_accuracy")),
         "best_epoch": epoch_best,
         "best_val_loss": loss_best,
         "epochs_trained": epochs_trained,
         "early_stopped": None,
-        "duration_sec": finite_or_none(trial.results.get("duration_sec")),
+        "duration_sec": finite_or_none(results.get("duration_sec")),
         "diverged": None,
         "rank_in_study": None,
         "is_best_in_study": None,
@@ -379,26 +498,26 @@ def record_row(trial: Trial, settings: Settings) -> dict[str, Any]:
         "state": trial.state,
         "stop_reason": None,
         "batch_size": training.get("batch_size"),
-        "train_accuracy": finite_or_none(trial.results.get("train_accuracy")),
-        "final_val_auc": last_metric(curve, "val_auc"),
-        "last_val_loss": last_metric(curve, "val_loss"),
+        "train_accuracy": finite_or_none(results.get("train_accuracy")),
+        "final_val_auc": last_val_auc,
+        "last_val_loss": last_val_loss,
         "curve_non_finite": non_finite,
-        "datetime_start": trial.results.get("datetime_start"),
-        "datetime_complete": trial.results.get("datetime_complete"),
+        "datetime_start": results.get("datetime_start"),
+        "datetime_complete": results.get("datetime_complete"),
         "source_file": trial.source_file,
         "_direction": trial.direction if trial.direction in ("minimize", "maximize") else None,
         "_direction_source": trial.direction_source,
         "_objective_name": trial.objective_name,
-        "_results_val_loss": finite_or_none(trial.results.get("val_loss")),
-        "_last_val_loss": last_metric(curve, "val_loss"),
-        "_curve_len": len(curve),
-        # a loss can only be non-finite when some value of the curve is
-        "_loss_non_finite": bool(non_finite) and _loss_non_finite(curve),
-        "_objective_matches": objective_matches(trial.objective, curve),
+        "_results_val_loss": finite_or_none(results.get("val_loss")),
+        "_last_val_loss": last_val_loss,
+        "_curve_len": curve_len,
+        "_loss_non_finite": loss_non_finite,
+        "_objective_matches": matches,
     }
-    for name, value in trial.factors.items():
-        if name not in ("budget", "horizon"):
-            row[name] = value
+    if len(factors) > 2 or not factors.keys() <= {"budget", "horizon"}:
+        for name, value in factors.items():
+            if name not in ("budget", "horizon"):
+                row[name] = value
     for label, objective_value in trial.objective_values.items():
         row[f"{OBJECTIVE_PREFIX}{label}"] = finite_or_none(objective_value)
     for name, value in trial.extra_params.items():

@@ -16,7 +16,9 @@ the last of duplicate keys. :func:`load_json_bytes` therefore uses orjson only w
 is provably what the standard library would return (no such integer literal, and no key was
 dropped), and otherwise parses again with the
 standard library, which also produces every error message. Results and messages are the same
-either way (``tests/test_jsonio.py`` checks this property on generated documents).
+either way (``tests/test_jsonio.py`` checks this property on generated documents). The nesting
+depth of a text orjson accepted is found by an array scan (:func:`valid_nesting_depth`), exact
+for valid JSON, instead of a regular expression that costs more than the parse.
 
 Example::
 
@@ -132,9 +134,38 @@ def load_json_bytes(data: bytes) -> LoadedJson:
         raise JsonReadError("empty file (0 bytes)" if not data else "file holds only whitespace")
     fast = _fast_load(data)
     loaded = fast if fast is not None else _stdlib_load(data)
-    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and nesting_depth(data) > MAX_DEPTH:
-        loaded.value = limit_depth(loaded.value, MAX_DEPTH, "", loaded.too_deep)
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH:
+        # orjson accepted the text, so it is valid UTF-8 JSON: the quick scan is exact for it
+        depth = valid_nesting_depth(data) if fast is not None else nesting_depth(data)
+        if depth > MAX_DEPTH:
+            loaded.value = limit_depth(loaded.value, MAX_DEPTH, "", loaded.too_deep)
     return loaded
+
+
+def valid_nesting_depth(data: bytes) -> int:
+    """:func:`nesting_depth` of a text known to be valid UTF-8 JSON, in a few array passes.
+
+    In valid JSON a backslash occurs only inside strings, and escapes one character: with the
+    escaped backslashes and then the escaped quotes removed, every remaining quote opens or
+    closes a string, so a bracket is structural exactly when an even number of quotes precede
+    it. (:func:`nesting_depth` finds the strings with a regular expression, which costs
+    milliseconds on a file of a hundred epochs.)
+
+    Example::
+
+        >>> valid_nesting_depth(b'{"a": [[1, "]]\\\\\\"]"], {"b": {}}]}')
+        4
+    """
+    import numpy as np
+
+    if b"\\" in data:
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    code = np.frombuffer(data, dtype=np.uint8)
+    outside = (np.cumsum(code == 0x22) & 1) == 0
+    steps = ((code == 0x5B) | (code == 0x7B)).astype(np.int32)
+    steps -= (code == 0x5D) | (code == 0x7D)
+    steps *= outside
+    return int(np.cumsum(steps).max()) if len(steps) else 0
 
 
 def nesting_depth(data: bytes) -> int:

@@ -34,6 +34,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -167,7 +168,7 @@ def merge_records(records: Sequence[Record]) -> Merged:
 def _fold(result: Merged, other: Record) -> None:
     row, theirs = result.row, other.row
     kept_file = result.primary.file
-    for name in sorted(k for k in theirs if _compared(k)):
+    for name in _compared_names(tuple(theirs)):
         if name == "objective":
             mine, their = _objective_value(row), _objective_value(theirs)
         elif name == "state":
@@ -175,6 +176,10 @@ def _fold(result: Merged, other: Record) -> None:
             their = None if theirs.get("state") == "UNKNOWN" else theirs.get("state")
         else:
             mine, their = row.get(name), theirs.get(name)
+            # the usual case, settled without a call: a gap, or equal values of one type
+            # (which _same accepts whatever the type)
+            if mine is None or their is None or (type(mine) is type(their) and mine == their):
+                continue
         if not _same(mine, their):
             result.conflicts.append(
                 Conflict(row["study"], row["trial_num"], name, mine, their, kept_file, other.file)
@@ -190,10 +195,24 @@ def _fold(result: Merged, other: Record) -> None:
     if row.get("_direction") is None and theirs.get("_direction") is not None:
         for name in _DIRECTION:
             row[name] = theirs.get(name)
-    for name, value in theirs.items():
-        if value is None or name in _OWN_FIELDS or name in _CURVE or name in _DIRECTION:
-            continue
-        if name in ("objective", "objective_kind", "state"):
-            continue
-        if row.get(name) is None:
-            row[name] = value
+    # the gaps of the row filled from theirs (a new key goes last, in their order)
+    row.update(
+        {
+            name: value
+            for name, value in theirs.items()
+            if value is not None and name not in _NOT_FILLED and row.get(name) is None
+        }
+    )
+
+
+# taken from the first record, set together above, or settled above
+_NOT_FILLED = frozenset(
+    _OWN_FIELDS | _CURVE | set(_DIRECTION) | {"objective", "objective_kind", "state"}
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _compared_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The compared fields among a row's ``names``, sorted (rows of one form share their
+    names, so this is worked out once per form)."""
+    return tuple(sorted(name for name in names if _compared(name)))

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
 from operator import itemgetter, lt
@@ -239,11 +241,334 @@ def normalize_trial(
     ``aliases``: extra spellings of the standard columns (the project config's ``[fields]``),
     tried before the built-in ones.
 
+    Most trials are clean (numbers where numbers belong, no disagreement between the places a
+    value is stored): :func:`clean_fields` builds those without the per-value checks, and
+    anything it is not sure of goes to :func:`careful_trial`, which gives the same Trial for a
+    clean trial and the problems of an odd one (``tests/test_fast_paths.py`` checks this).
+
     >>> t = normalize_trial({"number": 0, "params": {"my_lr": 0.1}}, study="s", source_file="f",
     ...                     aliases=(("lr", ("my_lr",)),))
     >>> t.training["lr"], t.extra_params
     (0.1, {})
     """
+    trial = clean_trial(
+        raw,
+        study=study,
+        source_file=source_file,
+        factors=factors,
+        fallback_number=fallback_number,
+        aliases=aliases,
+    )
+    if trial is not None:
+        return trial
+    return careful_trial(
+        raw,
+        study=study,
+        source_file=source_file,
+        factors=factors,
+        fallback_number=fallback_number,
+        aliases=aliases,
+    )
+
+
+def clean_trial(
+    raw: dict[str, Any],
+    *,
+    study: str,
+    source_file: str,
+    factors: dict[str, str | None] | None = None,
+    fallback_number: int | None = None,
+    aliases: FieldAliases = (),
+    **more: Any,
+) -> Trial | None:
+    """The Trial of a clean trial object (see :func:`clean_fields`), None when the careful
+    path must decide. ``more``: further Trial fields a reader knows (direction, ...)."""
+    if type(raw) is not dict:
+        return None
+    fields = clean_fields(raw, fallback_number, aliases)
+    if fields is None:
+        return None
+    curve_raw = fields.pop("curve")
+    curve = () if curve_raw is None else _clean_curve(curve_raw)
+    if curve is None:
+        return None
+    return Trial(
+        study=study,
+        source_file=source_file,
+        factors=dict(factors or {}),
+        curve=curve,
+        **fields,
+        **more,
+    )
+
+
+class _Plan:
+    """The spellings of one ``aliases`` setting, resolved once (every trial asks again)."""
+
+    def __init__(self, aliases: FieldAliases) -> None:
+        spellings = _Spellings(aliases)
+        self.architecture = tuple(
+            (key, spellings.of(key, ARCH_ALIASES[key]), True) for key in ARCH_KEYS
+        )
+        self.architecture_names = frozenset(
+            name for _, names, _ in self.architecture for name in names
+        )
+        self.arch_idx = spellings.of("arch_idx", ("arch_idx",))
+        self.training = tuple(
+            (key, spellings.of(key, built_in), key in INT_TRAINING)
+            for key, built_in in TRAINING_ALIASES.items()
+        )
+        self.training_names = frozenset(name for _, names, _ in self.training for name in names)
+        consumed = {"arch_idx"} | {a for names in TRAINING_ALIASES.values() for a in names}
+        consumed |= {a for names in ARCH_ALIASES.values() for a in names}
+        self.consumed = frozenset(consumed | spellings.configured())
+        self.top_known = frozenset(_TOP_KNOWN | spellings.architecture())
+
+
+def _plan(aliases: FieldAliases) -> _Plan:
+    try:
+        return _cached_plan(aliases)
+    except TypeError:  # lists, not tuples, from a library caller: the same plan, not kept
+        return _Plan(aliases)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_plan(aliases: FieldAliases) -> _Plan:
+    return _Plan(aliases)
+
+
+# a value clean_fields cannot vouch for: the careful path decides
+_UNSURE: Any = object()
+_EMPTY: dict[str, Any] = {}
+# integers whose float() cannot overflow; larger ones take the careful path
+_FLOAT_SAFE_BITS = 1000
+
+
+def _clean_number(value: Any, integer: bool) -> Any:
+    """``value`` as :meth:`_Collector.number` returns it when that gives no warning and the
+    value is of the plain kind (an int, or a float where a float is expected); else
+    :data:`_UNSURE`."""
+    kind = type(value)
+    if kind is int:
+        if integer:
+            return value
+        return float(value) if value.bit_length() <= _FLOAT_SAFE_BITS else _UNSURE
+    if kind is float and not integer:
+        return value
+    return None if value is None else _UNSURE
+
+
+def _clean_first(
+    sources: tuple[dict[str, Any], ...], spellings: tuple[str, ...], integer: bool
+) -> Any:
+    """:func:`_first_consistent` when it would warn of nothing: in each source the first
+    spelling present, every such value clean and all of them equal; else :data:`_UNSURE`."""
+    found = None
+    for source in sources:
+        for alias in spellings:
+            value = source.get(alias)
+            if value is not None:
+                break
+        else:
+            continue
+        value = _clean_number(value, integer)
+        if value is _UNSURE:
+            return _UNSURE
+        if found is None:
+            found = value
+        elif found != value:
+            return _UNSURE  # equal within tolerance, or a conflict: the careful path says
+    return found
+
+
+def _clean_group(
+    sources: tuple[dict[str, Any], ...], fields: tuple[tuple[str, tuple[str, ...], bool], ...]
+) -> dict[str, Any] | None:
+    """:func:`_clean_first` of each of ``fields`` (name, spellings, integer), in one call and
+    with the number check written out: a dozen fields a trial, for every trial."""
+    picked: dict[str, Any] = {}
+    for name, spellings, integer in fields:
+        found = None
+        for source in sources:
+            for alias in spellings:
+                value = source.get(alias)
+                if value is not None:
+                    break
+            else:
+                continue
+            kind = type(value)
+            if kind is int:
+                if not integer:
+                    if value.bit_length() > _FLOAT_SAFE_BITS:
+                        return None
+                    value = float(value)
+            elif kind is not float or integer:
+                return None
+            if found is None:
+                found = value
+            elif found != value:
+                return None  # equal within tolerance, or a conflict: the careful path says
+        picked[name] = found
+    return picked
+
+
+def _clean_dict(obj: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """``obj[key]`` when it is an object, ``{}`` when absent or null, else None (a warning)."""
+    value = obj.get(key)
+    if value is None:
+        return _EMPTY
+    return value if type(value) is dict else None
+
+
+def clean_fields(
+    raw: dict[str, Any], fallback_number: int | None, aliases: FieldAliases = ()
+) -> dict[str, Any] | None:
+    """The Trial fields of a clean trial (and its raw ``curve``), or None when the careful
+    path is needed: a warning is due, or a value is of a kind only it converts.
+
+    Everything :func:`careful_trial` would compute is computed the same way, without the
+    checks that only produce warnings; an object whose every check would pass gets the same
+    fields and no problems. The learning curve is returned raw, for the caller's own clean
+    form (:func:`_clean_curve`, or columns).
+
+    >>> fields = clean_fields({"number": 2, "value": 0.5, "params": {"lr": 1e-3}}, None)
+    >>> fields["trial_num"], fields["state"], fields["training"]["lr"], fields["problems"]
+    (2, 'COMPLETE', 0.001, ())
+    >>> clean_fields({"number": 2, "value": "0.5"}, None) is None  # number as text: a warning
+    True
+    """
+    plan = _plan(aliases)
+    get = raw.get
+    attrs = _clean_dict(raw, "user_attrs")
+    params = _clean_dict(raw, "params")
+    architecture = _clean_dict(raw, "architecture")
+    if attrs is None or params is None or architecture is None:
+        return None
+    attrs_architecture = _clean_dict(attrs, "architecture")
+    attrs_training = _clean_dict(attrs, "training_params")
+    training_params = _clean_dict(raw, "training_params")
+    if attrs_architecture is None or attrs_training is None or training_params is None:
+        return None
+    forced = forced_params(attrs) if attrs else _EMPTY
+
+    trial_num = get("trial_number", get("number"))
+    if type(trial_num) is not int or (fallback_number is not None and trial_num != fallback_number):
+        return None
+    state_raw = get("state")
+    if state_raw is None:
+        state = "UNKNOWN"
+    elif type(state_raw) is str and state_raw in STATES:
+        state = state_raw
+    else:
+        state, message = normalize_state(state_raw)
+        if message:
+            return None
+    value = get("value")
+    if value is None and isinstance(get("values"), list) and raw["values"]:
+        value = raw["values"][0]
+    objective = _clean_number(value, False)
+    if objective is _UNSURE:
+        return None
+    if state == "UNKNOWN" and state_raw is None and objective is not None:
+        state = "COMPLETE"
+    if objective is None and state == "COMPLETE":
+        return None  # the careful path warns of it
+
+    arch_names = plan.architecture_names
+    arch_sources = tuple(
+        s
+        for s in (architecture, attrs_architecture, params, forced, raw)
+        if s and not arch_names.isdisjoint(s)
+    )
+    arch = _clean_group(arch_sources, plan.architecture)
+    if arch is None:
+        return None
+    if arch["d_ff"] is None and arch["d_model"] is not None:
+        sources = (architecture, attrs_architecture, params, forced, raw)
+        if any(s.get(alias) is not None for s in sources for alias in D_FF_RATIO_ALIASES):
+            return None  # d_ff from a ratio: the careful path computes and checks it
+    arch["arch_idx"] = found = _clean_first((params, attrs), plan.arch_idx, True)
+    if found is _UNSURE:
+        return None
+    train_names = plan.training_names
+    train_sources = tuple(
+        s
+        for s in (params, attrs_training, training_params, forced)
+        if s and not train_names.isdisjoint(s)
+    )
+    training = _clean_group(train_sources, plan.training)
+    if training is None:
+        return None
+    consumed = plan.consumed
+    searched = {**forced, **params} if forced else params
+    extra_params = {k: v for k, v in sorted(searched.items()) if k not in consumed}
+
+    duration = _clean_first_of(raw, attrs, DURATION_ALIASES, False)
+    epochs_trained = _clean_first_of(raw, attrs, EPOCHS_TRAINED_ALIASES, True)
+    if duration is _UNSURE or epochs_trained is _UNSURE:
+        return None
+    start, complete = get("datetime_start"), get("datetime_complete")
+    if duration is None:
+        duration = _seconds_between(start, complete)
+    val_loss = _clean_number(attrs.get("val_loss", get("val_loss")), False)
+    val_accuracy = _clean_number(attrs.get("val_accuracy", get("val_accuracy")), False)
+    train_accuracy = _clean_number(attrs.get("train_accuracy", get("train_accuracy")), False)
+    if val_loss is _UNSURE or val_accuracy is _UNSURE or train_accuracy is _UNSURE:
+        return None
+    curve = attrs.get("learning_curve", get("learning_curve"))
+    if curve is not None and type(curve) is not list:
+        return None
+
+    top_known = plan.top_known
+    extra: dict[str, Any] = {k: v for k, v in raw.items() if k not in top_known}
+    extra_attrs = {k: v for k, v in attrs.items() if k not in _ATTRS_KNOWN}
+    if extra_attrs:
+        extra["user_attrs"] = extra_attrs
+    return {
+        "trial_num": trial_num,
+        "state": state,
+        "objective": objective,
+        "architecture": arch,
+        "training": training,
+        "results": {
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+            "train_accuracy": train_accuracy,
+            "duration_sec": duration,
+            "epochs_trained": epochs_trained,
+            "datetime_start": _text_or_none(start),
+            "datetime_complete": _text_or_none(complete),
+        },
+        "curve": curve,
+        "extra_params": extra_params,
+        "extra": extra,
+        "problems": (),
+    }
+
+
+def _clean_first_of(
+    raw: dict[str, Any], attrs: dict[str, Any], spellings: tuple[str, ...], integer: bool
+) -> Any:
+    """The first non-null of ``spellings`` at the top level, then in the user attributes,
+    clean (see :func:`_clean_number`); the careful path tries the next one after a bad one."""
+    for source in (raw, attrs):
+        for key in spellings:
+            value = source.get(key)
+            if value is not None:
+                return _clean_number(value, integer)
+    return None
+
+
+def careful_trial(
+    raw: dict[str, Any],
+    *,
+    study: str,
+    source_file: str,
+    factors: dict[str, str | None] | None = None,
+    fallback_number: int | None = None,
+    aliases: FieldAliases = (),
+) -> Trial | Problem:
+    """:func:`normalize_trial` value by value, every check made and every oddity recorded."""
     spellings = _Spellings(aliases)
     col = _Collector()
     attrs = _dict_at(raw, "user_attrs", "user_attrs", col)
@@ -525,3 +850,58 @@ def _normalize_curve(curve_raw: Any, col: _Collector) -> tuple[CurvePoint, ...]:
     if order != sorted(order):
         col.warn("curve_unsorted", "learning_curve: epochs out of order; sorted by epoch")
     return tuple(points[e] for e in sorted(points))
+
+
+@dataclass(frozen=True)
+class CurveColumns:
+    """A learning curve of the runner's common shape, held as columns: every entry an object
+    with the same keys, ``epoch`` first and an integer (from 0, strictly increasing), every
+    other value a float. ``names`` are in the first entry's order.
+
+    The per-trial reader's quick path keeps the curve so: the summary row's curve columns, the
+    curve block and the JSON fragment are all computed from it, without a
+    :class:`~hpo_analysis.model.CurvePoint` per epoch. :meth:`points` is the general form, the
+    same points the careful path builds.
+
+    >>> curve = curve_columns([{"epoch": 0, "val_loss": 0.7}, {"epoch": 1, "val_loss": 0.6}])
+    >>> curve.epochs, curve.names, curve.columns
+    ((0, 1), ('val_loss',), ((0.7, 0.6),))
+    >>> curve_columns([{"epoch": 0, "val_loss": 1}]) is None  # an integer: the general path
+    True
+    """
+
+    entries: list[dict[str, Any]]  # as read (the JSON fragment writes them as they are)
+    epochs: tuple[int, ...]
+    names: tuple[str, ...]
+    columns: tuple[tuple[float, ...], ...]
+
+    def points(self) -> tuple[CurvePoint, ...]:
+        return tuple(
+            CurvePoint(entry["epoch"], {k: v for k, v in entry.items() if k != "epoch"})
+            for entry in self.entries
+        )
+
+
+def curve_columns(curve_raw: list[Any]) -> CurveColumns | None:
+    """The columns of a curve of the common shape (see :class:`CurveColumns`), else None.
+
+    Every check runs over whole lists in C (``map``, ``set``, ``zip``): a Python loop per
+    epoch costs more than parsing the file."""
+    if not curve_raw or set(map(type, curve_raw)) != {dict}:
+        return None
+    keys = tuple(curve_raw[0])
+    # the same number of keys, each entry holding every key of the first (else KeyError):
+    # the same keys; and "epoch" the first key of each, as the JSON fragment writes them
+    if len(keys) < 2 or set(map(len, curve_raw)) != {len(keys)}:
+        return None
+    if set(map(next, map(iter, curve_raw))) != {"epoch"}:
+        return None
+    try:
+        epochs, *columns = zip(*map(operator.itemgetter(*keys), curve_raw), strict=True)
+    except KeyError:
+        return None
+    if set(map(type, epochs)) != {int} or epochs[0] < 0 or not all(map(lt, epochs, epochs[1:])):
+        return None
+    if set(map(type, chain.from_iterable(columns))) != {float}:
+        return None
+    return CurveColumns(curve_raw, epochs, keys[1:], tuple(columns))

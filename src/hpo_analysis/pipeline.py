@@ -60,14 +60,16 @@ from .derive import (
     assign_similar_successful,
     finish_rows,
     record_row,
+    record_row_columns,
 )
 from .errors import UsageProblem
 from .jsonio import dumps_bytes, dumps_lossless
 from .merge import MERGE_ORDER_TEXT, Conflict, Record, merge_records
 from .model import CurvePoint, ManifestRow, Problem, Settings, Trial
+from .normalize import CurveColumns
 from .schema import COLUMNS
 from .sources import Found, claim, discover, reader_named, study_meta
-from .sources.base import ReadResult
+from .sources.base import CleanRead, ReadResult
 from .sources.optuna_common import not_selected
 from .sources.optuna_storage import NAME as STORAGE_READER
 from .sources.optuna_storage import (
@@ -82,7 +84,9 @@ from .validate import validate_dir
 from .version import __version__
 from .write import outputs
 from .write.atomic import staged_output
-from .write.parquet import CurveEncodeError, curve_metric_names, decode_curve, encode_curve
+from .write.parquet import _HEADER as _CURVE_HEADER
+from .write.parquet import _NAME as _CURVE_NAME
+from .write.parquet import CurveEncodeError, _packed, curve_metric_names, decode_curve, encode_curve
 
 PARALLEL_MIN_FILES = 2000
 PARALLEL_CHUNK = 128
@@ -240,8 +244,18 @@ def _read_one(found: Found, settings: Settings, keep: bool = True) -> _FileOutco
         return _FileOutcome(found, None, [])
     _, mtime_ns = _stat(found.path)
     reader = reader_named(found.reader)
+    read_clean = getattr(reader, "read_clean", None)
     try:
-        result: ReadResult = reader.read(found.source, found.display, settings)
+        if read_clean is not None:
+            got = read_clean(found.source, found.display, settings)
+            if isinstance(got, CleanRead):
+                clean = _clean_outcome(found, got, reader.FORMAT, settings, keep, mtime_ns)
+                if clean is not None:
+                    return clean
+                got = reader.read(found.source, found.display, settings)
+            result: ReadResult = got
+        else:
+            result = reader.read(found.source, found.display, settings)
     except Exception as err:  # a reader bug must not take the whole run down
         result = ReadResult(
             problems=[
@@ -273,6 +287,59 @@ def _read_one(found: Found, settings: Settings, keep: bool = True) -> _FileOutco
         entries.append((row, dumps_lossless(row) if keep else b"", fragment, block))
     result.trials = []  # the rows carry what is needed; drop the objects early
     return _FileOutcome(found, result, entries, mtime_ns)
+
+
+def _clean_outcome(
+    found: Found, clean: CleanRead, form: str, settings: Settings, keep: bool, mtime_ns: int | None
+) -> _FileOutcome | None:
+    """The outcome of a file read by its reader's quick path: what the general path below
+    gives for the same file (row, curve block, JSON fragment), computed from the curve's
+    columns. None when the general path must decide (a --study filter, epochs beyond 64-bit)."""
+    trial, curve, result = clean.trial, clean.curve, clean.result
+    if settings.studies or (curve is not None and curve.epochs[-1] > INT64[1]):
+        return None
+    row = record_row_columns(trial, curve, settings)
+    row["source_format"] = form
+    entries: list[Entry] = []
+    if _fits_int64(row, result.problems):
+        if curve is None:
+            block = b""
+            fragment = heavy_fragment(trial, False)
+        else:
+            block = curve_block(curve)
+            fragment = _columns_fragment(curve, trial.extra, bool(row["curve_non_finite"]))
+        entries.append((row, dumps_lossless(row) if keep else b"", fragment, block))
+    return _FileOutcome(found, result, entries, mtime_ns)
+
+
+def curve_block(curve: CurveColumns) -> bytes:
+    """:func:`~hpo_analysis.write.parquet.encode_curve` of a curve held as columns (no missing
+    value by construction), written from the columns directly; the same bytes."""
+    head = [_CURVE_HEADER.pack(len(curve.epochs), len(curve.names))]
+    for name in curve.names:
+        encoded = name.encode("utf-8", "surrogatepass")
+        head.append(_CURVE_NAME.pack(len(encoded), False) + encoded)
+    parts = [_packed("q", curve.epochs)]
+    parts.extend(_packed("d", column) for column in curve.columns)
+    return b"".join(head + parts)
+
+
+def _columns_fragment(curve: CurveColumns, extra: dict[str, Any], non_finite_values: bool) -> bytes:
+    """:func:`heavy_fragment` of a trial whose curve is held as columns: the entries as read
+    are already ``{"epoch": ..., metric: value, ...}``, so they are written as they are."""
+    non_finite = []
+    if non_finite_values:
+        for epoch, values in zip(curve.epochs, zip(*curve.columns, strict=True), strict=True):
+            for metric, value in zip(curve.names, values, strict=True):
+                if not math.isfinite(value):
+                    token = (
+                        "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+                    )
+                    non_finite.append({"epoch": epoch, "metric": metric, "value": token})
+    text = dumps_bytes(
+        {"learning_curve": curve.entries, "learning_curve_non_finite": non_finite, "extra": extra}
+    )
+    return text[1:-1]
 
 
 def _outcomes(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..jsonio import MAX_DEPTH, JsonReadError, LoadedJson, load_json_bytes
 from ..model import Problem, Trial
+from ..normalize import CurveColumns
 
 
 @dataclass
@@ -30,6 +31,17 @@ class ReadResult:
     @property
     def rejected(self) -> bool:
         return any(p.severity == "rejected" for p in self.problems)
+
+
+@dataclass
+class CleanRead:
+    """A file of one clean trial, read by a reader's quick path (``read_clean``): no problem
+    at all, and its learning curve held as columns. ``trial.curve`` is left empty: ``curve``
+    is the curve (None when the trial has none)."""
+
+    result: ReadResult
+    trial: Trial
+    curve: CurveColumns | None
 
 
 def head_bytes(path: Path, size: int) -> bytes | None:

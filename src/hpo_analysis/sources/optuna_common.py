@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from ..model import Problem, Trial
-from ..normalize import FieldAliases, normalize_trial
+from ..normalize import FieldAliases, careful_trial, clean_trial
 from ..schema import BY_NAME, OBJECTIVE_PREFIX
 
 INTERMEDIATE_METRIC = "intermediate_value"
@@ -143,18 +143,23 @@ def build_trial(
         ]
     elif intermediate_values:
         raw["intermediate_values"] = {str(k): v for k, v in sorted(intermediate_values.items())}
-    trial = normalize_trial(
+    from_spec: dict[str, Any] = {
+        "objective_name": spec.name,
+        "direction": spec.direction,
+        "direction_source": spec.direction_source if spec.direction else None,
+        "objective_values": objective_values,
+    }
+    clean = clean_trial(
+        raw, study=study, source_file=source_file, factors=factors, aliases=aliases, **from_spec
+    )
+    if clean is not None:
+        return clean
+    trial = careful_trial(
         raw, study=study, source_file=source_file, factors=factors, aliases=aliases
     )
     if isinstance(trial, Problem):
         return trial
-    return dataclasses.replace(
-        trial,
-        objective_name=spec.name,
-        direction=spec.direction,
-        direction_source=spec.direction_source if spec.direction else None,
-        objective_values=objective_values,
-    )
+    return dataclasses.replace(trial, **from_spec)
 
 
 def not_selected(names: Sequence[str]) -> Problem:

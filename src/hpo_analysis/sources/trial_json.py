@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..model import Problem, Settings
-from ..normalize import normalize_trial, parse_study_factors
-from .base import ReadResult, duplicate_keys_problem, json_kind, read_json_checked
+from ..jsonio import LoadedJson
+from ..model import Problem, Settings, Trial
+from ..normalize import clean_fields, curve_columns, normalize_trial, parse_study_factors
+from .base import CleanRead, ReadResult, duplicate_keys_problem, json_kind, read_json_checked
 from .study_meta import DUMP_NAMES, DUMP_SUFFIX
 
 NAME = "trial_json"
@@ -50,6 +51,35 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
     loaded = read_json_checked(path, settings.max_file_bytes, result)
     if loaded is None:
         return result
+    return _normalized(loaded, path, display, settings, result)
+
+
+def read_clean(path: Path, display: str, settings: Settings) -> CleanRead | ReadResult:
+    """:func:`read`, or for the runner's common clean file its trial with the learning curve
+    as columns (:class:`~.base.CleanRead`), which the pipeline turns into its row, curve block
+    and JSON fragment without a per-epoch object. The file is read and parsed once either way;
+    anything the quick path is not sure of gets exactly :func:`read`'s result."""
+    result = ReadResult()
+    loaded = read_json_checked(path, settings.max_file_bytes, result)
+    if loaded is None:
+        return result
+    raw = loaded.value
+    if type(raw) is dict and not result.problems and not loaded.duplicate_keys:
+        fields = clean_fields(raw, number_in_name(path), settings.field_aliases)
+        if fields is not None:
+            curve_raw = fields.pop("curve")
+            curve = curve_columns(curve_raw) if curve_raw else None
+            if curve is not None or not curve_raw:
+                study = study_of(path)
+                factors = parse_study_factors(study, settings.compiled_pattern())
+                trial = Trial(study=study, source_file=display, factors=factors, curve=(), **fields)
+                return CleanRead(result, trial, curve)
+    return _normalized(loaded, path, display, settings, result)
+
+
+def _normalized(
+    loaded: LoadedJson, path: Path, display: str, settings: Settings, result: ReadResult
+) -> ReadResult:
     raw = loaded.value
     if not isinstance(raw, dict):
         result.problems.append(
