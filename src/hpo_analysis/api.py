@@ -264,6 +264,28 @@ class Dataset:
             filters=[("study", "==", study), ("trial_num", "==", int(trial_num))],
         )
 
+    def study_summaries(self) -> dict[str, Any]:
+        """``factors`` (names), ``states`` (trials by state) and ``studies``: per study its
+        factors, direction, trial and diverged counts and best trial (see
+        :func:`study_summaries`). Taken from the metadata extract wrote; for a dataset
+        extracted before extract kept them, computed from the trials table."""
+        metadata = self.metadata
+        studies = [e for e in metadata.get("studies", []) if isinstance(e, dict)]
+        if "factors" in metadata and "states" in metadata:
+            return {
+                "factors": metadata["factors"],
+                "states": metadata["states"],
+                "studies": studies,
+            }
+        import pyarrow.parquet as pq
+
+        computed = study_summaries(pq.read_table(self._path("trials")).to_pylist())
+        return {
+            "factors": computed["factors"],
+            "states": computed["states"],
+            "studies": [{**e, **computed["studies"].get(e.get("study"), {})} for e in studies],
+        }
+
     def table_info(self) -> dict[str, dict[str, Any]]:
         """Rows and column names of each table, from the Parquet footers (no data is read)."""
         import pyarrow.parquet as pq
@@ -335,30 +357,28 @@ class Dataset:
         return self._connection
 
     def locked_connection(self, memory_limit: str = "512MB") -> duckdb.DuckDBPyConnection:
-        """A private DuckDB connection whose views ``trials``, ``curves`` and ``diverged``
+        """A private DuckDB connection whose tables ``trials``, ``curves`` and ``diverged``
         reach the Parquet files and nothing else: for SQL from someone else (an MCP client).
 
-        The views read the files lazily (nothing is loaded up front, however large the
-        dataset); a view cannot be written (even a ``DELETE`` hidden in a CTE fails). Then
-        only the three files may be opened, extensions cannot be installed or loaded, Python
-        variables are not tables, nothing spills to temp space, ``memory_limit`` caps a
-        query's working memory, and the configuration is locked. Raises
-        :class:`MissingDependency` without DuckDB.
+        The tables are Arrow datasets over the files, registered as views: nothing is loaded
+        up front (a query reads the columns and row groups it needs, however large the
+        dataset), and a view cannot be written (even a ``DELETE`` hidden in a CTE fails). The
+        files are opened by Arrow, not by DuckDB, so DuckDB's own file access can be switched
+        off entirely (``read_csv``, ``read_parquet``, ``glob``, ``COPY`` ... fail). Extensions
+        cannot be installed or loaded, Python variables are not tables, nothing spills to temp
+        space, ``memory_limit`` caps a query's working memory, and the configuration is
+        locked. Raises :class:`MissingDependency` without DuckDB.
         """
         try:
             import duckdb
         except ImportError:
             raise MissingExtra("query", "SQL queries (DuckDB)") from None
+        import pyarrow.dataset as pads
+
         connection = duckdb.connect(":memory:")
-        paths = []
         for name in TABLES:
-            path = self._path(name).absolute().as_posix()
-            paths.append(path)
-            quoted = path.replace("'", "''")
-            connection.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{quoted}')")
-        allowed = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
+            connection.register(name, pads.dataset(self._path(name), format="parquet"))
         for setting in (
-            f"SET allowed_paths = [{allowed}]",
             "SET enable_external_access = false",
             "SET autoinstall_known_extensions = false",
             "SET autoload_known_extensions = false",
