@@ -66,7 +66,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from .annotations import MAX_NOTE_CHARS, MAX_TAG_CHARS
 from .api import TABLES as _TABLE_FILES
-from .api import Dataset, DatasetError, QueryRefused, check_sql
+from .api import Dataset, DatasetError
+from .api import QueryRefused as QueryRefused  # re-exported: the read side's SQL refusal
+from .api import check_sql as check_sql  # re-exported: one read-only SELECT, or refused
 from .api import first_line as _first_line
 from .errors import install_hint
 from .schema import BY_NAME, COLUMNS, PARAM_PREFIX
@@ -74,14 +76,6 @@ from .schema import BY_NAME, COLUMNS, PARAM_PREFIX
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = [  # the read side's error and SQL check, re-exported for this module's callers
-    "DatasetError",
-    "QueryRefused",
-    "check_sql",
-    "DatasetService",
-    "build_server",
-    "run_server",
-]
 
 SERVER_NAME = "hpo-analysis"
 INSTALL_HINT = install_hint("mcp")
