@@ -75,6 +75,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+    from .annotations import Annotation
+
 TABLES = {"trials": TRIALS_PARQUET, "curves": CURVES_PARQUET, "diverged": DIVERGED_PARQUET}
 QUERY_HINT = install_hint("query")
 
@@ -334,6 +336,14 @@ class Dataset:
         except OSError as err:
             raise DatasetError(f"{path}: cannot be read: {err.strerror}; {self._rerun}") from None
         return _strict_document(path, data)
+
+    def annotations(self) -> list[Annotation]:
+        """The annotations as annotations.csv holds them now (tags and notes added since the
+        last extract included; the next extract merges them into the tables). Raises
+        :class:`~hpo_analysis.annotations.AnnotationError` when the file cannot be read."""
+        from .annotations import ANNOTATIONS_CSV, read_annotations
+
+        return read_annotations(self.directory / ANNOTATIONS_CSV)
 
     def summary_rows(self) -> list[dict[str, Any]]:
         """hpo_summary.csv as typed row dicts (what extract wrote, with an annotation edited

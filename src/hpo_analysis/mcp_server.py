@@ -712,10 +712,12 @@ class DatasetService:
         return [f for f in data["findings"] if isinstance(f, dict)]
 
     def _annotations(self) -> list[Any]:
-        from .annotations import ANNOTATIONS_CSV, AnnotationError, read_annotations
+        """The current annotations; none when annotations.csv cannot be read (annotate says
+        why when it is called)."""
+        from .annotations import AnnotationError
 
         try:
-            return read_annotations(self.directory / ANNOTATIONS_CSV)
+            return self.dataset.annotations()
         except AnnotationError:
             return []
 
