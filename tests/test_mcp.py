@@ -709,18 +709,21 @@ def test_annotate_refuses_unknown_trials_and_oversized_notes(tmp_path: Path) -> 
 
 
 def test_overview_reads_no_table(example_out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """overview answers from the metadata, findings.json and the Parquet footers: a pass over
-    the trials (slow at 100,000 trials) would fail here."""
+    """overview answers from the metadata and the Parquet footers: a pass over the trials or
+    parsing findings.json (tens of MB at 1,000 studies) would fail here."""
     import pyarrow.dataset
     import pyarrow.parquet
+
+    from hpo_analysis.api import Dataset
 
     expected = DatasetService(example_out).overview()
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("overview read a table")
+        raise AssertionError("overview read a table or findings.json")
 
     monkeypatch.setattr(pyarrow.parquet, "read_table", refuse)
     monkeypatch.setattr(pyarrow.dataset, "dataset", refuse)
+    monkeypatch.setattr(Dataset, "findings_document", refuse)
     fresh = DatasetService(example_out)
     assert fresh.overview() == expected
     assert expected["n_trials"] == 600 and len(expected["studies"]) == 12
@@ -740,7 +743,7 @@ def test_overview_of_a_dataset_without_the_kept_summary(tmp_path: Path, example_
     for entry in metadata["studies"]:
         for key in ("factors", "best_trial", "best_objective"):
             del entry[key]
-    del metadata["factors"], metadata["states"]
+    del metadata["factors"], metadata["states"], metadata["finding_answers"]
     path.write_bytes(b'{"metadata": ' + json.dumps(metadata).encode() + b",\n" + data[head_end:])
     expected = DatasetService(example_out).overview()
     got = DatasetService(older).overview()

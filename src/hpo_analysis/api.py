@@ -144,6 +144,7 @@ class Dataset:
                 f"{', '.join(missing)}); run: hpo-analysis extract SOURCE --out {self.directory}"
             )
         self._connection: duckdb.DuckDBPyConnection | None = None
+        self._findings_document: tuple[dict[str, Any] | None] | None = None
 
     def __repr__(self) -> str:
         import pyarrow.parquet as pq
@@ -316,9 +317,30 @@ class Dataset:
             }
         return info
 
+    def finding_answers(self) -> list[dict[str, Any]] | None:
+        """Each finding's ``id``, ``title`` and one-sentence answer, without its table: kept
+        by extract in the metadata (findings.json is read for a dataset extracted before);
+        None when the dataset has no findings."""
+        answers = self.metadata.get("finding_answers")
+        if isinstance(answers, list):
+            return [a for a in answers if isinstance(a, dict)]
+        document = self.findings_document()
+        if document is None:
+            return None
+        return [
+            {"id": f.get("id"), "title": f.get("title"), "sentence": f.get("sentence")}
+            for f in document["findings"]
+            if isinstance(f, dict)
+        ]
+
     def findings_document(self) -> dict[str, Any] | None:
         """findings.json as extract wrote it (None when the dataset has none: an older
-        extract); strict JSON, so a number that was not finite is null."""
+        extract); strict JSON, so a number that was not finite is null. Parsed once."""
+        if self._findings_document is None:
+            self._findings_document = (self._read_findings_document(),)
+        return self._findings_document[0]
+
+    def _read_findings_document(self) -> dict[str, Any] | None:
         path = self.directory / FINDINGS_JSON
         try:
             data = path.read_bytes()

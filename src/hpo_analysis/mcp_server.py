@@ -255,6 +255,7 @@ class _Loaded:
     key: tuple[int, int, int]
     dataset: Dataset
     connection: duckdb.DuckDBPyConnection | None = None  # for query, opened on first use
+    overview: dict[str, Any] | None = None  # what only a new extract changes
 
 
 class DatasetService:
@@ -342,9 +343,22 @@ class DatasetService:
     # - tools -
 
     def overview(self) -> dict[str, Any]:
-        """Everything here was computed by extract (hpo_full.json's metadata, findings.json)
-        or is in the Parquet footers: no pass over the trials, however many there are."""
-        dataset = self.dataset
+        """Everything here was computed by extract (hpo_full.json's metadata) or is in the
+        Parquet footers: no pass over the trials, however many there are. Made once per
+        extract; only the number of annotations is counted again each time."""
+        loaded = self.loaded()
+        if loaded.overview is None:
+            loaded.overview = self._overview(loaded.dataset)
+        result = dict(loaded.overview)
+        result["annotations"] = len(self._annotations())
+        result["how"] = (
+            "query(sql) runs read-only DuckDB SQL over the tables; get_trial and get_curve take "
+            "study and trial_num, compare_trials STUDY/TRIAL_NUM; column meanings are in the "
+            f"README resource {README_URI}"
+        )
+        return _fit_studies(result, OVERVIEW_MAX_BYTES)
+
+    def _overview(self, dataset: Dataset) -> dict[str, Any]:
         metadata = self._read(lambda: dataset.metadata)
         summary = self._read(dataset.study_summaries)
         names = summary["factors"]
@@ -381,7 +395,7 @@ class DatasetService:
             "studies": studies,
             "tables": self.tables(),
         }
-        findings = self._read_findings()
+        findings = self._read(dataset.finding_answers)
         if findings is None:
             result["findings"] = f"{FINDINGS_FILE} not in the dataset (re-run extract)"
         else:
@@ -389,14 +403,7 @@ class DatasetService:
                 {"id": f.get("id"), "answer": shorten(str(f.get("sentence") or f.get("title")))}
                 for f in findings
             ]
-        annotations = self._annotations()
-        result["annotations"] = len(annotations)
-        result["how"] = (
-            "query(sql) runs read-only DuckDB SQL over the tables; get_trial and get_curve take "
-            "study and trial_num, compare_trials STUDY/TRIAL_NUM; column meanings are in the "
-            f"README resource {README_URI}"
-        )
-        return _fit_studies(result, OVERVIEW_MAX_BYTES)
+        return plain(result)
 
     def tables(self) -> dict[str, Any]:
         """Rows and column names of each table; the diverged table names only what it adds
@@ -792,8 +799,13 @@ def _fit_studies(overview: dict[str, Any], max_bytes: int) -> dict[str, Any]:
         >>> len(small["studies"]), small["studies_truncated"][:25]
         (1, 'TRUNCATED: 1 of 3 studies')
     """
+    overview = plain(overview)  # once: the encodings below need no conversion
     studies = overview["studies"]
-    if len(dumps(overview)) <= max_bytes:
+
+    def size(data: Any) -> int:  # len(dumps(data)) of plain data
+        return len(json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
+
+    if size(overview) <= max_bytes:
         return overview
     note = (
         "TRUNCATED: {} of {} studies listed to keep the overview small; the rest with "
@@ -812,7 +824,7 @@ def _fit_studies(overview: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     low, high = 0, len(studies) - 1
     while low < high:
         middle = (low + high + 1) // 2
-        if len(dumps(cut(middle))) <= max_bytes:
+        if size(cut(middle)) <= max_bytes:
             low = middle
         else:
             high = middle - 1

@@ -514,6 +514,11 @@ def extract(
         from .analyze import all_findings
 
         findings = all_findings(rows, settings.top_k)
+        # each finding's one-line answer beside the study summaries: findings.json holds the
+        # tables too (tens of MB for 1,000 studies), too much to parse for a glance
+        metadata["finding_answers"] = [
+            {"id": f.id, "title": f.title, "sentence": f.sentence} for f in findings
+        ]
         try:
             outputs.write_all(
                 stage.path,
