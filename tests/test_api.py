@@ -122,3 +122,57 @@ def test_missing_duckdb_gives_an_install_hint(
     ds = hpo_analysis.load(example_out)
     with pytest.raises(api.MissingDependency, match=r"hpo-analysis\[query\]"):
         ds.sql("SELECT 1")
+
+
+def test_one_dataset_error_for_every_reader() -> None:
+    """The API, the MCP server and the command line raise and catch one DatasetError."""
+    from hpo_analysis import mcp_server
+    from hpo_analysis.errors import HpoAnalysisError
+
+    assert mcp_server.DatasetError is api.DatasetError is hpo_analysis.DatasetError
+    assert issubclass(api.DatasetError, HpoAnalysisError)
+    assert mcp_server.QueryRefused is api.QueryRefused
+    assert issubclass(api.QueryRefused, api.DatasetError)
+    assert mcp_server.check_sql is api.check_sql
+
+
+def test_locked_connection_reads_the_tables_and_nothing_else(example_out: Path) -> None:
+    pytest.importorskip("duckdb")
+    import duckdb
+
+    ds = hpo_analysis.load(example_out)
+    con = ds.locked_connection()
+    # a recorded NaN and a missing value stay apart
+    nan, null = con.execute(
+        "SELECT count(*) FILTER (WHERE isnan(val_loss)), count(*) FILTER (WHERE val_loss IS NULL)"
+        " FROM curves WHERE study = 'phase6a_2B_h1_threshold_1pct' AND trial_num = 2"
+    ).fetchone() or (0, 0)
+    assert (nan, null) == (3, 0)
+    assert con.execute("SELECT count(*) FROM trials").fetchone() == (600,)
+    for sql in (
+        "SELECT * FROM read_csv('/etc/passwd')",
+        f"SELECT * FROM read_parquet('{example_out / 'trials.parquet'}')",
+        "SET enable_external_access = true",
+    ):
+        with pytest.raises(duckdb.Error):
+            con.execute(sql)
+    with pytest.raises(duckdb.Error):
+        con.execute("DELETE FROM trials")
+    assert con.execute("SELECT count(*) FROM trials").fetchone() == (600,)
+
+
+def test_study_summaries_are_kept_by_extract(example_out: Path) -> None:
+    """What the MCP overview needs was computed by extract and equals a pass over the table."""
+    ds = hpo_analysis.load(example_out)
+    kept = ds.study_summaries()
+    trials = ds.trials
+    assert kept["factors"] == ["budget", "horizon"]
+    assert kept["states"] == trials["state"].value_counts(sort=False).to_dict()
+    assert len(kept["studies"]) == trials["study"].nunique() == 12
+    for entry in kept["studies"]:
+        mine = trials[trials["study"] == entry["study"]]
+        best = mine[mine["rank_in_study"] == 1].iloc[0]
+        assert entry["best_trial"] == best["trial_num"]
+        assert entry["best_objective"] == best["objective"]
+        assert entry["factors"] == {"budget": best["budget"], "horizon": best["horizon"]}
+        assert entry["n_trials"] == len(mine)

@@ -703,3 +703,50 @@ def test_annotate_refuses_unknown_trials_and_oversized_notes(tmp_path: Path) -> 
     assert read_annotations(out / "annotations.csv") == []
     saved = service.annotate(study, 1, "ok", "fine", False)
     assert saved["trial_in_dataset"] is True
+
+
+# --- the overview comes from what extract kept -----------------------------------------------
+
+
+def test_overview_reads_no_table(example_out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """overview answers from the metadata and the Parquet footers: a pass over the trials or
+    parsing findings.json (tens of MB at 1,000 studies) would fail here."""
+    import pyarrow.dataset
+    import pyarrow.parquet
+
+    from hpo_analysis.api import Dataset
+
+    expected = DatasetService(example_out).overview()
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("overview read a table or findings.json")
+
+    monkeypatch.setattr(pyarrow.parquet, "read_table", refuse)
+    monkeypatch.setattr(pyarrow.dataset, "dataset", refuse)
+    monkeypatch.setattr(Dataset, "findings_document", refuse)
+    fresh = DatasetService(example_out)
+    assert fresh.overview() == expected
+    assert expected["n_trials"] == 600 and len(expected["studies"]) == 12
+
+
+def test_overview_of_a_dataset_without_the_kept_summary(tmp_path: Path, example_out: Path) -> None:
+    """A dataset extracted before the per-study summary was kept gets the same overview,
+    computed from its trials table."""
+    import shutil
+
+    older = tmp_path / "older"
+    shutil.copytree(example_out, older)
+    path = older / "hpo_full.json"
+    data = path.read_bytes()
+    head_end = data.index(b'"trials": [\n')
+    metadata = json.loads(data[len(b'{"metadata": ') : head_end].rstrip()[:-1])
+    for entry in metadata["studies"]:
+        for key in ("factors", "best_trial", "best_objective"):
+            del entry[key]
+    del metadata["factors"], metadata["states"], metadata["finding_answers"]
+    path.write_bytes(b'{"metadata": ' + json.dumps(metadata).encode() + b",\n" + data[head_end:])
+    expected = DatasetService(example_out).overview()
+    got = DatasetService(older).overview()
+    assert got["dataset"] != expected["dataset"]
+    got["dataset"] = expected["dataset"]
+    assert got == expected

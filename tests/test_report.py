@@ -320,3 +320,119 @@ def test_diverged_panel_names_lr_warmup_and_the_similar_trial() -> None:
         "lr 0.00456, warmup 250 | similar other/2, lr 0.0003"
     )
     assert _panel_params({"lr": None}, {}) == "lr ?, warmup ?"
+
+
+# --- one report, whoever makes it ----------------------------------------------------------
+
+
+def _report_files(directory: Path) -> dict[str, bytes]:
+    return {
+        p.name: p.read_bytes()
+        for p in sorted(directory.iterdir())
+        if p.name == REPORT_HTML or p.name.startswith("figure_")
+    }
+
+
+def test_extract_report_equals_the_report_command(tmp_path: Path, example_out: Path) -> None:
+    """extract draws the report from memory; `hpo-analysis report` reads the files: the same
+    bytes, every figure included."""
+    pytest.importorskip("matplotlib")
+    made_by_extract = _report_files(example_out)
+    assert REPORT_HTML in made_by_extract and len(made_by_extract) == 1 + len(FIGURE_NAMES)
+    copy = tmp_path / "copy"
+    shutil.copytree(example_out, copy)
+    for name in made_by_extract:
+        (copy / name).unlink()
+    result = run_cli("report", str(copy))
+    assert result.returncode == 0, result.stderr
+    assert _report_files(copy) == made_by_extract
+
+
+def _awkward_tree(root: Path) -> Path:
+    """Values whose file form differs from their form in memory: NaN and infinite numbers
+    (empty cells, JSON null), an integer in a float column, text that starts with a formula
+    trigger or a quote, a parameter beyond the data dictionary, an extra study-name factor."""
+    for study in ("sweep_2M_h1_a1", "sweep_20M_h1_a2"):
+        for number in range(8):
+            losses = [0.9 - 0.05 * e - 0.01 * number for e in range(6)]
+            value: float = losses[-1]
+            if number == 3:
+                losses[4:] = [float("inf"), float("nan")]
+                value = float("nan")
+            write_trial(
+                root,
+                study,
+                number,
+                {
+                    "trial_number": number,
+                    "value": value,
+                    "state": "COMPLETE",
+                    "params": {
+                        "learning_rate": 1 if number == 5 else 0.001 * (number + 1),
+                        "optimizer": "=adam" if number % 2 else "'+sgd",
+                        "epochs": 10,
+                    },
+                    "architecture": {"d_model": 64 * (1 + number % 2), "n_layers": 2 + number},
+                    "user_attrs": {"learning_curve": curve(*losses)},
+                },
+            )
+    return root
+
+
+def test_report_from_memory_is_the_report_from_the_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("matplotlib")
+    import hpo_analysis.report as report
+    from hpo_analysis import extract
+    from hpo_analysis.model import Settings
+
+    drawn: list[ReportData] = []
+    original = report.write_report_files
+
+    def capture(directory: Path, data: ReportData, *, atomic: bool) -> list[str]:
+        drawn.append(data)
+        return original(directory, data, atomic=atomic)
+
+    monkeypatch.setattr(report, "write_report_files", capture)
+    out = tmp_path / "out"
+    settings = Settings(
+        write_report=True,
+        study_pattern=r"_(?P<budget>\d+[MB])_(?P<horizon>h\d+)_(?P<tier>a\d+)",
+    )
+    extract([_awkward_tree(tmp_path / "hpo")], out, settings, jobs=1)
+    assert len(drawn) == 1
+    from_memory = drawn[0]
+    assert any(r["diverged"] for r in from_memory.rows)
+    assert any(str(r.get("param_optimizer", "")).startswith("=") for r in from_memory.rows)
+    from_files = report.load_report_data(out)
+    assert from_memory.rows == from_files.rows
+    assert from_memory.findings == from_files.findings
+    assert from_memory.diverged == from_files.diverged
+    assert from_memory == from_files
+    made_by_extract = _report_files(out)
+    for name in made_by_extract:
+        (out / name).unlink()
+    monkeypatch.setattr(report, "write_report_files", original)
+    report.write_report(out)
+    assert _report_files(out) == made_by_extract
+
+
+def test_the_writer_imports_neither_the_report_nor_the_analysis() -> None:
+    """write/ draws what the pipeline hands it; the report and the analysis come before or
+    after it in the pipeline, never from inside it."""
+    import ast
+
+    import hpo_analysis.write
+
+    for path in sorted(Path(hpo_analysis.write.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [alias.name for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                last = name.rsplit(".", 1)[-1]
+                assert last not in ("report", "analyze"), f"{path.name} imports {name}"

@@ -14,17 +14,21 @@ precise tools, so an MCP-capable client asks for exactly the rows it needs:
   ``annotations.csv`` through :func:`hpo_analysis.annotations.add_annotation`.
 - Resources: the generated README (data dictionary) and the JSON Schema of ``hpo_full.json``.
 
-Everything else is read-only. Data comes from :func:`hpo_analysis.load`; the directory is
-re-loaded when a new ``extract`` has replaced it, so a long-running server never serves a stale
-dataset. Errors (unknown trial, refused SQL, a missing dataset) come back as tool errors that
-say what to do; they never stop the server.
+This module is the protocol adapter only (tool definitions, argument checks, the shape of the
+answers): every read goes through :class:`hpo_analysis.api.Dataset`, the one read side, and
+every error is its :class:`~hpo_analysis.api.DatasetError`. Nothing is loaded up front: the
+overview comes from what ``extract`` computed once (hpo_full.json's metadata, findings.json,
+the Parquet footers), a trial or a curve is a filtered read, so the first answer is as quick
+on 100,000 trials as on 600. The directory is re-opened when a new ``extract`` has replaced
+it, so a long-running server never serves a stale dataset. Errors (unknown trial, refused SQL,
+a missing dataset) come back as tool errors that say what to do; they never stop the server.
 
-SQL safety is enforced by DuckDB itself, not by pattern matching: the tables are Arrow data
-registered as views of a private in-memory database (views cannot be written, so even a
-``WITH x AS (UPDATE ...)`` or ``DELETE`` hidden in a CTE fails), then file system access,
+SQL safety is enforced by DuckDB itself, not by pattern matching: the tables are views over
+the Parquet files in a private in-memory database (views cannot be written, so even a
+``WITH x AS (UPDATE ...)`` or ``DELETE`` hidden in a CTE fails), then access to any other file,
 extension loading, Python variable lookups and configuration changes are switched off
-(``enable_external_access=false`` and ``lock_configuration=true``), and DuckDB's parser must
-see exactly one statement of type ``SELECT``. A query running longer than
+(:meth:`hpo_analysis.api.Dataset.locked_connection`), and DuckDB's parser must see exactly one
+statement of type ``SELECT`` (:func:`hpo_analysis.api.check_sql`). A query running longer than
 :data:`QUERY_TIMEOUT_SEC` is interrupted and one needing more than :data:`QUERY_MEMORY_LIMIT`
 of working memory is stopped by DuckDB (the memory is released). Queries run one at a time on
 a worker thread and hold no lock the other tools need, so a slow query delays only the next
@@ -41,7 +45,7 @@ Example::
     >>> check_sql("COPY trials TO 'out.csv'")
     Traceback (most recent call last):
     ...
-    hpo_analysis.mcp_server.QueryRefused: only one read-only SELECT ... got COPY
+    hpo_analysis.api.QueryRefused: only one read-only SELECT ... got COPY
     >>> downsample(list(range(100)), 5, keep=[42])
     [0, 25, 42, 74, 99]
 """
@@ -61,12 +65,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from .annotations import MAX_NOTE_CHARS, MAX_TAG_CHARS
-from .errors import HpoAnalysisError, install_hint
+from .api import TABLES as _TABLE_FILES
+from .api import Dataset, DatasetError
+from .api import QueryRefused as QueryRefused  # re-exported: the read side's SQL refusal
+from .api import check_sql as check_sql  # re-exported: one read-only SELECT, or refused
+from .api import first_line as _first_line
+from .errors import install_hint
 from .schema import BY_NAME, COLUMNS, PARAM_PREFIX
 
 if TYPE_CHECKING:
     import duckdb
-    import pandas as pd
+
 
 SERVER_NAME = "hpo-analysis"
 INSTALL_HINT = install_hint("mcp")
@@ -80,88 +89,14 @@ CURVE_MAX_BYTES = 200_000
 OVERVIEW_MAX_BYTES = 8_000  # the overview must fit a context window comfortably
 SENTENCE_LIMIT = 120  # characters of each finding's answer in the overview
 COMPARE_MAX_TRIALS = 10
-TABLES = ("trials", "curves", "diverged")
+TABLES = tuple(_TABLE_FILES)  # trials, curves, diverged
 
 README_URI = "hpo-analysis://dataset/README.md"
 SCHEMA_URI = "hpo-analysis://dataset/hpo_full.schema.json"
 SCHEMA_FILE = "hpo_full.schema.json"
 FINDINGS_FILE = "findings.json"
 
-# Settings applied to the private query database before it is locked. Each closes one way out
-# of the tables: files and URLs, extensions, Python variables as tables, writes to temp space.
-_LOCKDOWN = (
-    "SET enable_external_access = false",
-    "SET autoinstall_known_extensions = false",
-    "SET autoload_known_extensions = false",
-    "SET allow_community_extensions = false",
-    "SET python_enable_replacements = false",
-    "SET max_temp_directory_size = '0B'",
-    f"SET memory_limit = '{QUERY_MEMORY_LIMIT}'",
-    "SET lock_configuration = true",
-)
-
-
-class DatasetError(HpoAnalysisError):
-    """A request the dataset cannot answer; the message is shown to the client as is (not
-    :class:`hpo_analysis.api.DatasetError`, which says a directory is not a dataset)."""
-
-
-class QueryRefused(DatasetError):
-    """SQL that is not a single read-only query."""
-
-    label = "query refused"
-
-
 # --- pure helpers (no MCP, no I/O) ------------------------------------------------------------
-
-
-def check_sql(sql: str, connection: duckdb.DuckDBPyConnection | None = None) -> str:
-    """The one statement of ``sql`` when DuckDB parses it as a single SELECT, else refuse.
-
-    ``WITH ... SELECT``, ``FROM t``, ``VALUES``, ``DESCRIBE``, ``SUMMARIZE`` and ``SHOW`` are
-    SELECT statements to DuckDB and are allowed; ``COPY``, ``ATTACH``, ``INSTALL``, ``LOAD``,
-    ``PRAGMA``, ``SET``, ``CREATE``, ``INSERT``, ``EXPLAIN``, ``PIVOT`` statements and several
-    statements at once are refused. (Reading files from inside a SELECT, e.g.
-    ``read_csv('/etc/passwd')``, is stopped by the locked connection, not here.)
-
-    Example::
-
-        >>> check_sql("WITH d AS (SELECT * FROM diverged) SELECT count(*) FROM d;")
-        'WITH d AS (SELECT * FROM diverged) SELECT count(*) FROM d'
-        >>> check_sql("SELECT 1; DROP TABLE trials")
-        Traceback (most recent call last):
-        ...
-        hpo_analysis.mcp_server.QueryRefused: only one statement is allowed; got 2 (SELECT, DROP)
-    """
-    import duckdb
-
-    if not sql.strip():
-        raise QueryRefused(
-            "empty SQL; give one SELECT statement, e.g. SELECT * FROM trials LIMIT 5"
-        )
-    con = connection or duckdb.connect(":memory:")
-    try:
-        statements = con.extract_statements(sql)
-    except duckdb.Error as err:
-        raise QueryRefused(f"SQL does not parse: {_first_line(err)}") from None
-    finally:
-        if connection is None:
-            con.close()
-    kinds = [statement.type.name for statement in statements]
-    if len(statements) != 1:
-        raise QueryRefused(
-            f"only one statement is allowed; got {len(statements)} ({', '.join(kinds) or 'none'})"
-        )
-    if statements[0].type == duckdb.StatementType.MULTI:  # PIVOT without IN (...)
-        raise QueryRefused(
-            "this statement expands to several statements (a PIVOT without an IN list?); "
-            "name the pivot values, e.g. PIVOT trials ON budget IN ('2M', '2B') USING count(*)"
-        )
-    if statements[0].type != duckdb.StatementType.SELECT:
-        raise QueryRefused(
-            f"only one read-only SELECT (or WITH ... SELECT) statement is allowed; got {kinds[0]}"
-        )
-    return statements[0].query.strip().rstrip(";").strip()
 
 
 def downsample(epochs: Sequence[int], max_points: int, keep: Iterable[int] = ()) -> list[int]:
@@ -270,11 +205,6 @@ def dumps(data: Any) -> str:
     return json.dumps(plain(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
 _MAGNITUDE = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
 
 
@@ -323,10 +253,9 @@ def parse_trial_ref(ref: str) -> tuple[str, int]:
 @dataclass
 class _Loaded:
     key: tuple[int, int, int]
-    dataset: Any  # hpo_analysis.Dataset
-    connection: duckdb.DuckDBPyConnection  # for query, one at a time (_query_lock)
-    lookup: duckdb.DuckDBPyConnection  # for the other tools' own SQL (_lock)
-    tables: dict[str, Any]  # rows and columns of each table, for the overview
+    dataset: Dataset
+    connection: duckdb.DuckDBPyConnection | None = None  # for query, opened on first use
+    overview: dict[str, Any] | None = None  # what only a new extract changes
 
 
 class DatasetService:
@@ -373,46 +302,82 @@ class DatasetService:
                     # a query still running on the old connection keeps it (freed after)
                     if self._query_lock.acquire(blocking=False):
                         try:
-                            self._loaded.connection.close()
+                            if self._loaded.connection is not None:
+                                self._loaded.connection.close()
                         finally:
                             self._query_lock.release()
-                    self._loaded.lookup.close()
                     self._loaded.dataset.close()
                     self._loaded = None
-                self._loaded = self._load(key)
+                try:
+                    dataset = Dataset(self.directory)
+                except DatasetError as err:  # says what is missing and what to run
+                    raise DatasetError(str(err)) from None
+                self._loaded = _Loaded(key, dataset)
             return self._loaded
 
-    def _load(self, key: tuple[int, int, int]) -> _Loaded:
-        import hpo_analysis  # the dataset API: pandas tables, records, curves, DuckDB views
+    @property
+    def dataset(self) -> Dataset:
+        return self.loaded().dataset
 
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        """The query connection (held with _query_lock), opened on the first query."""
+        loaded = self.loaded()
+        if loaded.connection is None:
+            loaded.connection = self._read(
+                lambda: loaded.dataset.locked_connection(QUERY_MEMORY_LIMIT)
+            )
+        return loaded.connection
+
+    def _read(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` over the dataset; a file that cannot be read becomes one clear message."""
         try:
-            dataset = hpo_analysis.load(self.directory)
-            tables = {name: _arrow_table(dataset.connection, name) for name in TABLES}
-        except hpo_analysis.DatasetError as err:  # says what is missing and what to run
-            raise DatasetError(str(err)) from None
+            return fn()
+        except DatasetError:
+            raise
         except Exception as err:  # noqa: BLE001 - any load failure becomes one clear message
             raise DatasetError(
                 f"{self.directory}: cannot load the dataset ({_first_line(err)}); re-run "
                 f"`hpo-analysis extract SOURCE --out {self.directory}` with this version"
             ) from None
-        connection = _locked_connection(tables)
-        lookup = _locked_connection(tables)
-        return _Loaded(key, dataset, connection, lookup, _describe_tables(lookup))
-
-    @property
-    def dataset(self) -> Any:
-        return self.loaded().dataset
 
     # - tools -
 
     def overview(self) -> dict[str, Any]:
-        trials: pd.DataFrame = self.dataset.trials
-        n_diverged = int(_bool_column(trials, "diverged").sum())
-        factors = {
-            name: sorted((plain(v) for v in trials[name].dropna().unique()), key=factor_sort_key)
-            for name in factor_columns(trials)
+        """Everything here was computed by extract (hpo_full.json's metadata) or is in the
+        Parquet footers: no pass over the trials, however many there are. Made once per
+        extract; only the number of annotations is counted again each time."""
+        loaded = self.loaded()
+        if loaded.overview is None:
+            loaded.overview = self._overview(loaded.dataset)
+        result = dict(loaded.overview)
+        result["annotations"] = len(self._annotations())
+        result["how"] = (
+            "query(sql) runs read-only DuckDB SQL over the tables; get_trial and get_curve take "
+            "study and trial_num, compare_trials STUDY/TRIAL_NUM; column meanings are in the "
+            f"README resource {README_URI}"
+        )
+        return _fit_studies(result, OVERVIEW_MAX_BYTES)
+
+    def _overview(self, dataset: Dataset) -> dict[str, Any]:
+        metadata = self._read(lambda: dataset.metadata)
+        summary = self._read(dataset.study_summaries)
+        names = summary["factors"]
+        studies = []
+        for entry in summary["studies"]:
+            factors = entry.get("factors") or {}
+            row: dict[str, Any] = {"study": entry["study"]}
+            row.update({name: cell(name, factors.get(name)) for name in names})
+            row["n_trials"] = int(entry.get("n_trials", 0))
+            row["n_diverged"] = int(entry.get("n_diverged", 0))
+            row["direction"] = cell("direction", entry.get("direction"))
+            if entry.get("best_trial") is not None:
+                row["best_trial"] = cell("trial_num", entry["best_trial"])
+                row["best_objective"] = cell("objective", entry.get("best_objective"))
+            studies.append(row)
+        levels = {
+            name: sorted({r[name] for r in studies if r[name] is not None}, key=factor_sort_key)
+            for name in names
         }
-        studies = study_rows(trials, list(factors))
         # budgets by size (2M < 20M < 200M < 2B), then horizon, then name
         studies.sort(
             key=lambda r: (
@@ -422,18 +387,15 @@ class DatasetService:
         )
         result: dict[str, Any] = {
             "dataset": str(self.directory.resolve()),
-            "n_trials": len(trials),
+            "n_trials": int(metadata.get("n_trials", 0)),
             "n_studies": len(studies),
-            "n_diverged": n_diverged,
-            "factors": factors,
+            "n_diverged": int(metadata.get("n_diverged", 0)),
+            "factors": levels,
+            "states": {str(k): int(v) for k, v in summary["states"].items()},
+            "studies": studies,
+            "tables": self.tables(),
         }
-        if "state" in trials:
-            result["states"] = {
-                str(k): int(v) for k, v in trials["state"].value_counts(sort=False).items()
-            }
-        result["studies"] = studies
-        result["tables"] = self.tables()
-        findings = self._read_findings()
+        findings = self._read(dataset.finding_answers)
         if findings is None:
             result["findings"] = f"{FINDINGS_FILE} not in the dataset (re-run extract)"
         else:
@@ -441,17 +403,17 @@ class DatasetService:
                 {"id": f.get("id"), "answer": shorten(str(f.get("sentence") or f.get("title")))}
                 for f in findings
             ]
-        annotations = self._annotations()
-        result["annotations"] = len(annotations)
-        result["how"] = (
-            "query(sql) runs read-only DuckDB SQL over the tables; get_trial and get_curve take "
-            "study and trial_num, compare_trials STUDY/TRIAL_NUM; column meanings are in the "
-            f"README resource {README_URI}"
-        )
-        return _fit_studies(result, OVERVIEW_MAX_BYTES)
+        return plain(result)
 
     def tables(self) -> dict[str, Any]:
-        return json.loads(json.dumps(self.loaded().tables))  # a copy the caller may change
+        """Rows and column names of each table; the diverged table names only what it adds
+        to the trials columns."""
+        out = self._read(self.dataset.table_info)
+        shared = set(out["trials"]["columns"])
+        added = [c for c in out["diverged"]["columns"] if c not in shared]
+        if len(added) < len(out["diverged"]["columns"]):
+            out["diverged"]["columns"] = ["<every trials column>", *added]
+        return out
 
     def query(
         self,
@@ -463,9 +425,8 @@ class DatasetService:
         import duckdb
 
         max_rows = max(1, min(int(max_rows), QUERY_MAX_ROWS))
-        loaded = self.loaded()
-        con = loaded.connection
         with self._query_lock:
+            con = self._connection()
             statement = check_sql(sql, con)
             timer = threading.Timer(timeout, con.interrupt)
             timer.start()
@@ -556,17 +517,11 @@ class DatasetService:
         metrics: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         row = self._require_trial(study, trial_num)
-        # From the query database rather than a DataFrame: there a recorded NaN and a missing
-        # value stay apart (NaN vs NULL), and rows come back as plain tuples.
-        con = self.loaded().lookup
-        with self._lock:
-            cursor = con.execute(
-                "SELECT * EXCLUDE (study, trial_num) FROM curves "
-                "WHERE study = ? AND trial_num = ? ORDER BY epoch",
-                [study, trial_num],
-            )
-            names = [d[0] for d in cursor.description or []]
-            records = cursor.fetchall()
+        # As Arrow rather than a DataFrame: a recorded NaN and a missing value stay apart
+        # (NaN vs None).
+        table = self._read(lambda: self.dataset.curve_table(study, trial_num))
+        names = table.column_names
+        records = list(zip(*(table.column(n).to_pylist() for n in names), strict=True))
         position = {name: i for i, name in enumerate(names)}
         present = [
             n for n in names if n != "epoch" and any(r[position[n]] is not None for r in records)
@@ -651,12 +606,8 @@ class DatasetService:
         if len(pairs) > COMPARE_MAX_TRIALS:
             raise DatasetError(f"at most {COMPARE_MAX_TRIALS} trials at a time; got {len(pairs)}")
         rows = [self._require_trial(s, n) for s, n in pairs]
-        diverged = self.dataset.diverged
-        diagnosis_rows = []
-        for study, trial_num in pairs:
-            match = diverged[(diverged["study"] == study) & (diverged["trial_num"] == trial_num)]
-            diagnosis_rows.append(match.iloc[0].to_dict() if len(match) else {})
-        trials_columns = list(self.dataset.trials.columns)
+        diagnosis_rows = [self._diverged_row(s, n) or {} for s, n in pairs]
+        trials_columns = self.tables()["trials"]["columns"]
         groups: dict[str, list[str]] = {
             "architecture": [],
             "hyperparameters": [],
@@ -722,8 +673,8 @@ class DatasetService:
         except AnnotationError as err:
             raise DatasetError(str(err)) from None
         try:
-            known = self._trial_row(study, trial_num) is not None
-        except DatasetError:
+            known = self.dataset.has_trial(study, trial_num)
+        except Exception:  # noqa: BLE001 - a dataset that cannot be read holds no trial
             known = False
         return {
             "saved": not remove,
@@ -759,44 +710,31 @@ class DatasetService:
 
     def _findings_document(self) -> Any:
         """findings.json as written (None when absent): the findings and their thresholds."""
-        self._key()
-        path = self.directory / FINDINGS_FILE
-        if not path.exists():
-            return None
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as err:
-            raise DatasetError(f"{path}: cannot read: {_first_line(err)}") from None
+        return self._read(self.dataset.findings_document)
 
     def _read_findings(self) -> list[dict[str, Any]] | None:
         data = self._findings_document()
         if data is None:
             return None
-        if isinstance(data, dict):
-            data = data.get("findings", [])
-        if not isinstance(data, list):
-            raise DatasetError(f"{self.directory / FINDINGS_FILE}: expected a list of findings")
-        return [f for f in data if isinstance(f, dict)]
+        return [f for f in data["findings"] if isinstance(f, dict)]
 
     def _annotations(self) -> list[Any]:
-        from .annotations import ANNOTATIONS_CSV, AnnotationError, read_annotations
+        """The current annotations; none when annotations.csv cannot be read (annotate says
+        why when it is called)."""
+        from .annotations import AnnotationError
 
         try:
-            return read_annotations(self.directory / ANNOTATIONS_CSV)
+            return self.dataset.annotations()
         except AnnotationError:
             return []
 
-    def _trial_row(self, study: str, trial_num: int) -> dict[str, Any] | None:
-        trials = self.dataset.trials
-        match = trials[(trials["study"] == study) & (trials["trial_num"] == trial_num)]
-        return match.iloc[0].to_dict() if len(match) else None
-
     def _require_trial(self, study: str, trial_num: int) -> dict[str, Any]:
-        row = self._trial_row(study, trial_num)
+        """The trial's row of the trials table, or an error that says which trials exist."""
+        dataset = self.dataset
+        row = self._read(lambda: dataset.trial_row(study, trial_num))
         if row is not None:
             return row
-        trials = self.dataset.trials
-        studies = sorted(trials["study"].unique())
+        studies = sorted(e["study"] for e in self._read(dataset.study_summaries)["studies"])
         if study not in studies:
             import difflib
 
@@ -806,16 +744,14 @@ class DatasetService:
                 f"no study {study!r} in the dataset ({len(studies)} studies; list them with "
                 f"overview){hint}"
             )
-        numbers = trials.loc[trials["study"] == study, "trial_num"]
+        numbers = self._read(lambda: dataset.trial_numbers(study))
         raise DatasetError(
             f"no trial {trial_num} in study {study!r} (its trials are numbered "
-            f"{int(numbers.min())} to {int(numbers.max())}, {len(numbers)} trials)"
+            f"{min(numbers)} to {max(numbers)}, {len(numbers)} trials)"
         )
 
     def _diverged_row(self, study: str, trial_num: int) -> dict[str, Any] | None:
-        diverged = self.dataset.diverged
-        match = diverged[(diverged["study"] == study) & (diverged["trial_num"] == trial_num)]
-        return match.iloc[0].to_dict() if len(match) else None
+        return self._read(lambda: self.dataset.diverged_row(study, trial_num))
 
     def _diverge_epoch(self, study: str, trial_num: int) -> int | None:
         row = self._diverged_row(study, trial_num)
@@ -853,21 +789,6 @@ _COMPARE_SECTIONS = {
 }
 
 
-def factor_columns(trials: pd.DataFrame) -> list[str]:
-    """Columns parsed from the study name: budget, horizon and extra ``--study-pattern`` groups.
-
-    Extra named groups become columns that the schema does not define and that are not
-    ``param_*`` columns; only those constant within each study count.
-    """
-    names = [c for c in ("budget", "horizon") if c in trials.columns]
-    for column in trials.columns:
-        if column in BY_NAME or column.startswith(PARAM_PREFIX) or column in names:
-            continue
-        if (trials.groupby("study")[column].nunique(dropna=False) <= 1).all():
-            names.append(column)
-    return [c for c in names if trials[c].notna().any()]
-
-
 def _fit_studies(overview: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     """``overview`` with as many studies as fit in ``max_bytes``, saying how many were left out.
 
@@ -878,8 +799,13 @@ def _fit_studies(overview: dict[str, Any], max_bytes: int) -> dict[str, Any]:
         >>> len(small["studies"]), small["studies_truncated"][:25]
         (1, 'TRUNCATED: 1 of 3 studies')
     """
+    overview = plain(overview)  # once: the encodings below need no conversion
     studies = overview["studies"]
-    if len(dumps(overview)) <= max_bytes:
+
+    def size(data: Any) -> int:  # len(dumps(data)) of plain data
+        return len(json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
+
+    if size(overview) <= max_bytes:
         return overview
     note = (
         "TRUNCATED: {} of {} studies listed to keep the overview small; the rest with "
@@ -898,46 +824,11 @@ def _fit_studies(overview: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     low, high = 0, len(studies) - 1
     while low < high:
         middle = (low + high + 1) // 2
-        if len(dumps(cut(middle))) <= max_bytes:
+        if size(cut(middle)) <= max_bytes:
             low = middle
         else:
             high = middle - 1
     return cut(low)
-
-
-def study_rows(trials: pd.DataFrame, factors: list[str]) -> list[dict[str, Any]]:
-    """One line per study for the overview, computed column-wise (one groupby, not one pass
-    per study): its factors and direction (first row), trials, diverged, best trial."""
-    ordered = trials.reset_index(drop=True)
-    groups = ordered.groupby("study", sort=True)
-    first = groups.head(1).set_index("study")
-    counts = groups.size()
-    diverged = _bool_column(ordered, "diverged").groupby(ordered["study"], sort=True).sum()
-    best = None
-    if "rank_in_study" in ordered.columns:
-        best = ordered[ordered["rank_in_study"] == 1].groupby("study", sort=True).head(1)
-        best = best.set_index("study")
-    studies = []
-    for study in counts.index:
-        row: dict[str, Any] = {"study": study}
-        row.update({name: cell(name, first.at[study, name]) for name in factors})
-        row["n_trials"] = int(counts[study])
-        row["n_diverged"] = int(diverged[study])
-        if "direction" in ordered.columns:
-            row["direction"] = cell("direction", first.at[study, "direction"])
-        if best is not None and study in best.index:
-            row["best_trial"] = cell("trial_num", best.at[study, "trial_num"])
-            row["best_objective"] = cell("objective", best.at[study, "objective"])
-        studies.append(row)
-    return studies
-
-
-def _bool_column(frame: pd.DataFrame, name: str) -> pd.Series:
-    if name not in frame.columns:
-        import pandas as pd
-
-        return pd.Series([], dtype=bool)
-    return frame[name].fillna(False).astype(bool)
 
 
 def _run_edges(epochs: Sequence[int], marked: Sequence[int]) -> list[int]:
@@ -952,14 +843,6 @@ def _run_edges(epochs: Sequence[int], marked: Sequence[int]) -> list[int]:
     return edges
 
 
-def _arrow_table(connection: duckdb.DuckDBPyConnection, name: str) -> Any:
-    """Table ``name`` of the dataset's DuckDB views as Arrow: lossless, unlike pandas, so a
-    curve's recorded NaN stays NaN and a missing value stays NULL."""
-    relation = connection.sql(f'SELECT * FROM "{name}"')
-    to_arrow = getattr(relation, "to_arrow_table", None) or relation.arrow
-    return to_arrow()
-
-
 # Room for the keys of a query response besides columns, types and rows (row_count,
 # truncated, truncated_reason with its text).
 _QUERY_ENVELOPE_BYTES = 400
@@ -968,48 +851,6 @@ _QUERY_ENVELOPE_BYTES = 400
 def _size(data: Any) -> int:
     """Bytes of ``data`` as sent (compact JSON, UTF-8)."""
     return len(dumps(data).encode("utf-8"))
-
-
-def _describe_tables(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """Rows and column names of each table; the diverged table names only what it adds."""
-    out: dict[str, Any] = {}
-    for table in TABLES:
-        columns = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
-        (count,) = con.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
-        out[table] = {"rows": int(count), "columns": columns}
-    # the diverged table repeats every trials column; name only what it adds
-    shared = set(out["trials"]["columns"])
-    added = [c for c in out["diverged"]["columns"] if c not in shared]
-    if len(added) < len(out["diverged"]["columns"]):
-        out["diverged"]["columns"] = ["<every trials column>", *added]
-    return out
-
-
-def _locked_connection(tables: dict[str, Any]) -> duckdb.DuckDBPyConnection:
-    """A private in-memory DuckDB with ``tables`` as read-only views that reach nothing else.
-
-    The Arrow tables are registered, not copied: a registered table is a view, which DuckDB
-    refuses to update, delete from or insert into, wherever the statement hides.
-
-    Example::
-
-        >>> import pyarrow as pa
-        >>> con = _locked_connection({"t": pa.table({"x": [1.0, float("nan"), None]})})
-        >>> con.execute("SELECT isnan(x), x IS NULL FROM t").fetchall()
-        [(False, False), (True, False), (None, True)]
-        >>> con.sql("FROM read_csv('/etc/passwd')")  # doctest: +IGNORE_EXCEPTION_DETAIL
-        Traceback (most recent call last):
-        ...
-        duckdb.PermissionException: Permission Error: Cannot access file "/etc/passwd" ...
-    """
-    import duckdb
-
-    con = duckdb.connect(":memory:")
-    for name, table in tables.items():
-        con.register(name, table)
-    for setting in _LOCKDOWN:
-        con.execute(setting)
-    return con
 
 
 # --- the MCP server ---------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from .annotations import (
     summary_cells,
     written_cells,
 )
+from .api import study_summaries
 from .cache import (
     CACHE_DIR,
     CacheWriter,
@@ -63,6 +64,7 @@ from .derive import (
     record_row_columns,
 )
 from .errors import UsageProblem
+from .finding import Finding
 from .jsonio import dumps_bytes, dumps_lossless
 from .merge import MERGE_ORDER_TEXT, Conflict, Record, merge_records
 from .model import CurvePoint, ManifestRow, Problem, Settings, Trial
@@ -563,6 +565,12 @@ def extract(
                 entry["divergence_rule"] = decision.rule.text
                 entry["diverge_objective_threshold"] = decision.rule.objective_threshold
                 entry["diverge_sentinel"] = decision.rule.sentinel
+        # what a reader asks first (the MCP overview), computed once here instead of per call
+        summaries = study_summaries(rows)
+        for entry in metadata["studies"]:
+            entry.update(summaries["studies"].get(entry["study"], {}))
+        metadata["factors"] = summaries["factors"]
+        metadata["states"] = summaries["states"]
         metadata["merge_order"] = MERGE_ORDER_TEXT
         metadata["annotations"] = {
             "file": ANNOTATIONS_CSV,
@@ -573,6 +581,11 @@ def extract(
         from .analyze import all_findings
 
         findings = all_findings(rows, settings.top_k)
+        # each finding's one-line answer beside the study summaries: findings.json holds the
+        # tables too (tens of MB for 1,000 studies), too much to parse for a glance
+        metadata["finding_answers"] = [
+            {"id": f.id, "title": f.title, "sentence": f.sentence} for f in findings
+        ]
         try:
             outputs.write_all(
                 stage.path,
@@ -585,13 +598,44 @@ def extract(
                 metric_names,
                 findings,
             )
+            figures = (
+                _write_report(stage.path, rows, findings, metadata, settings, store, spool_index)
+                if settings.write_report
+                else []
+            )
         finally:
             store.close()
+        outputs.write_readme_and_manifest(
+            stage.path, rows, manifest, metadata, settings, findings, figures
+        )
         if not cache:
             shutil.rmtree(stage.file(CACHE_DIR))
         result.validation_failures = validate_dir(stage.path, schema=None)
         stage.commit()
     return result
+
+
+def _write_report(
+    directory: Path,
+    rows: list[dict[str, Any]],
+    findings: Sequence[Finding],
+    metadata: dict[str, Any],
+    settings: Settings,
+    store: CacheWriter,
+    spool_index: dict[tuple[str, int], Location],
+) -> list[str]:
+    """report.html and the figures, drawn from this run's rows, findings and curves (the
+    files just written are not read back); the names of the figures written. Without
+    matplotlib there is no report (the command line says so)."""
+    from .report import report_available, report_data_from_run, write_report_files
+
+    if not report_available():
+        return []
+    diverged = outputs.diverged_objects(
+        rows, [r for r in rows if r["diverged"]], store, spool_index
+    )
+    data = report_data_from_run(rows, findings, diverged, metadata, settings)
+    return write_report_files(directory, data, atomic=False)
 
 
 def carry_over_annotations(

@@ -1,7 +1,11 @@
 """``report.html``: the findings and the key figures in one self-contained page.
 
-The report reads an extracted output directory (``hpo_summary.csv``, ``findings.json``,
-``diverged_analysis.json``), draws the figures with matplotlib (the ``report`` extra) and embeds
+``extract`` makes the report from what the run holds in memory (its rows, findings and the
+diverged trials' curves: :func:`report_data_from_run`); ``hpo-analysis report DIR`` makes it
+from an extracted directory through :class:`hpo_analysis.api.Dataset` (``hpo_summary.csv``,
+``findings.json``, ``diverged_analysis.json``: :func:`load_report_data`). Both give the same
+:class:`ReportData`, hence the same bytes. It draws the figures with matplotlib (the ``report``
+extra) and embeds
 them as base64 PNG, so the page opens offline and loads nothing: a Content-Security-Policy
 forbids scripts and every external resource, and all text that came from input files (study
 names, parameter values) is HTML-escaped. The same PNGs are written beside the data as
@@ -21,13 +25,11 @@ Example::
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
-import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,10 +46,15 @@ from .analyze import (
     horizon_sort_key,
     trial_frame,
 )
+from .api import Dataset, DatasetError, summary_value
+from .api import read_summary as read_summary  # re-exported: hpo_summary.csv as typed rows
 from .errors import HpoAnalysisError, install_hint
+from .fulljson import loads_strict
+from .jsonio import dumps_strict
+from .layout import FINDINGS_JSON
+from .model import Settings
 from .schema import BY_NAME, MANIFEST_COLUMNS
 from .write.atomic import fsync_dir, write_file_atomic
-from .write.cells import allow_large_csv_fields, unneutralize
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure as MplFigure
@@ -119,63 +126,12 @@ class Figure:
 
 
 # --------------------------------------------------------------------------------------------
-# Reading the output directory
+# What the report draws: from an output directory, or from the run that is writing one
 # --------------------------------------------------------------------------------------------
 
 
-def _cell(text: str, type_: str) -> Any:
-    if text == "":
-        return None
-    if type_ == "int":
-        return int(text)
-    if type_ == "float":
-        return float(text)
-    if type_ == "bool":
-        if text not in ("true", "false"):
-            raise ValueError(f"not a boolean: {text!r}")
-        return text == "true"
-    return unneutralize(text)
-
-
-def read_summary(path: Path) -> list[dict[str, Any]]:
-    """``hpo_summary.csv`` back into typed rows (the pipeline's row dicts)."""
-    rows: list[dict[str, Any]] = []
-    allow_large_csv_fields()
-    try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            for line, raw in enumerate(csv.DictReader(handle), start=2):
-                row: dict[str, Any] = {}
-                for name, text in raw.items():
-                    column = BY_NAME.get(name or "")
-                    try:
-                        row[name] = _cell(text or "", column.type if column else "str")
-                    except ValueError as err:
-                        raise ReportError(f"{path}: line {line}, column {name}: {err}") from None
-                rows.append(row)
-    except OSError as err:
-        raise ReportError(f"{path}: cannot be read: {err.strerror}") from None
-    return rows
-
-
-def _strict_json(path: Path) -> Any:
-    def refuse(token: str) -> None:
-        raise ValueError(f"non-standard JSON token {token}")
-
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle, parse_constant=refuse)
-    except OSError as err:
-        raise ReportError(f"{path}: cannot be read: {err.strerror}") from None
-    except ValueError as err:
-        raise ReportError(f"{path}: not strict JSON: {err}") from None
-
-
-def load_report_data(directory: str | os.PathLike[str], *, staged: bool = False) -> ReportData:
-    """Read what the report needs from an output directory written by ``extract``.
-
-    ``staged``: the directory is extract's staging directory, whose manifest.csv (the commit
-    marker) is written after the report.
-    """
+def load_report_data(directory: str | os.PathLike[str]) -> ReportData:
+    """Read what the report needs from an output directory written by ``extract``."""
     root = Path(directory)
     manifest = root / "manifest.csv"
     try:
@@ -183,20 +139,72 @@ def load_report_data(directory: str | os.PathLike[str], *, staged: bool = False)
             ours = handle.readline().strip() == ",".join(MANIFEST_COLUMNS)
     except OSError:
         ours = False
-    if not ours and not staged:
+    if not ours:
         raise ReportError(f"{root}: not an hpo-analysis output directory (no manifest.csv)")
-    if not (root / "findings.json").is_file():
-        raise ReportError(
-            f"{root / 'findings.json'}: missing; run hpo-analysis extract again to write it"
-        )
-    doc = _strict_json(root / "findings.json")
     try:
-        findings = [Finding.from_dict(item) for item in doc["findings"]]
-    except (KeyError, TypeError, ValueError) as err:
-        raise ReportError(f"{root / 'findings.json'}: unexpected layout ({err!r})") from None
-    diverged_doc = _strict_json(root / "diverged_analysis.json")
-    rows = read_summary(root / "hpo_summary.csv")
-    diverged = list(diverged_doc.get("trials", []))
+        dataset = Dataset(root)
+        document = dataset.findings_document()
+        if document is None:
+            raise ReportError(
+                f"{root / FINDINGS_JSON}: missing; run hpo-analysis extract again to write it"
+            )
+        findings = dataset.findings()
+        diverged_doc = dataset.diverged_document()
+        rows = dataset.summary_rows()
+    except DatasetError as err:
+        raise ReportError(str(err)) from None
+    return _report_data(
+        rows, findings, list(diverged_doc.get("trials", [])), diverged_doc, document
+    )
+
+
+def report_data_from_run(
+    rows: Sequence[dict[str, Any]],
+    findings: Sequence[Finding],
+    diverged: Iterable[dict[str, Any]],
+    meta: dict[str, Any],
+    settings: Settings,
+) -> ReportData:
+    """What the report draws, from the run that is writing the dataset (nothing is read back).
+
+    ``rows`` are the run's rows, ``diverged`` the trials of diverged_analysis.json
+    (:func:`hpo_analysis.write.outputs.diverged_objects`). The values are taken as the files
+    hold them (rows typed as hpo_summary.csv holds them, findings and diverged trials as
+    strict JSON: a number that is not finite is null), so this report is byte for byte the one
+    ``hpo-analysis report`` makes from the files later.
+    """
+    from .write import findings as findings_json
+    from .write.outputs import diverged_metadata, summary_header
+
+    columns = [
+        (name, BY_NAME[name].type if name in BY_NAME else "str") for name in summary_header(rows)
+    ]
+    typed = [{name: summary_value(row.get(name), kind) for name, kind in columns} for row in rows]
+    document = _as_strict_json(findings_json.document(findings, meta, settings))
+    strict_findings = [Finding.from_dict(item) for item in document["findings"]]
+    return _report_data(
+        typed,
+        strict_findings,
+        _as_strict_json(list(diverged)),
+        {"metadata": _as_strict_json(diverged_metadata(meta))},
+        document,
+    )
+
+
+def _as_strict_json(value: Any) -> Any:
+    """``value`` as it reads back from the strict JSON extract writes (NaN/±inf as None)."""
+    return loads_strict(dumps_strict(value).encode("utf-8"))
+
+
+def _report_data(
+    rows: list[dict[str, Any]],
+    findings: list[Finding],
+    diverged: list[dict[str, Any]],
+    diverged_doc: dict[str, Any],
+    findings_doc: dict[str, Any],
+) -> ReportData:
+    """The report's data from the summary rows, findings and diverged trials; each diverged
+    trial's diagnosis (diverge epoch and kind) is added to its row."""
     by_key = {(r["study"], r["trial_num"]): r for r in rows}
     for trial in diverged:
         row = by_key.get((trial.get("study"), trial.get("trial_num")))
@@ -210,8 +218,8 @@ def load_report_data(directory: str | os.PathLike[str], *, staged: bool = False)
         findings=findings,
         diverged=diverged,
         meta=meta,
-        top_k=doc.get("top_k"),
-        thresholds_text=str(doc.get("thresholds_text", THRESHOLDS_TEXT)),
+        top_k=findings_doc.get("top_k"),
+        thresholds_text=str(findings_doc.get("thresholds_text", THRESHOLDS_TEXT)),
     )
 
 
@@ -909,30 +917,37 @@ def render_html(data: ReportData, figures: Sequence[Figure]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def write_report(directory: str | os.PathLike[str], *, staged: bool = False) -> list[str]:
-    """Write ``report.html`` and the ``figure_*.png`` files into an extracted output directory.
+def write_report(directory: str | os.PathLike[str]) -> list[str]:
+    """Write ``report.html`` and the ``figure_*.png`` files into an extracted output directory,
+    from the files in it (``hpo-analysis report DIR``).
 
     Each file is replaced atomically; figures this tool wrote before but has no data for now
-    are removed. ``staged=True`` is extract writing into its staging directory. Returns the
-    figure paths relative to ``directory``. Raises
+    are removed. Returns the figure paths relative to ``directory``. Raises
     :class:`ReportError` (one line) when the directory is not usable or matplotlib is missing.
     """
     if not report_available():
         raise ReportError(f"the report needs matplotlib: {INSTALL_HINT}")
     root = Path(directory)
-    data = load_report_data(root, staged=staged)
+    return write_report_files(root, load_report_data(root), atomic=True)
+
+
+def write_report_files(directory: Path, data: ReportData, *, atomic: bool) -> list[str]:
+    """Draw ``data`` and write ``report.html`` and the figures into ``directory``.
+
+    ``atomic``: replace each file atomically and fsync the directory (a live output
+    directory); extract writes into its staging directory, which is made durable and swapped
+    in as a whole. Returns the names of the figures written.
+    """
     figures = make_figures(data)
-    # In extract's staging directory the whole set is fsynced and swapped in at once; a
-    # standalone run replaces each file atomically in the live directory.
-    write = (lambda path, data: path.write_bytes(data)) if staged else write_file_atomic
+    write = write_file_atomic if atomic else (lambda path, data: path.write_bytes(data))
     written = []
     for figure in figures:
-        write(root / figure.name, figure.png)
+        write(directory / figure.name, figure.png)
         written.append(figure.name)
     for name in FIGURE_NAMES:
         if name not in written:
-            (root / name).unlink(missing_ok=True)
-    write(root / REPORT_HTML, render_html(data, figures).encode("utf-8"))
-    if not staged:
-        fsync_dir(root)
+            (directory / name).unlink(missing_ok=True)
+    write(directory / REPORT_HTML, render_html(data, figures).encode("utf-8"))
+    if atomic:
+        fsync_dir(directory)
     return written

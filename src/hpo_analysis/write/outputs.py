@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from operator import attrgetter
 from pathlib import Path
@@ -248,6 +248,57 @@ def _curve_of(store: CacheWriter, index: SpoolIndex, key: tuple[str, int]) -> li
     return loads_lossless(b"{" + fragment + b"}")["learning_curve"]
 
 
+def diverged_objects(
+    rows: Sequence[dict[str, Any]],
+    diverged: Sequence[dict[str, Any]],
+    store: CacheWriter,
+    index: SpoolIndex,
+    dynamic: Sequence[str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Each diverged trial flat (the CSV's columns) with its curve and its neighbour's curve:
+    the trials of diverged_analysis.json, one at a time (the report draws them too)."""
+    header = diverged_header(rows, dynamic)
+    wanted = {
+        tuple(r["similar_successful_trial"].rpartition("/")[::2])
+        for r in diverged
+        if r.get("similar_successful_trial")
+    }
+    by_key = {
+        (r["study"], r["trial_num"]): r for r in rows if (r["study"], str(r["trial_num"])) in wanted
+    }
+    for row in diverged:
+        key = (row["study"], row["trial_num"])
+        obj = {name: row.get(name) for name in header}
+        obj["learning_curve"] = _curve_of(store, index, key)
+        similar = None
+        if row.get("similar_successful_trial"):
+            study, _, num = row["similar_successful_trial"].rpartition("/")
+            other_key = (study, int(num))
+            other = by_key[other_key]
+            similar = {
+                name: other.get(name)
+                for name in (
+                    "study",
+                    "trial_num",
+                    "d_model",
+                    "n_layers",
+                    "n_heads",
+                    "d_ff",
+                    "lr",
+                    "warmup_steps",
+                    "dropout",
+                    "weight_decay",
+                    "val_loss",
+                    "best_epoch",
+                    "epochs_trained",
+                    "stop_reason",
+                )
+            }
+            similar["learning_curve"] = _curve_of(store, index, other_key)
+        obj["similar_trial"] = similar
+        yield obj
+
+
 def write_diverged_json(
     path: Path,
     rows: Sequence[dict[str, Any]],
@@ -258,60 +309,20 @@ def write_diverged_json(
     dynamic: Sequence[str] | None = None,
 ) -> None:
     """Each diverged trial flat (the CSV's columns) with its curve and its neighbour's curve."""
-    header = diverged_header(rows, dynamic)
-    wanted = {
-        tuple(r["similar_successful_trial"].rpartition("/")[::2])
-        for r in diverged
-        if r.get("similar_successful_trial")
-    }
-    by_key = {
-        (r["study"], r["trial_num"]): r for r in rows if (r["study"], str(r["trial_num"])) in wanted
-    }
     with open(path, "w", encoding="utf-8", newline="\n") as out:
         out.write(
-            '{"metadata": '
-            + dumps_strict(
-                {
-                    k: meta[k]
-                    for k in ("generated", "tool_version", "n_trials", "n_diverged", "settings")
-                },
-                indent=1,
-            )
-            + ',\n"trials": [\n'
+            '{"metadata": ' + dumps_strict(diverged_metadata(meta), indent=1) + ',\n"trials": [\n'
         )
-        for position, row in enumerate(diverged):
-            key = (row["study"], row["trial_num"])
-            obj = {name: row.get(name) for name in header}
-            obj["learning_curve"] = _curve_of(store, index, key)
-            similar = None
-            if row.get("similar_successful_trial"):
-                study, _, num = row["similar_successful_trial"].rpartition("/")
-                other_key = (study, int(num))
-                other = by_key[other_key]
-                similar = {
-                    name: other.get(name)
-                    for name in (
-                        "study",
-                        "trial_num",
-                        "d_model",
-                        "n_layers",
-                        "n_heads",
-                        "d_ff",
-                        "lr",
-                        "warmup_steps",
-                        "dropout",
-                        "weight_decay",
-                        "val_loss",
-                        "best_epoch",
-                        "epochs_trained",
-                        "stop_reason",
-                    )
-                }
-                similar["learning_curve"] = _curve_of(store, index, other_key)
-            obj["similar_trial"] = similar
+        objects = diverged_objects(rows, diverged, store, index, dynamic)
+        for position, obj in enumerate(objects):
             out.write(dumps_strict(obj))
             out.write(",\n" if position < len(diverged) - 1 else "\n")
         out.write("]}\n")
+
+
+def diverged_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    """The part of the run's metadata that diverged_analysis.json carries."""
+    return {k: meta[k] for k in ("generated", "tool_version", "n_trials", "n_diverged", "settings")}
 
 
 def write_manifest(path: Path, manifest: Sequence[ManifestRow]) -> None:
@@ -338,9 +349,10 @@ def write_all(
     metric_names: set[str],
     findings: Sequence[Finding],
 ) -> None:
+    """Every data file and findings.json; the report, the README and the manifest follow
+    (:func:`write_readme_and_manifest`)."""
     from ..schema_json import full_json_schema
     from . import findings as findings_json
-    from . import readme
 
     diverged = [r for r in rows if r["diverged"]]
     dynamic = dynamic_columns(rows)  # once: it looks at every key of every row
@@ -363,12 +375,21 @@ def write_all(
         metric_names,
     )
     findings_json.write(directory / FINDINGS_JSON, findings, meta, settings)
-    figures: list[str] = []
-    if settings.write_report:
-        from ..report import report_available, write_report
 
-        if report_available():
-            figures = write_report(directory, staged=True)
+
+def write_readme_and_manifest(
+    directory: Path,
+    rows: Sequence[dict[str, Any]],
+    manifest: Sequence[ManifestRow],
+    meta: dict[str, Any],
+    settings: Settings,
+    findings: Sequence[Finding],
+    figures: Sequence[str] = (),
+) -> None:
+    """The README, which shows the report's ``figures`` (so it follows the report), and then
+    the manifest: written last, it marks the set complete."""
+    from . import readme
+
     (directory / README).write_text(
         readme.render(rows, manifest, meta, settings, findings=findings, figures=figures),
         encoding="utf-8",
