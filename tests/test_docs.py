@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -24,6 +25,24 @@ def test_generated_readme_documents_every_column(example_out: Path) -> None:
     text = (example_out / "README.md").read_text(encoding="utf-8")
     for column in COLUMNS:
         assert f"| `{column.name}` |" in text, column.name
+
+
+def test_every_metadata_key_is_documented(example_out: Path) -> None:
+    """Each key extract writes into hpo_full.json's metadata (and each study entry) has a
+    description in the JSON Schema, and the README lists it."""
+    from hpo_analysis.schema_json import metadata_schema, study_entry_schema
+
+    metadata = json.loads((example_out / "hpo_full.json").read_text(encoding="utf-8"))["metadata"]
+    text = (example_out / "README.md").read_text(encoding="utf-8")
+    for schema, entries, prefix in (
+        (metadata_schema(), [metadata], "metadata."),
+        (study_entry_schema(), metadata["studies"], "metadata.studies[]."),
+    ):
+        written = {key for entry in entries for key in entry}
+        described = {k for k, v in schema["properties"].items() if v.get("description")}
+        assert written <= described, sorted(written - described)
+        for key in written:
+            assert f"`{prefix}{key}`" in text, key
 
 
 def test_generated_readme_python_examples_run(example_out: Path) -> None:

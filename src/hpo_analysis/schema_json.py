@@ -122,22 +122,117 @@ def trial_schema() -> dict[str, Any]:
     return _object(top, top_required, {"type": ["string", "null"]})
 
 
-def metadata_schema() -> dict[str, Any]:
-    integer = {"type": "integer", "minimum": 0}
+def _described(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {**schema, "description": description}
+
+
+def study_entry_schema() -> dict[str, Any]:
+    """One element of ``metadata.studies``: what extract decided and found about one study."""
+    text, integer = {"type": "string"}, {"type": "integer"}
+    nullable_text = {"type": ["string", "null"]}
     return _object(
         {
-            "generated": {"type": "string", "description": "UTC time of the run (ISO 8601)."},
-            "tool": {"const": "hpo-analysis"},
-            "tool_version": {"type": "string"},
-            "command": {"type": "string"},
-            "sources": {"type": "array", "items": {"type": "string"}},
-            "n_files": integer,
-            "files_by_status": {"type": "object", "additionalProperties": integer},
-            "n_studies": integer,
-            "n_trials": integer,
-            "n_diverged": integer,
-            "settings": {"type": "object"},
-            "studies": {"type": "array", "items": {"type": "object"}},
+            "study": _described(text, "Study name, as in the `study` column."),
+            "budget": _described(nullable_text, "Budget parsed from the study name."),
+            "horizon": _described(nullable_text, "Horizon parsed from the study name."),
+            "direction": _described(
+                {"enum": ["minimize", "maximize", None]},
+                "Whether a lower or a higher objective is better in this study.",
+            ),
+            "direction_source": _described(
+                text, "Where the direction comes from (a file and its evidence, or the default)."
+            ),
+            "n_trials": _described(integer, "Trials of the study in the dataset."),
+            "n_diverged": _described(integer, "Of them, diverged trials."),
+            "objective_name": _described(
+                nullable_text, "Name of the objective the divergence rule looks at."
+            ),
+            "divergence_rule": _described(text, "The divergence rule applied, in words."),
+            "diverge_objective_threshold": _described(
+                {"type": ["number", "null"]},
+                "Objective at or beyond which a trial counts as diverged (null: none).",
+            ),
+            "diverge_sentinel": _described(
+                {"type": ["number", "null"]},
+                "The runner's sentinel objective in this study (a value it writes for failed "
+                "runs, e.g. 100.0); a trial with it counts as diverged (null: none).",
+            ),
+            "factors": _described(
+                {"type": "object"},
+                "The study's value of each entry of `metadata.factors` (budget, horizon, "
+                "named groups of the study-name pattern).",
+            ),
+            "best_trial": _described(
+                integer, "trial_num of the study's best trial (rank 1); absent when none is ranked."
+            ),
+            "best_objective": _described({"type": ["number", "null"]}, "Objective of that trial."),
+        },
+        ["study"],
+    )
+
+
+def metadata_schema() -> dict[str, Any]:
+    """``metadata``: how the dataset was made and what a reader asks first, answered once."""
+    integer = {"type": "integer", "minimum": 0}
+    text = {"type": "string"}
+    return _object(
+        {
+            "generated": _described(text, "UTC time of the run (ISO 8601)."),
+            "tool": _described({"const": "hpo-analysis"}, "The tool that wrote the dataset."),
+            "tool_version": _described(text, "Its version."),
+            "command": _described(text, "The command line of the run."),
+            "sources": _described(
+                {"type": "array", "items": text}, "The input folders or files given."
+            ),
+            "n_files": _described(integer, "Input files looked at (see manifest.csv)."),
+            "files_by_status": _described(
+                {"type": "object", "additionalProperties": integer},
+                "Input files per manifest status (ok, warning, rejected, ignored).",
+            ),
+            "n_studies": _described(integer, "Studies in the dataset."),
+            "n_trials": _described(integer, "Trials in the dataset (rows of hpo_summary.csv)."),
+            "n_diverged": _described(integer, "Diverged trials."),
+            "settings": _described(
+                {"type": "object"}, "The settings that decide what extract computes."
+            ),
+            "studies": _described(
+                {"type": "array", "items": study_entry_schema()}, "One entry per study."
+            ),
+            "factors": _described(
+                {"type": "array", "items": text},
+                "Columns constant within each study that tell studies apart (budget, horizon, "
+                "named groups of the study-name pattern).",
+            ),
+            "states": _described(
+                {"type": "object", "additionalProperties": integer},
+                "Trials per state (COMPLETE, PRUNED, FAIL, ...).",
+            ),
+            "merge_order": _described(
+                text, "The order in which the records of one trial are merged, in words."
+            ),
+            "annotations": _described(
+                _object(
+                    {
+                        "file": _described(text, "The annotations file read."),
+                        "trials_annotated": _described(integer, "Trials with an annotation."),
+                        "orphans": _described(
+                            {"type": "array", "items": text},
+                            "Annotated study/trial_num pairs not in the dataset.",
+                        ),
+                    },
+                    ["file", "trials_annotated", "orphans"],
+                ),
+                "Annotations carried over from annotations.csv.",
+            ),
+            "finding_answers": _described(
+                {
+                    "type": "array",
+                    "items": _object(
+                        {"id": text, "title": text, "sentence": text}, ["id", "title", "sentence"]
+                    ),
+                },
+                "Each finding's one-line answer (the tables are in findings.json).",
+            ),
         },
         ["generated", "tool", "tool_version", "n_trials", "n_studies", "n_diverged", "settings"],
     )

@@ -141,7 +141,26 @@ def _dictionary(rows: Sequence[dict[str, Any]]) -> str:
             "(under `results`; `objective` is the one ranked, see `--rank-by`); other names are "
             "named groups of the study-name pattern."
         )
-    return text
+    return text + "\n\n" + _metadata_dictionary()
+
+
+def _metadata_dictionary() -> str:
+    """The keys of hpo_full.json's ``metadata``, from the same JSON Schema validate checks."""
+    from ..schema_json import metadata_schema, study_entry_schema
+
+    def table(schema: dict[str, Any], prefix: str) -> list[list[str]]:
+        return [
+            [f"`{prefix}{name}`", md_cell(entry.get("description", ""))]
+            for name, entry in schema["properties"].items()
+        ]
+
+    rows = table(metadata_schema(), "metadata.") + table(
+        study_entry_schema(), "metadata.studies[]."
+    )
+    return (
+        f"`{FULL_JSON}` also holds `metadata`, one object about the whole dataset:\n\n"
+        + md_table(["key", "meaning"], rows)
+    )
 
 
 def _examples(rows: Sequence[dict[str, Any]]) -> str:
