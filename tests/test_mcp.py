@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -446,7 +447,13 @@ def test_findings_are_read_from_findings_json(client: Client, example_out: Path)
         return
     data = json.loads(path.read_text(encoding="utf-8"))
     findings = data["findings"] if isinstance(data, dict) else data
-    assert client.call("findings") == data
+    listed = client.call("findings")
+    assert {k: v for k, v in listed.items() if k not in ("findings", "more")} == {
+        k: v for k, v in data.items() if k != "findings"
+    }
+    assert [(f["id"], f["sentence"], f["n"], f["table_rows"]) for f in listed["findings"]] == [
+        (f["id"], f["sentence"], f["n"], len(f["rows"])) for f in findings
+    ]
     first = findings[0]
     assert client.call("findings", id=str(first["id"])) == first
     assert "no finding" in client.error("findings", id="no-such-finding")
@@ -454,6 +461,25 @@ def test_findings_are_read_from_findings_json(client: Client, example_out: Path)
     assert [f["id"] for f in overview["findings"]] == [f["id"] for f in findings]
     for short, finding in zip(overview["findings"], findings, strict=True):
         assert finding["sentence"].startswith(short["answer"].removesuffix(" …"))
+
+
+def test_a_long_finding_table_is_cut_with_its_total(tmp_path: Path, example_out: Path) -> None:
+    """A finding of a thousand studies can hold thousands of rows: one answer carries the first
+    FINDING_MAX_ROWS of them and says how many there are and where the rest are."""
+    from hpo_analysis.mcp_server import FINDING_MAX_ROWS, DatasetService
+
+    shutil.copytree(example_out, tmp_path / "d")
+    path = tmp_path / "d" / "findings.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    long = next(f for f in data["findings"] if f["rows"])
+    long["rows"] = [list(long["rows"][0])] * (FINDING_MAX_ROWS + 5)
+    path.write_text(json.dumps(data), encoding="utf-8")
+    answer = DatasetService(tmp_path / "d").findings(str(long["id"]))
+    assert len(answer["rows"]) == FINDING_MAX_ROWS
+    assert answer["rows_total"] == FINDING_MAX_ROWS + 5
+    assert "findings.json" in answer["rows_cut"]
+    short = next(f for f in data["findings"] if f is not long)
+    assert DatasetService(tmp_path / "d").findings(str(short["id"])) == short
 
 
 def test_resources_are_the_readme_and_the_json_schema(client: Client, example_out: Path) -> None:

@@ -86,6 +86,7 @@ QUERY_MAX_BYTES = 60_000
 QUERY_TIMEOUT_SEC = 30.0
 QUERY_MEMORY_LIMIT = "512MB"  # DuckDB's working memory for one query; more is an error
 CURVE_MAX_BYTES = 200_000
+FINDING_MAX_ROWS = 200  # rows of a finding's table (and estimates) in one answer
 OVERVIEW_MAX_BYTES = 8_000  # the overview must fit a context window comfortably
 SENTENCE_LIMIT = 120  # characters of each finding's answer in the overview
 COMPARE_MAX_TRIALS = 10
@@ -645,20 +646,46 @@ class DatasetService:
         return result
 
     def findings(self, finding_id: str | None = None) -> Any:
+        """Without an id, every finding's answer (id, title, section, sentence, n, size of its
+        table) and the thresholds; with one, that finding with at most
+        :data:`FINDING_MAX_ROWS` rows of its table and of its estimates. findings.json holds
+        tens of MB at a thousand studies, too much for one answer."""
         document = self._findings_document()
         if document is None:
             raise DatasetError(
                 f"{self.directory / FINDINGS_FILE} does not exist: this dataset was extracted "
                 "before findings were written; re-run `hpo-analysis extract` to create it"
             )
-        if finding_id is None:
-            return document
         findings = self._read_findings() or []
+        if finding_id is None:
+            head = {k: v for k, v in document.items() if k != "findings"}
+            head["findings"] = [
+                {
+                    **{k: f.get(k) for k in ("id", "title", "section", "sentence", "n")},
+                    "table_rows": len(f.get("rows") or []),
+                }
+                for f in findings
+            ]
+            head["more"] = "call findings with an id for its table, notes and estimates"
+            return head
         for finding in findings:
             if str(finding.get("id")) == finding_id:
-                return finding
+                return self._finding_capped(finding)
         ids = ", ".join(str(f.get("id")) for f in findings)
         raise DatasetError(f"no finding {finding_id!r}; the findings are: {ids}")
+
+    def _finding_capped(self, finding: dict[str, Any]) -> dict[str, Any]:
+        result = dict(finding)
+        for key in ("rows", "estimates"):
+            items = finding.get(key)
+            if isinstance(items, list) and len(items) > FINDING_MAX_ROWS:
+                result[key] = items[:FINDING_MAX_ROWS]
+                result[f"{key}_total"] = len(items)
+                result[f"{key}_cut"] = (
+                    f"the first {FINDING_MAX_ROWS} of {len(items)}; all are in "
+                    f"{self.directory / FINDINGS_FILE}"
+                )
+        return result
 
     def annotate(
         self, study: str, trial_num: int, tag: str, note: str, remove: bool
@@ -1056,9 +1083,10 @@ def build_server(directory: Path, *, allow_annotate: bool = False) -> Any:
 
     @tool(
         "findings",
-        "The findings computed by extract (the README's 'Known patterns and findings'): each "
-        "with id, title, a one-sentence answer, n and a small table (columns, rows). Without "
-        "id: all findings; with id: that one.",
+        "The findings computed by extract (the README's 'Known patterns and findings'). "
+        "Without id: each finding's id, title, one-sentence answer, n and table size, and the "
+        f"thresholds; with id: that finding with its table (columns, rows; at most "
+        f"{FINDING_MAX_ROWS} rows), notes and estimates.",
     )
     async def findings(
         id: FindingIdArg = None,
