@@ -85,6 +85,11 @@ class Record:
     def rank(self) -> tuple[int, int]:
         return MERGE_ORDER.get(self.reader, OTHER_FORMATS), self.order
 
+    def release(self) -> None:
+        """Once merged, keep only the trial's key of the row: the manifest needs no more, and
+        at scale the rows of merged records would double the memory of the trials."""
+        self.row = {"study": self.row["study"], "trial_num": self.row["trial_num"]}
+
 
 @dataclass(frozen=True)
 class Conflict:
@@ -149,7 +154,7 @@ def merge_records(records: Sequence[Record]) -> Merged:
     ordered = sorted(records, key=lambda r: r.rank)
     primary = ordered[0]
     primary.outcome, primary.lead = "kept", None
-    row = dict(primary.row)
+    row = primary.row  # becomes the merged row: no copy of every trial at scale
     result = Merged(row, primary.location, primary.names, primary)
     forms = {primary.reader: primary}
     for other in ordered[1:]:

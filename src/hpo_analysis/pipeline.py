@@ -610,6 +610,11 @@ def extract(
         )
         if not cache:
             shutil.rmtree(stage.file(CACHE_DIR))
+        # validation reads what is on disk: the in-memory tables are emptied first, so that
+        # its reading reuses their memory instead of adding to the run's peak
+        for table in (rows, manifest, findings):
+            table.clear()
+        spool_index.clear()
         result.validation_failures = validate_dir(stage.path, schema=None)
         stage.commit()
     return result
@@ -780,6 +785,8 @@ def _collect(
         metric_names.update(merged.names)
         for conflict in merged.conflicts:
             conflicts.setdefault(conflict.other_file, []).append(conflict)
+        for record in records:
+            record.release()
     by_key.clear()
     metas = study_metas(
         [p for p in manifest if isinstance(p, _Pending) and p.reader == STUDY_META],
