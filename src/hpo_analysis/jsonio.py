@@ -30,11 +30,12 @@ Example::
 from __future__ import annotations
 
 import codecs
+import itertools
 import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from .errors import HpoAnalysisError
 
@@ -369,6 +370,16 @@ def finite_or_none(value: Any) -> Any:
 def dumps_strict(value: Any, *, indent: int | None = None) -> str:
     """RFC 8259 JSON: non-finite numbers become ``null``; keys keep their order."""
     return json.dumps(finite_or_none(value), allow_nan=False, ensure_ascii=False, indent=indent)
+
+
+def dump_strict(value: Any, handle: TextIO, *, indent: int | None = None) -> None:
+    """:func:`dumps_strict` written to ``handle`` as it is encoded, a few thousand pieces at a
+    time: the same text without holding all of it (tens of MB for a thousand studies) and its
+    pieces in memory at once."""
+    encoder = json.JSONEncoder(allow_nan=False, ensure_ascii=False, indent=indent)
+    pieces = encoder.iterencode(finite_or_none(value))
+    while block := list(itertools.islice(pieces, 8192)):
+        handle.write("".join(block))
 
 
 def dumps_bytes(value: Any) -> bytes:

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..derive import budget_params
 from ..finding import INSUFFICIENT, THRESHOLDS, THRESHOLDS_TEXT, Finding, budget_sort_key
-from ..jsonio import dumps_strict
+from ..jsonio import dump_strict
 from ..model import Settings
 from ..stats import METHOD
 
@@ -64,6 +64,6 @@ def _budget_params(findings: Sequence[Finding]) -> dict[str, int]:
 def write(
     path: Path, findings: Sequence[Finding], meta: dict[str, Any], settings: Settings
 ) -> None:
-    path.write_text(
-        dumps_strict(document(findings, meta, settings), indent=1) + "\n", encoding="utf-8"
-    )
+    with open(path, "w", encoding="utf-8") as handle:
+        dump_strict(document(findings, meta, settings), handle, indent=1)
+        handle.write("\n")
