@@ -23,7 +23,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -156,19 +155,6 @@ def heavy_fragment(trial: Trial, non_finite_values: bool = True) -> bytes:
 
 INT64 = (-(2**63), 2**63 - 1)
 # text columns with few distinct values, shared between the rows held in memory
-_REPEATED_TEXT = (
-    "study",
-    "budget",
-    "horizon",
-    "state",
-    "stop_reason",
-    "objective_kind",
-    "objective_name",
-    "direction",
-    "direction_source",
-    "arch_category",
-    "arch_style",
-)
 _INT_COLUMNS = tuple(c.name for c in COLUMNS if c.type == "int")
 
 
@@ -776,10 +762,6 @@ def _collect(
     for key, records in by_key.items():
         merged = merge_records(records)
         trial = merged.row
-        for name in _REPEATED_TEXT:  # one shared string each: rows stay small at scale
-            value = trial.get(name)
-            if type(value) is str:
-                trial[name] = sys.intern(value)
         rows.append(trial)
         spool_index[key] = merged.location
         metric_names.update(merged.names)
