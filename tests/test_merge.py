@@ -376,3 +376,19 @@ def test_a_second_dump_of_the_same_trials_is_one_duplicate_line(
     assert "and 5 more" in second["reason"]
     lines = [line for line in run.stderr.splitlines() if line.startswith(str(dump))]
     assert len(lines) == 1
+
+
+def test_a_packed_record_gives_back_its_row_in_order_and_shares_what_repeats() -> None:
+    rows = [
+        {"study": "s", "trial_num": n, "state": "COMPLETE", "lr": 0.1 * n, "extra": None}
+        for n in range(3)
+    ]
+    # text built at run time, as a reader's parse makes it: equal, but separate objects
+    rows[1]["state"] = "".join(["COMP", "LETE"])
+    records = [Record(dict(r), None, [], "f.json", "study_dump", 0) for r in rows]
+    for record, row in zip(records, rows, strict=True):
+        assert record.row == row and list(record.row) == list(row)
+        assert record.row is not record.row  # a new dict each time: the record stays as read
+    assert records[0].row["state"] is records[1].row["state"]
+    records[2].release()
+    assert records[2].row == {"study": "s", "trial_num": 2}
