@@ -244,12 +244,15 @@ def _read_one(found: Found, settings: Settings, keep: bool = True) -> _FileOutco
     """One file's outcome; ``keep``: also encode each row for the cache."""
     if found.status != "read" or found.reader is None:
         return _FileOutcome(found, None, [])
-    _, mtime_ns = _stat(found.path)
     reader = reader_named(found.reader)
     read_clean = getattr(reader, "read_clean", None)
+    # taken before the file is read (a change while it is read then shows in the next run);
+    # a quick path reads the one file and takes it from the open file instead
+    mtime_ns = _stat(found.path)[1] if read_clean is None else None
     try:
         if read_clean is not None:
             got = read_clean(found.source, found.display, settings)
+            mtime_ns = got.result.mtime_ns if isinstance(got, CleanRead) else got.mtime_ns
             if isinstance(got, CleanRead):
                 clean = _clean_outcome(found, got, reader.FORMAT, settings, keep, mtime_ns)
                 if clean is not None:
