@@ -113,7 +113,7 @@ def _fast_load(data: bytes) -> LoadedJson | None:
     """
     if orjson is None or _may_hold_long_integer(data):
         return None
-    if b"\\u" in data and _ESCAPED_COLON.search(data):
+    if b"\\" in data and _ESCAPED_COLON.search(data):  # a byte search first: no escape
         return None
     try:
         value = orjson.loads(data)

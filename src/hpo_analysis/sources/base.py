@@ -59,7 +59,7 @@ def head_bytes(path: Path, size: int) -> bytes | None:
 def read_bytes_checked(path: Path, max_bytes: int, result: ReadResult) -> bytes | None:
     """Read a whole file, filling size and sha256; None (and a rejecting problem) on failure."""
     try:
-        with open(path, "rb") as handle:
+        with open(path, "rb", buffering=0) as handle:  # one read of the whole file
             info = os.fstat(handle.fileno())
             size = info.st_size
             result.size_bytes, result.mtime_ns = size, info.st_mtime_ns
