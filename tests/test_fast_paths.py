@@ -680,3 +680,137 @@ def test_clean_path_accepts_aliases_given_as_lists() -> None:
     aliases: Any = [("lr", ["my_lr"])]  # a library caller's lists: not hashable
     trial = normalize.normalize_trial(raw, study="s", source_file="f", aliases=aliases)
     assert isinstance(trial, Trial) and trial.training["lr"] == 0.1 and trial.extra_params == {}
+
+
+_TRICKY_TEXT = st.text(alphabet='[]{}"\\:,nul\u00e9', max_size=6)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(
+    st.recursive(
+        st.one_of(st.none(), st.integers(), _TRICKY_TEXT),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3), st.dictionaries(_TRICKY_TEXT, inner, max_size=3)
+        ),
+        max_leaves=30,
+    ),
+    st.integers(0, 130),
+    st.sampled_from([None, 1]),
+)
+def test_nesting_depth_of_quotes_and_brackets_equals_the_regex_scan(
+    value: Any, wrap: int, indent: Any
+) -> None:
+    """The depth scan over the quotes and brackets alone (escapes removed, pairs of quotes
+    dropped) equals the regular expression's, also past the depth limit."""
+    from hpo_analysis.jsonio import nesting_depth, valid_nesting_depth
+
+    for level in range(wrap):  # deep texts, with strings holding brackets on the way down
+        value = [value, "]"] if level % 2 else {'"[': value}
+    data = json.dumps(value, indent=indent).encode("utf-8")
+    assert valid_nesting_depth(data) == nesting_depth(data)
+
+
+_ROW_VALUE = st.one_of(
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(),
+    st.sampled_from([2**70, "null", "nul", "a null", True]),
+    st.lists(st.one_of(st.none(), st.floats(allow_nan=True), st.just("null")), max_size=3),
+    st.dictionaries(st.sampled_from(["a", "null"]), st.one_of(st.none(), st.floats()), max_size=2),
+)
+
+
+@settings(max_examples=600, deadline=None, derandomize=True)
+@given(
+    st.one_of(
+        st.dictionaries(st.sampled_from(["a", "b", "null", "x_null"]), _ROW_VALUE, max_size=6),
+        _ROW_VALUE,
+    )
+)
+def test_lossless_encoding_without_a_walk_equals_the_walked_one(value: Any) -> None:
+    """The cache's row encoding, which counts nulls instead of walking the values, gives the
+    bytes of the walk: orjson's text only when nothing is non-finite, else the tokens."""
+    import orjson
+
+    from hpo_analysis.jsonio import _has_non_finite, dumps_lossless, loads_lossless
+
+    expected = None
+    if not _has_non_finite(value):
+        try:
+            expected = orjson.dumps(value)
+        except (TypeError, orjson.JSONEncodeError):
+            pass
+    if expected is None:
+        expected = json.dumps(value, separators=(",", ":")).encode("ascii")
+    assert dumps_lossless(value) == expected
+    assert json.dumps(loads_lossless(expected)) == json.dumps(value)
+
+
+def _odd_tree(root: Path) -> None:
+    """Files, directories, links inside and outside, a broken link, a FIFO, an empty folder."""
+    import os
+
+    study = root / "s_2M_h1" / "trials"
+    study.mkdir(parents=True)
+    (study / "trial_0001.json").write_text("{}")
+    (study / "notes.txt").write_text("x")
+    (root / "s_2M_h1" / "s_2M_h1_all_trials.json").write_text("[]")
+    (root / "empty").mkdir()
+    (root / ".DS_Store").write_text("")
+    (root / "inside.json").symlink_to(study / "trial_0001.json")
+    (root / "linked_dir").symlink_to(root / "s_2M_h1")
+    (root / "broken.json").symlink_to(root / "missing.json")
+    outside = root.parent / f"{root.name}_outside.json"
+    outside.write_text("{}")
+    (root / "outside.json").symlink_to(outside)
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(root / "pipe.json")
+
+
+@pytest.mark.parametrize("follow", [False, True])
+def test_discovery_by_the_listing_equals_discovery_by_stat(tmp_path: Path, follow: bool) -> None:
+    """The file type from the directory listing classifies every entry as a stat of it does."""
+    import os
+
+    root = tmp_path / "src"
+    root.mkdir()
+    _odd_tree(root)
+    quick = list(discover(root, follow_symlinks=follow))
+    with pytest.MonkeyPatch.context() as patch:  # an unsearchable directory: a stat each
+        patch.setattr(os, "access", lambda *args, **kwargs: False)
+        careful = list(discover(root, follow_symlinks=follow))
+    assert quick == careful
+    assert {f.status for f in quick} >= {"read", "ignored", "rejected"}
+
+
+def test_file_time_of_the_open_file_equals_a_stat(tmp_path: Path) -> None:
+    """The quick path's modification time (from the open file) is the stat's, read or not."""
+    import os
+
+    path = tmp_path / "s_2M_h1" / "trials" / "trial_0001.json"
+    path.parent.mkdir(parents=True)
+    for text in ('{"trial_number": 1, "value": 0.5}', '{"value": "x"}', "{", ""):
+        path.write_text(text)
+        os.utime(path, ns=(1, 1_234_567_891_011))
+        (found,) = discover(tmp_path)
+        outcome = pipeline._read_one(found, Settings(), keep=True)
+        assert outcome.mtime_ns == path.stat().st_mtime_ns == 1_234_567_891_011
+    path.unlink()
+    assert pipeline._read_one(found, Settings(), keep=True).mtime_ns is None
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_reading_leaves_the_garbage_collector_as_it_found_it(enabled: bool) -> None:
+    import gc
+
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        with pipeline._cyclic_gc_paused():
+            assert not gc.isenabled()
+        assert gc.isenabled() is enabled
+        with pytest.raises(RuntimeError), pipeline._cyclic_gc_paused():
+            raise RuntimeError
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()

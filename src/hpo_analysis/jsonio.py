@@ -114,7 +114,7 @@ def _fast_load(data: bytes) -> LoadedJson | None:
     """
     if orjson is None or _may_hold_long_integer(data):
         return None
-    if b"\\u" in data and _ESCAPED_COLON.search(data):
+    if b"\\" in data and _ESCAPED_COLON.search(data):  # a byte search first: no escape
         return None
     try:
         value = orjson.loads(data)
@@ -143,6 +143,11 @@ def load_json_bytes(data: bytes) -> LoadedJson:
     return loaded
 
 
+_NOT_QUOTE_OR_BRACKET = bytes(c for c in range(256) if c not in b'"[]{}')
+# each quote or bracket as its step in nesting depth (a byte read as a signed 8-bit integer)
+_STEPS = bytes.maketrans(b'"[]{}', b"\x00\x01\xff\x01\xff")
+
+
 def valid_nesting_depth(data: bytes) -> int:
     """:func:`nesting_depth` of a text known to be valid UTF-8 JSON, in a few array passes.
 
@@ -161,11 +166,12 @@ def valid_nesting_depth(data: bytes) -> int:
 
     if b"\\" in data:
         data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
-    code = np.frombuffer(data, dtype=np.uint8)
-    outside = (np.cumsum(code == 0x22) & 1) == 0
-    steps = ((code == 0x5B) | (code == 0x7B)).astype(np.int32)
-    steps -= (code == 0x5D) | (code == 0x7D)
-    steps *= outside
+    # Only quotes and brackets matter: dropping every other byte, then adjacent pairs of
+    # quotes, leaves the brackets in order, each with the parity of the quotes before it.
+    data = data.translate(None, _NOT_QUOTE_OR_BRACKET).replace(b'""', b"")
+    steps = np.frombuffer(data.translate(_STEPS), dtype=np.int8).astype(np.int32)
+    if b'"' in data:  # a bracket inside a string: count only those outside
+        steps *= (np.cumsum(np.frombuffer(data, dtype=np.uint8) == 0x22) & 1) == 0
     return int(np.cumsum(steps).max()) if len(steps) else 0
 
 
@@ -414,11 +420,18 @@ def dumps_lossless(value: Any) -> bytes:
     >>> loads_lossless(dumps_lossless({"x": float("inf"), "n": 2**70}))
     {'x': inf, 'n': 1180591620717411303424}
     """
-    if orjson is not None and not _has_non_finite(value):
+    if orjson is not None:
         try:
-            return orjson.dumps(value)
+            encoded = orjson.dumps(value)
         except (TypeError, orjson.JSONEncodeError):
-            pass
+            encoded = b""
+        # orjson writes a non-finite number as null: with no more nulls in the text than None
+        # values at the top of a dict (a row), there is none, and no walk through the values
+        if encoded and (
+            (type(value) is dict and encoded.count(b"null") == list(value.values()).count(None))
+            or not _has_non_finite(value)
+        ):
+            return encoded
     return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 

@@ -485,7 +485,12 @@ def clean_fields(
         return None
     if arch["d_ff"] is None and arch["d_model"] is not None:
         sources = (architecture, attrs_architecture, params, forced, raw)
-        if any(s.get(alias) is not None for s in sources for alias in D_FF_RATIO_ALIASES):
+        if any(
+            s.get(alias) is not None
+            for s in sources
+            if not s.keys().isdisjoint(D_FF_RATIO_ALIASES)  # no spelling at all: none set
+            for alias in D_FF_RATIO_ALIASES
+        ):
             return None  # d_ff from a ratio: the careful path computes and checks it
     arch["arch_idx"] = found = _clean_first((params, attrs), plan.arch_idx, True)
     if found is _UNSURE:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,8 @@ class ReadResult:
     sha256: str = ""
     trials: list[Trial] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # the file's modification time, as :func:`read_bytes_checked` found it on the open file
+    mtime_ns: int | None = None
 
     def add(self, built: Trial | Problem) -> None:
         """Keep a normalized trial (with its warnings), or record why it was not usable."""
@@ -56,9 +59,10 @@ def head_bytes(path: Path, size: int) -> bytes | None:
 def read_bytes_checked(path: Path, max_bytes: int, result: ReadResult) -> bytes | None:
     """Read a whole file, filling size and sha256; None (and a rejecting problem) on failure."""
     try:
-        with open(path, "rb") as handle:
-            size = _size(handle)
-            result.size_bytes = size
+        with open(path, "rb", buffering=0) as handle:  # one read of the whole file
+            info = os.fstat(handle.fileno())
+            size = info.st_size
+            result.size_bytes, result.mtime_ns = size, info.st_mtime_ns
             if size > max_bytes:
                 result.problems.append(
                     Problem(
@@ -78,12 +82,6 @@ def read_bytes_checked(path: Path, max_bytes: int, result: ReadResult) -> bytes 
         return None
     result.sha256 = hashlib.sha256(data).hexdigest()
     return data
-
-
-def _size(handle: object) -> int:
-    import os
-
-    return os.fstat(handle.fileno()).st_size  # type: ignore[attr-defined]
 
 
 def _sha256_stream(handle: object) -> str:

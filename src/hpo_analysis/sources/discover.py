@@ -150,6 +150,7 @@ def _walk(
     if not entries:
         yield Found(directory, display + "/", None, "ignored", "empty directory: no trial files")
         return
+    searchable = os.access(directory, os.X_OK)
     for entry in entries:
         path = Path(entry.path)
         child_display = f"{display}/{entry.name}"
@@ -164,6 +165,15 @@ def _walk(
                     f"symlink to {target}, outside the source: not followed "
                     "(--follow-symlinks follows it)",
                 )
+                continue
+        # the listing's file type, without a stat of each file (which needs the directory
+        # to be searchable: without that, the stat below says why the file cannot be read)
+        if searchable and not entry.is_symlink():
+            if entry.is_file(follow_symlinks=False):
+                yield _classify(path, child_display)
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                yield from _walk(path, child_display, visited, root)
                 continue
         try:
             mode = os.stat(entry.path).st_mode

@@ -135,8 +135,10 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
     if spec.problem is not None:
         result.problems.append(spec.problem)
     for raw in objects:
-        raw = dict(raw)
-        intermediate = _intermediate(raw.pop("intermediate_values", None))
+        intermediate = None
+        if "intermediate_values" in raw:  # build_trial copies raw: no copy without them
+            raw = dict(raw)
+            intermediate = _intermediate(raw.pop("intermediate_values"))
         built = build_trial(
             raw,
             study=study,
