@@ -814,3 +814,145 @@ def test_reading_leaves_the_garbage_collector_as_it_found_it(enabled: bool) -> N
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+# --- curves.parquet: blocks sharing a header are laid out once ---------------------------------
+
+_CURVE_METRIC_NAMES = ["val_loss", "train_loss", "lr", "study", "epoch"]
+_CURVE = st.lists(
+    st.dictionaries(
+        st.sampled_from(_CURVE_METRIC_NAMES),
+        st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.none()),
+        max_size=3,
+    ),
+    min_size=0,
+    max_size=4,
+)
+
+
+def _curve_rows_by_definition(
+    blocks: list[tuple[str, int, bytes]], columns: list[str]
+) -> list[tuple[Any, ...]]:
+    """The rows of curves.parquet decoded trial by trial (the first metric filling a column
+    wins; a missing metric or value is null)."""
+    from hpo_analysis.write.parquet import column_for_metric, decode_curve
+
+    rows = []
+    for study, trial_num, block in blocks:
+        if not block:
+            continue
+        epochs, metrics = decode_curve(block)
+        filled: dict[str, tuple[Any, Any]] = {}
+        for name, pair in metrics.items():
+            filled.setdefault(column_for_metric(name), pair)
+        for i, epoch in enumerate(epochs.tolist()):
+            cells: list[Any] = [study, trial_num, epoch]
+            for column in columns:
+                values, valid = filled.get(column, (None, None))
+                present = values is not None and (valid is None or bool(valid[i]))
+                cells.append(_same_nan(float(values[i])) if present else None)
+            rows.append(tuple(cells))
+    return rows
+
+
+def _same_nan(value: float) -> Any:
+    return "nan" if math.isnan(value) else value
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b"]), _CURVE), max_size=8), st.integers(1, 9))
+def test_curves_writer_equals_decoding_each_block(
+    trials: list[tuple[str, list[dict[str, float | None]]]], row_group: int
+) -> None:
+    import pyarrow.parquet as pq
+
+    from hpo_analysis.write import parquet
+
+    blocks = []
+    for trial_num, (study, metrics) in enumerate(trials):
+        curve = [CurvePoint(epoch, m) for epoch, m in enumerate(metrics)]
+        blocks.append((study, trial_num, parquet.encode_curve(curve)))
+    names = {name for _, metrics in trials for m in metrics for name in m}
+    original = parquet.CURVE_ROW_GROUP
+    parquet.CURVE_ROW_GROUP = row_group  # several row groups, some blocks alone in one
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "curves.parquet"
+            n_rows = parquet.write_curves(
+                path, ((s, n) for s, n, _ in blocks), lambda key: blocks[key[1]][2], names
+            )
+            table = pq.read_table(path)
+    finally:
+        parquet.CURVE_ROW_GROUP = original
+    columns = parquet.curve_columns(names)
+    assert table.column_names == ["study", "trial_num", "epoch", *columns]
+    found = [
+        tuple(v if not isinstance(v, float) else _same_nan(v) for v in row)
+        for row in zip(*(table.column(n).to_pylist() for n in table.column_names), strict=True)
+    ]
+    assert found == _curve_rows_by_definition(blocks, columns)
+    assert n_rows == len(found)
+
+
+# --- validate: a trial's summary values, a group at a time ---------------------------------------
+
+
+def _json_values_by_definition(trial: dict[str, Any]) -> tuple[Any, ...] | str:
+    from hpo_analysis.validate import _JSON_PLACES
+
+    try:
+        return tuple(trial[g][n] if g else trial[n] for g, n in _JSON_PLACES)
+    except (KeyError, TypeError):
+        return "a field or group is missing"
+
+
+def _a_trial(seed: int) -> dict[str, Any]:
+    from hpo_analysis.validate import _JSON_PLACES
+
+    trial: dict[str, Any] = {}
+    for position, (group, name) in enumerate(_JSON_PLACES):
+        node = trial.setdefault(group, {}) if group else trial
+        node[name] = seed * 100 + position
+    return trial
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(0, 9),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["delete", "replace"]),
+            st.integers(0, 60),
+            st.sampled_from([None, 1, "x", [], [1], {}]),
+        ),
+        max_size=4,
+    ),
+)
+def test_summary_values_of_a_trial_equal_their_definition(
+    seed: int, changes: list[tuple[str, int, Any]]
+) -> None:
+    from hpo_analysis.validate import _JSON_PLACES, _JSON_VALUES
+
+    trial = _a_trial(seed)
+    groups = sorted({g for g, _ in _JSON_PLACES if g})
+    for action, where, value in changes:
+        if where < len(_JSON_PLACES):  # a field
+            group, name = _JSON_PLACES[where]
+            node = trial.get(group) if group else trial
+            if isinstance(node, dict):
+                if action == "delete":
+                    node.pop(name, None)
+                else:
+                    node[name] = value
+        else:  # a whole group
+            group = groups[where % len(groups)]
+            if action == "delete":
+                trial.pop(group, None)
+            else:
+                trial[group] = value
+    expected = _json_values_by_definition(trial)
+    try:
+        found: tuple[Any, ...] | str = _JSON_VALUES(trial)
+    except (KeyError, TypeError):  # validate takes either the same way
+        found = "a field or group is missing"
+    assert found == expected

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import operator
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -61,6 +62,34 @@ def _load_strict(path: Path) -> Any:
 
 _SUMMARY_NAMES = [c.name for c in SUMMARY_COLUMNS]
 _JSON_PLACES = [(c.group, c.name) for c in SUMMARY_COLUMNS]
+
+
+def _json_values() -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A function giving a trial object's summary values in the CSV's column order, as
+    ``tuple(trial[g][n] if g else trial[n] for g, n in _JSON_PLACES)`` does (KeyError or
+    TypeError alike for a missing field or group), a group at a time in C."""
+    by_group: dict[str, list[int]] = {}
+    for position, (group, _) in enumerate(_JSON_PLACES):
+        by_group.setdefault(group, []).append(position)
+    getters = []
+    for place, positions in by_group.items():
+        names = [_JSON_PLACES[p][1] for p in positions]
+        # itemgetter of one key returns the value, of several a tuple: always ask for two
+        get = operator.itemgetter(*names) if len(names) > 1 else operator.itemgetter(*names * 2)
+        getters.append((place, get, len(names)))
+    found_order = [p for positions in by_group.values() for p in positions]
+    back = operator.itemgetter(*(found_order.index(p) for p in range(len(_JSON_PLACES))))
+
+    def json_values(trial: dict[str, Any]) -> tuple[Any, ...]:
+        found: tuple[Any, ...] = ()
+        for group, get, n in getters:
+            found += get(trial[group] if group else trial)[:n]
+        return tuple(back(found))
+
+    return json_values
+
+
+_JSON_VALUES = _json_values()
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -358,8 +387,11 @@ class _Counts:
 
 
 def _schema_failures(check: Callable[[Any], Iterator[str]], trial: dict[str, Any]) -> list[str]:
+    messages = list(check(trial))[:3]
+    if not messages:
+        return []
     where = f"{FULL_JSON} trial {trial.get('study')}/{trial.get('trial_num')}"
-    return [f"{where}: schema: {message}" for message in list(check(trial))[:3]]
+    return [f"{where}: schema: {message}" for message in messages]
 
 
 def _read_summary(path: Path) -> Any:
@@ -474,7 +506,7 @@ def _diverged_consistent(
 
 def _csv_matches_json(row: tuple[Any, ...], trial: dict[str, Any]) -> list[str]:
     try:
-        if row == tuple(trial[g][n] if g else trial[n] for g, n in _JSON_PLACES):
+        if row == _JSON_VALUES(trial):
             return []  # the usual case, compared at once
     except (KeyError, TypeError):
         pass  # a missing field or group: the column-by-column check below says which

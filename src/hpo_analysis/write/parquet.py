@@ -307,6 +307,12 @@ def _nans(n: int) -> bytes:
     return _filler("nans", struct.pack("<d", float("nan")), n)
 
 
+# A block header's layout: its bytes after the row count, where the epochs start, the number of
+# metrics and, per metric column, (the metric stored in it or -1, its place among the metrics
+# with a validity section or -1).
+_Layout = tuple[bytes, int, int, tuple[tuple[int, int], ...]]
+
+
 class CurvesWriter:
     """Streams per-trial curve blocks into curves.parquet, one row group at a time."""
 
@@ -332,9 +338,29 @@ class CurvesWriter:
         if self._pending_rows >= CURVE_ROW_GROUP:
             self._flush()
 
+    def _layout(self, block: bytes) -> _Layout:
+        """Where each metric column's values and validity sit in a block with this header."""
+        n_metrics = _HEADER.unpack_from(block, 0)[1]
+        position = _HEADER.size
+        filled: dict[int, tuple[int, int]] = {}
+        n_nullable = 0
+        for metric in range(n_metrics):
+            length, has_nulls = _NAME.unpack_from(block, position)
+            position += _NAME.size
+            name = block[position : position + length].decode("utf-8", "surrogatepass")
+            position += length
+            column = self._index[column_for_metric(name)]
+            # a name clashing into an already filled column is left out
+            filled.setdefault(column, (metric, n_nullable if has_nulls else -1))
+            n_nullable += bool(has_nulls)
+        plan = tuple(filled.get(column, (-1, -1)) for column in range(len(self.columns)))
+        return block[4:position], position, n_metrics, plan
+
     def _flush(self) -> None:
         """One row group from the pending blocks: their byte slices are joined per column and
-        viewed as arrays once, instead of decoding every trial into arrays of its own."""
+        viewed as arrays once, instead of decoding every trial into arrays of its own. The
+        header of a block is parsed when it differs from the previous block's (the trials of
+        a study share their metrics)."""
         import numpy as np
         import pyarrow as pa
 
@@ -347,43 +373,37 @@ class CurvesWriter:
         counts: list[int] = []
         epochs: list[bytes | memoryview] = []
         values: list[list[bytes | memoryview]] = [[] for _ in range(n_columns)]
-        valid: list[list[bytes | memoryview]] = [[] for _ in range(n_columns)]
+        # per column: validity bytes, or the number of rows that are all valid
+        valid: list[list[bytes | memoryview | int]] = [[] for _ in range(n_columns)]
+        has_nulls = [False] * n_columns
+        layout: _Layout | None = None
         for study, trial_num, block in self._pending:
+            n = _HEADER.unpack_from(block, 0)[0]
+            if layout is None or not block.startswith(layout[0], 4):
+                layout = self._layout(block)
+            _, start, n_metrics, plan = layout
             view = memoryview(block)
-            n, n_metrics = _HEADER.unpack_from(block, 0)
-            position = _HEADER.size
-            names = []
-            for _ in range(n_metrics):
-                length, has_nulls = _NAME.unpack_from(block, position)
-                position += _NAME.size
-                name = bytes(view[position : position + length]).decode("utf-8", "surrogatepass")
-                names.append((self._index[column_for_metric(name)], has_nulls))
-                position += length
-            epochs.append(view[position : position + 8 * n])
-            position += 8 * n
-            present = [False] * n_columns
-            used = []  # a name clashing into an already filled column is left out
-            for column, _ in names:
-                used.append(not present[column])
-                if used[-1]:
-                    values[column].append(view[position : position + 8 * n])
-                    present[column] = True
-                position += 8 * n
-            for (column, has_nulls), keep in zip(names, used, strict=True):
-                if has_nulls:
-                    if keep:
-                        valid[column].append(view[position : position + n])
-                    position += n
-                elif keep:
-                    valid[column].append(_ones(n))
-            for column in range(n_columns):
-                if not present[column]:
+            epochs.append(view[start : start + 8 * n])
+            nulls_at = start + 8 * n * (1 + n_metrics)
+            for column, (metric, nullable) in enumerate(plan):
+                if metric < 0:
                     values[column].append(_nans(n))
                     valid[column].append(_zeros(n))
+                    has_nulls[column] = True
+                    continue
+                at = start + 8 * n * (1 + metric)
+                values[column].append(view[at : at + 8 * n])
+                if nullable < 0:
+                    valid[column].append(n)
+                else:
+                    at = nulls_at + n * nullable
+                    valid[column].append(view[at : at + n])
+                    has_nulls[column] = True
             study_ids.append(studies.setdefault(study, len(studies)))
             trial_nums.append(trial_num)
             counts.append(n)
         repeat = np.array(counts, dtype=np.int64)
+        n_rows = int(repeat.sum())
         arrays = [
             pa.array(list(studies), type=pa.string()).take(
                 pa.array(np.repeat(np.array(study_ids, dtype=np.int32), repeat))
@@ -393,10 +413,14 @@ class CurvesWriter:
         ]
         for column in range(n_columns):
             data = np.frombuffer(b"".join(values[column]), dtype="<f8").astype(np.float64)
-            is_valid = np.frombuffer(b"".join(valid[column]), dtype=np.uint8).astype(bool)
+            if has_nulls[column]:
+                pieces = (_ones(p) if isinstance(p, int) else p for p in valid[column])
+                is_valid = np.frombuffer(b"".join(pieces), dtype=np.uint8).astype(bool)
+            else:
+                is_valid = np.ones(n_rows, dtype=bool)
             arrays.append(pa.array(data, mask=~is_valid, type=pa.float64()))
         self._writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
-        self.n_rows += int(repeat.sum())
+        self.n_rows += n_rows
         self._pending = []
         self._pending_rows = 0
 
