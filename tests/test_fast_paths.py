@@ -956,3 +956,48 @@ def test_summary_values_of_a_trial_equal_their_definition(
     except (KeyError, TypeError):  # validate takes either the same way
         found = "a field or group is missing"
     assert found == expected
+
+
+# --- arch_style: worked out per distinct budget and architecture ---------------------------------
+
+
+def _arch_style_by_definition(rows: list[dict[str, Any]]) -> None:
+    """assign_arch_style row by row, as first written."""
+    from hpo_analysis.derive import _budget_key, _ratio, budget_params, style_ranks
+
+    groups: dict[str, list[Any]] = {}
+    for row in rows:
+        row["budget_params"] = budget_params(row.get("budget"))
+        ratio = _ratio(row)
+        if ratio is not None:
+            groups.setdefault(_budget_key(row), []).append(ratio)
+    styles = {key: style_ranks(ratios) for key, ratios in groups.items()}
+    for row in rows:
+        ratio = _ratio(row)
+        row["arch_style"] = None if ratio is None else styles[_budget_key(row)][ratio]
+
+
+_ARCH_VALUE = st.one_of(
+    st.sampled_from([0, 1, 2, 3, 4, 6, 8, 12, 16, 64, 128, -4]),
+    st.sampled_from([None, 2.0, 4.0, True, "8"]),
+)
+_ARCH_ROW = st.fixed_dictionaries(
+    {
+        "study": st.sampled_from(["s1", "s2"]),
+        "budget": st.sampled_from([None, "", "2M", "20M", "2m", "big", " 2M "]),
+        "n_layers": _ARCH_VALUE,
+        "d_model": _ARCH_VALUE,
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ARCH_ROW, max_size=30))
+def test_arch_style_equals_its_row_by_row_definition(rows: list[dict[str, Any]]) -> None:
+    from hpo_analysis.derive import assign_arch_style
+
+    expected = [dict(r) for r in rows]
+    _arch_style_by_definition(expected)
+    found = [dict(r) for r in rows]
+    assign_arch_style(found)
+    assert repr(found) == repr(expected)

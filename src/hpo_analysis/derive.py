@@ -217,17 +217,38 @@ def assign_arch_style(rows: Sequence[dict[str, Any]]) -> None:
     the architectures the budget actually tried: its distinct n_layers/d_model ratios are
     ranked and split into thirds (:func:`style_ranks`). Distinct ratios, not trials, are
     split, so an architecture sampled often does not move the cut points.
+
+    A budget's number and an architecture's ratio are worked out once per distinct budget
+    text and (n_layers, d_model) pair of plain integers, not once per row.
     """
-    groups: dict[str, list[Fraction]] = {}
+    params: dict[str, int | None] = {}
+    ratios: dict[tuple[Any, Any], Fraction | None] = {}
+    groups: dict[str, set[Fraction]] = {}
+    placed: list[tuple[str, Fraction] | None] = []
     for row in rows:
-        row["budget_params"] = budget_params(row.get("budget"))
-        ratio = _ratio(row)
-        if ratio is not None:
-            groups.setdefault(_budget_key(row), []).append(ratio)
-    styles = {key: style_ranks(ratios) for key, ratios in groups.items()}
-    for row in rows:
-        ratio = _ratio(row)
-        row["arch_style"] = None if ratio is None else styles[_budget_key(row)][ratio]
+        budget = row.get("budget")
+        if type(budget) is not str:
+            row["budget_params"] = budget_params(budget)
+        elif budget in params:
+            row["budget_params"] = params[budget]
+        else:
+            row["budget_params"] = params[budget] = budget_params(budget)
+        arch = (row.get("n_layers"), row.get("d_model"))
+        if type(arch[0]) is not int or type(arch[1]) is not int:
+            ratio = _ratio(row)
+        elif arch in ratios:
+            ratio = ratios[arch]
+        else:
+            ratio = ratios[arch] = _ratio(row)
+        if ratio is None:
+            placed.append(None)
+        else:
+            key = _budget_key(row)
+            groups.setdefault(key, set()).add(ratio)
+            placed.append((key, ratio))
+    styles = {key: style_ranks(distinct) for key, distinct in groups.items()}
+    for row, where in zip(rows, placed, strict=True):
+        row["arch_style"] = None if where is None else styles[where[0]][where[1]]
 
 
 def stop_reason(
