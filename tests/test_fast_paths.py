@@ -1001,3 +1001,51 @@ def test_arch_style_equals_its_row_by_row_definition(rows: list[dict[str, Any]])
     found = [dict(r) for r in rows]
     assign_arch_style(found)
     assert repr(found) == repr(expected)
+
+
+# --- validate: the manifest's trial count, read by column position -------------------------------
+
+
+def _manifest_trials_by_definition(path: Path) -> int | str:
+    import csv
+
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return sum(
+                int(m["n_trials"] or 0)
+                for m in csv.DictReader(handle)
+                if m["status"] in ("ok", "warning")
+            )
+    except (KeyError, ValueError) as err:
+        return type(err).__name__
+
+
+_MANIFEST_CELL = st.sampled_from(["ok", "warning", "rejected", "", "3", "12", "x", "a,b"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(["path", "status", "n_trials", "reason"]), max_size=5),
+    st.lists(st.lists(_MANIFEST_CELL, max_size=6), max_size=6),
+)
+def test_manifest_trial_count_equals_the_dict_reader_sum(
+    header: list[str], rows: list[list[str]]
+) -> None:
+    import csv
+
+    from hpo_analysis.validate import _manifest_trials
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "manifest.csv"
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\r\n")
+            for row in [header, *rows]:  # an empty list is a blank line
+                if row:
+                    writer.writerow(row)
+                else:
+                    handle.write("\r\n")
+        try:
+            found: int | str = _manifest_trials(path)
+        except (KeyError, ValueError) as err:
+            found = type(err).__name__
+        assert found == _manifest_trials_by_definition(path)

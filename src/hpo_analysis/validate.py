@@ -179,12 +179,7 @@ def validate_dir(
 
     with open(root / DIVERGED_CSV, encoding="utf-8", newline="") as handle:
         diverged_rows = list(csv.DictReader(handle))
-    with open(root / MANIFEST, encoding="utf-8", newline="") as handle:
-        manifest_trials = sum(
-            int(m["n_trials"] or 0)
-            for m in csv.DictReader(handle)
-            if m["status"] in ("ok", "warning")
-        )
+    manifest_trials = _manifest_trials(root / MANIFEST)
     try:
         meta, trials = read_full_json(root / FULL_JSON)
     except (FullJsonError, OSError) as err:
@@ -275,6 +270,30 @@ def validate_dir(
     if len(failures) > MAX_REPORTED:
         failures = failures[:MAX_REPORTED] + [f"... and {len(failures) - MAX_REPORTED} more"]
     return failures
+
+
+def _manifest_trials(path: Path) -> int:
+    """The n_trials of the manifest's ok and warning rows, summed: what
+    ``sum(int(m["n_trials"] or 0) for m in csv.DictReader(handle) if m["status"] in ("ok",
+    "warning"))`` gives, read with csv.reader and the two columns' positions."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        if "status" not in header or "n_trials" not in header:  # DictReader says which
+            handle.seek(0)
+            return sum(
+                int(m["n_trials"] or 0)
+                for m in csv.DictReader(handle)
+                if m["status"] in ("ok", "warning")
+            )
+        # DictReader keeps the last of repeated names, and None past the end of a short row
+        status = len(header) - 1 - header[::-1].index("status")
+        trials = len(header) - 1 - header[::-1].index("n_trials")
+        total = 0
+        for row in reader:
+            if status < len(row) and row[status] in ("ok", "warning"):
+                total += int((row[trials] if trials < len(row) else None) or 0)
+        return total
 
 
 def _findings_well_formed(doc: Any) -> list[str]:
@@ -427,7 +446,11 @@ def _read_summary(path: Path) -> Any:
     except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
         raise ValueError(str(err).splitlines()[0]) from None
     for position, field in enumerate(table.schema):
-        if field.type == pa.string():  # the inverse of the formula neutralisation
+        # the inverse of the formula neutralisation, in the columns where a cell starts with '
+        if (
+            field.type == pa.string()
+            and pc.any(pc.starts_with(table.column(position), "'")).as_py()
+        ):
             original = pc.replace_substring_regex(
                 table.column(position), pattern="^'([=+\\-@\t\r\n])", replacement="\\1"
             )
