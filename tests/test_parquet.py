@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import shutil
@@ -264,6 +266,45 @@ def test_validate_catches_a_changed_csv_text_cell(example_out: Path, tmp_path: P
     path.write_bytes(header + b"\r\n" + body.replace(b",early_stopped,", b",completed,", 1))
     failures = validate_dir(out)
     assert any("stop_reason" in f for f in failures), failures
+
+
+def test_validate_compares_the_manifest_trial_count(example_out: Path, tmp_path: Path) -> None:
+    out = _copy(example_out, tmp_path)
+    path = out / "manifest.csv"
+    lines = path.read_bytes().decode("utf-8").split("\r\n")
+    header = lines[0].split(",")
+    for number, line in enumerate(lines[1:], start=1):
+        cells = next(csv.reader([line]), [])
+        if (
+            cells
+            and cells[header.index("status")] == "ok"
+            and cells[header.index("n_trials")] == "1"
+        ):
+            cells[header.index("n_trials")] = "3"
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="").writerow(cells)
+            lines[number] = buffer.getvalue()
+            break
+    else:
+        pytest.fail("no manifest row of one trial")
+    path.write_bytes("\r\n".join(lines).encode("utf-8"))
+    failures = validate_dir(out)
+    assert any(
+        f.startswith("trial counts disagree:")
+        and "manifest.csv trials (n_trials of ok + warning rows) = 602" in f
+        for f in failures
+    ), failures
+
+
+def test_validate_reads_a_neutralised_text_cell_back(example_out: Path, tmp_path: Path) -> None:
+    out = _copy(example_out, tmp_path)
+    path = out / "hpo_summary.csv"
+    header, _, body = path.read_bytes().partition(b"\r\n")
+    assert b",early_stopped," in body
+    # the CSV holds '=x for the text =x, which hpo_full.json and trials.parquet do not hold
+    path.write_bytes(header + b"\r\n" + body.replace(b",early_stopped,", b",'=x,", 1))
+    failures = validate_dir(out)
+    assert any("stop_reason is '=x' in hpo_summary.csv" in f for f in failures), failures
 
 
 def test_diverged_flags_are_checked_against_the_objective() -> None:
