@@ -388,3 +388,22 @@ def test_inferred_type_of_numpy_scalars_is_the_value_by_value_rule() -> None:
 
     for values in ([np.float64(1.5), 2], [np.bool_(True)], [np.int64(3), None]):
         assert parquet._infer_type(values) == _infer_type_value_by_value(values)
+
+
+def test_collector_paused_restores_the_collector_as_it_was() -> None:
+    import gc
+
+    assert gc.isenabled()
+    with parquet.collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(ValueError), parquet.collector_paused():
+        raise ValueError("raised while paused")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with parquet.collector_paused():
+            pass
+        assert not gc.isenabled()  # a caller's own pause is left in place
+    finally:
+        gc.enable()

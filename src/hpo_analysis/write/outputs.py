@@ -351,6 +351,20 @@ def write_all(
 ) -> None:
     """Every data file and findings.json; the report, the README and the manifest follow
     (:func:`write_readme_and_manifest`)."""
+    with parquet.collector_paused():
+        _write_all(directory, rows, meta, settings, store, index, metric_names, findings)
+
+
+def _write_all(
+    directory: Path,
+    rows: Sequence[dict[str, Any]],
+    meta: dict[str, Any],
+    settings: Settings,
+    store: CacheWriter,
+    index: SpoolIndex,
+    metric_names: set[str],
+    findings: Sequence[Finding],
+) -> None:
     from ..schema_json import full_json_schema
     from . import findings as findings_json
 

@@ -36,11 +36,13 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import operator
 import struct
 import sys
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -262,6 +264,20 @@ def write_table(path: Path, header: Sequence[str], rows: Sequence[dict[str, Any]
 
     pq.write_table(trials_table(header, rows), path, compression=COMPRESSION)
     release_memory()
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector meanwhile. Writing the outputs builds many
+    short-lived dicts, lists and arrays and no cycles; the collections their allocations
+    trigger would walk every row of the dataset again and again, to free nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def release_memory() -> None:
