@@ -726,6 +726,29 @@ def test_spearman_matches_the_rank_difference_formula(order: list[int]) -> None:
     assert spearman(pd.Series(range(n)), pd.Series(order)) == round(expected, 3) + 0.0
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0.0, -0.0, 1.0, 2.0, 1e300, math.nan, math.inf, -math.inf]),
+            st.sampled_from([0.0, -0.0, 3.0, 4.0, -1e300, math.nan, math.inf]),
+        ),
+        max_size=MIN_N + 4,
+    )
+)
+def test_rho_is_computed_exactly_where_spearman_has_a_value(
+    pairs: list[tuple[float, float]],
+) -> None:
+    import pandas as pd
+
+    from hpo_analysis.analyze.cells import _has_rho, _rho
+
+    x = pd.Series([p[0] for p in pairs], dtype=float)
+    y = pd.Series([p[1] for p in pairs], dtype=float)
+    assert _has_rho(x, y) == (spearman(x, y) is not None)
+    assert (_rho(x, y) is None) == (spearman(x, y) is None)
+
+
 def test_spearman_with_ties_matches_scipy() -> None:
     stats = pytest.importorskip("scipy.stats")
     import pandas as pd

@@ -346,3 +346,25 @@ def test_ranks_and_medians_against_the_reference_on_many_rows() -> None:
         idx = rng.integers(0, len(data), size=(200, width))
         expected = np.median(data[idx], axis=1)
         assert np.array_equal(stats._resampled_medians(data, idx), expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 300), st.integers(1, 300)), min_size=1, max_size=8))
+def test_kept_resamples_are_the_drawn_ones(sizes: list[tuple[int, int]]) -> None:
+    """The index matrices kept by size are the ones a fresh generator draws, and read-only."""
+    for n, draws in sizes:
+        kept = stats._fresh_indices(n, draws)
+        assert not kept.flags.writeable
+        assert np.array_equal(kept, stats._indices(n, stats._rng(), draws))
+
+
+def test_kept_resamples_stay_within_their_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stats, "_FRESH", type(stats._FRESH)())
+    monkeypatch.setattr(stats, "_FRESH_CELLS", 3 * stats.RESAMPLES * 10)
+    for n in range(1, 8):
+        stats._fresh_indices(n, 10)
+    assert list(stats._FRESH) == [(5, 10), (6, 10), (7, 10)]
+    stats._fresh_indices(5, 10)  # used again: kept longest
+    stats._fresh_indices(8, 10)
+    assert list(stats._FRESH) == [(7, 10), (5, 10), (8, 10)]
+    assert np.array_equal(stats._fresh_indices(5, 10), stats._indices(5, stats._rng(), 10))

@@ -34,6 +34,7 @@ Example::
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -160,6 +161,33 @@ def _indices(n: int, rng: np.random.Generator, draws: int | None = None) -> np.n
     """
     m = n if draws is None else draws
     return np.concatenate([rng.integers(0, n, size=(size, m)) for size in _chunks(m)])
+
+
+# Index matrices of a fresh generator, by (n, draws): see _fresh_indices.
+_FRESH: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+# At most this many indices are kept (8 matrices of 1,000 × 2,000, 128 MB).
+_FRESH_CELLS = 16_000_000
+
+
+def _fresh_indices(n: int, draws: int) -> np.ndarray:
+    """``_indices(n, _rng(), draws)``: the resamples of an estimate that draws from a fresh
+    generator and nothing else (:func:`median`, :func:`spearman`).
+
+    They depend on ``n`` and ``draws`` only, and the findings estimate many statistics over
+    samples of the same size (every budget's scored trials, every cell of a grid), so the
+    matrices of the most recent sizes are kept, read-only, up to ``_FRESH_CELLS`` indices.
+    """
+    key = (n, draws)
+    indices = _FRESH.get(key)
+    if indices is not None:
+        _FRESH.move_to_end(key)
+        return indices
+    indices = _indices(n, _rng(), draws)
+    indices.flags.writeable = False
+    _FRESH[key] = indices
+    while sum(a.size for a in _FRESH.values()) > _FRESH_CELLS and len(_FRESH) > 1:
+        _FRESH.popitem(last=False)
+    return indices
 
 
 def _row_blocks(rows: int, cells_per_row: int) -> list[slice]:
@@ -400,7 +428,7 @@ def median(values: ArrayLike) -> Estimate:
         return Estimate("median", math.nan, None, None, 0)
     n = len(data)
     value = float(np.median(data))
-    boot = _resampled_medians(data, _indices(n, _rng(), _draws(n, n)))
+    boot = _resampled_medians(data, _fresh_indices(n, _draws(n, n)))
     low, high = _interval(value, boot, n)
     return Estimate("median", value, low, high, n, _method(METHOD, n))
 
@@ -432,6 +460,11 @@ def spearman_value(x: np.ndarray, y: np.ndarray) -> float:
     """
     cx, kx = _codes(x)
     cy, ky = _codes(y)
+    return _spearman_of_codes(cx, kx, cy, ky)
+
+
+def _spearman_of_codes(cx: np.ndarray, kx: int, cy: np.ndarray, ky: int) -> float:
+    """:func:`spearman_value` of the samples whose :func:`_codes` these are."""
     rx = _average_ranks(cx[None, :], kx)
     ry = _average_ranks(cy[None, :], ky)
     return float(_row_pearson(rx, ry)[0])
@@ -446,10 +479,10 @@ def spearman(x: ArrayLike, y: ArrayLike) -> Estimate:
     n = len(a)
     if n < 2:
         return Estimate("spearman_rho", math.nan, None, None, n, METHOD_PAIRS)
-    value = spearman_value(a, b)
     cx, kx = _codes(a)
     cy, ky = _codes(b)
-    indices = _indices(n, _rng(), _draws(n, n))
+    value = _spearman_of_codes(cx, kx, cy, ky)
+    indices = _fresh_indices(n, _draws(n, n))
     boot = np.empty(len(indices))
     for block in _row_blocks(len(indices), max(kx, ky, indices.shape[1])):
         rows = indices[block]
