@@ -329,6 +329,41 @@ def _rank_pearson(doubled_x: np.ndarray, doubled_y: np.ndarray) -> np.ndarray:
     return _pearson(products, squares_a, squares_b, width)
 
 
+def _grouped_rank_pearson(codes_x: np.ndarray, kx: int, doubled_y: np.ndarray) -> np.ndarray:
+    """:func:`_rank_pearson` of the doubled ranks of a code matrix with few distinct values
+    (``kx`` at most a row's width) and ``doubled_y``, without ranking every value of ``x``.
+
+    All values of a row with the same code share one centred rank ``a_v``, so the sums of
+    :func:`_rank_pearson` group by code: Σab = Σ_v a_v·(Σ of the centred y ranks with code
+    v), Σa² = Σ_v (count of v)·a_v². The counts and the sums per code are one counting pass
+    each over a table of ``kx`` cells a row; every term is an integer below 2^53, so each sum
+    is the same exact integer as :func:`_rank_pearson`'s, whatever the order.
+    """
+    rows, width = codes_x.shape
+    flat = (codes_x + (np.arange(rows) * kx)[:, None]).reshape(-1)
+    counts = np.bincount(flat, minlength=rows * kx).reshape(rows, kx)
+    centred_a = 2 * np.cumsum(counts, axis=1) - counts - width  # doubled rank − (width + 1)
+    b = doubled_y - (width + 1)
+    sums_b = np.bincount(flat, weights=b.reshape(-1), minlength=rows * kx).reshape(rows, kx)
+    products = np.einsum("ij,ij->i", centred_a, sums_b) / 4.0
+    squares_a = np.einsum("ij,ij,ij->i", counts, centred_a, centred_a) / 4.0
+    squares_b = np.einsum("ij,ij->i", b, b) / 4.0
+    return _pearson(products, squares_a, squares_b, width)
+
+
+def _resampled_rho(codes_x: np.ndarray, kx: int, codes_y: np.ndarray, ky: int) -> np.ndarray:
+    """Spearman's ρ of each row pair of two code matrices: :func:`_rank_pearson` of their
+    :func:`_doubled_ranks`, through :func:`_grouped_rank_pearson` when one side has at most
+    a row's width of distinct values (the side with fewer is grouped; ρ is symmetric and so
+    are the product and the root that combine the sums)."""
+    width = codes_x.shape[1]
+    if width > _EXACT_WIDTH or min(kx, ky) > width:
+        return _rank_pearson(_doubled_ranks(codes_x, kx), _doubled_ranks(codes_y, ky))
+    if kx <= ky:
+        return _grouped_rank_pearson(codes_x, kx, _doubled_ranks(codes_y, ky))
+    return _grouped_rank_pearson(codes_y, ky, _doubled_ranks(codes_x, kx))
+
+
 def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
     distinct, codes = np.unique(values, return_inverse=True)
     return codes.reshape(-1), len(distinct)
@@ -486,7 +521,7 @@ def spearman(x: ArrayLike, y: ArrayLike) -> Estimate:
     boot = np.empty(len(indices))
     for block in _row_blocks(len(indices), max(kx, ky, indices.shape[1])):
         rows = indices[block]
-        boot[block] = _rank_pearson(_doubled_ranks(cx[rows], kx), _doubled_ranks(cy[rows], ky))
+        boot[block] = _resampled_rho(cx[rows], kx, cy[rows], ky)
     low, high = _interval(value, boot, n)
     return Estimate("spearman_rho", value, low, high, n, _method(METHOD_PAIRS, n))
 
