@@ -1113,3 +1113,24 @@ def test_real_samples_best_follows_each_study_direction(tmp_path: Path) -> None:
         assert row[1] == len(scored) and {row[2]} == directions
         pick = max if row[2] == "maximize" else min
         assert row[3] == pick(float(r["objective"]) for r in scored)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["2M", "20M", "2B", "200M", None, "x"]), max_size=40))
+def test_groups_are_the_rows_of_each_value_in_frame_order(budgets: list[str | None]) -> None:
+    """The budget groups: values in budget order (ties in first-seen order), each with its
+    rows in frame order, as a dictionary of row positions gives them."""
+    from hpo_analysis.analyze.frame import _budget_groups, _label, trial_frame
+    from hpo_analysis.finding import budget_sort_key
+
+    frame = trial_frame([{"budget": b, "trial_num": i} for i, b in enumerate(budgets)])
+    frame = frame.iloc[::-1]  # a frame whose index is not its row order
+    positions: dict[str | None, list[int]] = {}
+    for position, value in enumerate(frame["budget"].tolist()):
+        positions.setdefault(value, []).append(position)
+    expected = [(_label(v), positions[v]) for v in sorted(positions, key=budget_sort_key)]
+    groups = _budget_groups(frame)
+    assert [label for label, _ in groups] == [label for label, _ in expected]
+    for (_, group), (_, rows) in zip(groups, expected, strict=True):
+        assert group.equals(frame.iloc[rows])
+        assert group.index.tolist() == frame.index[rows].tolist()

@@ -160,7 +160,8 @@ def _indices(n: int, rng: np.random.Generator, draws: int | None = None) -> np.n
     at most about MAX_RESAMPLE_N, the matrix holds at most about 2 million indices.
     """
     m = n if draws is None else draws
-    return np.concatenate([rng.integers(0, n, size=(size, m)) for size in _chunks(m)])
+    chunks = [rng.integers(0, n, size=(size, m)) for size in _chunks(m)]
+    return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
 
 # Index matrices of a fresh generator, by (n, draws): see _fresh_indices.

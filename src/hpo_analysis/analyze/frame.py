@@ -134,10 +134,14 @@ def _known_divergence(frame: pd.DataFrame) -> pd.DataFrame:
 def _groups(
     frame: pd.DataFrame, column: str, key: Callable[[Any], Any]
 ) -> list[tuple[Any, pd.DataFrame]]:
-    positions: dict[Any, list[int]] = {}
-    for position, value in enumerate(frame[column].tolist()):
-        positions.setdefault(value, []).append(position)
-    return [(v, frame.iloc[positions[v]]) for v in sorted(positions, key=key)]
+    values = frame[column].tolist()
+    code_of = {value: code for code, value in enumerate(dict.fromkeys(values))}  # first seen
+    codes = np.fromiter(map(code_of.__getitem__, values), dtype=np.int64, count=len(values))
+    # the rows of each value in frame order: a stable sort by value code, cut where it changes
+    order = np.argsort(codes, kind="stable")
+    cuts = np.searchsorted(codes[order], np.arange(1, len(code_of)))
+    positions = np.split(order, cuts)
+    return [(v, frame.iloc[positions[code_of[v]]]) for v in sorted(code_of, key=key)]
 
 
 def _budget_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
