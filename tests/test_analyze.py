@@ -1134,3 +1134,28 @@ def test_groups_are_the_rows_of_each_value_in_frame_order(budgets: list[str | No
     for (_, group), (_, rows) in zip(groups, expected, strict=True):
         assert group.equals(frame.iloc[rows])
         assert group.index.tolist() == frame.index[rows].tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(-(2**80), 2**80),
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.sampled_from(["1.5", np.float64(2.5), np.int64(7), np.bool_(True)]),
+        ),
+        max_size=20,
+    )
+)
+def test_trial_frame_numbers_are_the_value_by_value_conversion(values: list[Any]) -> None:
+    from hpo_analysis.analyze.frame import _numbers, trial_frame
+
+    expected = [
+        float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+        for v in values
+    ]
+    assert _numbers(values).tobytes() == np.array(expected, dtype=float).tobytes()
+    frame = trial_frame([{"d_model": v} for v in values])
+    assert frame["d_model"].to_numpy().tobytes() == np.array(expected, dtype=float).tobytes()

@@ -54,6 +54,31 @@ _OBJECTS: tuple[str, ...] = (
 )
 
 
+def _numbers(values: list[Any]) -> np.ndarray:
+    """The values as float64: ints and floats as ``float(v)``, anything else (None, bool,
+    text) NaN.
+
+    When the values are only ints, floats and None (what the rows hold), numpy converts the
+    list in one call, with the same numbers (None becomes NaN); other lists are converted
+    value by value.
+
+    >>> _numbers([1, 2.5, None, True, "3"]).tolist()
+    [1.0, 2.5, nan, nan, nan]
+    """
+    if set(map(type, values)) <= {int, float, type(None)}:
+        try:
+            return np.array(values, dtype=float)
+        except OverflowError:  # an int beyond float64: float(v) raises it below as well
+            pass
+    return np.array(
+        [
+            float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+            for v in values
+        ],
+        dtype=float,
+    )
+
+
 def trial_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """The rows as a DataFrame holding every column the findings use, whatever the rows carry.
 
@@ -69,17 +94,13 @@ def trial_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     for name in _OBJECTS:
         data[name] = pd.Series([r.get(name) for r in rows], dtype=object)
     for name in _NUMERIC:
-        values = [r.get(name) for r in rows]
-        clean = [
-            float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
-            for v in values
-        ]
-        data[name] = pd.Series(clean, dtype=float)
+        data[name] = pd.Series(_numbers([r.get(name) for r in rows]), dtype=float)
     # Flags decided once: exactly True / exactly False (None matches neither), and "scored".
     for flag in ("diverged", "early_stopped"):
+        flags = data[flag].tolist()
         for value in (True, False):
             data[f"_{flag}_{str(value).lower()}"] = pd.Series(
-                [isinstance(v, (bool, np.bool_)) and bool(v) is value for v in data[flag]],
+                [isinstance(v, (bool, np.bool_)) and bool(v) is value for v in flags],
                 dtype=bool,
             )
     data["_scored"] = (
