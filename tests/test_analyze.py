@@ -1159,3 +1159,70 @@ def test_trial_frame_numbers_are_the_value_by_value_conversion(values: list[Any]
     assert _numbers(values).tobytes() == np.array(expected, dtype=float).tobytes()
     frame = trial_frame([{"d_model": v} for v in values])
     assert frame["d_model"].to_numpy().tobytes() == np.array(expected, dtype=float).tobytes()
+
+
+def _reference_head_pairs(rows: list[dict[str, Any]]) -> tuple[int, int, int, int, int]:
+    """Pairs, more-heads-better, fewer-heads-better, ties and trials used, one pandas group
+    per (study, d_model, n_layers) as heads_controlled_pairs first counted them."""
+    from hpo_analysis.analyze.frame import _scored, trial_frame
+
+    scored = _scored(trial_frame(rows))
+    arch = ["d_model", "n_layers", "n_heads"]
+    best = (
+        scored.assign(_score=scored["objective"])
+        .sort_values(["study", *arch, "_score", "trial_num"], kind="mergesort")
+        .drop_duplicates(["study", *arch])
+    )
+    pairs = more = fewer = ties = used = 0
+    for _, cell in best.groupby(["study", "d_model", "n_layers"], sort=True):
+        if len(cell) < 2:
+            continue
+        used += len(cell)
+        scores = cell["_score"].tolist()
+        for i in range(len(scores)):
+            for j in range(i + 1, len(scores)):
+                pairs += 1
+                if scores[j] == scores[i]:
+                    ties += 1
+                elif scores[j] < scores[i]:
+                    more += 1
+                else:
+                    fewer += 1
+    return pairs, more, fewer, ties, used
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["s1", "s2", "s10", None]),
+            st.sampled_from([64, 128]),
+            st.sampled_from([2, 4]),
+            st.sampled_from([1, 2, 4, 8]),
+            st.sampled_from([0.5, 1.0, 1.5, 2.0, -0.0, 0.0]),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_controlled_head_pairs_are_the_grouped_ones(
+    trials: list[tuple[str | None, int, int, int, float]],
+) -> None:
+    rows = [
+        {
+            "study": study,
+            "budget": "2M",
+            "trial_num": i,
+            "d_model": d_model,
+            "n_layers": n_layers,
+            "n_heads": n_heads,
+            "objective": objective,
+            "state": "COMPLETE",
+            "diverged": False,
+        }
+        for i, (study, d_model, n_layers, n_heads, objective) in enumerate(trials)
+    ]
+    finding = heads_controlled_pairs(rows)
+    pairs, more, fewer, ties, used = _reference_head_pairs(rows)
+    assert finding.rows[0][1:5] == [pairs, more, fewer, ties]
+    assert finding.n == used
