@@ -392,5 +392,7 @@ def test_grouped_rank_correlation_is_the_ranked_one(
     fast = stats._resampled_rho(codes_x, kx, codes_y, ky)
     assert fast.tobytes() == ranked.tobytes()
     if kx <= width:
-        grouped = stats._grouped_rank_pearson(codes_x, kx, stats._doubled_ranks(codes_y, ky))
+        centred_y = stats._doubled_ranks(codes_y, ky) - (width + 1)
+        assert np.array_equal(stats._doubled_ranks(codes_y, ky, width + 1), centred_y)
+        grouped = stats._grouped_rank_pearson(codes_x, kx, centred_y)
         assert grouped.tobytes() == ranked.tobytes()

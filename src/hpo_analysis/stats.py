@@ -228,7 +228,7 @@ def _counted(n_distinct: int, width: int) -> bool:
     return n_distinct <= 4 * width
 
 
-def _doubled_ranks(codes: np.ndarray, n_distinct: int) -> np.ndarray:
+def _doubled_ranks(codes: np.ndarray, n_distinct: int, shift: int = 0) -> np.ndarray:
     """Twice the average rank (1-based, ties share the mean rank) of every value of every row
     of a code matrix, as integers: average ranks are halves, so their doubles are exact and
     every sum of them below is exact in any order.
@@ -238,7 +238,8 @@ def _doubled_ranks(codes: np.ndarray, n_distinct: int) -> np.ndarray:
     without sorting: one running count over the table of all rows (row ``r`` starts after
     ``r·width`` values) says how many values of a row are at most ``v``, and twice the mean
     rank of ``v`` is ``2·(values ≤ v) − (values = v) + 1``. With more distinct values than a
-    row holds, each row is sorted.
+    row holds, each row is sorted. ``shift`` is subtracted from every result (in the same
+    pass; :func:`_resampled_rho` centres the ranks so).
 
     >>> _doubled_ranks(np.array([[2, 0, 0, 1]]), 3).tolist()
     [[8, 3, 3, 6]]
@@ -257,7 +258,7 @@ def _doubled_ranks(codes: np.ndarray, n_distinct: int) -> np.ndarray:
         first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
         last = np.minimum.accumulate(np.where(ends, position, width - 1)[:, ::-1], axis=1)
         ranks = np.empty((rows, width), dtype=np.int64)
-        np.put_along_axis(ranks, order, first + last[:, ::-1] + 2, axis=1)
+        np.put_along_axis(ranks, order, first + last[:, ::-1] + (2 - shift), axis=1)
         return ranks
     doubled = np.empty((rows, width), dtype=np.int64)
     for block in _row_blocks(rows, n_distinct):
@@ -270,7 +271,8 @@ def _doubled_ranks(codes: np.ndarray, n_distinct: int) -> np.ndarray:
         table -= counts
         out = doubled[block]
         np.take(table, flat.reshape(n_rows, width), out=out)
-        out -= (2 * width * np.arange(n_rows) - 1)[:, None]  # the earlier rows' values, −1
+        # the earlier rows' values, −1, and the shift
+        out -= (2 * width * np.arange(n_rows) - 1 + shift)[:, None]
     return doubled
 
 
@@ -322,17 +324,21 @@ def _rank_pearson(doubled_x: np.ndarray, doubled_y: np.ndarray) -> np.ndarray:
     width = doubled_x.shape[1]
     if width > _EXACT_WIDTH:
         return _row_pearson(doubled_x / 2.0, doubled_y / 2.0)
-    a = doubled_x - (width + 1)
-    b = doubled_y - (width + 1)
+    return _centred_rank_pearson(doubled_x - (width + 1), doubled_y - (width + 1))
+
+
+def _centred_rank_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`_rank_pearson` of doubled ranks given centred (``doubled − width − 1``)."""
     products = np.einsum("ij,ij->i", a, b) / 4.0
     squares_a = np.einsum("ij,ij->i", a, a) / 4.0
     squares_b = np.einsum("ij,ij->i", b, b) / 4.0
-    return _pearson(products, squares_a, squares_b, width)
+    return _pearson(products, squares_a, squares_b, a.shape[1])
 
 
-def _grouped_rank_pearson(codes_x: np.ndarray, kx: int, doubled_y: np.ndarray) -> np.ndarray:
+def _grouped_rank_pearson(codes_x: np.ndarray, kx: int, centred_y: np.ndarray) -> np.ndarray:
     """:func:`_rank_pearson` of the doubled ranks of a code matrix with few distinct values
-    (``kx`` at most a row's width) and ``doubled_y``, without ranking every value of ``x``.
+    (``kx`` at most a row's width) and doubled ranks of ``y`` given centred (``doubled − width
+    − 1``), without ranking every value of ``x``.
 
     All values of a row with the same code share one centred rank ``a_v``, so the sums of
     :func:`_rank_pearson` group by code: Σab = Σ_v a_v·(Σ of the centred y ranks with code
@@ -344,7 +350,7 @@ def _grouped_rank_pearson(codes_x: np.ndarray, kx: int, doubled_y: np.ndarray) -
     flat = (codes_x + (np.arange(rows) * kx)[:, None]).reshape(-1)
     counts = np.bincount(flat, minlength=rows * kx).reshape(rows, kx)
     centred_a = 2 * np.cumsum(counts, axis=1) - counts - width  # doubled rank − (width + 1)
-    b = doubled_y - (width + 1)
+    b = centred_y
     sums_b = np.bincount(flat, weights=b.reshape(-1), minlength=rows * kx).reshape(rows, kx)
     products = np.einsum("ij,ij->i", centred_a, sums_b) / 4.0
     squares_a = np.einsum("ij,ij,ij->i", counts, centred_a, centred_a) / 4.0
@@ -358,11 +364,16 @@ def _resampled_rho(codes_x: np.ndarray, kx: int, codes_y: np.ndarray, ky: int) -
     a row's width of distinct values (the side with fewer is grouped; ρ is symmetric and so
     are the product and the root that combine the sums)."""
     width = codes_x.shape[1]
-    if width > _EXACT_WIDTH or min(kx, ky) > width:
+    if width > _EXACT_WIDTH:
         return _rank_pearson(_doubled_ranks(codes_x, kx), _doubled_ranks(codes_y, ky))
+    centre = width + 1
+    if min(kx, ky) > width:
+        return _centred_rank_pearson(
+            _doubled_ranks(codes_x, kx, centre), _doubled_ranks(codes_y, ky, centre)
+        )
     if kx <= ky:
-        return _grouped_rank_pearson(codes_x, kx, _doubled_ranks(codes_y, ky))
-    return _grouped_rank_pearson(codes_y, ky, _doubled_ranks(codes_x, kx))
+        return _grouped_rank_pearson(codes_x, kx, _doubled_ranks(codes_y, ky, centre))
+    return _grouped_rank_pearson(codes_y, ky, _doubled_ranks(codes_x, kx, centre))
 
 
 def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
