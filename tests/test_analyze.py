@@ -938,6 +938,23 @@ def test_any_rows_give_well_formed_findings(rows: list[dict[str, Any]]) -> None:
         json.loads(dumps_strict(finding.to_dict()))  # as findings.json writes it
 
 
+@settings(max_examples=40, deadline=None)
+@given(rows_strategy)
+def test_shared_selections_give_the_findings_computed_apart(rows: list[dict[str, Any]]) -> None:
+    """all_findings shares the scored trials and the budget and horizon groups between the
+    findings; without sharing, every finding selects its own: the same findings."""
+    from hpo_analysis.analyze import _findings
+    from hpo_analysis.analyze.frame import _SHARED
+
+    assign_ranks(rows)
+    together = all_findings(rows, top_k=3)
+    assert _SHARED.get() is None  # nothing shared outside all_findings
+    apart = _findings(rows, 3)
+    assert dumps_strict([f.to_dict() for f in together]) == dumps_strict(
+        [f.to_dict() for f in apart]
+    )
+
+
 # --- outputs: findings.json, README, validate; and findings follow the input files -----------
 
 
