@@ -351,23 +351,44 @@ def test_ranks_and_medians_against_the_reference_on_many_rows() -> None:
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.tuples(st.integers(1, 300), st.integers(1, 300)), min_size=1, max_size=8))
 def test_kept_resamples_are_the_drawn_ones(sizes: list[tuple[int, int]]) -> None:
-    """The index matrices kept by size are the ones a fresh generator draws, and read-only."""
-    for n, draws in sizes:
-        kept = stats._fresh_indices(n, draws)
-        assert not kept.flags.writeable
-        assert np.array_equal(kept, stats._indices(n, stats._rng(), draws))
+    """The index matrices kept by size are the ones a fresh generator draws, and read-only;
+    outside kept_resamples nothing is kept."""
+    with stats.kept_resamples():
+        for n, draws in sizes:
+            kept = stats._fresh_indices(n, draws)
+            assert not kept.flags.writeable
+            assert np.array_equal(kept, stats._indices(n, stats._rng(), draws))
+            assert stats._fresh_indices(n, draws) is kept
+    assert stats._KEPT.get() is None
+    n, draws = sizes[0]
+    assert stats._fresh_indices(n, draws) is not stats._fresh_indices(n, draws)
 
 
 def test_kept_resamples_stay_within_their_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stats, "_FRESH", type(stats._FRESH)())
-    monkeypatch.setattr(stats, "_FRESH_CELLS", 3 * stats.RESAMPLES * 10)
-    for n in range(1, 8):
-        stats._fresh_indices(n, 10)
-    assert list(stats._FRESH) == [(5, 10), (6, 10), (7, 10)]
-    stats._fresh_indices(5, 10)  # used again: kept longest
-    stats._fresh_indices(8, 10)
-    assert list(stats._FRESH) == [(7, 10), (5, 10), (8, 10)]
-    assert np.array_equal(stats._fresh_indices(5, 10), stats._indices(5, stats._rng(), 10))
+    monkeypatch.setattr(stats, "_KEPT_CELLS", 3 * stats.RESAMPLES * 10)
+    with stats.kept_resamples():
+        kept = stats._KEPT.get()
+        assert kept is not None
+        for n in range(1, 8):
+            stats._fresh_indices(n, 10)
+        assert list(kept) == [(5, 10), (6, 10), (7, 10)]
+        stats._fresh_indices(5, 10)  # used again: kept longest
+        stats._fresh_indices(8, 10)
+        assert list(kept) == [(7, 10), (5, 10), (8, 10)]
+        assert np.array_equal(stats._fresh_indices(5, 10), stats._indices(5, stats._rng(), 10))
+
+
+@settings(deadline=None)
+@given(st.lists(st.tuples(_value, _value), min_size=0, max_size=60), _sample)
+def test_kept_resamples_give_the_reference_estimates(
+    pairs: list[tuple[float, float]], values: list[float]
+) -> None:
+    x = [p[0] for p in pairs]
+    y = [p[1] for p in pairs]
+    with stats.kept_resamples():
+        for _ in range(2):  # drawn, then kept
+            assert _identical(stats.spearman(x, y), _ref_spearman(x, y))
+            assert _identical(stats.median(values), _ref_median(values))
 
 
 @settings(max_examples=60, deadline=None)

@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,30 +166,48 @@ def _indices(n: int, rng: np.random.Generator, draws: int | None = None) -> np.n
     return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
 
-# Index matrices of a fresh generator, by (n, draws): see _fresh_indices.
-_FRESH: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+# Index matrices of a fresh generator by (n, draws), kept within kept_resamples().
+_KEPT: ContextVar[OrderedDict[tuple[int, int], np.ndarray] | None] = ContextVar(
+    "_KEPT", default=None
+)
 # At most this many indices are kept (8 matrices of 1,000 × 2,000, 128 MB).
-_FRESH_CELLS = 16_000_000
+_KEPT_CELLS = 16_000_000
+
+
+@contextmanager
+def kept_resamples() -> Iterator[None]:
+    """Within this block, the resamples of estimates drawn from a fresh generator alone
+    (:func:`median`, :func:`spearman`) are drawn once per size and kept.
+
+    They depend on the sample size and the draws per resample only, and the findings estimate
+    many statistics over samples of the same size (every budget's scored trials, every cell
+    of a grid): :func:`~hpo_analysis.analyze.all_findings` draws each size once. The most
+    recent sizes are kept, read-only, up to ``_KEPT_CELLS`` indices; all are let go at the end
+    of the block.
+    """
+    token = _KEPT.set(OrderedDict())
+    try:
+        yield
+    finally:
+        _KEPT.reset(token)
 
 
 def _fresh_indices(n: int, draws: int) -> np.ndarray:
     """``_indices(n, _rng(), draws)``: the resamples of an estimate that draws from a fresh
-    generator and nothing else (:func:`median`, :func:`spearman`).
-
-    They depend on ``n`` and ``draws`` only, and the findings estimate many statistics over
-    samples of the same size (every budget's scored trials, every cell of a grid), so the
-    matrices of the most recent sizes are kept, read-only, up to ``_FRESH_CELLS`` indices.
-    """
+    generator and nothing else; within :func:`kept_resamples` drawn once per size."""
+    kept = _KEPT.get()
+    if kept is None:
+        return _indices(n, _rng(), draws)
     key = (n, draws)
-    indices = _FRESH.get(key)
+    indices = kept.get(key)
     if indices is not None:
-        _FRESH.move_to_end(key)
+        kept.move_to_end(key)
         return indices
     indices = _indices(n, _rng(), draws)
     indices.flags.writeable = False
-    _FRESH[key] = indices
-    while sum(a.size for a in _FRESH.values()) > _FRESH_CELLS and len(_FRESH) > 1:
-        _FRESH.popitem(last=False)
+    kept[key] = indices
+    while sum(a.size for a in kept.values()) > _KEPT_CELLS and len(kept) > 1:
+        kept.popitem(last=False)
     return indices
 
 

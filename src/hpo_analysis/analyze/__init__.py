@@ -42,6 +42,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from .. import stats
 from ..finding import (
     ARCH_CATEGORIES,
     DEFAULT_TOP_K,
@@ -167,7 +168,9 @@ def all_findings(rows: Sequence[dict[str, Any]], top_k: int = DEFAULT_TOP_K) -> 
     """
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
-    with shared():  # the findings share the scored trials and the budget and horizon groups
+    # the findings share the scored trials, the budget and horizon groups, and the resamples
+    # of each sample size
+    with shared(), stats.kept_resamples():
         return _findings(rows, top_k)
 
 
