@@ -162,8 +162,10 @@ def _indices(n: int, rng: np.random.Generator, draws: int | None = None) -> np.n
     at most about MAX_RESAMPLE_N, the matrix holds at most about 2 million indices.
     """
     m = n if draws is None else draws
-    chunks = [rng.integers(0, n, size=(size, m)) for size in _chunks(m)]
-    return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+    # (one chunk is copied too: the copy frees the drawn block, and with kept_resamples
+    # holding large matrices, returning the drawn block itself cost more in page faults of
+    # the later temporaries than the copy)
+    return np.concatenate([rng.integers(0, n, size=(size, m)) for size in _chunks(m)])
 
 
 # Index matrices of a fresh generator by (n, draws), kept within kept_resamples().
