@@ -726,6 +726,29 @@ def test_spearman_matches_the_rank_difference_formula(order: list[int]) -> None:
     assert spearman(pd.Series(range(n)), pd.Series(order)) == round(expected, 3) + 0.0
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0.0, -0.0, 1.0, 2.0, 1e300, math.nan, math.inf, -math.inf]),
+            st.sampled_from([0.0, -0.0, 3.0, 4.0, -1e300, math.nan, math.inf]),
+        ),
+        max_size=MIN_N + 4,
+    )
+)
+def test_rho_is_computed_exactly_where_spearman_has_a_value(
+    pairs: list[tuple[float, float]],
+) -> None:
+    import pandas as pd
+
+    from hpo_analysis.analyze.cells import _has_rho, _rho
+
+    x = pd.Series([p[0] for p in pairs], dtype=float)
+    y = pd.Series([p[1] for p in pairs], dtype=float)
+    assert _has_rho(x, y) == (spearman(x, y) is not None)
+    assert (_rho(x, y) is None) == (spearman(x, y) is None)
+
+
 def test_spearman_with_ties_matches_scipy() -> None:
     stats = pytest.importorskip("scipy.stats")
     import pandas as pd
@@ -915,6 +938,23 @@ def test_any_rows_give_well_formed_findings(rows: list[dict[str, Any]]) -> None:
         json.loads(dumps_strict(finding.to_dict()))  # as findings.json writes it
 
 
+@settings(max_examples=40, deadline=None)
+@given(rows_strategy)
+def test_shared_selections_give_the_findings_computed_apart(rows: list[dict[str, Any]]) -> None:
+    """all_findings shares the scored trials and the budget and horizon groups between the
+    findings; without sharing, every finding selects its own: the same findings."""
+    from hpo_analysis.analyze import _findings
+    from hpo_analysis.analyze.frame import _SHARED
+
+    assign_ranks(rows)
+    together = all_findings(rows, top_k=3)
+    assert _SHARED.get() is None  # nothing shared outside all_findings
+    apart = _findings(rows, 3)
+    assert dumps_strict([f.to_dict() for f in together]) == dumps_strict(
+        [f.to_dict() for f in apart]
+    )
+
+
 # --- outputs: findings.json, README, validate; and findings follow the input files -----------
 
 
@@ -1090,3 +1130,116 @@ def test_real_samples_best_follows_each_study_direction(tmp_path: Path) -> None:
         assert row[1] == len(scored) and {row[2]} == directions
         pick = max if row[2] == "maximize" else min
         assert row[3] == pick(float(r["objective"]) for r in scored)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["2M", "20M", "2B", "200M", None, "x"]), max_size=40))
+def test_groups_are_the_rows_of_each_value_in_frame_order(budgets: list[str | None]) -> None:
+    """The budget groups: values in budget order (ties in first-seen order), each with its
+    rows in frame order, as a dictionary of row positions gives them."""
+    from hpo_analysis.analyze.frame import _budget_groups, _label, trial_frame
+    from hpo_analysis.finding import budget_sort_key
+
+    frame = trial_frame([{"budget": b, "trial_num": i} for i, b in enumerate(budgets)])
+    frame = frame.iloc[::-1]  # a frame whose index is not its row order
+    positions: dict[str | None, list[int]] = {}
+    for position, value in enumerate(frame["budget"].tolist()):
+        positions.setdefault(value, []).append(position)
+    expected = [(_label(v), positions[v]) for v in sorted(positions, key=budget_sort_key)]
+    groups = _budget_groups(frame)
+    assert [label for label, _ in groups] == [label for label, _ in expected]
+    for (_, group), (_, rows) in zip(groups, expected, strict=True):
+        assert group.equals(frame.iloc[rows])
+        assert group.index.tolist() == frame.index[rows].tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(-(2**80), 2**80),
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.sampled_from(["1.5", np.float64(2.5), np.int64(7), np.bool_(True)]),
+        ),
+        max_size=20,
+    )
+)
+def test_trial_frame_numbers_are_the_value_by_value_conversion(values: list[Any]) -> None:
+    from hpo_analysis.analyze.frame import _numbers, trial_frame
+
+    expected = [
+        float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+        for v in values
+    ]
+    assert _numbers(values).tobytes() == np.array(expected, dtype=float).tobytes()
+    frame = trial_frame([{"d_model": v} for v in values])
+    assert frame["d_model"].to_numpy().tobytes() == np.array(expected, dtype=float).tobytes()
+
+
+def _reference_head_pairs(rows: list[dict[str, Any]]) -> tuple[int, int, int, int, int]:
+    """Pairs, more-heads-better, fewer-heads-better, ties and trials used, one pandas group
+    per (study, d_model, n_layers) as heads_controlled_pairs first counted them."""
+    from hpo_analysis.analyze.frame import _scored, trial_frame
+
+    scored = _scored(trial_frame(rows))
+    arch = ["d_model", "n_layers", "n_heads"]
+    best = (
+        scored.assign(_score=scored["objective"])
+        .sort_values(["study", *arch, "_score", "trial_num"], kind="mergesort")
+        .drop_duplicates(["study", *arch])
+    )
+    pairs = more = fewer = ties = used = 0
+    for _, cell in best.groupby(["study", "d_model", "n_layers"], sort=True):
+        if len(cell) < 2:
+            continue
+        used += len(cell)
+        scores = cell["_score"].tolist()
+        for i in range(len(scores)):
+            for j in range(i + 1, len(scores)):
+                pairs += 1
+                if scores[j] == scores[i]:
+                    ties += 1
+                elif scores[j] < scores[i]:
+                    more += 1
+                else:
+                    fewer += 1
+    return pairs, more, fewer, ties, used
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["s1", "s2", "s10", None]),
+            st.sampled_from([64, 128]),
+            st.sampled_from([2, 4]),
+            st.sampled_from([1, 2, 4, 8]),
+            st.sampled_from([0.5, 1.0, 1.5, 2.0, -0.0, 0.0]),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_controlled_head_pairs_are_the_grouped_ones(
+    trials: list[tuple[str | None, int, int, int, float]],
+) -> None:
+    rows = [
+        {
+            "study": study,
+            "budget": "2M",
+            "trial_num": i,
+            "d_model": d_model,
+            "n_layers": n_layers,
+            "n_heads": n_heads,
+            "objective": objective,
+            "state": "COMPLETE",
+            "diverged": False,
+        }
+        for i, (study, d_model, n_layers, n_heads, objective) in enumerate(trials)
+    ]
+    finding = heads_controlled_pairs(rows)
+    pairs, more, fewer, ties, used = _reference_head_pairs(rows)
+    assert finding.rows[0][1:5] == [pairs, more, fewer, ties]
+    assert finding.n == used

@@ -346,3 +346,74 @@ def test_ranks_and_medians_against_the_reference_on_many_rows() -> None:
         idx = rng.integers(0, len(data), size=(200, width))
         expected = np.median(data[idx], axis=1)
         assert np.array_equal(stats._resampled_medians(data, idx), expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 300), st.integers(1, 300)), min_size=1, max_size=8))
+def test_kept_resamples_are_the_drawn_ones(sizes: list[tuple[int, int]]) -> None:
+    """The index matrices kept by size are the ones a fresh generator draws, and read-only;
+    outside kept_resamples nothing is kept."""
+    with stats.kept_resamples():
+        for n, draws in sizes:
+            kept = stats._fresh_indices(n, draws)
+            assert not kept.flags.writeable
+            assert np.array_equal(kept, stats._indices(n, stats._rng(), draws))
+            assert stats._fresh_indices(n, draws) is kept
+    assert stats._KEPT.get() is None
+    n, draws = sizes[0]
+    assert stats._fresh_indices(n, draws) is not stats._fresh_indices(n, draws)
+
+
+def test_kept_resamples_stay_within_their_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stats, "_KEPT_CELLS", 3 * stats.RESAMPLES * 10)
+    with stats.kept_resamples():
+        kept = stats._KEPT.get()
+        assert kept is not None
+        for n in range(1, 8):
+            stats._fresh_indices(n, 10)
+        assert list(kept) == [(5, 10), (6, 10), (7, 10)]
+        stats._fresh_indices(5, 10)  # used again: kept longest
+        stats._fresh_indices(8, 10)
+        assert list(kept) == [(7, 10), (5, 10), (8, 10)]
+        assert np.array_equal(stats._fresh_indices(5, 10), stats._indices(5, stats._rng(), 10))
+
+
+@settings(deadline=None)
+@given(st.lists(st.tuples(_value, _value), min_size=0, max_size=60), _sample)
+def test_kept_resamples_give_the_reference_estimates(
+    pairs: list[tuple[float, float]], values: list[float]
+) -> None:
+    x = [p[0] for p in pairs]
+    y = [p[1] for p in pairs]
+    with stats.kept_resamples():
+        for _ in range(2):  # drawn, then kept
+            assert _identical(stats.spearman(x, y), _ref_spearman(x, y))
+            assert _identical(stats.median(values), _ref_median(values))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 40),
+    st.integers(1, 60),
+    st.integers(1, 60),
+    st.integers(1, 120),
+    st.integers(0, 2**32 - 1),
+)
+def test_grouped_rank_correlation_is_the_ranked_one(
+    rows: int, width: int, kx: int, ky: int, seed: int
+) -> None:
+    """ρ of resamples by grouping the side with few distinct values, bit for bit the ρ of
+    ranking both sides (whichever side is grouped, and with constant rows)."""
+    rng = np.random.default_rng(seed)
+    codes_x = rng.integers(0, kx, size=(rows, width))
+    codes_y = rng.integers(0, ky, size=(rows, width))
+    ranked = stats._rank_pearson(
+        stats._doubled_ranks(codes_x, kx), stats._doubled_ranks(codes_y, ky)
+    )
+    fast = stats._resampled_rho(codes_x, kx, codes_y, ky)
+    assert fast.tobytes() == ranked.tobytes()
+    if kx <= width:
+        centred_y = stats._doubled_ranks(codes_y, ky) - (width + 1)
+        assert np.array_equal(stats._doubled_ranks(codes_y, ky, width + 1), centred_y)
+        grouped = stats._grouped_rank_pearson(codes_x, kx, centred_y)
+        assert grouped.tobytes() == ranked.tobytes()

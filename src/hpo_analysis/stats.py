@@ -34,7 +34,10 @@ Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,7 +162,55 @@ def _indices(n: int, rng: np.random.Generator, draws: int | None = None) -> np.n
     at most about MAX_RESAMPLE_N, the matrix holds at most about 2 million indices.
     """
     m = n if draws is None else draws
+    # (one chunk is copied too: the copy frees the drawn block, and with kept_resamples
+    # holding large matrices, returning the drawn block itself cost more in page faults of
+    # the later temporaries than the copy)
     return np.concatenate([rng.integers(0, n, size=(size, m)) for size in _chunks(m)])
+
+
+# Index matrices of a fresh generator by (n, draws), kept within kept_resamples().
+_KEPT: ContextVar[OrderedDict[tuple[int, int], np.ndarray] | None] = ContextVar(
+    "_KEPT", default=None
+)
+# At most this many indices are kept (8 matrices of 1,000 × 2,000, 128 MB).
+_KEPT_CELLS = 16_000_000
+
+
+@contextmanager
+def kept_resamples() -> Iterator[None]:
+    """Within this block, the resamples of estimates drawn from a fresh generator alone
+    (:func:`median`, :func:`spearman`) are drawn once per size and kept.
+
+    They depend on the sample size and the draws per resample only, and the findings estimate
+    many statistics over samples of the same size (every budget's scored trials, every cell
+    of a grid): :func:`~hpo_analysis.analyze.all_findings` draws each size once. The most
+    recent sizes are kept, read-only, up to ``_KEPT_CELLS`` indices; all are let go at the end
+    of the block.
+    """
+    token = _KEPT.set(OrderedDict())
+    try:
+        yield
+    finally:
+        _KEPT.reset(token)
+
+
+def _fresh_indices(n: int, draws: int) -> np.ndarray:
+    """``_indices(n, _rng(), draws)``: the resamples of an estimate that draws from a fresh
+    generator and nothing else; within :func:`kept_resamples` drawn once per size."""
+    kept = _KEPT.get()
+    if kept is None:
+        return _indices(n, _rng(), draws)
+    key = (n, draws)
+    indices = kept.get(key)
+    if indices is not None:
+        kept.move_to_end(key)
+        return indices
+    indices = _indices(n, _rng(), draws)
+    indices.flags.writeable = False
+    kept[key] = indices
+    while sum(a.size for a in kept.values()) > _KEPT_CELLS and len(kept) > 1:
+        kept.popitem(last=False)
+    return indices
 
 
 def _row_blocks(rows: int, cells_per_row: int) -> list[slice]:
@@ -199,7 +250,7 @@ def _counted(n_distinct: int, width: int) -> bool:
     return n_distinct <= 4 * width
 
 
-def _doubled_ranks(codes: np.ndarray, n_distinct: int) -> np.ndarray:
+def _doubled_ranks(codes: np.ndarray, n_distinct: int, shift: int = 0) -> np.ndarray:
     """Twice the average rank (1-based, ties share the mean rank) of every value of every row
     of a code matrix, as integers: average ranks are halves, so their doubles are exact and
     every sum of them below is exact in any order.
@@ -209,7 +260,8 @@ def _doubled_ranks(codes: np.ndarray, n_distinct: int) -> np.ndarray:
     without sorting: one running count over the table of all rows (row ``r`` starts after
     ``r·width`` values) says how many values of a row are at most ``v``, and twice the mean
     rank of ``v`` is ``2·(values ≤ v) − (values = v) + 1``. With more distinct values than a
-    row holds, each row is sorted.
+    row holds, each row is sorted. ``shift`` is subtracted from every result (in the same
+    pass; :func:`_resampled_rho` centres the ranks so).
 
     >>> _doubled_ranks(np.array([[2, 0, 0, 1]]), 3).tolist()
     [[8, 3, 3, 6]]
@@ -228,7 +280,7 @@ def _doubled_ranks(codes: np.ndarray, n_distinct: int) -> np.ndarray:
         first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
         last = np.minimum.accumulate(np.where(ends, position, width - 1)[:, ::-1], axis=1)
         ranks = np.empty((rows, width), dtype=np.int64)
-        np.put_along_axis(ranks, order, first + last[:, ::-1] + 2, axis=1)
+        np.put_along_axis(ranks, order, first + last[:, ::-1] + (2 - shift), axis=1)
         return ranks
     doubled = np.empty((rows, width), dtype=np.int64)
     for block in _row_blocks(rows, n_distinct):
@@ -241,7 +293,8 @@ def _doubled_ranks(codes: np.ndarray, n_distinct: int) -> np.ndarray:
         table -= counts
         out = doubled[block]
         np.take(table, flat.reshape(n_rows, width), out=out)
-        out -= (2 * width * np.arange(n_rows) - 1)[:, None]  # the earlier rows' values, −1
+        # the earlier rows' values, −1, and the shift
+        out -= (2 * width * np.arange(n_rows) - 1 + shift)[:, None]
     return doubled
 
 
@@ -293,12 +346,56 @@ def _rank_pearson(doubled_x: np.ndarray, doubled_y: np.ndarray) -> np.ndarray:
     width = doubled_x.shape[1]
     if width > _EXACT_WIDTH:
         return _row_pearson(doubled_x / 2.0, doubled_y / 2.0)
-    a = doubled_x - (width + 1)
-    b = doubled_y - (width + 1)
+    return _centred_rank_pearson(doubled_x - (width + 1), doubled_y - (width + 1))
+
+
+def _centred_rank_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`_rank_pearson` of doubled ranks given centred (``doubled − width − 1``)."""
     products = np.einsum("ij,ij->i", a, b) / 4.0
     squares_a = np.einsum("ij,ij->i", a, a) / 4.0
     squares_b = np.einsum("ij,ij->i", b, b) / 4.0
+    return _pearson(products, squares_a, squares_b, a.shape[1])
+
+
+def _grouped_rank_pearson(codes_x: np.ndarray, kx: int, centred_y: np.ndarray) -> np.ndarray:
+    """:func:`_rank_pearson` of the doubled ranks of a code matrix with few distinct values
+    (``kx`` at most a row's width) and doubled ranks of ``y`` given centred (``doubled − width
+    − 1``), without ranking every value of ``x``.
+
+    All values of a row with the same code share one centred rank ``a_v``, so the sums of
+    :func:`_rank_pearson` group by code: Σab = Σ_v a_v·(Σ of the centred y ranks with code
+    v), Σa² = Σ_v (count of v)·a_v². The counts and the sums per code are one counting pass
+    each over a table of ``kx`` cells a row; every term is an integer below 2^53, so each sum
+    is the same exact integer as :func:`_rank_pearson`'s, whatever the order.
+    """
+    rows, width = codes_x.shape
+    flat = (codes_x + (np.arange(rows) * kx)[:, None]).reshape(-1)
+    counts = np.bincount(flat, minlength=rows * kx).reshape(rows, kx)
+    centred_a = 2 * np.cumsum(counts, axis=1) - counts - width  # doubled rank − (width + 1)
+    b = centred_y
+    sums_b = np.bincount(flat, weights=b.reshape(-1), minlength=rows * kx).reshape(rows, kx)
+    products = np.einsum("ij,ij->i", centred_a, sums_b) / 4.0
+    squares_a = np.einsum("ij,ij,ij->i", counts, centred_a, centred_a) / 4.0
+    squares_b = np.einsum("ij,ij->i", b, b) / 4.0
     return _pearson(products, squares_a, squares_b, width)
+
+
+def _resampled_rho(codes_x: np.ndarray, kx: int, codes_y: np.ndarray, ky: int) -> np.ndarray:
+    """Spearman's ρ of each row pair of two code matrices: :func:`_rank_pearson` of their
+    :func:`_doubled_ranks`, through :func:`_grouped_rank_pearson` when one side has at most
+    a row's width of distinct values (the side with fewer is grouped; ρ is symmetric and so
+    are the product and the root that combine the sums)."""
+    width = codes_x.shape[1]
+    if width > _EXACT_WIDTH:
+        return _rank_pearson(_doubled_ranks(codes_x, kx), _doubled_ranks(codes_y, ky))
+    centre = width + 1
+    if min(kx, ky) > width:
+        return _centred_rank_pearson(
+            _doubled_ranks(codes_x, kx, centre), _doubled_ranks(codes_y, ky, centre)
+        )
+    if kx <= ky:
+        return _grouped_rank_pearson(codes_x, kx, _doubled_ranks(codes_y, ky, centre))
+    return _grouped_rank_pearson(codes_y, ky, _doubled_ranks(codes_x, kx, centre))
 
 
 def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
@@ -400,7 +497,7 @@ def median(values: ArrayLike) -> Estimate:
         return Estimate("median", math.nan, None, None, 0)
     n = len(data)
     value = float(np.median(data))
-    boot = _resampled_medians(data, _indices(n, _rng(), _draws(n, n)))
+    boot = _resampled_medians(data, _fresh_indices(n, _draws(n, n)))
     low, high = _interval(value, boot, n)
     return Estimate("median", value, low, high, n, _method(METHOD, n))
 
@@ -432,6 +529,11 @@ def spearman_value(x: np.ndarray, y: np.ndarray) -> float:
     """
     cx, kx = _codes(x)
     cy, ky = _codes(y)
+    return _spearman_of_codes(cx, kx, cy, ky)
+
+
+def _spearman_of_codes(cx: np.ndarray, kx: int, cy: np.ndarray, ky: int) -> float:
+    """:func:`spearman_value` of the samples whose :func:`_codes` these are."""
     rx = _average_ranks(cx[None, :], kx)
     ry = _average_ranks(cy[None, :], ky)
     return float(_row_pearson(rx, ry)[0])
@@ -446,14 +548,14 @@ def spearman(x: ArrayLike, y: ArrayLike) -> Estimate:
     n = len(a)
     if n < 2:
         return Estimate("spearman_rho", math.nan, None, None, n, METHOD_PAIRS)
-    value = spearman_value(a, b)
     cx, kx = _codes(a)
     cy, ky = _codes(b)
-    indices = _indices(n, _rng(), _draws(n, n))
+    value = _spearman_of_codes(cx, kx, cy, ky)
+    indices = _fresh_indices(n, _draws(n, n))
     boot = np.empty(len(indices))
     for block in _row_blocks(len(indices), max(kx, ky, indices.shape[1])):
         rows = indices[block]
-        boot[block] = _rank_pearson(_doubled_ranks(cx[rows], kx), _doubled_ranks(cy[rows], ky))
+        boot[block] = _resampled_rho(cx[rows], kx, cy[rows], ky)
     low, high = _interval(value, boot, n)
     return Estimate("spearman_rho", value, low, high, n, _method(METHOD_PAIRS, n))
 

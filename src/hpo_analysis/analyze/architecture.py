@@ -7,6 +7,7 @@ width, controlled pairs) and the feed-forward ratio; plus the report's architect
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import replace
 from typing import Any
@@ -560,12 +561,20 @@ def heads_controlled_pairs(rows: Rows) -> Finding:
         differences: list[float] = []
         more = fewer = ties = 0
         used = 0
-        for _, cell in best.groupby(["study", "d_model", "n_layers"], sort=True):
-            if len(cell) < 2:
+        # best is sorted by study, d_model and n_layers: each (study, d_model, n_layers) is one
+        # run of rows, the runs in key order (what groupby(..., sort=True) walks, without a
+        # frame per cell); rows without a study are left out, as groupby leaves them out
+        records = zip(
+            *(best[c].tolist() for c in ("study", "d_model", "n_layers", "objective", "_score")),
+            strict=True,
+        )
+        for (study, _, _), run in itertools.groupby(records, key=lambda r: r[:3]):
+            cell = list(run)
+            if study is None or study != study or len(cell) < 2:
                 continue
             used += len(cell)
-            objectives = cell["objective"].tolist()
-            scores = cell["_score"].tolist()
+            objectives = [r[3] for r in cell]
+            scores = [r[4] for r in cell]
             for i in range(len(objectives)):
                 for j in range(i + 1, len(objectives)):
                     differences.append(objectives[j] - objectives[i])

@@ -146,9 +146,21 @@ def _record(estimate: Estimate, places: int = 3, **context: Any) -> dict[str, An
     return estimate.rounded(places).to_dict(**context)
 
 
+def _has_rho(x: pd.Series | np.ndarray, y: pd.Series | np.ndarray) -> bool:
+    """Whether :func:`spearman` gives a number: at least ``MIN_N`` pairs where both are finite
+    and variation on both sides (the ranks of such pairs are not constant, so their
+    correlation is finite), without ranking them."""
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(a) & np.isfinite(b)
+    if int(keep.sum()) < MIN_N:
+        return False
+    a, b = a[keep], b[keep]
+    return bool((a != a[0]).any() and (b != b[0]).any())
+
+
 def _rho(x: pd.Series, y: pd.Series) -> Estimate | None:
     """Spearman's ρ with its bootstrap interval; None where :func:`spearman` gives none."""
-    if spearman(x, y) is None:
+    if not _has_rho(x, y):
         return None
     return stats.spearman(x, y).rounded(3)
 

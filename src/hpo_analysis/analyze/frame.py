@@ -9,7 +9,9 @@ thresholds and the rule for "best" are written once.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -54,6 +56,31 @@ _OBJECTS: tuple[str, ...] = (
 )
 
 
+def _numbers(values: list[Any]) -> np.ndarray:
+    """The values as float64: ints and floats as ``float(v)``, anything else (None, bool,
+    text) NaN.
+
+    When the values are only ints, floats and None (what the rows hold), numpy converts the
+    list in one call, with the same numbers (None becomes NaN); other lists are converted
+    value by value.
+
+    >>> _numbers([1, 2.5, None, True, "3"]).tolist()
+    [1.0, 2.5, nan, nan, nan]
+    """
+    if set(map(type, values)) <= {int, float, type(None)}:
+        try:
+            return np.array(values, dtype=float)
+        except OverflowError:  # an int beyond float64: float(v) raises it below as well
+            pass
+    return np.array(
+        [
+            float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+            for v in values
+        ],
+        dtype=float,
+    )
+
+
 def trial_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """The rows as a DataFrame holding every column the findings use, whatever the rows carry.
 
@@ -69,17 +96,13 @@ def trial_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     for name in _OBJECTS:
         data[name] = pd.Series([r.get(name) for r in rows], dtype=object)
     for name in _NUMERIC:
-        values = [r.get(name) for r in rows]
-        clean = [
-            float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
-            for v in values
-        ]
-        data[name] = pd.Series(clean, dtype=float)
+        data[name] = pd.Series(_numbers([r.get(name) for r in rows]), dtype=float)
     # Flags decided once: exactly True / exactly False (None matches neither), and "scored".
     for flag in ("diverged", "early_stopped"):
+        flags = data[flag].tolist()
         for value in (True, False):
             data[f"_{flag}_{str(value).lower()}"] = pd.Series(
-                [isinstance(v, (bool, np.bool_)) and bool(v) is value for v in data[flag]],
+                [isinstance(v, (bool, np.bool_)) and bool(v) is value for v in flags],
                 dtype=bool,
             )
     data["_scored"] = (
@@ -119,6 +142,10 @@ def _flag(frame: pd.DataFrame, column: str, value: bool) -> pd.Series:
 
 def _scored(frame: pd.DataFrame) -> pd.DataFrame:
     """COMPLETE trials with a finite objective that did not diverge."""
+    return _once(_scored_rows, frame)
+
+
+def _scored_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["_scored"]]
 
 
@@ -134,19 +161,66 @@ def _known_divergence(frame: pd.DataFrame) -> pd.DataFrame:
 def _groups(
     frame: pd.DataFrame, column: str, key: Callable[[Any], Any]
 ) -> list[tuple[Any, pd.DataFrame]]:
-    positions: dict[Any, list[int]] = {}
-    for position, value in enumerate(frame[column].tolist()):
-        positions.setdefault(value, []).append(position)
-    return [(v, frame.iloc[positions[v]]) for v in sorted(positions, key=key)]
+    values = frame[column].tolist()
+    code_of = {value: code for code, value in enumerate(dict.fromkeys(values))}  # first seen
+    codes = np.fromiter(map(code_of.__getitem__, values), dtype=np.int64, count=len(values))
+    # the rows of each value in frame order: a stable sort by value code, cut where it changes
+    order = np.argsort(codes, kind="stable")
+    cuts = np.searchsorted(codes[order], np.arange(1, len(code_of)))
+    positions = np.split(order, cuts)
+    return [(v, frame.iloc[positions[code_of[v]]]) for v in sorted(code_of, key=key)]
 
 
 def _budget_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    return list(_once(_budget_groups_of, frame))
+
+
+def _budget_groups_of(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return [(_label(b), g) for b, g in _groups(frame, "budget", budget_sort_key)]
 
 
 def _horizon_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    return list(_once(_horizon_groups_of, frame))
+
+
+def _horizon_groups_of(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     known = frame[frame["horizon"].map(lambda h: h is not None).astype(bool)]
     return [(str(h), g) for h, g in _groups(known, "horizon", horizon_sort_key)]
+
+
+# --- Selections shared by the findings of one all_findings call -----------------------------
+
+_SHARED: ContextVar[dict[tuple[Any, int], tuple[Any, pd.DataFrame]] | None] = ContextVar(
+    "_SHARED", default=None
+)
+
+
+@contextmanager
+def shared() -> Iterator[None]:
+    """Within this block the scored trials, the budget groups and the horizon groups of a frame
+    are selected once and shared by every finding that asks for them.
+
+    :func:`~hpo_analysis.analyze.all_findings` reads one frame, which no finding changes (they
+    select and sort into new frames), through twenty findings that mostly walk the same
+    budgets of the same trials. Each shared result keeps the frame it was selected from, so
+    within the block a frame's ``id`` names that frame alone.
+    """
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def _once(select: Callable[[pd.DataFrame], Any], frame: pd.DataFrame) -> Any:
+    """``select(frame)``, computed once per frame within :func:`shared` (else every time)."""
+    memo = _SHARED.get()
+    if memo is None:
+        return select(frame)
+    key = (select, id(frame))
+    if key not in memo:
+        memo[key] = (select(frame), frame)
+    return memo[key][0]
 
 
 # --- The direction rule: one definition of "best" for every finding -------------------------

@@ -215,16 +215,17 @@ def easiest_horizon(rows: Rows) -> Finding:
                 row = [budget.label, horizon, n, direction, INSUFFICIENT, None, None, None]
                 tally.table.append(row)
                 continue
-            best = (sign(direction) * cell["objective"]).min() * sign(direction)
+            objective = cell["objective"]
+            best = (sign(direction) * objective).min() * sign(direction)
             row = [
                 budget.label,
                 horizon,
                 n,
                 direction,
                 _sig(float(best)),
-                _sig(float(cell["objective"].median())),
+                _sig(float(objective.median())),
             ]
-            estimate = stats.median(cell["objective"])
+            estimate = stats.median(objective)
             tally.estimates.append(_record(estimate, 12, budget=budget.label, horizon=horizon))
             row += [_sig(x) if x is not None else None for x in _ci(estimate, 12)]
             tally.table.append(row)
@@ -290,7 +291,9 @@ def depth_by_horizon(rows: Rows) -> Finding:
     def compute(budget: Budget, tally: Tally) -> None:
         direction = budget.direction
         for horizon, cell in _horizon_groups(budget.trials):
-            cell = cell[np.isfinite(cell["n_layers"])]
+            finite = np.isfinite(cell["n_layers"].to_numpy())
+            if not finite.all():  # (all finite: the cell as it is)
+                cell = cell[finite]
             rho = _rho(cell["n_layers"], cell["objective"]) if direction else None
             if rho is None or direction is None:
                 marker = budget.reason()

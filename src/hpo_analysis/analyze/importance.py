@@ -102,23 +102,32 @@ def _importance(scored: pd.DataFrame, direction: str) -> tuple[list[str], dict[s
     distributions = {p: d for p, d in distributions.items() if d is not None}
     if not distributions:
         return [], {}
-    floats = {p for p, d in distributions.items() if isinstance(d, FloatDistribution)}
+    names = list(distributions)
+    # every parameter's values as Python numbers, column by column
+    columns = [
+        scored[p].tolist()
+        if isinstance(distributions[p], FloatDistribution)
+        else [int(v) for v in scored[p].tolist()]
+        for p in names
+    ]
     trials = [
         FrozenTrial(
             number=number,
             trial_id=number,  # PED-ANOVA tells trials apart by their ids
             state=TrialState.COMPLETE,
-            value=float(record["objective"]),
+            value=objective,
             values=None,
             datetime_start=None,
             datetime_complete=None,
-            params={p: float(record[p]) if p in floats else int(record[p]) for p in distributions},
+            params=dict(zip(names, values, strict=True)),
             distributions=distributions,
             user_attrs={},
             system_attrs={},
             intermediate_values={},
         )
-        for number, record in enumerate(scored[["objective", *distributions]].to_dict("records"))
+        for number, (objective, *values) in enumerate(
+            zip(scored["objective"].tolist(), *columns, strict=True)
+        )
     ]
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
