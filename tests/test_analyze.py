@@ -940,15 +940,13 @@ def test_any_rows_give_well_formed_findings(rows: list[dict[str, Any]]) -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(rows_strategy)
-def test_shared_selections_give_the_findings_computed_apart(rows: list[dict[str, Any]]) -> None:
-    """all_findings shares the scored trials and the budget and horizon groups between the
-    findings; without sharing, every finding selects its own: the same findings."""
+def test_kept_resamples_give_the_findings_computed_apart(rows: list[dict[str, Any]]) -> None:
+    """all_findings draws the resamples of each sample size once for all findings; drawn
+    afresh for each estimate: the same findings."""
     from hpo_analysis.analyze import _findings
-    from hpo_analysis.analyze.frame import _SHARED
 
     assign_ranks(rows)
     together = all_findings(rows, top_k=3)
-    assert _SHARED.get() is None  # nothing shared outside all_findings
     apart = _findings(rows, 3)
     assert dumps_strict([f.to_dict() for f in together]) == dumps_strict(
         [f.to_dict() for f in apart]

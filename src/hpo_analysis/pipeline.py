@@ -89,7 +89,14 @@ from .write import outputs
 from .write.atomic import staged_output
 from .write.parquet import _HEADER as _CURVE_HEADER
 from .write.parquet import _NAME as _CURVE_NAME
-from .write.parquet import CurveEncodeError, _packed, curve_metric_names, decode_curve, encode_curve
+from .write.parquet import (
+    CurveEncodeError,
+    _packed,
+    curve_metric_names,
+    decode_curve,
+    encode_curve,
+    release_memory,
+)
 
 PARALLEL_MIN_FILES = 2000
 PARALLEL_CHUNK = 128
@@ -522,6 +529,7 @@ def extract(
             if previous is not None:
                 previous.close()
         rows, manifest, spool_index, metric_names, metas = collected
+        release_memory()  # the records merged into the rows
         files.clear()  # the per-file records are in the manifest now
         decisions = finish_rows(
             rows,
@@ -572,6 +580,7 @@ def extract(
         from .analyze import all_findings
 
         findings = all_findings(rows, settings.top_k)
+        release_memory()  # the analysis frames: the writers reuse these pages
         # each finding's one-line answer beside the study summaries: findings.json holds the
         # tables too (tens of MB for 1,000 studies), too much to parse for a glance
         metadata["finding_answers"] = [
@@ -606,6 +615,7 @@ def extract(
         for table in (rows, manifest, findings):
             table.clear()
         spool_index.clear()
+        release_memory()
         result.validation_failures = validate_dir(stage.path, schema=None)
         stage.commit()
     return result

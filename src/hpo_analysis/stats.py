@@ -172,8 +172,10 @@ def _indices(n: int, rng: np.random.Generator, draws: int | None = None) -> np.n
 _KEPT: ContextVar[OrderedDict[tuple[int, int], np.ndarray] | None] = ContextVar(
     "_KEPT", default=None
 )
-# At most this many indices are kept (8 matrices of 1,000 × 2,000, 128 MB).
-_KEPT_CELLS = 16_000_000
+# At most this many indices are kept (one matrix of 1,000 × 2,000, 16 MB). Measured: a
+# cap of 16 million (128 MB) saved no CPU time and raised the peak memory of a run by 80 MB
+# at 12,000 trials, by 100 MB at 120,000 trials in 1,200 studies.
+_KEPT_CELLS = 2_000_000
 
 
 @contextmanager

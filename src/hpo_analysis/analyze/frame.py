@@ -9,9 +9,7 @@ thresholds and the rule for "best" are written once.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -142,10 +140,6 @@ def _flag(frame: pd.DataFrame, column: str, value: bool) -> pd.Series:
 
 def _scored(frame: pd.DataFrame) -> pd.DataFrame:
     """COMPLETE trials with a finite objective that did not diverge."""
-    return _once(_scored_rows, frame)
-
-
-def _scored_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["_scored"]]
 
 
@@ -172,55 +166,12 @@ def _groups(
 
 
 def _budget_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    return list(_once(_budget_groups_of, frame))
-
-
-def _budget_groups_of(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return [(_label(b), g) for b, g in _groups(frame, "budget", budget_sort_key)]
 
 
 def _horizon_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    return list(_once(_horizon_groups_of, frame))
-
-
-def _horizon_groups_of(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     known = frame[frame["horizon"].map(lambda h: h is not None).astype(bool)]
     return [(str(h), g) for h, g in _groups(known, "horizon", horizon_sort_key)]
-
-
-# --- Selections shared by the findings of one all_findings call -----------------------------
-
-_SHARED: ContextVar[dict[tuple[Any, int], tuple[Any, pd.DataFrame]] | None] = ContextVar(
-    "_SHARED", default=None
-)
-
-
-@contextmanager
-def shared() -> Iterator[None]:
-    """Within this block the scored trials, the budget groups and the horizon groups of a frame
-    are selected once and shared by every finding that asks for them.
-
-    :func:`~hpo_analysis.analyze.all_findings` reads one frame, which no finding changes (they
-    select and sort into new frames), through twenty findings that mostly walk the same
-    budgets of the same trials. Each shared result keeps the frame it was selected from, so
-    within the block a frame's ``id`` names that frame alone.
-    """
-    token = _SHARED.set({})
-    try:
-        yield
-    finally:
-        _SHARED.reset(token)
-
-
-def _once(select: Callable[[pd.DataFrame], Any], frame: pd.DataFrame) -> Any:
-    """``select(frame)``, computed once per frame within :func:`shared` (else every time)."""
-    memo = _SHARED.get()
-    if memo is None:
-        return select(frame)
-    key = (select, id(frame))
-    if key not in memo:
-        memo[key] = (select(frame), frame)
-    return memo[key][0]
 
 
 # --- The direction rule: one definition of "best" for every finding -------------------------

@@ -37,6 +37,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import operator
 import struct
@@ -281,11 +282,26 @@ def collector_paused() -> Iterator[None]:
 
 
 def release_memory() -> None:
-    """Hand the memory Arrow's allocator keeps for reuse back to the system: a large run's
-    peak is otherwise the sum of every table it has built."""
+    """Hand the memory Arrow's allocator and the C library keep for reuse back to the
+    system: a large run's peak is otherwise the sum of every table it has built. (glibc keeps
+    the free pages between the rows a run has let go; ``malloc_trim`` returns them.)"""
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, or None on another C library or system."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 # --- curves.parquet -------------------------------------------------------------------------
