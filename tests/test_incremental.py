@@ -376,8 +376,8 @@ def test_an_older_cache_format_is_not_used(
 
 
 def _wait_for_next_tick(scratch: Path, after_ns: int) -> int:
-    """A file timestamp later than ``after_ns``, from the file system's own clock: every
-    change from now on sets a ctime at least this."""
+    """Wait until the file system's own clock is past ``after_ns``: every change from now on
+    sets a later ctime. Returns that clock's time."""
     while True:
         scratch.write_bytes(b"tick")
         ctime = scratch.stat().st_ctime_ns
@@ -396,16 +396,19 @@ _EDITS = st.lists(
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(edits=_EDITS)
-def test_stat_proof_agrees_with_hashing(tmp_path: Path, edits: list[str]) -> None:
+@given(edits=_EDITS, settled=st.booleans())
+def test_stat_proof_agrees_with_hashing(tmp_path: Path, edits: list[str], settled: bool) -> None:
     """Whatever is done to a file after its stat was recorded, the check that may skip the
-    hash decides as the check that always hashes (size, mtime and sha256 unchanged)."""
+    hash decides as the check that always hashes (size, mtime and sha256 unchanged). Settled:
+    the file system's clock has passed the recorded ctime before any edit; racy: the edits may
+    fall within the same timestamp tick."""
     path = tmp_path / "trial.json"
     path.write_bytes(b'{"state": "COMPLETE", "value": 0.5}')
     os.utime(path, ns=(10**18, 10**18))
     info = os.stat(path)
-    key = cache.FileKey("trial_json", cache.Stamp.of(info), cache.sha256_of(path) or "")
-    settled_before = _wait_for_next_tick(tmp_path / "scratch", max(info.st_ctime_ns, 10**18))
+    if settled:
+        _wait_for_next_tick(tmp_path / "scratch", info.st_ctime_ns)
+    key = cache.FileKey("trial_json", cache.Stamp.of(info), cache.sha256_of(path) or "", settled)
     for edit in edits:
         if edit == "rewrite_same":
             path.write_bytes(path.read_bytes())
@@ -429,11 +432,11 @@ def test_stat_proof_agrees_with_hashing(tmp_path: Path, edits: list[str]) -> Non
         key.stamp.size,
         key.stamp.mtime_ns,
     ) and cache.sha256_of(path) == key.sha256
-    assert cache.unchanged(path, key, stamp, settled_before) == careful
-    if not edits:  # proven by the stat alone: not hashed
+    assert cache.unchanged(path, key, stamp) == careful
+    if settled and not edits:  # proven by the stat alone: not hashed
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(cache, "sha256_of", lambda p: pytest.fail(f"{p} hashed"))
-            assert cache.unchanged(path, key, stamp, settled_before)
+            assert cache.unchanged(path, key, stamp)
 
 
 @pytest.mark.parametrize("field", ["ctime_ns", "inode", "device"])
@@ -447,13 +450,16 @@ def test_a_stat_differing_in_any_field_is_not_proof(
     stamp = cache.stamp_of(path)
     assert stamp is not None
     recorded = stamp._replace(**{field: getattr(stamp, field) + 1})
-    later = max(stamp.mtime_ns, stamp.ctime_ns) + 1
-    same = cache.FileKey("trial_json", recorded, cache.sha256_of(path) or "")
-    other = cache.FileKey("trial_json", recorded, "0" * 64)
+    same = cache.FileKey("trial_json", recorded, cache.sha256_of(path) or "", settled=True)
+    other = cache.FileKey("trial_json", recorded, "0" * 64, settled=True)
     counted_hashes.clear()
-    assert cache.unchanged(path, same, stamp, later)
-    assert not cache.unchanged(path, other, stamp, later)
+    assert cache.unchanged(path, same, stamp)
+    assert not cache.unchanged(path, other, stamp)
     assert counted_hashes == [path.name, path.name]
     # the same stat, settled: proof without hashing (even of a wrong recorded hash)
-    assert cache.unchanged(path, cache.FileKey("trial_json", stamp, "0" * 64), stamp, later)
+    proof = cache.FileKey("trial_json", stamp, "0" * 64, settled=True)
+    assert cache.unchanged(path, proof, stamp)
     assert counted_hashes == [path.name, path.name]
+    # the same stat, racy: hashed
+    assert not cache.unchanged(path, cache.FileKey("trial_json", stamp, "0" * 64), stamp)
+    assert counted_hashes == [path.name] * 3

@@ -9,23 +9,24 @@ more than a stat of each file and writing the outputs.
 
 A file need not even be hashed again when its stat proves it unchanged, as git's index does
 (:func:`unchanged`): its size, mtime, ctime, inode and device all equal those recorded, and
-its mtime and ctime are older than :data:`RACY_WINDOW_NS` before the previous run started.
-Writing a file sets its mtime and ctime to the time of the write (``utime`` can set the mtime
-back, not the ctime), and replacing it gives another inode; what the stat cannot show is a
-write within the same timestamp tick as the stat the cache recorded. A file changed that
-recently before the run that recorded it is "racy" and is hashed again, as is every file whose
-stat differs in anything but size and mtime (those two differing mean it changed).
+the recorded file was "settled": its mtime and ctime were older than :data:`RACY_WINDOW_NS`
+before the run that recorded it started. Writing a file sets its mtime and ctime to the time of
+the write (``utime`` can set the mtime back, not the ctime), and replacing it gives another
+inode; what the stat cannot show is a write within the same timestamp tick as the recorded
+stat. A file changed that recently before the run that recorded it is "racy" and is hashed
+again, as is every file whose stat differs in anything but size and mtime (those two differing
+mean it changed). The run's start itself is not stored, so two runs over unchanged, settled
+inputs write the same cache bytes.
 
 Layout (written into the staging directory with the outputs, so it is committed atomically
 with them and always describes the output set beside it):
 
-- ``.cache/files.jsonl``: line 1 is the header ``{"format", "tool_version", "settings"}``
-  plus ``started_ns``, the wall-clock time before the run looked at any input file; a cache
-  whose header (but for ``started_ns``) differs from the current run's is ignored as a whole.
-  Then one line per file a reader read: ``{"path", "reader", "size", "mtime_ns", "ctime_ns",
-  "inode", "device", "sha256", "problems", "entries"}`` (the stat taken before the file was
-  read), where ``problems`` are the reader's own ``[code, message, severity]`` (not the
-  cross-file ones) and ``entries`` locate each trial in the blob file as ``[offset, row bytes,
+- ``.cache/files.jsonl``: line 1 is the header ``{"format", "tool_version", "settings"}``; a
+  cache whose header differs from the current run's is ignored as a whole. Then one line per
+  file a reader read: ``{"path", "reader", "size", "mtime_ns", "ctime_ns", "inode", "device",
+  "settled", "sha256", "problems", "entries"}`` (the stat taken before the file was read),
+  where ``problems`` are the reader's own ``[code, message, severity]`` (not the cross-file
+  ones) and ``entries`` locate each trial in the blob file as ``[offset, row bytes,
   fragment bytes, curve bytes, [curve metric names]]``.
 - ``.cache/blobs.bin``: per trial, its summary row before ranking (lossless JSON), its JSON
   fragment (curve, non-finite log, extra) and its curve block (see
@@ -59,12 +60,13 @@ CACHE_DIR = ".cache"
 INDEX_FILE = "files.jsonl"
 BLOB_FILE = "blobs.bin"
 # 3: rows of one record each (merged later); 4: rows carry last_val_loss; 5: ctime, inode,
-# device and the run's start time are recorded (stat-proven reuse without hashing)
+# device and whether the file was settled are recorded (stat-proven reuse without hashing)
 CACHE_FORMAT = 5
 # A file's timestamps come from the kernel's coarse clock (up to a tick behind the wall clock
 # read by time.time_ns()) truncated to the file system's granularity (2 s on FAT): a write just
 # after a stat can leave a timestamp up to that much older than the wall-clock time of the stat.
-# Files changed less than this long before a run started are hashed again by the next run.
+# Files changed less than this long before a run started are not "settled": the next run hashes
+# them again even when their stat is unchanged.
 RACY_WINDOW_NS = 3_000_000_000
 _BUFFER = 1 << 20
 
@@ -96,11 +98,14 @@ def stamp_of(path: Path) -> Stamp | None:
 
 @dataclass(frozen=True)
 class FileKey:
-    """What must be unchanged for a file's cached results to be reused."""
+    """What must be unchanged for a file's cached results to be reused. ``settled``: read from
+    a cache, the file's mtime and ctime were older than :data:`RACY_WINDOW_NS` before the run
+    that recorded it started (:meth:`CacheWriter.record` decides it when writing)."""
 
     reader: str
     stamp: Stamp
     sha256: str
+    settled: bool = False
 
     @property
     def size(self) -> int:
@@ -132,20 +137,20 @@ def sha256_of(path: Path) -> str | None:
         return None
 
 
-def unchanged(path: Path, key: FileKey, stamp: Stamp | None, settled_before_ns: int) -> bool:
+def unchanged(path: Path, key: FileKey, stamp: Stamp | None) -> bool:
     """True when ``path``, whose stat is now ``stamp``, still has the size, mtime and sha256
     recorded in ``key``.
 
     The sha256 is not computed when the stat proves the file unchanged: ``stamp`` equals
-    ``key.stamp`` (size, mtime, ctime, inode, device) and the file's mtime and ctime are both
-    before ``settled_before_ns`` (the previous run's start less :data:`RACY_WINDOW_NS`). Any
-    write after that moment, so after the stat recorded in ``key``, would have set the ctime
-    (and the mtime, unless set back) to a later time. Otherwise, when size and mtime match,
-    the file is hashed and compared, as when the stat proves nothing.
+    ``key.stamp`` (size, mtime, ctime, inode, device) and ``key.settled`` (the file's mtime and
+    ctime were before the recording run's start less :data:`RACY_WINDOW_NS`). Any write after
+    that moment, so after the recorded stat, would have set the ctime (and the mtime, unless
+    set back) to a later time. Otherwise, when size and mtime match, the file is hashed and
+    compared, as when the stat proves nothing.
     """
     if stamp is None or stamp.mtime_ns != key.stamp.mtime_ns or stamp.size != key.stamp.size:
         return False
-    if stamp == key.stamp and max(stamp.mtime_ns, stamp.ctime_ns) < settled_before_ns:
+    if key.settled and stamp == key.stamp:
         return True
     return sha256_of(path) == key.sha256
 
@@ -178,9 +183,9 @@ class CacheWriter:
         self._blobs = open(blob_path, "ab", buffering=_BUFFER)  # noqa: SIM115
         self._index = open(directory / INDEX_FILE, "wb", buffering=_BUFFER)  # noqa: SIM115
         self._reader: Any = None
-        # before any input file is looked at: what the next run's racy check compares with
+        # before any input file is looked at: files changed since are not settled
         self.started_ns = time.time_ns()
-        self._index.write(dumps_lossless({**header, "started_ns": self.started_ns}) + b"\n")
+        self._index.write(dumps_lossless(header) + b"\n")
         self._offset = self._blobs.tell()
 
     def append(self, row_json: bytes, fragment: bytes, curve: bytes) -> Location:
@@ -198,9 +203,11 @@ class CacheWriter:
         problems: Sequence[Problem],
         entries: Sequence[tuple[Location, list[str]]],
     ) -> None:
-        """The index line of one read file; files without a complete key are not reusable."""
+        """The index line of one read file; files without a complete key are not reusable.
+        ``key.stamp`` is a stat taken during this run, before the file was read."""
         if key is None or not self.keep:
             return
+        settled = max(key.stamp.mtime_ns, key.stamp.ctime_ns) < self.started_ns - RACY_WINDOW_NS
         line = {
             "path": path,
             "reader": key.reader,
@@ -209,6 +216,7 @@ class CacheWriter:
             "ctime_ns": key.stamp.ctime_ns,
             "inode": key.stamp.inode,
             "device": key.stamp.device,
+            "settled": settled,
             "sha256": key.sha256,
             "problems": [[p.code, p.message, p.severity] for p in problems],
             "entries": [[*location, names] for location, names in entries],
@@ -240,11 +248,9 @@ class CacheWriter:
 class PreviousCache:
     """The cache of the output set being replaced, if it matches this run's header."""
 
-    def __init__(self, directory: Path, files: dict[str, CachedFile], started_ns: int) -> None:
+    def __init__(self, directory: Path, files: dict[str, CachedFile]) -> None:
         self.directory = directory
         self.files = files
-        # a file whose mtime and ctime are before this was not changed after its recorded stat
-        self.settled_before_ns = started_ns - RACY_WINDOW_NS
         self._blobs = open(directory / BLOB_FILE, "rb", buffering=_BUFFER)  # noqa: SIM115
 
     @classmethod
@@ -252,9 +258,7 @@ class PreviousCache:
         directory = out_dir / CACHE_DIR
         try:
             with open(directory / INDEX_FILE, "rb") as handle:
-                first = loads_lossless(handle.readline())
-                started_ns = first.pop("started_ns")
-                if first != header or type(started_ns) is not int:
+                if loads_lossless(handle.readline()) != header:
                     return None
                 files = {}
                 shared: dict[tuple[str, ...], list[str]] = {}  # one list per metric set
@@ -271,13 +275,14 @@ class PreviousCache:
                                 item["device"],
                             ),
                             item["sha256"],
+                            item["settled"] is True,
                         ),
                         [Problem(c, m, v) for c, m, v in item["problems"]],
                         [(e[0], e[1], e[2], e[3]) for e in item["entries"]],
                         [shared.setdefault(tuple(e[4]), list(e[4])) for e in item["entries"]],
                     )
-            return cls(directory, files, started_ns)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return cls(directory, files)
+        except (OSError, ValueError, KeyError, TypeError):
             return None  # no cache, or one this version cannot read: a full run
 
     def mostly_live(self) -> bool:

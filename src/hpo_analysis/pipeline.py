@@ -218,15 +218,13 @@ def _read_chunk(files: Sequence[Found], settings: Settings, keep: bool) -> list[
     return [_read_one(found, settings, keep) for found in files]
 
 
-def _unchanged_stamp(
-    found: Found, previous: FileKey | None, settled_before_ns: int
-) -> Stamp | None:
+def _unchanged_stamp(found: Found, previous: FileKey | None) -> Stamp | None:
     """The file's stat when it is unchanged since the last run (see :func:`unchanged`: by its
     stat alone, or by its size, mtime and sha256), else None."""
     if previous is None or found.status != "read" or previous.reader != found.reader:
         return None
     stamp = stamp_of(found.path)
-    return stamp if unchanged(found.path, previous, stamp, settled_before_ns) else None
+    return stamp if unchanged(found.path, previous, stamp) else None
 
 
 def _read_one(found: Found, settings: Settings, keep: bool = True) -> _FileOutcome:
@@ -348,8 +346,7 @@ def _outcomes(
         # it); only the others go to the readers, so a run after a few changes starts no
         # worker processes at all
         keys = [previous.key(f.display) for f in files]
-        settled = previous.settled_before_ns
-        hits = [_unchanged_stamp(f, key, settled) for f, key in zip(files, keys, strict=True)]
+        hits = [_unchanged_stamp(f, key) for f, key in zip(files, keys, strict=True)]
         fresh = _outcomes(
             [f for f, hit in zip(files, hits, strict=True) if hit is None],
             settings,
