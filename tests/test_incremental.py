@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from hpo_analysis import extract
+from hpo_analysis import cache, extract
 from hpo_analysis.example import generate_example
 from hpo_analysis.model import Settings
 from hpo_analysis.sources import trial_json
@@ -174,3 +176,290 @@ def test_blob_file_is_reused_then_compacted(
     incremental, full = _outputs(out), _outputs(fresh)
     for name in full:
         assert incremental[name] == full[name], name
+
+
+@pytest.fixture()
+def counted_hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of every file the cache check hashes (``cache.sha256_of``)."""
+    seen: list[str] = []
+    original = cache.sha256_of
+
+    def sha256_of(path: Path) -> str | None:
+        seen.append(Path(path).name)
+        return original(path)
+
+    monkeypatch.setattr(cache, "sha256_of", sha256_of)
+    return seen
+
+
+@pytest.fixture()
+def settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No racy window: files written before a run count as settled for the next run (the
+    changes these tests make come well after the run that recorded the stat)."""
+    monkeypatch.setattr(cache, "RACY_WINDOW_NS", 0)
+
+
+def _cached_paths(out: Path) -> int:
+    return len((out / ".cache" / "files.jsonl").read_text(encoding="utf-8").splitlines()) - 1
+
+
+def _assert_same_as_full(tree: Path, out: Path, tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh"
+    _run(tree, fresh, cache=False)
+    incremental, full = _outputs(out), _outputs(fresh)
+    assert incremental.keys() == full.keys()
+    for name in full:
+        assert incremental[name] == full[name], name
+
+
+def test_untouched_files_are_not_hashed_again(
+    tree: Path,
+    tmp_path: Path,
+    counted_reads: list[str],
+    counted_hashes: list[str],
+    settled: None,
+) -> None:
+    out = tmp_path / "analysis"
+    _run(tree, out)
+    reference = _outputs(out)
+    counted_reads.clear()
+    _run(tree, out)
+    assert counted_reads == [] and counted_hashes == []
+    assert _outputs(out) == reference
+    # the carried-over keys prove the files unchanged again on the run after
+    _run(tree, out)
+    assert counted_reads == [] and counted_hashes == []
+    assert _outputs(out) == reference
+
+
+def test_one_percent_changed_reads_only_those(
+    tree: Path,
+    tmp_path: Path,
+    counted_reads: list[str],
+    counted_hashes: list[str],
+    settled: None,
+) -> None:
+    """The benchmark's change (another state in some trial files): those files are read again
+    (their size differs, so nothing is hashed), the others are reused by their stat."""
+    out = tmp_path / "analysis"
+    _run(tree, out)
+    changed = sorted(tree.glob("*/trials/*.json"))[::10]
+    for path in changed:
+        data = path.read_bytes()
+        path.write_bytes(data.replace(b'"state": "COMPLETE"', b'"state": "PRUNED"', 1))
+    counted_reads.clear()
+    _run(tree, out)
+    assert sorted(Path(d).name for d in counted_reads) == sorted(p.name for p in changed)
+    assert counted_hashes == []
+    _assert_same_as_full(tree, out, tmp_path)
+
+
+def test_same_size_rewrite_with_mtime_set_back_is_read_again(
+    tree: Path,
+    tmp_path: Path,
+    counted_reads: list[str],
+    counted_hashes: list[str],
+    settled: None,
+) -> None:
+    out = tmp_path / "analysis"
+    _run(tree, out)
+    path = sorted(tree.glob("*/trials/*.json"))[0]
+    info = path.stat()
+    data = path.read_bytes()
+    swapped = data.replace(b'"COMPLETE"', b'"PRUNED__"', 1)
+    assert len(swapped) == len(data) and swapped != data
+    path.write_bytes(swapped)
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
+        info.st_size,
+        info.st_mtime_ns,
+        info.st_ino,
+    )
+    assert after.st_ctime_ns != info.st_ctime_ns  # only the ctime tells
+    counted_reads.clear()
+    _run(tree, out)
+    assert counted_hashes == [path.name]
+    assert len(counted_reads) == 1 and counted_reads[0].endswith(path.name)
+    _assert_same_as_full(tree, out, tmp_path)
+
+
+@pytest.mark.parametrize("same_content", [False, True])
+def test_a_file_replaced_by_another_is_hashed_again(
+    tree: Path,
+    tmp_path: Path,
+    counted_reads: list[str],
+    counted_hashes: list[str],
+    settled: None,
+    same_content: bool,
+) -> None:
+    """Renamed over by another file (another inode) of the same size and mtime: hashed, and
+    read again unless the contents are the same."""
+    out = tmp_path / "analysis"
+    _run(tree, out)
+    path = sorted(tree.glob("*/trials/*.json"))[1]
+    info = path.stat()
+    data = path.read_bytes()
+    if not same_content:
+        data = data.replace(b'"COMPLETE"', b'"PRUNED__"', 1)
+    other = tmp_path / "replacement.json"
+    other.write_bytes(data)
+    os.utime(other, ns=(info.st_atime_ns, info.st_mtime_ns))
+    os.replace(other, path)
+    assert path.stat().st_ino != info.st_ino
+    counted_reads.clear()
+    _run(tree, out)
+    assert counted_hashes == [path.name]
+    assert [Path(d).name for d in counted_reads] == ([] if same_content else [path.name])
+    _assert_same_as_full(tree, out, tmp_path)
+
+
+@pytest.mark.parametrize("mtime_set_back", [False, True])
+def test_files_changed_just_before_a_run_are_hashed_by_the_next(
+    tree: Path,
+    tmp_path: Path,
+    counted_reads: list[str],
+    counted_hashes: list[str],
+    mtime_set_back: bool,
+) -> None:
+    """The racy case: the tree was written moments before the first run, within the racy
+    window of its start, so its stat proves nothing and the next run hashes every file; the
+    ctime tells even when the mtimes were set back to long ago."""
+    if mtime_set_back:
+        for path in tree.rglob("*.json"):
+            os.utime(path, ns=(10**18, 10**18))
+    out = tmp_path / "analysis"
+    _run(tree, out)
+    counted_reads.clear()
+    _run(tree, out)
+    assert counted_reads == []
+    assert len(counted_hashes) == _cached_paths(out) > 0
+
+
+def test_a_file_with_an_mtime_after_the_run_start_is_hashed(
+    tree: Path,
+    tmp_path: Path,
+    counted_reads: list[str],
+    counted_hashes: list[str],
+    settled: None,
+) -> None:
+    """A file whose mtime is not before the start of the run that recorded it (here set into
+    the future) is racy: hashed on every run, even with its stat unchanged."""
+    path = sorted(tree.glob("*/trials/*.json"))[2]
+    future = path.stat().st_mtime_ns + 10**18
+    os.utime(path, ns=(future, future))
+    out = tmp_path / "analysis"
+    _run(tree, out)
+    for _ in range(2):
+        counted_reads.clear()
+        counted_hashes.clear()
+        _run(tree, out)
+        assert counted_reads == []
+        assert counted_hashes == [path.name]
+
+
+def test_an_older_cache_format_is_not_used(
+    tree: Path, tmp_path: Path, counted_reads: list[str], settled: None
+) -> None:
+    out = tmp_path / "analysis"
+    _run(tree, out)
+    index = out / ".cache" / "files.jsonl"
+    lines = index.read_bytes().split(b"\n")
+    lines[0] = lines[0].replace(
+        b'"format":%d' % cache.CACHE_FORMAT, b'"format":%d' % (cache.CACHE_FORMAT - 1)
+    )
+    assert lines[0] != index.read_bytes().split(b"\n")[0]
+    index.write_bytes(b"\n".join(lines))
+    counted_reads.clear()
+    _run(tree, out)
+    assert len(counted_reads) == 32
+
+
+def _wait_for_next_tick(scratch: Path, after_ns: int) -> int:
+    """Wait until the file system's own clock is past ``after_ns``: every change from now on
+    sets a later ctime. Returns that clock's time."""
+    while True:
+        scratch.write_bytes(b"tick")
+        ctime = scratch.stat().st_ctime_ns
+        if ctime > after_ns:
+            return ctime
+
+
+_EDITS = st.lists(
+    st.sampled_from(
+        ["rewrite_same", "rewrite_other", "append", "restore_mtime", "replace", "chmod", "touch"]
+    ),
+    max_size=4,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(edits=_EDITS, settled=st.booleans())
+def test_stat_proof_agrees_with_hashing(tmp_path: Path, edits: list[str], settled: bool) -> None:
+    """Whatever is done to a file after its stat was recorded, the check that may skip the
+    hash decides as the check that always hashes (size, mtime and sha256 unchanged). Settled:
+    the file system's clock has passed the recorded ctime before any edit; racy: the edits may
+    fall within the same timestamp tick."""
+    path = tmp_path / "trial.json"
+    path.write_bytes(b'{"state": "COMPLETE", "value": 0.5}')
+    os.utime(path, ns=(10**18, 10**18))
+    info = os.stat(path)
+    if settled:
+        _wait_for_next_tick(tmp_path / "scratch", info.st_ctime_ns)
+    key = cache.FileKey("trial_json", cache.Stamp.of(info), cache.sha256_of(path) or "", settled)
+    for edit in edits:
+        if edit == "rewrite_same":
+            path.write_bytes(path.read_bytes())
+        elif edit == "rewrite_other":
+            path.write_bytes(path.read_bytes().replace(b"0.5", b"0.7"))
+        elif edit == "append":
+            path.write_bytes(path.read_bytes() + b" ")
+        elif edit == "restore_mtime":
+            os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+        elif edit == "replace":
+            (tmp_path / "other").write_bytes(path.read_bytes())
+            os.utime(tmp_path / "other", ns=(info.st_atime_ns, info.st_mtime_ns))
+            os.replace(tmp_path / "other", path)
+        elif edit == "chmod":
+            os.chmod(path, 0o600 if os.stat(path).st_mode & 0o044 else 0o644)
+        else:
+            os.utime(path)
+    stamp = cache.stamp_of(path)
+    assert stamp is not None
+    careful = (stamp.size, stamp.mtime_ns) == (
+        key.stamp.size,
+        key.stamp.mtime_ns,
+    ) and cache.sha256_of(path) == key.sha256
+    assert cache.unchanged(path, key, stamp) == careful
+    if settled and not edits:  # proven by the stat alone: not hashed
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(cache, "sha256_of", lambda p: pytest.fail(f"{p} hashed"))
+            assert cache.unchanged(path, key, stamp)
+
+
+@pytest.mark.parametrize("field", ["ctime_ns", "inode", "device"])
+def test_a_stat_differing_in_any_field_is_not_proof(
+    tmp_path: Path, counted_hashes: list[str], field: str
+) -> None:
+    """Size and mtime equal, settled long ago, but ctime, inode or device differ (another
+    file at the path, e.g. on another mount): the contents decide."""
+    path = tmp_path / "trial.json"
+    path.write_bytes(b'{"state": "COMPLETE"}')
+    stamp = cache.stamp_of(path)
+    assert stamp is not None
+    recorded = stamp._replace(**{field: getattr(stamp, field) + 1})
+    same = cache.FileKey("trial_json", recorded, cache.sha256_of(path) or "", settled=True)
+    other = cache.FileKey("trial_json", recorded, "0" * 64, settled=True)
+    counted_hashes.clear()
+    assert cache.unchanged(path, same, stamp)
+    assert not cache.unchanged(path, other, stamp)
+    assert counted_hashes == [path.name, path.name]
+    # the same stat, settled: proof without hashing (even of a wrong recorded hash)
+    proof = cache.FileKey("trial_json", stamp, "0" * 64, settled=True)
+    assert cache.unchanged(path, proof, stamp)
+    assert counted_hashes == [path.name, path.name]
+    # the same stat, racy: hashed
+    assert not cache.unchanged(path, cache.FileKey("trial_json", stamp, "0" * 64), stamp)
+    assert counted_hashes == [path.name] * 3

@@ -5,16 +5,28 @@ file by file, until the cross-file steps (ranks, neighbours, duplicates), which 
 recomputed. So a file whose size, modification time and sha256 are unchanged since the last
 run need not be parsed again: its rows, JSON fragment and curve block are copied from the cache.
 Studies that are still running add a few files between runs; re-extracting then costs little
-more than hashing the tree and writing the outputs.
+more than a stat of each file and writing the outputs.
+
+A file need not even be hashed again when its stat proves it unchanged, as git's index does
+(:func:`unchanged`): its size, mtime, ctime, inode and device all equal those recorded, and
+the recorded file was "settled": its mtime and ctime were older than :data:`RACY_WINDOW_NS`
+before the run that recorded it started. Writing a file sets its mtime and ctime to the time of
+the write (``utime`` can set the mtime back, not the ctime), and replacing it gives another
+inode; what the stat cannot show is a write within the same timestamp tick as the recorded
+stat. A file changed that recently before the run that recorded it is "racy" and is hashed
+again, as is every file whose stat differs in anything but size and mtime (those two differing
+mean it changed). The run's start itself is not stored, so two runs over unchanged, settled
+inputs write the same cache bytes.
 
 Layout (written into the staging directory with the outputs, so it is committed atomically
 with them and always describes the output set beside it):
 
 - ``.cache/files.jsonl``: line 1 is the header ``{"format", "tool_version", "settings"}``; a
   cache whose header differs from the current run's is ignored as a whole. Then one line per
-  file a reader read: ``{"path", "reader", "size", "mtime_ns", "sha256", "problems",
-  "entries"}``, where ``problems`` are the reader's own ``[code, message, severity]`` (not the
-  cross-file ones) and ``entries`` locate each trial in the blob file as ``[offset, row bytes,
+  file a reader read: ``{"path", "reader", "size", "mtime_ns", "ctime_ns", "inode", "device",
+  "settled", "sha256", "problems", "entries"}`` (the stat taken before the file was read),
+  where ``problems`` are the reader's own ``[code, message, severity]`` (not the cross-file
+  ones) and ``entries`` locate each trial in the blob file as ``[offset, row bytes,
   fragment bytes, curve bytes, [curve metric names]]``.
 - ``.cache/blobs.bin``: per trial, its summary row before ranking (lossless JSON), its JSON
   fragment (curve, non-finite log, extra) and its curve block (see
@@ -28,17 +40,18 @@ Example::
 
     >>> header = cache_header({"diverge_threshold": 10.0}, "0.1.0")
     >>> header["format"], header["tool_version"]
-    (4, '0.1.0')
+    (5, '0.1.0')
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .jsonio import dumps_lossless, loads_lossless
 from .model import Problem
@@ -46,21 +59,57 @@ from .model import Problem
 CACHE_DIR = ".cache"
 INDEX_FILE = "files.jsonl"
 BLOB_FILE = "blobs.bin"
-CACHE_FORMAT = 4  # 3: rows of one record each (merged later); 4: rows carry last_val_loss
+# 3: rows of one record each (merged later); 4: rows carry last_val_loss; 5: ctime, inode,
+# device and whether the file was settled are recorded (stat-proven reuse without hashing)
+CACHE_FORMAT = 5
+# A file's timestamps come from the kernel's coarse clock (up to a tick behind the wall clock
+# read by time.time_ns()) truncated to the file system's granularity (2 s on FAT): a write just
+# after a stat can leave a timestamp up to that much older than the wall-clock time of the stat.
+# Files changed less than this long before a run started are not "settled": the next run hashes
+# them again even when their stat is unchanged.
+RACY_WINDOW_NS = 3_000_000_000
 _BUFFER = 1 << 20
 
 # (offset, row length, fragment length, curve length) of one trial in blobs.bin
 Location = tuple[int, int, int, int]
 
 
-@dataclass(frozen=True)
-class FileKey:
-    """What must be unchanged for a file's cached results to be reused."""
+class Stamp(NamedTuple):
+    """What a stat says of a file's identity and last change."""
 
-    reader: str
     size: int
     mtime_ns: int
+    ctime_ns: int
+    inode: int
+    device: int
+
+    @classmethod
+    def of(cls, info: os.stat_result) -> Stamp:
+        return cls(info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev)
+
+
+def stamp_of(path: Path) -> Stamp | None:
+    """The stat of ``path`` (following symbolic links), or None when it cannot be taken."""
+    try:
+        return Stamp.of(os.stat(path))
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class FileKey:
+    """What must be unchanged for a file's cached results to be reused. ``settled``: read from
+    a cache, the file's mtime and ctime were older than :data:`RACY_WINDOW_NS` before the run
+    that recorded it started (:meth:`CacheWriter.record` decides it when writing)."""
+
+    reader: str
+    stamp: Stamp
     sha256: str
+    settled: bool = False
+
+    @property
+    def size(self) -> int:
+        return self.stamp.size
 
 
 @dataclass
@@ -88,10 +137,21 @@ def sha256_of(path: Path) -> str | None:
         return None
 
 
-def unchanged(path: Path, key: FileKey, mtime_ns: int | None, size: int | None) -> bool:
-    """True when ``path`` still has the size, mtime and sha256 recorded in ``key``."""
-    if mtime_ns != key.mtime_ns or size != key.size:
+def unchanged(path: Path, key: FileKey, stamp: Stamp | None) -> bool:
+    """True when ``path``, whose stat is now ``stamp``, still has the size, mtime and sha256
+    recorded in ``key``.
+
+    The sha256 is not computed when the stat proves the file unchanged: ``stamp`` equals
+    ``key.stamp`` (size, mtime, ctime, inode, device) and ``key.settled`` (the file's mtime and
+    ctime were before the recording run's start less :data:`RACY_WINDOW_NS`). Any write after
+    that moment, so after the recorded stat, would have set the ctime (and the mtime, unless
+    set back) to a later time. Otherwise, when size and mtime match, the file is hashed and
+    compared, as when the stat proves nothing.
+    """
+    if stamp is None or stamp.mtime_ns != key.stamp.mtime_ns or stamp.size != key.stamp.size:
         return False
+    if key.settled and stamp == key.stamp:
+        return True
     return sha256_of(path) == key.sha256
 
 
@@ -123,6 +183,8 @@ class CacheWriter:
         self._blobs = open(blob_path, "ab", buffering=_BUFFER)  # noqa: SIM115
         self._index = open(directory / INDEX_FILE, "wb", buffering=_BUFFER)  # noqa: SIM115
         self._reader: Any = None
+        # before any input file is looked at: files changed since are not settled
+        self.started_ns = time.time_ns()
         self._index.write(dumps_lossless(header) + b"\n")
         self._offset = self._blobs.tell()
 
@@ -141,14 +203,20 @@ class CacheWriter:
         problems: Sequence[Problem],
         entries: Sequence[tuple[Location, list[str]]],
     ) -> None:
-        """The index line of one read file; files without a complete key are not reusable."""
+        """The index line of one read file; files without a complete key are not reusable.
+        ``key.stamp`` is a stat taken during this run, before the file was read."""
         if key is None or not self.keep:
             return
+        settled = max(key.stamp.mtime_ns, key.stamp.ctime_ns) < self.started_ns - RACY_WINDOW_NS
         line = {
             "path": path,
             "reader": key.reader,
-            "size": key.size,
-            "mtime_ns": key.mtime_ns,
+            "size": key.stamp.size,
+            "mtime_ns": key.stamp.mtime_ns,
+            "ctime_ns": key.stamp.ctime_ns,
+            "inode": key.stamp.inode,
+            "device": key.stamp.device,
+            "settled": settled,
             "sha256": key.sha256,
             "problems": [[p.code, p.message, p.severity] for p in problems],
             "entries": [[*location, names] for location, names in entries],
@@ -197,7 +265,18 @@ class PreviousCache:
                 for line in handle:
                     item = loads_lossless(line)
                     files[item["path"]] = CachedFile(
-                        FileKey(item["reader"], item["size"], item["mtime_ns"], item["sha256"]),
+                        FileKey(
+                            item["reader"],
+                            Stamp(
+                                item["size"],
+                                item["mtime_ns"],
+                                item["ctime_ns"],
+                                item["inode"],
+                                item["device"],
+                            ),
+                            item["sha256"],
+                            item["settled"] is True,
+                        ),
                         [Problem(c, m, v) for c, m, v in item["problems"]],
                         [(e[0], e[1], e[2], e[3]) for e in item["entries"]],
                         [shared.setdefault(tuple(e[4]), list(e[4])) for e in item["entries"]],

@@ -53,7 +53,9 @@ from .cache import (
     Kept,
     Location,
     PreviousCache,
+    Stamp,
     cache_header,
+    stamp_of,
     unchanged,
 )
 from .derive import (
@@ -136,8 +138,12 @@ class _FileOutcome:
     found: Found
     read: ReadResult | None
     entries: list[Entry]
-    mtime_ns: int | None = None
+    stamp: Stamp | None = None  # the file's stat, taken before it was read
     cached: bool = False  # unchanged since the last run: take the entries from the cache
+
+    @property
+    def mtime_ns(self) -> int | None:
+        return None if self.stamp is None else self.stamp.mtime_ns
 
 
 def heavy_fragment(trial: Trial, non_finite_values: bool = True) -> bytes:
@@ -215,24 +221,17 @@ def _curve_in_int64(trial: Trial, problems: list[Problem]) -> Trial:
     return dataclasses.replace(trial, curve=kept)
 
 
-def _stat(path: Path) -> tuple[int | None, int | None]:
-    try:
-        info = path.stat()
-    except OSError:
-        return None, None
-    return info.st_size, info.st_mtime_ns
-
-
 def _read_chunk(files: Sequence[Found], settings: Settings, keep: bool) -> list[_FileOutcome]:
     return [_read_one(found, settings, keep) for found in files]
 
 
-def _unchanged_mtime(found: Found, previous: FileKey | None) -> int | None:
-    """The file's mtime when its size, mtime and sha256 still match the last run, else None."""
+def _unchanged_stamp(found: Found, previous: FileKey | None) -> Stamp | None:
+    """The file's stat when it is unchanged since the last run (see :func:`unchanged`: by its
+    stat alone, or by its size, mtime and sha256), else None."""
     if previous is None or found.status != "read" or previous.reader != found.reader:
         return None
-    size, mtime_ns = _stat(found.path)
-    return mtime_ns if unchanged(found.path, previous, mtime_ns, size) else None
+    stamp = stamp_of(found.path)
+    return stamp if unchanged(found.path, previous, stamp) else None
 
 
 def _read_one(found: Found, settings: Settings, keep: bool = True) -> _FileOutcome:
@@ -243,13 +242,13 @@ def _read_one(found: Found, settings: Settings, keep: bool = True) -> _FileOutco
     read_clean = getattr(reader, "read_clean", None)
     # taken before the file is read (a change while it is read then shows in the next run);
     # a quick path reads the one file and takes it from the open file instead
-    mtime_ns = _stat(found.path)[1] if read_clean is None else None
+    stamp = stamp_of(found.path) if read_clean is None else None
     try:
         if read_clean is not None:
             got = read_clean(found.source, found.display, settings)
-            mtime_ns = got.result.mtime_ns if isinstance(got, CleanRead) else got.mtime_ns
+            stamp = got.result.stamp if isinstance(got, CleanRead) else got.stamp
             if isinstance(got, CleanRead):
-                clean = _clean_outcome(found, got, reader.FORMAT, settings, keep, mtime_ns)
+                clean = _clean_outcome(found, got, reader.FORMAT, settings, keep, stamp)
                 if clean is not None:
                     return clean
                 got = reader.read(found.source, found.display, settings)
@@ -286,11 +285,11 @@ def _read_one(found: Found, settings: Settings, keep: bool = True) -> _FileOutco
         fragment = heavy_fragment(trial, bool(row.get("curve_non_finite")))
         entries.append((row, dumps_lossless(row) if keep else b"", fragment, block))
     result.trials = []  # the rows carry what is needed; drop the objects early
-    return _FileOutcome(found, result, entries, mtime_ns)
+    return _FileOutcome(found, result, entries, stamp)
 
 
 def _clean_outcome(
-    found: Found, clean: CleanRead, form: str, settings: Settings, keep: bool, mtime_ns: int | None
+    found: Found, clean: CleanRead, form: str, settings: Settings, keep: bool, stamp: Stamp | None
 ) -> _FileOutcome | None:
     """The outcome of a file read by its reader's quick path: what the general path below
     gives for the same file (row, curve block, JSON fragment), computed from the curve's
@@ -309,7 +308,7 @@ def _clean_outcome(
             block = curve_block(curve)
             fragment = _columns_fragment(curve, trial.extra, bool(row["curve_non_finite"]))
         entries.append((row, dumps_lossless(row) if keep else b"", fragment, block))
-    return _FileOutcome(found, result, entries, mtime_ns)
+    return _FileOutcome(found, result, entries, stamp)
 
 
 def curve_block(curve: CurveColumns) -> bytes:
@@ -350,10 +349,11 @@ def _outcomes(
     keep: bool = True,
 ) -> Iterator[_FileOutcome]:
     if previous is not None:
-        # unchanged files are recognised here (a stat and a hash each); only the others go to
-        # the readers, so a run after a few changes starts no worker processes at all
+        # unchanged files are recognised here (a stat each, and a hash unless the stat proves
+        # it); only the others go to the readers, so a run after a few changes starts no
+        # worker processes at all
         keys = [previous.key(f.display) for f in files]
-        hits = [_unchanged_mtime(f, key) for f, key in zip(files, keys, strict=True)]
+        hits = [_unchanged_stamp(f, key) for f, key in zip(files, keys, strict=True)]
         fresh = _outcomes(
             [f for f, hit in zip(files, hits, strict=True) if hit is None],
             settings,
@@ -781,12 +781,14 @@ def _collect_files(
             getattr(reader, "CACHEABLE", True)
             and found.url is None  # a database (and its journal files) is read afresh
             and read.size_bytes is not None
-            and outcome.mtime_ns is not None
+            and outcome.stamp is not None
+            # the same size before and while it was read (else it changed meanwhile)
+            and read.size_bytes == outcome.stamp.size
             and read.sha256
         )
         store.record(
             found.display,
-            FileKey(found.reader or "", read.size_bytes, outcome.mtime_ns, read.sha256)  # type: ignore[arg-type]
+            FileKey(found.reader or "", outcome.stamp, read.sha256)  # type: ignore[arg-type]
             if key_ok
             else None,
             read.problems,

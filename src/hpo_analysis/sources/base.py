@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..cache import Stamp
 from ..jsonio import MAX_DEPTH, JsonReadError, LoadedJson, load_json_bytes
 from ..model import Problem, Trial
 from ..normalize import CurveColumns
@@ -20,8 +21,8 @@ class ReadResult:
     sha256: str = ""
     trials: list[Trial] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    # the file's modification time, as :func:`read_bytes_checked` found it on the open file
-    mtime_ns: int | None = None
+    # the file's stat, as :func:`read_bytes_checked` found it on the open file
+    stamp: Stamp | None = None
 
     def add(self, built: Trial | Problem) -> None:
         """Keep a normalized trial (with its warnings), or record why it was not usable."""
@@ -62,7 +63,7 @@ def read_bytes_checked(path: Path, max_bytes: int, result: ReadResult) -> bytes 
         with open(path, "rb", buffering=0) as handle:  # one read of the whole file
             info = os.fstat(handle.fileno())
             size = info.st_size
-            result.size_bytes, result.mtime_ns = size, info.st_mtime_ns
+            result.size_bytes, result.stamp = size, Stamp.of(info)
             if size > max_bytes:
                 result.problems.append(
                     Problem(
