@@ -799,23 +799,6 @@ def test_file_time_of_the_open_file_equals_a_stat(tmp_path: Path) -> None:
     assert pipeline._read_one(found, Settings(), keep=True).mtime_ns is None
 
 
-@pytest.mark.parametrize("enabled", [True, False])
-def test_reading_leaves_the_garbage_collector_as_it_found_it(enabled: bool) -> None:
-    import gc
-
-    was = gc.isenabled()
-    try:
-        (gc.enable if enabled else gc.disable)()
-        with pipeline._cyclic_gc_paused():
-            assert not gc.isenabled()
-        assert gc.isenabled() is enabled
-        with pytest.raises(RuntimeError), pipeline._cyclic_gc_paused():
-            raise RuntimeError
-        assert gc.isenabled() is enabled
-    finally:
-        (gc.enable if was else gc.disable)()
-
-
 # --- curves.parquet: blocks sharing a header are laid out once ---------------------------------
 
 _CURVE_METRIC_NAMES = ["val_loss", "train_loss", "lr", "study", "epoch"]

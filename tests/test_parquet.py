@@ -391,18 +391,21 @@ def test_inferred_type_of_numpy_scalars_is_the_value_by_value_rule() -> None:
 
 
 def test_collector_paused_restores_the_collector_as_it_was() -> None:
+    """Reading, journal replay and writing pause the collector with this one helper."""
     import gc
 
+    from hpo_analysis.memory import collector_paused
+
     assert gc.isenabled()
-    with parquet.collector_paused():
+    with collector_paused():
         assert not gc.isenabled()
     assert gc.isenabled()
-    with pytest.raises(ValueError), parquet.collector_paused():
+    with pytest.raises(ValueError), collector_paused():
         raise ValueError("raised while paused")
     assert gc.isenabled()
     gc.disable()
     try:
-        with parquet.collector_paused():
+        with collector_paused():
             pass
         assert not gc.isenabled()  # a caller's own pause is left in place
     finally:

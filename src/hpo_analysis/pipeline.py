@@ -16,10 +16,8 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
-import gc
 import itertools
 import json
 import math
@@ -69,6 +67,7 @@ from .derive import (
 from .errors import UsageProblem
 from .finding import Finding
 from .jsonio import dumps_bytes, dumps_lossless
+from .memory import collector_paused, release_memory
 from .merge import MERGE_ORDER_TEXT, Conflict, Record, merge_records
 from .model import CurvePoint, ManifestRow, Problem, Settings, Trial
 from .normalize import CurveColumns
@@ -97,7 +96,6 @@ from .write.parquet import (
     curve_metric_names,
     decode_curve,
     encode_curve,
-    release_memory,
 )
 
 PARALLEL_MIN_FILES = 2000
@@ -169,7 +167,6 @@ def heavy_fragment(trial: Trial, non_finite_values: bool = True) -> bytes:
 
 
 INT64 = (-(2**63), 2**63 - 1)
-# text columns with few distinct values, shared between the rows held in memory
 _INT_COLUMNS = tuple(c.name for c in COLUMNS if c.type == "int")
 
 
@@ -711,21 +708,6 @@ class _Pending:
     records: list[Record]
 
 
-@contextlib.contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Hold off the cyclic garbage collector (as it was before, after). Reading allocates
-    millions of small containers that form no reference cycles (reference counting frees
-    them), and each full collection walks every row kept so far: a cost that grows with the
-    tree and buys nothing here."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _collect(
     files: Sequence[Found],
     settings: Settings,
@@ -738,7 +720,7 @@ def _collect(
 ) -> Collected:
     """Read every file, then merge the records of each trial into one row (see
     :mod:`hpo_analysis.merge`) and account for every file in the manifest."""
-    with _cyclic_gc_paused():
+    with collector_paused():
         return _collect_files(files, settings, jobs, store, previous, result, report, progress)
 
 

@@ -38,9 +38,9 @@ from .layout import (
     SUMMARY_CSV,
     TRIALS_PARQUET,
 )
+from .memory import release_memory
 from .schema import BY_NAME, COLUMNS, SEED_COLUMNS, SUMMARY_COLUMNS
 from .write.cells import allow_large_csv_fields
-from .write.parquet import release_memory
 
 REQUIRED = tuple(c.name for c in COLUMNS if not c.nullable)
 MAX_REPORTED = 20

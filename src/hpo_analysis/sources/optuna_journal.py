@@ -22,7 +22,6 @@ Example::
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import os
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..memory import collector_paused
 from ..model import Problem, Settings
 from ..normalize import parse_study_factors
 from .base import ReadResult, head_bytes
@@ -332,13 +332,8 @@ def replay_journal(path: Path) -> JournalReplay:
     The cyclic garbage collector is paused meanwhile: replay builds many small dicts and no
     cycles, and collections triggered by those allocations would cost a third of the time.
     """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         return _replay(path)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _replay(path: Path) -> JournalReplay:

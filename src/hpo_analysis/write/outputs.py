@@ -32,6 +32,7 @@ from ..layout import (  # noqa: F401  (re-exported: the writer's file names)
     SUMMARY_CSV,
     TRIALS_PARQUET,
 )
+from ..memory import collector_paused
 from ..model import Settings
 from ..schema import (
     COLUMNS,
@@ -351,7 +352,7 @@ def write_all(
 ) -> None:
     """Every data file and findings.json; the report, the README and the manifest follow
     (:func:`write_readme_and_manifest`)."""
-    with parquet.collector_paused():
+    with collector_paused():
         _write_all(directory, rows, meta, settings, store, index, metric_names, findings)
 
 

@@ -36,19 +36,17 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import gc
 import operator
 import struct
 import sys
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import HpoAnalysisError
 from ..layout import CURVES_PARQUET, DIVERGED_PARQUET, TRIALS_PARQUET  # noqa: F401
+from ..memory import release_memory
 from ..schema import BY_NAME, CURVE_METRICS, ColumnType
 
 if TYPE_CHECKING:
@@ -265,43 +263,6 @@ def write_table(path: Path, header: Sequence[str], rows: Sequence[dict[str, Any]
 
     pq.write_table(trials_table(header, rows), path, compression=COMPRESSION)
     release_memory()
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector meanwhile. Writing the outputs builds many
-    short-lived dicts, lists and arrays and no cycles; the collections their allocations
-    trigger would walk every row of the dataset again and again, to free nothing."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def release_memory() -> None:
-    """Hand the memory Arrow's allocator and the C library keep for reuse back to the
-    system: a large run's peak is otherwise the sum of every table it has built. (glibc keeps
-    the free pages between the rows a run has let go; ``malloc_trim`` returns them.)"""
-    import pyarrow as pa
-
-    pa.default_memory_pool().release_unused()
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _malloc_trim() -> Any:
-    """glibc's ``malloc_trim``, or None on another C library or system."""
-    import ctypes
-
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
 
 
 # --- curves.parquet -------------------------------------------------------------------------
