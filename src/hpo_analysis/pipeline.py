@@ -521,7 +521,10 @@ def extract(
         previous = PreviousCache.open(out_path.absolute(), header) if cache else None
         store = CacheWriter(stage.file(CACHE_DIR), header, keep=cache, previous=previous)
         try:
-            collected = _collect(files, settings, jobs, store, previous, result, report, progress)
+            with collector_paused():  # reading builds no reference cycles
+                collected = _collect(
+                    files, settings, jobs, store, previous, result, report, progress
+                )
         finally:
             if previous is not None:
                 previous.close()
@@ -584,17 +587,10 @@ def extract(
             {"id": f.id, "title": f.title, "sentence": f.sentence} for f in findings
         ]
         try:
-            outputs.write_all(
-                stage.path,
-                rows,
-                manifest,
-                metadata,
-                settings,
-                store,
-                spool_index,
-                metric_names,
-                findings,
-            )
+            with collector_paused():  # nor does writing
+                outputs.write_all(
+                    stage.path, rows, metadata, settings, store, spool_index, metric_names, findings
+                )
             figures = (
                 _write_report(stage.path, rows, findings, metadata, settings, store, spool_index)
                 if settings.write_report
@@ -720,20 +716,6 @@ def _collect(
 ) -> Collected:
     """Read every file, then merge the records of each trial into one row (see
     :mod:`hpo_analysis.merge`) and account for every file in the manifest."""
-    with collector_paused():
-        return _collect_files(files, settings, jobs, store, previous, result, report, progress)
-
-
-def _collect_files(
-    files: Sequence[Found],
-    settings: Settings,
-    jobs: int,
-    store: CacheWriter,
-    previous: PreviousCache | None,
-    result: ExtractResult,
-    report: Callable[[str], None] | None,
-    progress: Callable[[int], Callable[[], None]] | None,
-) -> Collected:
     manifest: list[ManifestRow | _Pending] = []
     by_key: dict[tuple[str, int], list[Record]] = {}
     tick = progress(len(files)) if progress is not None else None

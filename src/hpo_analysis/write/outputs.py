@@ -32,7 +32,6 @@ from ..layout import (  # noqa: F401  (re-exported: the writer's file names)
     SUMMARY_CSV,
     TRIALS_PARQUET,
 )
-from ..memory import collector_paused
 from ..model import Settings
 from ..schema import (
     COLUMNS,
@@ -342,7 +341,6 @@ def write_manifest(path: Path, manifest: Sequence[ManifestRow]) -> None:
 def write_all(
     directory: Path,
     rows: Sequence[dict[str, Any]],
-    manifest: Sequence[ManifestRow],
     meta: dict[str, Any],
     settings: Settings,
     store: CacheWriter,
@@ -352,20 +350,6 @@ def write_all(
 ) -> None:
     """Every data file and findings.json; the report, the README and the manifest follow
     (:func:`write_readme_and_manifest`)."""
-    with collector_paused():
-        _write_all(directory, rows, meta, settings, store, index, metric_names, findings)
-
-
-def _write_all(
-    directory: Path,
-    rows: Sequence[dict[str, Any]],
-    meta: dict[str, Any],
-    settings: Settings,
-    store: CacheWriter,
-    index: SpoolIndex,
-    metric_names: set[str],
-    findings: Sequence[Finding],
-) -> None:
     from ..schema_json import full_json_schema
     from . import findings as findings_json
 
