@@ -32,6 +32,7 @@ from ..layout import (  # noqa: F401  (re-exported: the writer's file names)
     SUMMARY_CSV,
     TRIALS_PARQUET,
 )
+from ..memory import release_memory
 from ..model import Settings
 from ..schema import (
     COLUMNS,
@@ -241,6 +242,8 @@ def write_full_json_index(
         names=["study", "trial_num", "offset", "length"],
     )
     pq.write_table(table, path, compression=parquet.COMPRESSION)
+    del table
+    release_memory()
 
 
 def _curve_of(store: CacheWriter, index: SpoolIndex, key: tuple[str, int]) -> list[Any]:
