@@ -153,8 +153,9 @@ class Record:
 
     def release(self) -> None:
         """Once merged, keep only the trial's key: the manifest needs no more."""
-        row = self.row
-        self._keys, self._values = ("study", "trial_num"), (row["study"], row["trial_num"])
+        keys, values = self._keys, self._values
+        study, trial_num = values[keys.index("study")], values[keys.index("trial_num")]
+        self._keys, self._values = ("study", "trial_num"), (study, trial_num)
 
 
 @dataclass(frozen=True)
