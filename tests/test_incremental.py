@@ -134,18 +134,24 @@ def test_a_damaged_cache_is_not_trusted(
     assert _outputs(out) == reference
 
 
-def test_same_size_and_mtime_but_other_content_is_read_again(
-    tree: Path, tmp_path: Path, counted_reads: list[str]
-) -> None:
-    out = tmp_path / "analysis"
-    _run(tree, out)
-    path = sorted(tree.glob("*/trials/*.json"))[0]
+def _rewrite_same_size_keeping_mtime(path: Path) -> os.stat_result:
+    """Change the file's content, not its size, and set its mtime back; its stat before."""
     info = path.stat()
     data = path.read_bytes()
     swapped = data.replace(b'"COMPLETE"', b'"PRUNED__"', 1)
     assert len(swapped) == len(data) and swapped != data
     path.write_bytes(swapped)
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    return info
+
+
+def test_same_size_and_mtime_but_other_content_is_read_again(
+    tree: Path, tmp_path: Path, counted_reads: list[str]
+) -> None:
+    out = tmp_path / "analysis"
+    _run(tree, out)
+    path = sorted(tree.glob("*/trials/*.json"))[0]
+    _rewrite_same_size_keeping_mtime(path)
     counted_reads.clear()
     _run(tree, out)
     assert len(counted_reads) == 1 and counted_reads[0].endswith(path.name)
@@ -264,12 +270,7 @@ def test_same_size_rewrite_with_mtime_set_back_is_read_again(
     out = tmp_path / "analysis"
     _run(tree, out)
     path = sorted(tree.glob("*/trials/*.json"))[0]
-    info = path.stat()
-    data = path.read_bytes()
-    swapped = data.replace(b'"COMPLETE"', b'"PRUNED__"', 1)
-    assert len(swapped) == len(data) and swapped != data
-    path.write_bytes(swapped)
-    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    info = _rewrite_same_size_keeping_mtime(path)
     after = path.stat()
     assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
         info.st_size,
