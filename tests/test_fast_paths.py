@@ -794,9 +794,10 @@ def test_file_time_of_the_open_file_equals_a_stat(tmp_path: Path) -> None:
         os.utime(path, ns=(1, 1_234_567_891_011))
         (found,) = discover(tmp_path)
         outcome = pipeline._read_one(found, Settings(), keep=True)
-        assert outcome.mtime_ns == path.stat().st_mtime_ns == 1_234_567_891_011
+        assert outcome.stamp is not None
+        assert outcome.stamp.mtime_ns == path.stat().st_mtime_ns == 1_234_567_891_011
     path.unlink()
-    assert pipeline._read_one(found, Settings(), keep=True).mtime_ns is None
+    assert pipeline._read_one(found, Settings(), keep=True).stamp is None
 
 
 # --- curves.parquet: blocks sharing a header are laid out once ---------------------------------

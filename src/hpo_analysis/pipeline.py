@@ -139,10 +139,6 @@ class _FileOutcome:
     stamp: Stamp | None = None  # the file's stat, taken before it was read
     cached: bool = False  # unchanged since the last run: take the entries from the cache
 
-    @property
-    def mtime_ns(self) -> int | None:
-        return None if self.stamp is None else self.stamp.mtime_ns
-
 
 def heavy_fragment(trial: Trial, non_finite_values: bool = True) -> bytes:
     """The bulky part of a trial's JSON object (curve, non-finite log, extra), serialized once.
