@@ -383,6 +383,44 @@ def test_inferred_type_is_the_value_by_value_rule(values: list[Any]) -> None:
     assert column.to_pylist() == [parquet._as_text(v) for v in values]
 
 
+@settings(deadline=None, max_examples=60)
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries(
+            {
+                "study": st.sampled_from(["a", "b"]),
+                "trial_num": st.one_of(st.integers(0, 9), st.integers(2**63, 2**64)),
+                "objective": st.one_of(st.none(), st.floats(), st.integers(-5, 5)),
+                "param_x": _dynamic_values.map(lambda v: v[0] if v else None),
+            },
+            optional={"param_y": st.one_of(st.none(), st.integers(), st.text(max_size=2))},
+        ),
+        max_size=9,
+    ),
+    group=st.integers(1, 4),
+)
+def test_trial_table_in_row_groups_is_the_one_group_table(
+    rows: list[dict[str, Any]], group: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Above TRIAL_ROW_GROUP rows the table is written a row group at a time: the same schema
+    (types decided over all rows) and values as the table built whole."""
+    header = ["study", "trial_num", "objective", "param_x", "param_y"]
+    path = tmp_path_factory.mktemp("groups") / "t.parquet"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parquet, "TRIAL_ROW_GROUP", group)
+        parquet.write_table(path, header, rows)
+    written = pq.read_table(path)
+    whole = parquet.trials_table(header, rows)
+    assert written.schema.equals(whole.schema)
+    assert written.to_pylist() == whole.to_pylist() or _same_with_nan(written, whole)
+    expected_groups = 1 if len(rows) <= group else -(-len(rows) // group)
+    assert pq.ParquetFile(path).num_row_groups == expected_groups
+
+
+def _same_with_nan(a: pa.Table, b: pa.Table) -> bool:
+    return repr(a.to_pylist()) == repr(b.to_pylist())
+
+
 def test_inferred_type_of_numpy_scalars_is_the_value_by_value_rule() -> None:
     import numpy as np
 

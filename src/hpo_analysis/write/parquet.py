@@ -5,6 +5,10 @@ Column types come from :mod:`hpo_analysis.schema` (``str`` â†’ string, ``int`` â
 get the narrowest type that holds every value, or text (JSON for objects and arrays) when the
 values are mixed, as in the CSV.
 
+The trial tables are sorted by study and trial number, in one row group up to
+:data:`TRIAL_ROW_GROUP` rows and in row groups of that many rows above (so writing them never
+holds every row's text as Arrow strings at once; an engine reads the groups in parallel).
+
 Non-finite numbers: the trial tables hold exactly the values of the summary rows, so columns
 the data dictionary defines as "empty when non-finite" are null there too (``objective_kind``
 says what the objective was), while a non-finite value the rows keep as is (e.g. an optimizer
@@ -57,6 +61,7 @@ if TYPE_CHECKING:
 
 CURVE_KEY_COLUMNS = ("study", "trial_num", "epoch")
 CURVE_ROW_GROUP = 262_144
+TRIAL_ROW_GROUP = 16_384  # rows of trials.parquet / diverged.parquet a row group
 COMPRESSION = "zstd"
 
 _METRICS = operator.attrgetter("metrics")
@@ -259,9 +264,44 @@ def trials_table(header: Sequence[str], rows: Sequence[dict[str, Any]]) -> pa.Ta
 
 
 def write_table(path: Path, header: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    """Write the rows as :func:`trials_table`: in one row group up to :data:`TRIAL_ROW_GROUP`
+    rows, else in row groups of that many rows, so that the text of all rows is never held
+    as Arrow strings at once (the bulk of the table: about 100 MB at 120,000 trials)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(trials_table(header, rows), path, compression=COMPRESSION)
+    if len(rows) <= TRIAL_ROW_GROUP:
+        pq.write_table(trials_table(header, rows), path, compression=COMPRESSION)
+        release_memory()
+        return
+    # a column's type is decided over all rows, as in trials_table: numbers and flags are
+    # converted whole (a few MB a column; a value its type cannot hold turns the column to
+    # text), text columns a row group at a time
+    whole: dict[str, pa.Array] = {}
+    fields = []
+    for name in header:
+        values = [row.get(name) for row in rows]
+        column = BY_NAME.get(name)
+        kind = column.type if column else _infer_type(values)
+        if kind == "str":
+            fields.append(pa.field(name, pa.string()))
+            continue
+        whole[name] = _column(values, kind)
+        fields.append(pa.field(name, whole[name].type))
+    schema = pa.schema(fields)
+    pool = pa.default_memory_pool()
+    with pq.ParquetWriter(path, schema, compression=COMPRESSION) as writer:
+        for start in range(0, len(rows), TRIAL_ROW_GROUP):
+            part = rows[start : start + TRIAL_ROW_GROUP]
+            arrays = [
+                whole[name].slice(start, len(part))
+                if name in whole
+                else _column([row.get(name) for row in part], "str")
+                for name in header
+            ]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+            del arrays
+            pool.release_unused()  # else each group's text stays with Arrow's allocator
     release_memory()
 
 
