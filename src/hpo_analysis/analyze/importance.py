@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..errors import import_detached
 from ..finding import (
     IMPORTANCE_PARAMS,
     MAX_IMPORTANCE_TRIALS,
@@ -90,6 +91,7 @@ class _ScoredTrials:
 
 
 def _importance(scored: pd.DataFrame, direction: str) -> tuple[list[str], dict[str, float]]:
+    import_detached("optuna.importance")  # not from this deep stack: see import_detached
     import optuna
     from optuna.distributions import FloatDistribution
     from optuna.importance import PedAnovaImportanceEvaluator

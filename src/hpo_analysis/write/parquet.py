@@ -456,6 +456,8 @@ class CurvesWriter:
         self.n_rows += n_rows
         self._pending = []
         self._pending_rows = 0
+        del arrays
+        pa.default_memory_pool().release_unused()  # each group's arrays, not all of them
 
     def close(self) -> None:
         self._flush()
