@@ -205,6 +205,28 @@ def test_validate_catches_a_changed_parquet_value(example_out: Path, tmp_path: P
     assert any("lr is" in f and "trials.parquet" in f for f in failures), failures
 
 
+@pytest.mark.parametrize("row", [0, 5, 257, 599])
+def test_validate_names_the_trial_of_a_change_in_any_row_group(
+    example_out: Path, tmp_path: Path, row: int
+) -> None:
+    """trials.parquet is compared a row group at a time: a change in a later group names
+    its own trial (the offset of the group counts)."""
+    out = _copy(example_out, tmp_path)
+    table = pq.read_table(out / "trials.parquet")
+    dropout = table.column("dropout").to_pylist()
+    dropout[row] = 0.123456
+    index = table.column_names.index("dropout")
+    changed = table.set_column(index, "dropout", pa.array(dropout))
+    pq.write_table(changed, out / "trials.parquet", row_group_size=64)
+    assert pq.ParquetFile(out / "trials.parquet").num_row_groups == 10
+    trial = f"trial {table.column('study')[row]}/{table.column('trial_num')[row]}: dropout is"
+    failures = validate_dir(out)
+    assert any(f.startswith(trial) for f in failures), failures
+    # unchanged, the same row groups validate
+    pq.write_table(table, out / "trials.parquet", row_group_size=64)
+    assert validate_dir(out) == []
+
+
 def test_validate_catches_missing_curve_rows(example_out: Path, tmp_path: Path) -> None:
     out = _copy(example_out, tmp_path)
     table = pq.read_table(out / "curves.parquet")

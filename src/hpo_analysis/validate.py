@@ -476,31 +476,44 @@ def _csv_matches_parquet(summary: Any, path: Path) -> list[str]:
 
 
 def _columns_match(summary: Any, stored: Any) -> list[str]:
+    """The first difference, column by column and then row by row, read a row group of a
+    column at a time."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if stored.metadata.num_rows != summary.num_rows:
         return []  # the counts check reports it
-    names = stored.schema_arrow.names
+    schema = stored.schema_arrow
+    groups = [stored.metadata.row_group(g).num_rows for g in range(stored.num_row_groups)]
+    pool = pa.default_memory_pool()
     for name in _SUMMARY_NAMES:
-        if name not in names:
+        if schema.get_field_index(name) < 0:
             return [f"{TRIALS_PARQUET}: no column {name}"]
-        expected, found = summary.column(name), stored.read(columns=[name]).column(0)
-        if found.type != expected.type:
-            return [f"{TRIALS_PARQUET}: column {name} is {found.type}, not {expected.type}"]
-        if pa.types.is_floating(found.type):  # the CSV writes NaN and ±inf as empty cells
-            found = pc.if_else(pc.is_finite(found), found, pa.scalar(None, found.type))
-        elif pa.types.is_string(found.type):  # and an empty text as an empty cell
-            found = pc.if_else(pc.equal(found, ""), pa.scalar(None, found.type), found)
-        if found.equals(expected):
-            continue
-        studies, numbers = summary.column("study"), summary.column("trial_num")
-        for i, (a, b) in enumerate(zip(expected.to_pylist(), found.to_pylist(), strict=True)):
-            if not _same(a, b):
-                return [
-                    f"trial {studies[i].as_py()}/{numbers[i].as_py()}: {name} is {a!r} in "
-                    f"{SUMMARY_CSV} but {b!r} in {TRIALS_PARQUET}"
-                ]
+        column = summary.column(name)
+        if schema.field(name).type != column.type:
+            return [
+                f"{TRIALS_PARQUET}: column {name} is {schema.field(name).type}, not {column.type}"
+            ]
+        offset = 0
+        for group, n in enumerate(groups):
+            found = stored.read_row_group(group, columns=[name]).column(0)
+            expected = column.slice(offset, n)
+            if pa.types.is_floating(found.type):  # the CSV writes NaN and ±inf as empty cells
+                found = pc.if_else(pc.is_finite(found), found, pa.scalar(None, found.type))
+            elif pa.types.is_string(found.type):  # and an empty text as an empty cell
+                found = pc.if_else(pc.equal(found, ""), pa.scalar(None, found.type), found)
+            if not found.equals(expected):
+                pairs = zip(expected.to_pylist(), found.to_pylist(), strict=True)
+                for i, (a, b) in enumerate(pairs, start=offset):
+                    if not _same(a, b):
+                        studies, numbers = summary.column("study"), summary.column("trial_num")
+                        return [
+                            f"trial {studies[i].as_py()}/{numbers[i].as_py()}: {name} is {a!r} "
+                            f"in {SUMMARY_CSV} but {b!r} in {TRIALS_PARQUET}"
+                        ]
+            offset += n
+            del found, expected
+            pool.release_unused()  # this group's arrays
     return []
 
 
