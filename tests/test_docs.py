@@ -127,3 +127,20 @@ def test_every_command_is_documented() -> None:
             for flag in action.option_strings:
                 if flag.startswith("--") and flag != "--help":
                     assert flag in readme, f"{name} {flag}"
+
+
+@pytest.mark.parametrize("n_rows", [0, 1, 100, 101, 2500])
+def test_readme_shows_at_most_a_hundred_rows_of_a_finding(n_rows: int) -> None:
+    """A finding's table in the README stops at README_MAX_ROWS rows and says where the
+    rest are; findings.json keeps every row."""
+    from hpo_analysis.finding import Finding
+    from hpo_analysis.write.readme import README_MAX_ROWS, findings_section
+
+    rows = [[f"t{i}", i] for i in range(n_rows)]
+    text = findings_section(
+        [Finding("big", "Big", ["study", "x"], rows, "S.", n_rows, "", "Overview")]
+    )
+    shown = [line for line in text.splitlines() if line.startswith("| t")]
+    assert shown == [f"| t{i} | {i} |" for i in range(min(n_rows, README_MAX_ROWS))]
+    cut = f"The first {README_MAX_ROWS:,} of {n_rows:,} rows; every row is in `findings.json`"
+    assert (cut in text) is (n_rows > README_MAX_ROWS)

@@ -230,10 +230,20 @@ def _wrapped_list(names: Sequence[str], width: int = 88) -> str:
     return "[\n" + body + "\n]"
 
 
+# rows of a finding's table shown in the README: with a thousand studies a table can have
+# hundreds of thousands, which no reader pages through (findings.json keeps them all)
+README_MAX_ROWS = 100
+
+
 def _finding_md(finding: Finding) -> str:
     text = f"#### {md_cell(finding.title)}\n\n{md_cell(finding.sentence)} (n = {finding.n})"
     if finding.rows:
-        text += "\n\n" + md_table(finding.columns, finding.rows)
+        text += "\n\n" + md_table(finding.columns, finding.rows[:README_MAX_ROWS])
+    if len(finding.rows) > README_MAX_ROWS:
+        text += (
+            f"\n\n<sub>The first {README_MAX_ROWS:,} of {len(finding.rows):,} rows; every row is "
+            f"in `{FINDINGS_JSON}` (finding `{finding.id}`).</sub>"
+        )
     if finding.notes:
         text += f"\n\n<sub>{md_cell(finding.notes)}</sub>"
     return text
