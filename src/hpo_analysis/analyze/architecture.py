@@ -49,7 +49,7 @@ from .frame import (
     _int,
     _known,
     _known_divergence,
-    _ranked,
+    _rank_order,
     _scored,
     _scored_known,
     as_frame,
@@ -62,7 +62,7 @@ def best_architecture(rows: Rows) -> Finding:
     """The best scored trial of each budget and its architecture (direction-aware)."""
 
     def compute(budget: Budget, tally: Tally) -> None:
-        best = _ranked(budget.trials, str(budget.direction)).iloc[0]
+        best = budget.trials.iloc[_rank_order(budget.trials, str(budget.direction))[0]]
         row = [
             budget.label,
             budget.n,
@@ -129,7 +129,7 @@ def top_k_architecture(rows: Rows, top_k: int = DEFAULT_TOP_K) -> Finding:
     def compute(budget: Budget, tally: Tally) -> None:
         scored, n = budget.trials, budget.n
         k = min(top_k, n)
-        top = _ranked(scored, str(budget.direction)).head(k)
+        top = scored.iloc[_rank_order(scored, str(budget.direction))[:k]]
         modes = []
         for parameter in ("d_model", "n_layers"):
             in_top = _counts(top[parameter])
@@ -219,7 +219,7 @@ def architecture_style(rows: Rows) -> Finding:
             if marker is not None:
                 table.append([budget, category, n, shapes, marker, None, None, None, None, None])
                 continue
-            top = _ranked(cell, str(direction)).head(STYLE_TOP)["objective"]
+            top = cell["objective"].iloc[_rank_order(cell, str(direction))[:STYLE_TOP]]
             mean, std = float(top.mean()), float(top.std(ddof=1))
             if std <= 1e-12 * max(1.0, abs(mean)):  # equal values: rounding noise, not spread
                 std = 0.0
@@ -507,7 +507,7 @@ def best_heads_per_width(rows: Rows) -> Finding:
             if marker is not None:
                 table.append([budget, int(d_model), len(cell), tried, marker, None])
                 continue
-            best = _ranked(cell, str(direction)).iloc[0]
+            best = cell.iloc[_rank_order(cell, str(direction))[0]]
             row = [budget, int(d_model), len(cell), tried, int(best["n_heads"])]
             row.append(float(best["objective"]))
             table.append(row)
@@ -646,7 +646,7 @@ def ff_ratio(rows: Rows, top_k: int = DEFAULT_TOP_K) -> Finding:
         table, parts = tally.table, tally.parts
         k = min(top_k, n)
         ratios_all = scored["d_ff"] / scored["d_model"]
-        top = _ranked(scored.assign(_ratio=ratios_all), str(direction)).head(k)["_ratio"]
+        top = ratios_all.iloc[_rank_order(scored, str(direction))[:k]]
         counts = _counts(top.round(6), whole=False)
         mode_value, mode_count = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[0]
         row = [
@@ -744,7 +744,7 @@ def architecture_grid(rows: Rows) -> Finding:
             if marker is not None:
                 table.append([budget, int(d_model), int(n_layers), len(cell), direction, marker])
                 continue
-            best = _ranked(cell, str(direction)).iloc[0]
+            best = cell.iloc[_rank_order(cell, str(direction))[0]]
             table.append(
                 [
                     budget,

@@ -213,7 +213,40 @@ def sign(direction: str | None) -> float:
 def _ranked(frame: pd.DataFrame, direction: str) -> pd.DataFrame:
     """Best first in ``direction``; ties by study and trial number so the order is stable."""
     ordered = frame.assign(_score=sign(direction) * frame["objective"])
-    return ordered.sort_values(["_score", "study", "trial_num"], kind="mergesort")
+    return ordered.iloc[_rank_order(frame, direction)]
+
+
+def _study_codes(studies: list[Any]) -> np.ndarray | None:
+    """Each study's position among the sorted distinct names, missing ones (None, NaN) after
+    all of them; None when a study is neither text nor missing."""
+    names = set(studies)
+    missing = {s for s in names if s is None or (isinstance(s, float) and s != s)}
+    names -= missing
+    if not all(isinstance(s, str) for s in names):
+        return None
+    code_of: dict[Any, int] = {s: i for i, s in enumerate(sorted(names))}
+    code_of.update(dict.fromkeys(missing, len(code_of)))
+    return np.fromiter(map(code_of.__getitem__, studies), dtype=np.int64, count=len(studies))
+
+
+def _rank_order(frame: pd.DataFrame, direction: str) -> np.ndarray:
+    """The positions of :func:`_ranked`'s rows in ``frame``: best first in ``direction``, ties
+    by study and trial number, then in frame order.
+
+    ``sort_values`` of several columns sorts each column's categorical codes (sorted distinct
+    values, missing ones last) with one stable ``numpy.lexsort``; for numbers the codes order
+    as the numbers themselves do in ``lexsort`` (``-0.0`` equal to ``0.0``, NaN last), so the
+    numbers are sorted as they are and the study names by their codes. Names that are not
+    text take ``sort_values`` itself.
+    """
+    studies = _study_codes(frame["study"].tolist())
+    score = sign(direction) * frame["objective"].to_numpy(float)
+    if studies is None:
+        ordered = frame.assign(_score=score, _position=np.arange(len(frame)))
+        ranked = ordered.sort_values(["_score", "study", "trial_num"], kind="mergesort")
+        positions: np.ndarray = ranked["_position"].to_numpy()
+        return positions
+    return np.lexsort((frame["trial_num"].to_numpy(float), studies, score))
 
 
 def _better(direction: str) -> str:
