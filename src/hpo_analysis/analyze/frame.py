@@ -114,9 +114,18 @@ def trial_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
 Rows: TypeAlias = "Sequence[dict[str, Any]] | pd.DataFrame"
 
 
+def _where(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+    """``frame[mask]``; the frame itself when every row is kept (the findings only read their
+    frames, so the same rows need no copy)."""
+    return frame if mask.all() else frame[mask]
+
+
 def _known(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """Rows where every one of ``columns`` is a finite number."""
-    return frame[np.isfinite(frame[columns].to_numpy(float)).all(axis=1)]
+    mask = np.ones(len(frame), dtype=bool)
+    for column in columns:
+        mask &= np.isfinite(frame[column].to_numpy(float))
+    return _where(frame, mask)
 
 
 def _counts(values: pd.Series, *, whole: bool = True) -> dict[Any, int]:
@@ -140,7 +149,7 @@ def _flag(frame: pd.DataFrame, column: str, value: bool) -> pd.Series:
 
 def _scored(frame: pd.DataFrame) -> pd.DataFrame:
     """COMPLETE trials with a finite objective that did not diverge."""
-    return frame[frame["_scored"]]
+    return _where(frame, frame["_scored"].to_numpy(bool))
 
 
 def _scored_known(*columns: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
