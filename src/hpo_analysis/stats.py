@@ -48,8 +48,10 @@ SEED = 0
 CONFIDENCE = 0.95
 # Resample indices are drawn in chunks of about this many values (see _chunks).
 _CHUNK_VALUES = 2_000_000
-# Resamples are processed in blocks of rows of about this many values (see _row_blocks).
-_BLOCK_CELLS = 2**18
+# Resamples are processed in blocks of rows of about this many values, and at least this many
+# rows (see _row_blocks).
+_BLOCK_CELLS = 2**15
+_BLOCK_ROWS = 32
 # Above this many values, a resample draws this many (m-out-of-n bootstrap) and the interval's
 # distances from the estimate are scaled by √(m/n): the statistics here converge at the √n
 # rate, and 1,000 full resamples of 100,000 trials would dominate a whole extraction.
@@ -223,8 +225,14 @@ def _row_blocks(rows: int, cells_per_row: int) -> list[slice]:
     which is several times faster than passing over one large table, and memory stays flat
     however many distinct values a sample has. Every statistic is computed row by row, so the
     blocks do not change any result.
+
+    Measured (CPU time of ρ and the median over 1,000 resamples of 50 to 12,000 values): blocks
+    of 2^15 values took a third of the time of blocks of 2^18 for samples of 150 to 1,000
+    values, whose temporaries of 2^18 values each were given back to the system after every
+    estimate and faulted in again at the next; wide rows take at least ``_BLOCK_ROWS`` rows a
+    block, so that the work of each pass stays larger than its fixed cost.
     """
-    step = max(1, _BLOCK_CELLS // max(cells_per_row, 1))
+    step = max(_BLOCK_ROWS, _BLOCK_CELLS // max(cells_per_row, 1))
     return [slice(start, min(start + step, rows)) for start in range(0, rows, step)]
 
 
