@@ -456,43 +456,43 @@ def _resampled_medians(data: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """``numpy.median(data[indices], axis=1)``, bit for bit, from order statistics.
 
     A row's median is its middle order statistic (the middle two, averaged, for an even
-    width), and the order statistics of a resample are values of the sorted sample. With a
-    sample not much larger than a row, counting how often each sorted position was drawn finds
-    them (one running count over all rows, searched for the middle); otherwise each row's
-    sorted positions are partitioned around the middle. The average is numpy's mean of two
-    values: ``(0.0 + lo + hi) / 2`` (which also turns ``-0.0`` into ``0.0`` as numpy does).
+    width), and the order statistics of a resample are distinct values of the sample. With
+    not many more distinct values than a row holds, counting how often each distinct value was
+    drawn finds them (one running count over all rows, searched for the middle); otherwise
+    each row's codes (the values' positions among the sorted distinct values) are partitioned
+    around the middle. The average is numpy's mean of two values: ``(0.0 + lo + hi) / 2``
+    (which also turns ``-0.0`` into ``0.0`` as numpy does; ``0.0`` and ``-0.0`` are one
+    distinct value, and either gives the same result).
 
     >>> _resampled_medians(np.array([3.0, 1.0, 2.0]), np.array([[0, 1, 2], [0, 0, 1]])).tolist()
     [2.0, 3.0]
     """
-    n = len(data)
+    distinct, codes = np.unique(data, return_inverse=True)
+    codes = codes.reshape(-1)
+    k = len(distinct)
     rows, width = indices.shape
-    order = np.argsort(data, kind="stable")
-    ordered = data[order]
-    position = np.empty(n, dtype=np.int64)
-    position[order] = np.arange(n)
     middle = width // 2
     wanted = [middle] if width % 2 else [middle - 1, middle]
     found = np.empty((len(wanted), rows), dtype=np.int64)
-    counted = n <= 2 * width
-    for block in _row_blocks(rows, max(n, width) if counted else width):
-        drawn = position[indices[block]]
+    counted = k <= 2 * width
+    for block in _row_blocks(rows, max(k, width) if counted else width):
+        drawn = codes[indices[block]]
         n_rows = len(drawn)
         if counted:
-            flat = (drawn + (np.arange(n_rows) * n)[:, None]).reshape(-1)
-            running = np.cumsum(np.bincount(flat, minlength=n_rows * n))
-            for slot, k in enumerate(wanted):
-                # the first position at which a row's count reaches k + 1 holds its k-th value
-                at = np.searchsorted(running, np.arange(n_rows) * width + k + 1)
-                found[slot, block] = at - np.arange(n_rows) * n
+            flat = (drawn + (np.arange(n_rows) * k)[:, None]).reshape(-1)
+            running = np.cumsum(np.bincount(flat, minlength=n_rows * k))
+            for slot, position in enumerate(wanted):
+                # the first code at which a row's count reaches position + 1 is its value there
+                at = np.searchsorted(running, np.arange(n_rows) * width + position + 1)
+                found[slot, block] = at - np.arange(n_rows) * k
         else:
             parted = np.partition(drawn, wanted, axis=1)
-            for slot, k in enumerate(wanted):
-                found[slot, block] = parted[:, k]
+            for slot, position in enumerate(wanted):
+                found[slot, block] = parted[:, position]
     if width % 2:
-        result: np.ndarray = 0.0 + ordered[found[0]]
+        result: np.ndarray = 0.0 + distinct[found[0]]
         return result
-    result = (0.0 + ordered[found[0]] + ordered[found[1]]) / 2.0
+    result = (0.0 + distinct[found[0]] + distinct[found[1]]) / 2.0
     return result
 
 
