@@ -49,6 +49,7 @@ from .frame import (
     _int,
     _known,
     _known_divergence,
+    _map_distinct,
     _rank_order,
     _scored,
     _scored_known,
@@ -307,7 +308,7 @@ def divergence_by_depth(rows: Rows) -> Finding:
     def compute(entry: Budget, tally: Tally) -> None:
         budget, group = entry.label, entry.whole
         table, parts, estimates, calm = tally.table, tally.parts, tally.estimates, tally.quiet
-        bands = group.assign(_band=group["n_layers"].map(depth_band))
+        bands = group.assign(_band=_map_distinct(group["n_layers"], depth_band))
         hit = []
         for band, cell in sorted(
             bands.groupby("_band", sort=False), key=lambda item: int(str(item[0]).split("-")[0])

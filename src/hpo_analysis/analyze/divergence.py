@@ -39,6 +39,7 @@ from .frame import (
     Tally,
     _flag,
     _known_divergence,
+    _map_distinct,
     as_frame,
     per_budget,
 )
@@ -231,8 +232,8 @@ def divergence_interactions(rows: Rows) -> Finding:
         budget, group = entry.label, entry.whole
         table, parts, estimates, calm = tally.table, tally.parts, tally.estimates, tally.quiet
         banded = group.assign(
-            _lr=group["lr"].map(lr_band),
-            _depth=group["n_layers"].map(depth_band),
+            _lr=_map_distinct(group["lr"], lr_band),
+            _depth=_map_distinct(group["n_layers"], depth_band),
             _div=_flag(group, "diverged", True).astype(bool),
         )
         cells = []

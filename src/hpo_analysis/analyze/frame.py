@@ -128,6 +128,22 @@ def _known(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return _where(frame, mask)
 
 
+def _map_distinct(values: pd.Series, function: Callable[[Any], Any]) -> pd.Series:
+    """``values.map(function)`` calling ``function`` once per distinct value (for functions
+    that give equal values the same result, such as a band of a number).
+
+    >>> _map_distinct(pd.Series([3.0, 1.0, 3.0]), lambda v: f"<{v:g}>").tolist()
+    ['<3>', '<1>', '<3>']
+    """
+    return values.map({value: function(value) for value in pd.unique(values)})
+
+
+def _is_not_none(values: pd.Series) -> np.ndarray:
+    """Where the values are not None, as a numpy mask."""
+    items = values.tolist()
+    return np.fromiter((v is not None for v in items), dtype=bool, count=len(items))
+
+
 def _counts(values: pd.Series, *, whole: bool = True) -> dict[Any, int]:
     """How often each value occurs (missing values left out), as plain Python numbers."""
     counts: dict[Any, int] = {}
@@ -179,7 +195,7 @@ def _budget_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 
 def _horizon_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    known = frame[frame["horizon"].map(lambda h: h is not None).astype(bool)]
+    known = _where(frame, _is_not_none(frame["horizon"]))
     return [(str(h), g) for h, g in _groups(known, "horizon", horizon_sort_key)]
 
 

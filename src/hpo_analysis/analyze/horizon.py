@@ -33,9 +33,11 @@ from .frame import (
     Tally,
     _better,
     _horizon_groups,
+    _is_not_none,
     _known,
     _ranked,
     _scored,
+    _where,
     as_frame,
     per_budget,
     sign,
@@ -56,7 +58,7 @@ def _transfer_table(frame: pd.DataFrame) -> tuple[list[list[Any]], int]:
     """
 
     def compute(budget: Budget, tally: Tally) -> None:
-        scored = budget.trials[budget.trials["horizon"].map(lambda h: h is not None).astype(bool)]
+        scored = _where(budget.trials, _is_not_none(budget.trials["horizon"]))
         sizes = {str(h): int(n) for h, n in scored["horizon"].value_counts(sort=False).items()}
         horizons = sorted(sizes, key=horizon_sort_key)
         if len(horizons) < 2:
