@@ -1241,3 +1241,94 @@ def test_controlled_head_pairs_are_the_grouped_ones(
     pairs, more, fewer, ties, used = _reference_head_pairs(rows)
     assert finding.rows[0][1:5] == [pairs, more, fewer, ties]
     assert finding.n == used
+
+
+# --- the frame's fast paths against the pandas code they replaced -----------------------------
+
+
+def _ranked_by_sort_values(frame: Any, direction: str) -> Any:
+    """How _ranked ordered the trials before: DataFrame.sort_values over three columns."""
+    from hpo_analysis.analyze.frame import sign
+
+    ordered = frame.assign(_score=sign(direction) * frame["objective"])
+    return ordered.sort_values(["_score", "study", "trial_num"], kind="mergesort")
+
+
+_RANK_ROW = st.fixed_dictionaries(
+    {
+        "objective": st.one_of(
+            st.sampled_from([0.0, -0.0, 1.0, 2.5, -1.0, math.nan, math.inf, -math.inf]),
+            st.none(),
+        ),
+        "study": st.one_of(st.sampled_from(["a", "b", "B", "é", "a b"]), st.none()),
+        "trial_num": st.one_of(st.integers(0, 3), st.none()),
+        "direction": st.sampled_from(["minimize", "maximize"]),
+    }
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(_RANK_ROW, max_size=25),
+    st.sampled_from(["minimize", "maximize"]),
+    st.booleans(),
+    st.booleans(),
+)
+def test_rank_order_is_the_sort_values_order(
+    rows: list[dict[str, Any]], direction: str, shuffle: bool, odd_study: bool
+) -> None:
+    from hpo_analysis.analyze.frame import _rank_order, _ranked
+
+    frame = trial_frame(rows)
+    if odd_study and len(frame):  # a study that is not text: sort_values itself
+        frame.loc[frame.index[0], "study"] = 7
+    if shuffle:
+        frame = frame.iloc[::-1]
+    if odd_study and len(frame) > 1:
+        frame = frame.iloc[[i for i in range(len(frame)) if i != 1]]  # an index with a gap
+    expected = _ranked_by_sort_values(frame, direction)
+    assert list(frame.index[_rank_order(frame, direction)]) == list(expected.index)
+    assert _ranked(frame, direction).equals(expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.sampled_from([1.0, 2.0, 3.0, 4.0, 5.0, 8.0, 9.0, 48.0, 64.0, 65.0]), max_size=30),
+    st.lists(st.floats(1e-9, 10.0), max_size=30),
+)
+def test_bands_mapped_once_per_value_are_the_mapped_bands(
+    depths: list[float], rates: list[float]
+) -> None:
+    import pandas as pd
+
+    from hpo_analysis.analyze import depth_band
+    from hpo_analysis.analyze.frame import _map_distinct
+
+    for values, function in ((depths, depth_band), (rates + rates[:3], lr_band)):
+        series = pd.Series(values, dtype=float, index=range(3, 3 + len(values)))
+        pd.testing.assert_series_equal(_map_distinct(series, function), series.map(function))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0.0, 1.0, math.nan, math.inf, None]),
+            st.sampled_from([2.0, -math.inf, None]),
+            st.sampled_from(["COMPLETE", "FAIL"]),
+            st.sampled_from([True, False, None]),
+        ),
+        max_size=20,
+    )
+)
+def test_known_and_scored_trials_are_the_masked_ones(rows: list[tuple[Any, ...]]) -> None:
+    from hpo_analysis.analyze.frame import _known, _scored
+
+    frame = trial_frame(
+        [{"objective": o, "d_model": d, "lr": o, "state": s, "diverged": v} for o, d, s, v in rows]
+    )
+    columns = ["d_model", "lr"]
+    assert _known(frame, columns).equals(
+        frame[np.isfinite(frame[columns].to_numpy(float)).all(axis=1)]
+    )
+    assert _scored(frame).equals(frame[frame["_scored"]])

@@ -417,3 +417,21 @@ def test_grouped_rank_correlation_is_the_ranked_one(
         assert np.array_equal(stats._doubled_ranks(codes_y, ky, width + 1), centred_y)
         grouped = stats._grouped_rank_pearson(codes_x, kx, centred_y)
         assert grouped.tobytes() == ranked.tobytes()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.sampled_from([0.0, -0.0, 1.0, -2.0, 3.5, 7.0, 1e300]), min_size=1, max_size=40),
+    st.integers(1, 60),
+    st.integers(0, 2**32 - 1),
+)
+def test_medians_of_few_distinct_values_are_numpy_medians(
+    values: list[float], width: int, seed: int
+) -> None:
+    """Medians found by counting the distinct values (signed zeros as one) or partitioning
+    their codes: numpy's medians, bit for bit."""
+    data = np.array(values)
+    idx = np.random.default_rng(seed).integers(0, len(data), size=(50, width))
+    found = stats._resampled_medians(data, idx)
+    expected = np.median(data[idx], axis=1)
+    assert [repr(x) for x in found.tolist()] == [repr(x) for x in expected.tolist()]
