@@ -6,7 +6,9 @@ trials, 4 budgets x N/(4S) horizons), extracts it once in-process while keeping 
 ``all_findings`` receives (pickled next to the tree, so later runs skip both steps), and then
 times ``all_findings`` on those rows in a fresh process, ``--runs`` times. With
 ``--before SRC`` the same timing runs with another checkout's ``src`` first on ``PYTHONPATH``,
-side by side, and the two lists of findings are compared.
+side by side, and the two lists of findings are compared. With ``--each`` the CPU seconds of
+each finding (and of the trial frame) are printed too, medians over the runs, to see which
+findings the time goes to.
 
 CPU seconds are the process's user + system time around the call (``time.process_time``),
 which on a shared machine is steadier than wall time; medians are reported. With
@@ -17,6 +19,7 @@ Usage::
 
     python benchmarks/bench_findings.py --sizes 12000,12000x100 --runs 3
     python benchmarks/bench_findings.py --sizes 120000x100 --runs 1 --before /tmp/old/src
+    python benchmarks/bench_findings.py --sizes 600,12000 --runs 5 --each
 """
 
 from __future__ import annotations
@@ -40,10 +43,28 @@ from bench_extract import Size, tree_for  # noqa: E402
 
 # Run in a child process: load the pickled rows, time all_findings, print JSON.
 CHILD = r"""
-import cProfile, io, json, pickle, pstats, sys, time
+import cProfile, functools, io, json, pickle, pstats, sys, time
 from hpo_analysis import analyze
+from hpo_analysis.analyze import horizon
 with open(sys.argv[1], "rb") as handle:
     rows = pickle.load(handle)
+each = {}
+if sys.argv[3] == "each":  # every function _findings calls, timed where it is looked up
+    def timed(function):
+        @functools.wraps(function)
+        def call(*args, **kwargs):
+            start = time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                name = function.__name__
+                each[name] = each.get(name, 0.0) + time.process_time() - start
+        return call
+    names = [n for n in analyze.__all__ if n.islower() and not n.startswith("_")]
+    for name in names + ["trial_frame"]:
+        if callable(getattr(analyze, name)) and name != "all_findings":
+            setattr(analyze, name, timed(getattr(analyze, name)))
+    horizon.transfer_findings = timed(horizon.transfer_findings)
 profile = cProfile.Profile() if sys.argv[2] == "profile" else None
 start = time.process_time()
 if profile:
@@ -58,7 +79,7 @@ if profile:
     pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(25)
     text = out.getvalue()
 digest = json.dumps([f.to_dict() for f in findings], sort_keys=True, default=str)
-print(json.dumps({"cpu": cpu, "digest": digest, "profile": text}))
+print(json.dumps({"cpu": cpu, "digest": digest, "profile": text, "each": each}))
 """
 
 
@@ -96,11 +117,11 @@ def rows_for(cache: Path, size: Size) -> Path:
     return target
 
 
-def run(src: Path, rows: Path, profile: bool) -> dict[str, Any]:
+def run(src: Path, rows: Path, profile: bool, each: bool = False) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(src))
     mode = "profile" if profile else "time"
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(rows), mode],
+        [sys.executable, "-c", CHILD, str(rows), mode, "each" if each else "all"],
         env=env,
         check=True,
         capture_output=True,
@@ -116,6 +137,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--before", type=Path, help="another checkout's src directory")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--each", action="store_true", help="time each finding too")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "hpo-bench")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -125,11 +147,14 @@ def main() -> None:
         rows = rows_for(args.cache, size)
         times: dict[str, list[float]] = {name: [] for name, _ in versions}
         digests: dict[str, str] = {}
+        each: dict[str, dict[str, list[float]]] = {name: {} for name, _ in versions}
         for index in range(args.runs):
             for name, src in versions:  # interleaved, so load changes hit both alike
-                result = run(src, rows, args.profile and index == 0)
+                result = run(src, rows, args.profile and index == 0, args.each)
                 times[name].append(result["cpu"])
                 digests[name] = result["digest"]
+                for finding, seconds in result["each"].items():
+                    each[name].setdefault(finding, []).append(seconds)
                 if result["profile"]:
                     print(f"--- profile {name} {size.label}\n{result['profile']}")
         if not args.runs:
@@ -142,6 +167,19 @@ def main() -> None:
         )
         same = "" if len(digests) < 2 else f"; findings equal: {len(set(digests.values())) == 1}"
         print(f"all_findings CPU seconds, {size.label} trials: {line}{same}", flush=True)
+        if args.each:
+            first = versions[0][0]
+            medians = {
+                name: {f: statistics.median(v) for f, v in found.items()}
+                for name, found in each.items()
+            }
+            print(f"  {'CPU ms, median':32}" + "".join(f"{name:>10}" for name, _ in versions))
+            for finding in sorted(medians[first], key=lambda f: -medians[first][f]):
+                cells = "".join(
+                    f"{1000 * medians[name].get(finding, float('nan')):10.1f}"
+                    for name, _ in versions
+                )
+                print(f"  {finding:32}{cells}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1304,7 +1304,11 @@ def test_bands_mapped_once_per_value_are_the_mapped_bands(
     from hpo_analysis.analyze import depth_band
     from hpo_analysis.analyze.frame import _map_distinct
 
-    for values, function in ((depths, depth_band), (rates + rates[:3], lr_band)):
+    def whole(value: float) -> str:
+        return "missing" if value != value else str(int(value))
+
+    cases = ((depths, depth_band), (rates + rates[:3], lr_band), (depths + [math.nan] * 2, whole))
+    for values, function in cases:
         series = pd.Series(values, dtype=float, index=range(3, 3 + len(values)))
         pd.testing.assert_series_equal(_map_distinct(series, function), series.map(function))
 

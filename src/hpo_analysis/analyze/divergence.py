@@ -232,7 +232,7 @@ def divergence_interactions(rows: Rows) -> Finding:
         budget, group = entry.label, entry.whole
         table, parts, estimates, calm = tally.table, tally.parts, tally.estimates, tally.quiet
         banded = group.assign(
-            _lr=_map_distinct(group["lr"], lr_band),
+            _lr=group["lr"].map(lr_band),  # (lr values are mostly distinct)
             _depth=_map_distinct(group["n_layers"], depth_band),
             _div=_flag(group, "diverged", True).astype(bool),
         )

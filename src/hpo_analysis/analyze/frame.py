@@ -137,7 +137,11 @@ def _map_distinct(values: pd.Series, function: Callable[[Any], Any]) -> pd.Serie
     >>> _map_distinct(pd.Series([3.0, 1.0, 3.0]), lambda v: f"<{v:g}>").tolist()
     ['<3>', '<1>', '<3>']
     """
-    return values.map({value: function(value) for value in pd.unique(values)})
+    if not len(values):
+        return values.map(function)
+    codes, distinct = pd.factorize(values, use_na_sentinel=False)
+    mapped = pd.Series([function(value) for value in distinct])  # its dtype as map infers it
+    return pd.Series(mapped.to_numpy()[codes], index=values.index)
 
 
 def _is_not_none(values: pd.Series) -> np.ndarray:
