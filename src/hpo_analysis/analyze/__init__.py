@@ -82,7 +82,7 @@ from .architecture import (
 from .cells import CI_NOTE, cliffs_delta, fmt, spearman
 from .divergence import diverge_epochs, divergence_hyperparameters, divergence_interactions, lr_band
 from .dynamics import best_epoch_gap, dropout_generalization, early_stopping_by_epochs
-from .frame import Rows, as_frame, share, shared_parts, trial_frame
+from .frame import Rows, as_frame, trial_frame
 from .horizon import depth_by_horizon, easiest_horizon, horizon_transfer, horizon_transfer_summary
 from .importance import (
     IMPORTANCE_NOT_INSTALLED,
@@ -171,13 +171,12 @@ def all_findings(rows: Sequence[dict[str, Any]], top_k: int = DEFAULT_TOP_K) -> 
     # the findings share the resamples of each sample size, not their selections of trials:
     # kept for every finding, those held 200 MB more at 1,200 studies and saved 6 % of the
     # findings' time
-    with stats.kept_resamples(), shared_parts():
+    with stats.kept_resamples():
         return _findings(rows, top_k)
 
 
 def _findings(rows: Sequence[dict[str, Any]], top_k: int) -> list[Finding]:
-    # built once: every finding but the per-study one reads it, and its parts are shared
-    frame = share(trial_frame(rows))
+    frame = trial_frame(rows)  # built once: every finding but the per-study one reads it
     overview = replace(
         best_trial_per_study(rows),
         section="Overview",

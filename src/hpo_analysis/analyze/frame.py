@@ -9,11 +9,9 @@ thresholds and the rule for "best" are written once.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -169,69 +167,9 @@ def _flag(frame: pd.DataFrame, column: str, value: bool) -> pd.Series:
     return frame[f"_{column}_{str(value).lower()}"]
 
 
-@dataclass
-class _Parts:
-    """The frames whose parts are shared (by id, with the frame so that the id stays its
-    own) and the parts derived from them."""
-
-    frames: dict[int, pd.DataFrame]
-    parts: dict[tuple[int, str], Any] = field(default_factory=dict)
-
-
-_SHARED: ContextVar[_Parts | None] = ContextVar("_SHARED", default=None)
-
-
-@contextmanager
-def shared_parts() -> Iterator[None]:
-    """Within this block, the budget groups of a frame given to :func:`share`, the scored
-    trials of it and of each group, and the horizon groups of those are computed once and
-    shared.
-
-    :func:`~hpo_analysis.analyze.all_findings` hands the same trial frame to every finding,
-    and most of them walk its budgets and select the scored trials of each. The findings only
-    read their frames, so sharing them changes nothing. Only the shared frame and the parts
-    derived from it are kept (at most a few times the frame), not the frames a finding
-    derives on its own; all are let go at the end of the block.
-    """
-    token = _SHARED.set(_Parts({}))
-    try:
-        yield
-    finally:
-        _SHARED.reset(token)
-
-
-def share(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame``, whose parts are shared from now on within :func:`shared_parts`."""
-    shared = _SHARED.get()
-    if shared is not None:
-        shared.frames[id(frame)] = frame
-    return frame
-
-
-_T = TypeVar("_T")
-
-
-def _shared(frame: pd.DataFrame, what: str, derive: Callable[[], _T]) -> _T:
-    """``derive()`` (a frame, or a list of (label, frame)), computed once within
-    :func:`shared_parts` when ``frame`` is the shared frame or one of its parts."""
-    shared = _SHARED.get()
-    if shared is None or shared.frames.get(id(frame)) is not frame:
-        return derive()
-    key = (id(frame), what)
-    if key in shared.parts:
-        kept: _T = shared.parts[key]
-        return kept
-    value = derive()
-    shared.parts[key] = value
-    groups: Any = value
-    for part in [value] if isinstance(value, pd.DataFrame) else [g for _, g in groups]:
-        shared.frames[id(part)] = part
-    return value
-
-
 def _scored(frame: pd.DataFrame) -> pd.DataFrame:
     """COMPLETE trials with a finite objective that did not diverge."""
-    return _shared(frame, "scored", lambda: _where(frame, frame["_scored"].to_numpy(bool)))
+    return _where(frame, frame["_scored"].to_numpy(bool))
 
 
 def _scored_known(*columns: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
@@ -257,18 +195,12 @@ def _groups(
 
 
 def _budget_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    def derive() -> list[tuple[str, pd.DataFrame]]:
-        return [(_label(b), g) for b, g in _groups(frame, "budget", budget_sort_key)]
-
-    return list(_shared(frame, "budgets", derive))
+    return [(_label(b), g) for b, g in _groups(frame, "budget", budget_sort_key)]
 
 
 def _horizon_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    def derive() -> list[tuple[str, pd.DataFrame]]:
-        known = _where(frame, _is_not_none(frame["horizon"]))
-        return [(str(h), g) for h, g in _groups(known, "horizon", horizon_sort_key)]
-
-    return list(_shared(frame, "horizons", derive))
+    known = _where(frame, _is_not_none(frame["horizon"]))
+    return [(str(h), g) for h, g in _groups(known, "horizon", horizon_sort_key)]
 
 
 # --- The direction rule: one definition of "best" for every finding -------------------------
