@@ -470,3 +470,90 @@ def test_collector_paused_restores_the_collector_as_it_was() -> None:
         assert not gc.isenabled()  # a caller's own pause is left in place
     finally:
         gc.enable()
+
+
+def _table_by_definition(header: list[str], rows: list[dict[str, Any]]) -> pa.Table:
+    """trials_table as first written: each column from every row, typed at once."""
+    from hpo_analysis.schema import BY_NAME
+
+    arrays = []
+    for name in header:
+        values = [row.get(name) for row in rows]
+        column = BY_NAME.get(name)
+        arrays.append(
+            parquet._column(values, column.type if column else parquet._infer_type(values))
+        )
+    return pa.Table.from_arrays(arrays, names=list(header))
+
+
+_TABLE_VALUE = st.one_of(
+    st.none(),
+    st.integers(-(2**70), 2**70),
+    st.integers(-5, 5),
+    st.floats(),
+    st.booleans(),
+    st.text(max_size=3),
+    st.sampled_from([[1], {"a": 1}, "x"]),
+)
+# a text, an integer, a float and a bool column of the schema, and a dynamic one
+_TABLE_HEADER = ["study", "trial_num", "lr", "diverged", "param_extra"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.dictionaries(st.sampled_from(_TABLE_HEADER), _TABLE_VALUE, max_size=5), max_size=14
+    ),
+    st.booleans(),
+)
+def test_trials_table_from_blocks_equals_column_by_column(
+    rows: list[dict[str, Any]], typed_only: bool
+) -> None:
+    """Built a block of rows at a time (blocks of 3 rows here), the table is the one built
+    column by column from every row, and is written to the same Parquet bytes."""
+    from hpo_analysis.write import columns
+
+    if typed_only:  # values of the schema columns' own types, so that no block falls back
+        rows = [
+            {
+                "study": "s" + str(r.get("study")),
+                "trial_num": r["trial_num"] if type(r.get("trial_num")) is int else None,
+                "lr": r["lr"] if type(r.get("lr")) is float else None,
+                "diverged": r["diverged"] if type(r.get("diverged")) is bool else None,
+            }
+            for r in rows
+        ]
+    original = columns.BLOCK_ROWS
+    columns.BLOCK_ROWS = 3
+    try:
+        try:
+            found = parquet.trials_table(_TABLE_HEADER, rows)
+        except Exception as err:  # the definition must fail alike
+            with pytest.raises(type(err)):
+                _table_by_definition(_TABLE_HEADER, rows)
+            return
+    finally:
+        columns.BLOCK_ROWS = original
+    expected = _table_by_definition(_TABLE_HEADER, rows)
+    assert found.schema == expected.schema
+    assert repr(found.to_pylist()) == repr(expected.to_pylist())  # NaN as NaN
+    written = []
+    for table in (found, expected):
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression=parquet.COMPRESSION)
+        written.append(sink.getvalue().to_pybytes())
+    assert written[0] == written[1]
+
+
+def test_trials_table_column_with_a_long_integer_in_one_block_is_text_throughout() -> None:
+    from hpo_analysis.write import columns
+
+    rows = [{"study": "s", "trial_num": n} for n in range(7)] + [{"trial_num": 2**70}]
+    original = columns.BLOCK_ROWS
+    columns.BLOCK_ROWS = 3
+    try:
+        table = parquet.trials_table(["study", "trial_num"], rows)
+    finally:
+        columns.BLOCK_ROWS = original
+    assert table.column("trial_num").type == pa.string()
+    assert table.equals(_table_by_definition(["study", "trial_num"], rows))

@@ -44,6 +44,7 @@ from ..schema import (
 )
 from . import parquet
 from .cells import csv_column, csv_lines
+from .columns import block_columns
 
 if TYPE_CHECKING:
     from ..cache import CacheWriter, Location
@@ -135,26 +136,11 @@ def metadata(
 _CSV_BLOCK_ROWS = 4096
 
 
-def block_columns(
-    rows: Sequence[dict[str, Any]], names: Sequence[str]
-) -> Iterator[tuple[tuple[Any, ...], ...]]:
-    """Per block of rows, the values of each of ``names`` (``row.get(name)``), as one tuple
-    per name. Each row is visited once for all of its values, which costs a third of
-    visiting every row once per column when the rows lie scattered in memory.
-
-    >>> list(block_columns([{"a": 1, "b": 2}, {"a": 3}], ["a", "b"]))
-    [((1, 3), (2, None))]
-    """
-    for start in range(0, len(rows), _CSV_BLOCK_ROWS):
-        block = rows[start : start + _CSV_BLOCK_ROWS]
-        yield tuple(zip(*[tuple(map(row.get, names)) for row in block], strict=True))
-
-
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
     """The rows as CSV with the cells of :mod:`.cells`, formatted column by column."""
     with open(path, "w", encoding="utf-8", newline="") as handle:
         csv.writer(handle, lineterminator="\r\n").writerow(header)
-        for columns in block_columns(rows, header):
+        for columns in block_columns(rows, header, _CSV_BLOCK_ROWS):
             handle.write(csv_lines([csv_column(values) for values in columns]))
 
 

@@ -255,12 +255,43 @@ def trials_table(header: Sequence[str], rows: Sequence[dict[str, Any]]) -> pa.Ta
     """The rows as an Arrow table with the schema's types (dynamic columns inferred)."""
     import pyarrow as pa
 
+    typed = _typed_columns([n for n in header if n in BY_NAME], rows)
     arrays = []
     for name in header:
-        values = [row.get(name) for row in rows]
-        column = BY_NAME.get(name)
-        arrays.append(_column(values, column.type if column else _infer_type(values)))
+        if name in typed:
+            arrays.append(typed.pop(name))
+            continue
+        values = [row.get(name) for row in rows]  # a dynamic column: its type from every value
+        arrays.append(_column(values, _infer_type(values)))
     return pa.Table.from_arrays(arrays, names=list(header))
+
+
+def _typed_columns(names: Sequence[str], rows: Sequence[dict[str, Any]]) -> dict[str, pa.Array]:
+    """``_column([row.get(name) for row in rows], type)`` of each schema column ``name``,
+    built from blocks of rows (:func:`.columns.block_columns`: each row visited once) and
+    joined. :func:`_column` converts value by value, so the joined blocks are the column,
+    unless a block had to fall back to text (an integer beyond 64 bits): such a column is
+    built again from all its values, the fallback deciding for the whole column."""
+    import pyarrow as pa
+
+    from .columns import block_columns
+
+    types = [BY_NAME[name].type for name in names]
+    chunks: list[list[pa.Array]] = [[] for _ in names]
+    for columns in block_columns(rows, names):
+        for pieces, values, column_type in zip(chunks, columns, types, strict=True):
+            pieces.append(_column(list(values), column_type))
+    arrays = {}
+    for name, pieces, column_type in zip(names, chunks, types, strict=True):
+        expected = arrow_type(column_type)
+        if not pieces:
+            arrays[name] = _column([], column_type)
+        elif all(piece.type == expected for piece in pieces):
+            arrays[name] = pa.concat_arrays(pieces)
+        else:
+            arrays[name] = _column([row.get(name) for row in rows], column_type)
+        pieces.clear()
+    return arrays
 
 
 def write_table(path: Path, header: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
