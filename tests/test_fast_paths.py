@@ -1033,3 +1033,45 @@ def test_manifest_trial_count_equals_the_dict_reader_sum(
         except (KeyError, ValueError) as err:
             found = type(err).__name__
         assert found == _manifest_trials_by_definition(path)
+
+
+# --- hpo_full.json: a trial line parsed in place ------------------------------------------------
+
+
+_LINE_BODY = st.one_of(
+    st.sampled_from(
+        [
+            b'{"a": 1}',
+            b'{"a": 18446744073709551616}',
+            b'{"a": -9223372036854775809, "b": 0.12345678901234567890123}',
+            b'{"a": 1234567890123456789012}',
+            b'{"a": NaN}',
+            b'{"a": 1e400}',
+            b'{"a": [1, 2',
+            b"[1, 2]",
+            b"",
+            b'{"a": "\\u0031"}',
+        ]
+    ),
+    st.recursive(
+        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=4)),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+        ),
+        max_leaves=8,
+    ).map(lambda value: json.dumps(value).encode()),
+)
+
+
+@given(_LINE_BODY, st.sampled_from([b",\n", b"\n"]))
+def test_trial_line_parsed_in_place_equals_loads_strict(body: bytes, end: bytes) -> None:
+    from hpo_analysis.fulljson import _loads_start, loads_strict
+
+    def outcome(parse: Any) -> tuple[str, str]:
+        try:
+            return "value", repr(parse())
+        except ValueError as err:
+            return "error", str(err)
+
+    line = body + end
+    assert outcome(lambda: _loads_start(line, len(body))) == outcome(lambda: loads_strict(body))

@@ -53,6 +53,18 @@ def loads_strict(data: bytes) -> Any:
     return json.loads(data, parse_constant=_refuse)
 
 
+def _loads_start(line: bytes, length: int) -> Any:
+    """``loads_strict(line[:length])`` for a line that goes on with ``,\n`` or ``\n``, without
+    copying the line: orjson reads a view of it, and those last characters are no digits, so
+    the line holds a long run of digits exactly when its start does."""
+    if orjson is not None and not _may_hold_long_integer(line):
+        try:
+            return orjson.loads(memoryview(line)[:length])
+        except orjson.JSONDecodeError as err:
+            raise ValueError(str(err)) from None
+    return json.loads(line[:length], parse_constant=_refuse)
+
+
 def read_full_json(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Iterator[TrialLine]]:
     """The metadata and an iterator over the trials; raises :class:`FullJsonError`."""
     handle = open(path, "rb")  # noqa: SIM115 - closed by the iterator
@@ -102,17 +114,17 @@ def _trials(handle: IO[bytes], offset: int) -> Iterator[TrialLine]:
                 return
             if not previous_had_comma:
                 raise FullJsonError(f"trial {number}: no comma after the previous trial")
-            body = line[:-2] if line.endswith(b",\n") else line[:-1]
             previous_had_comma = line.endswith(b",\n")
+            length = len(line) - 2 if previous_had_comma else len(line) - 1
             if not line.endswith(b"\n"):
                 raise FullJsonError(f"trial {number}: the file ends inside the trials array")
             try:
-                trial = loads_strict(body)
+                trial = _loads_start(line, length)
             except ValueError as err:
                 raise FullJsonError(f"trial {number} is not strict JSON ({err})") from None
             if not isinstance(trial, dict):
                 raise FullJsonError(f"trial {number} is not an object")
-            yield TrialLine(offset, len(body), trial)
+            yield TrialLine(offset, length, trial)
             offset += len(line)
         raise FullJsonError("the file ends inside the trials array (no closing ]})")
 

@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -223,6 +223,9 @@ def write_full_json(
     return where
 
 
+_KEY = itemgetter("study", "trial_num")
+
+
 def write_full_json_index(
     path: Path, rows: Sequence[dict[str, Any]], where: Sequence[tuple[int, int]]
 ) -> None:
@@ -230,12 +233,15 @@ def write_full_json_index(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    # each row visited once for both keys, each pair once for both numbers
+    studies, numbers = zip(*map(_KEY, rows), strict=True) if rows else ((), ())
+    offsets, lengths = zip(*where, strict=True) if where else ((), ())
     table = pa.Table.from_arrays(
         [
-            pa.array([r["study"] for r in rows], type=pa.string()),
-            pa.array([r["trial_num"] for r in rows], type=pa.int64()),
-            pa.array([w[0] for w in where], type=pa.int64()),
-            pa.array([w[1] for w in where], type=pa.int64()),
+            pa.array(studies, type=pa.string()),
+            pa.array(numbers, type=pa.int64()),
+            pa.array(offsets, type=pa.int64()),
+            pa.array(lengths, type=pa.int64()),
         ],
         names=["study", "trial_num", "offset", "length"],
     )
