@@ -308,30 +308,30 @@ def write_table(path: Path, header: Sequence[str], rows: Sequence[dict[str, Any]
     # a column's type is decided over all rows, as in trials_table: numbers and flags are
     # converted whole (a few MB a column; a value its type cannot hold turns the column to
     # text), text columns a row group at a time
-    whole: dict[str, pa.Array] = {}
-    fields = []
+    from .columns import block_columns
+
+    whole = _typed_columns([n for n in header if n in BY_NAME and BY_NAME[n].type != "str"], rows)
     for name in header:
-        values = [row.get(name) for row in rows]
-        column = BY_NAME.get(name)
-        kind = column.type if column else _infer_type(values)
-        if kind == "str":
-            fields.append(pa.field(name, pa.string()))
-            continue
-        whole[name] = _column(values, kind)
-        fields.append(pa.field(name, whole[name].type))
-    schema = pa.schema(fields)
+        if name not in BY_NAME:  # a dynamic column: its type from every value
+            values = [row.get(name) for row in rows]
+            kind = _infer_type(values)
+            if kind != "str":
+                whole[name] = _column(values, kind)
+    text = [name for name in header if name not in whole]
+    schema = pa.schema([(n, whole[n].type if n in whole else pa.string()) for n in header])
     pool = pa.default_memory_pool()
     with pq.ParquetWriter(path, schema, compression=COMPRESSION) as writer:
         for start in range(0, len(rows), TRIAL_ROW_GROUP):
             part = rows[start : start + TRIAL_ROW_GROUP]
+            texts = dict(zip(text, next(block_columns(part, text, len(part))), strict=True))
             arrays = [
                 whole[name].slice(start, len(part))
                 if name in whole
-                else _column([row.get(name) for row in part], "str")
+                else _column(list(texts.pop(name)), "str")
                 for name in header
             ]
             writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
-            del arrays
+            del arrays, texts
             pool.release_unused()  # else each group's text stays with Arrow's allocator
     release_memory()
 
