@@ -131,7 +131,7 @@ def _fast_load(data: bytes) -> LoadedJson | None:
 
 def load_json_bytes(data: bytes) -> LoadedJson:
     """Decode and parse ``data``; raise :class:`JsonReadError` with a precise message."""
-    if not data.strip():
+    if not data or data.isspace():  # not data.strip(), without copying the text
         raise JsonReadError("empty file (0 bytes)" if not data else "file holds only whitespace")
     fast = _fast_load(data)
     loaded = fast if fast is not None else _stdlib_load(data)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +13,8 @@ from ..cache import Stamp
 from ..jsonio import MAX_DEPTH, JsonReadError, LoadedJson, load_json_bytes
 from ..model import Problem, Trial
 from ..normalize import CurveColumns
+
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 
 
 @dataclass
@@ -58,37 +62,59 @@ def head_bytes(path: Path, size: int) -> bytes | None:
 
 
 def read_bytes_checked(path: Path, max_bytes: int, result: ReadResult) -> bytes | None:
-    """Read a whole file, filling size and sha256; None (and a rejecting problem) on failure."""
+    """Read a whole file, filling size and sha256; None (and a rejecting problem) on failure.
+
+    The file is read through its descriptor (no file object): one ``fstat`` for its size and
+    stamp, then one read of its size and a byte more. A read of exactly its size has reached
+    the end (a regular file reads short only there); any other count (a file that changed
+    size meanwhile, or a zero-size file of a pseudo file system) is read on to the end, as a
+    file object's ``read()`` would.
+    """
     try:
-        with open(path, "rb", buffering=0) as handle:  # one read of the whole file
-            info = os.fstat(handle.fileno())
-            size = info.st_size
-            result.size_bytes, result.stamp = size, Stamp.of(info)
-            if size > max_bytes:
-                result.problems.append(
-                    Problem(
-                        "too_large",
-                        f"file is {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:g} MiB limit "
-                        "(raise it with --max-file-size)",
-                        "rejected",
-                    )
-                )
-                result.sha256 = _sha256_stream(handle)
-                return None
-            data = handle.read()
+        fd = os.open(path, os.O_RDONLY | _O_BINARY)
     except OSError as err:
-        result.problems.append(
-            Problem("unreadable", f"cannot read: {err.strerror or err}", "rejected")
-        )
+        _unreadable(err, result)
         return None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):  # what open() says of a directory
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        size = info.st_size
+        result.size_bytes, result.stamp = size, Stamp.of(info)
+        if size > max_bytes:
+            result.problems.append(
+                Problem(
+                    "too_large",
+                    f"file is {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:g} MiB limit "
+                    "(raise it with --max-file-size)",
+                    "rejected",
+                )
+            )
+            result.sha256 = _sha256_stream(fd)
+            return None
+        data = os.read(fd, size + 1)
+        if len(data) != size:
+            parts = [data]
+            while parts[-1]:
+                parts.append(os.read(fd, 1 << 20))
+            data = b"".join(parts)
+    except OSError as err:
+        _unreadable(err, result)
+        return None
+    finally:
+        os.close(fd)
     result.sha256 = hashlib.sha256(data).hexdigest()
     return data
 
 
-def _sha256_stream(handle: object) -> str:
+def _unreadable(err: OSError, result: ReadResult) -> None:
+    result.problems.append(Problem("unreadable", f"cannot read: {err.strerror or err}", "rejected"))
+
+
+def _sha256_stream(fd: int) -> str:
     digest = hashlib.sha256()
-    handle.seek(0)  # type: ignore[attr-defined]
-    for block in iter(lambda: handle.read(1 << 20), b""):  # type: ignore[attr-defined]
+    os.lseek(fd, 0, os.SEEK_SET)
+    while block := os.read(fd, 1 << 20):
         digest.update(block)
     return digest.hexdigest()
 
