@@ -119,14 +119,36 @@ def _sha256_stream(fd: int) -> str:
     return digest.hexdigest()
 
 
-def read_json_checked(path: Path, max_bytes: int, result: ReadResult) -> LoadedJson | None:
+# A study dump is read by its own reader and by the best-trial file beside it (which
+# cross-checks it); the two are neighbours in the sorted walk. The first of them keeps its
+# parse (by the sha256 of the bytes), the second takes it: one parse, and one kept at most.
+_shared: tuple[str, LoadedJson] | None = None
+
+
+def load_json_shared(data: bytes, sha256: str) -> LoadedJson:
+    """:func:`~hpo_analysis.jsonio.load_json_bytes` of ``data`` (whose sha256 is ``sha256``),
+    for a file read twice: the parse kept by the first read of the same bytes, taken, or this
+    one, kept for the second read (replacing any other). Its readers only read the value."""
+    global _shared
+    if _shared is not None and _shared[0] == sha256:
+        loaded, _shared = _shared[1], None
+        return loaded
+    loaded = load_json_bytes(data)
+    _shared = (sha256, loaded)
+    return loaded
+
+
+def read_json_checked(
+    path: Path, max_bytes: int, result: ReadResult, shared: bool = False
+) -> LoadedJson | None:
     """:func:`read_bytes_checked` then the strict JSON loader; None (and a rejecting problem,
-    e.g. ``invalid JSON at line 3, column 1 (…)``) when the file is not usable JSON."""
+    e.g. ``invalid JSON at line 3, column 1 (…)``) when the file is not usable JSON.
+    ``shared``: a file read twice (see :func:`load_json_shared`)."""
     data = read_bytes_checked(path, max_bytes, result)
     if data is None:
         return None
     try:
-        loaded = load_json_bytes(data)
+        loaded = load_json_shared(data, result.sha256) if shared else load_json_bytes(data)
     except JsonReadError as err:
         result.problems.append(Problem("invalid_json", str(err), "rejected"))
         return None

@@ -98,7 +98,9 @@ def study_name(path: Path, container: dict[str, Any]) -> str:
 
 def read(path: Path, display: str, settings: Settings) -> ReadResult:
     result = ReadResult()
-    loaded = read_json_checked(path, settings.max_file_bytes, result)
+    meta_path = meta_beside(path)
+    # a best-trial file beside it reads the dump too: one parse for both
+    loaded = read_json_checked(path, settings.max_file_bytes, result, meta_path is not None)
     if loaded is None:
         return result
     value = loaded.value
@@ -122,7 +124,6 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
         result.problems.append(
             Problem("not_a_trial", f"{len(trials) - len(objects)} entries are not objects; skipped")
         )
-    meta_path = meta_beside(path)
     meta = load_meta(meta_path, settings.max_file_bytes) if meta_path else None
 
     factors = parse_study_factors(study, settings.compiled_pattern())
