@@ -24,7 +24,7 @@ from hpo_analysis.derive import (
 )
 from hpo_analysis.model import CurvePoint, Problem, Settings, Trial
 from hpo_analysis.sources import discover, trial_json
-from hpo_analysis.sources.base import CleanRead, ReadResult
+from hpo_analysis.sources.base import CleanRead, CleanTrial, ReadResult
 
 _VALUES = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
@@ -525,8 +525,10 @@ def test_per_trial_file_quick_path_is_taken_for_the_runner_file(tmp_path: Path) 
     }
     path.write_text(json.dumps(raw, indent=2))
     read = trial_json.read_clean(path, "f", Settings())
-    assert isinstance(read, CleanRead) and read.curve is not None
-    assert read.curve.points() == normalize.normalize_trial(raw, study="s", source_file="f").curve
+    assert isinstance(read, CleanRead) and len(read.trials) == 1
+    clean = read.trials[0]
+    assert isinstance(clean, CleanTrial) and clean.curve is not None
+    assert clean.curve.points() == normalize.normalize_trial(raw, study="s", source_file="f").curve
     path.write_text(json.dumps({**raw, "value": float("nan")}))  # a NaN token: still one parse
     assert isinstance(trial_json.read_clean(path, "f", Settings()), CleanRead)
     path.write_text(json.dumps({**raw, "value": "0.38"}))  # a warning is due: the general path

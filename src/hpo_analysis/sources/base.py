@@ -8,6 +8,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..cache import Stamp
 from ..jsonio import MAX_DEPTH, JsonReadError, LoadedJson, load_json_bytes
@@ -42,14 +43,23 @@ class ReadResult:
 
 
 @dataclass
+class CleanTrial:
+    """A clean trial read by a reader's quick path: the fields of its Trial by name, without
+    the Trial object (see :func:`~hpo_analysis.normalize.clean_columns`), and its learning
+    curve as columns (None when it has none)."""
+
+    fields: dict[str, Any]
+    curve: CurveColumns | None
+
+
+@dataclass
 class CleanRead:
-    """A file of one clean trial, read by a reader's quick path (``read_clean``): no problem
-    at all, and its learning curve held as columns. ``trial.curve`` is left empty: ``curve``
-    is the curve (None when the trial has none)."""
+    """A file read by a reader's quick path (``read_clean``): its outcome without the trials,
+    and its trials in the file's order, each a :class:`CleanTrial` or (for one the quick path
+    is not sure of) a Trial, whose problems are in ``result``."""
 
     result: ReadResult
-    trial: Trial
-    curve: CurveColumns | None
+    trials: list[CleanTrial | Trial]
 
 
 def head_bytes(path: Path, size: int) -> bytes | None:
