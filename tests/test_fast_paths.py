@@ -984,6 +984,39 @@ def test_lossless_encoding_without_a_walk_equals_the_walked_one(value: Any) -> N
     assert json.dumps(loads_lossless(expected)) == json.dumps(value)
 
 
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    st.integers(90, 110),
+    st.lists(st.sampled_from(["[", "{", "a", "\\u005b", "\\u007b", "\\\\", '\\"']), max_size=8),
+    st.lists(st.sampled_from(["list", "dict", "wide"]), min_size=1, max_size=3),
+)
+def test_depth_limit_of_the_fast_loader_equals_the_standard_librarys(
+    depth: int, text: list[str], kinds: list[str]
+) -> None:
+    """Texts nested about as deep as the limit, with brackets and escapes in strings: the
+    loader (its bracket count taken on the re-encoded value) gives the standard library's
+    value limited at the same depth."""
+    from hpo_analysis import jsonio
+
+    leaf = '"' + "".join(text) + '"'
+    doc = leaf
+    for level in range(depth):
+        kind = kinds[level % len(kinds)]
+        if kind == "list":
+            doc = f"[{doc}]"
+        elif kind == "dict":
+            doc = f'{{"k{level}": {doc}}}'
+        else:
+            doc = f"[{leaf}, {doc}, {{}}]"
+    data = doc.encode()
+    reference = jsonio._stdlib_load(data)
+    if jsonio.nesting_depth(data) > jsonio.MAX_DEPTH:
+        reference.value = jsonio.limit_depth(
+            reference.value, jsonio.MAX_DEPTH, "", reference.too_deep
+        )
+    assert repr(jsonio.load_json_bytes(data)) == repr(reference)
+
+
 def _odd_tree(root: Path) -> None:
     """Files, directories, links inside and outside, a broken link, a FIFO, an empty folder."""
     import os
