@@ -24,7 +24,7 @@ from hpo_analysis.derive import (
 )
 from hpo_analysis.model import CurvePoint, Problem, Settings, Trial
 from hpo_analysis.sources import discover, trial_json
-from hpo_analysis.sources.base import CleanRead, ReadResult
+from hpo_analysis.sources.base import CleanRead, CleanTrial, ReadResult
 
 _VALUES = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
@@ -525,12 +525,250 @@ def test_per_trial_file_quick_path_is_taken_for_the_runner_file(tmp_path: Path) 
     }
     path.write_text(json.dumps(raw, indent=2))
     read = trial_json.read_clean(path, "f", Settings())
-    assert isinstance(read, CleanRead) and read.curve is not None
-    assert read.curve.points() == normalize.normalize_trial(raw, study="s", source_file="f").curve
+    assert isinstance(read, CleanRead) and len(read.trials) == 1
+    clean = read.trials[0]
+    assert isinstance(clean, CleanTrial) and clean.curve is not None
+    assert clean.curve.points() == normalize.normalize_trial(raw, study="s", source_file="f").curve
     path.write_text(json.dumps({**raw, "value": float("nan")}))  # a NaN token: still one parse
     assert isinstance(trial_json.read_clean(path, "f", Settings()), CleanRead)
     path.write_text(json.dumps({**raw, "value": "0.38"}))  # a warning is due: the general path
     assert isinstance(trial_json.read_clean(path, "f", Settings()), ReadResult)
+
+
+# --- the study dump: quick path (fields) against the general path ----------------------------
+
+
+@st.composite
+def _dump_files(draw: st.DrawFn) -> tuple[bytes, bytes | None]:
+    """A study dump as a runner writes it (thin records: number, value, params, the
+    architecture and results at the top level), or near misses of one: other spellings,
+    several objective values, intermediate values, curves, odd types, conflicts, missing
+    keys; and maybe a best-trial file beside it."""
+    records: list[Any] = []
+    for number in range(draw(st.integers(0, 4))):
+        record: dict[str, Any] = {
+            "trial_number": number,
+            "value": draw(_FLOATISH),
+            "params": {
+                "arch_idx": 1,
+                "learning_rate": draw(st.floats(1e-5, 1e-1)),
+                "epochs": 50,
+                "dropout": draw(st.sampled_from([0.1, 0.25])),
+                "batch_size": 64,
+                "optimizer": "adam",
+            },
+            "duration_seconds": 119.5,
+            "d_model": 64,
+            "n_layers": draw(st.sampled_from([2, 4])),
+            "n_heads": 4,
+            "param_count": 1000,
+            "val_accuracy": draw(_FLOATISH),
+            "train_accuracy": 0.75,
+        }
+        for _ in range(draw(st.integers(0, 2))):
+            kind = draw(st.integers(0, 14))
+            if kind == 0:
+                record[draw(st.sampled_from(sorted(record)))] = draw(_ODD)
+            elif kind == 1 and isinstance(record.get("params"), dict):
+                record["params"][draw(st.sampled_from(sorted(record["params"])))] = draw(_ODD)
+            elif kind == 2:
+                record["values"] = draw(st.lists(_FLOATISH, min_size=1, max_size=3))
+            elif kind == 3:
+                record["intermediate_values"] = {"0": 0.5, "1": draw(_FLOATISH)}
+            elif kind == 4:
+                record["state"] = draw(
+                    st.sampled_from(["COMPLETE", "TrialState.PRUNED", "complete", "FAIL", "?"])
+                )
+            elif kind == 5 and "trial_number" in record:
+                record["number"] = record.pop("trial_number")
+            elif kind == 6:
+                curve = [{"epoch": i, "val_loss": draw(_FLOATISH)} for i in range(2)]
+                record["user_attrs"] = {"learning_curve": curve, "val_auc": 0.5}
+            elif kind == 7:
+                record["hidden_size"] = draw(st.sampled_from([64, 128, 64.0]))
+            elif kind == 8 and isinstance(record.get("params"), dict):
+                record["params"]["d_ff_ratio"] = 2
+            elif kind == 9:
+                record["custom"] = draw(st.sampled_from([[[[]]], {"a": 2**70}, "caf\u00e9"]))
+            elif kind == 10:
+                record.pop(draw(st.sampled_from(sorted(record))))
+            elif kind == 11:
+                record["datetime_start"] = "2025-01-15T21:07:15.658843"
+                record["datetime_complete"] = draw(st.sampled_from(["2025-01-15T21:08:30", ""]))
+            elif kind == 12:
+                record["trial_number"] = draw(st.sampled_from([2**63, 2**70, -1]))
+            elif kind == 13:
+                record["values"] = None
+            else:
+                record["user_attrs"] = {"learning_curve": [], "forced_d_model": 64}
+        records.append(record)
+    if draw(st.booleans()) and records:
+        records.insert(draw(st.integers(0, len(records))), draw(_ODD))  # not an object
+    value: Any = records
+    if draw(st.booleans()):
+        value = {"experiment": "hpo_2M_h1", "trials": records}
+        value.update(
+            draw(
+                st.sampled_from(
+                    [{}, {"direction": "maximize"}, {"directions": ["minimize", "maximize"]}]
+                )
+            )
+        )
+        if draw(st.booleans()):
+            value["metric_names"] = ["acc", "loss"]
+    text = json.dumps(value, indent=draw(st.sampled_from([None, 2])))
+    if draw(st.booleans()):
+        edit = draw(st.integers(0, 2))
+        if edit == 0 and text.startswith("{"):
+            text = '{"trials": [], ' + text[1:]  # a duplicate key
+        elif edit == 1:
+            text = "\ufeff" + text  # a byte order mark
+        else:
+            text = text.replace('"adam"', '"ad\\u0061m"')  # an escape
+    meta = None
+    if draw(st.booleans()):
+        meta = json.dumps(
+            {"best_value": 0.25, "best_trial_number": 0, "budget": "2M", "n_trials": 3}
+        ).encode()
+    return text.encode("utf-8"), meta
+
+
+def _dump_outcome(root: Path, settings: Settings, careful: bool) -> Any:
+    from hpo_analysis.sources import base, study_dump
+
+    base._shared = None  # each run parses for itself
+    (found,) = [f for f in discover(root) if f.reader == study_dump.NAME]
+    with pytest.MonkeyPatch.context() as patch:
+        if careful:
+            patch.setattr(study_dump, "read_clean", study_dump.read)
+        outcome = pipeline._read_one(found, settings, keep=True)
+    read = outcome.read
+    assert read is not None
+    return (
+        read.size_bytes,
+        read.sha256,
+        read.problems,
+        [
+            (repr(row), row_json, fragment, block)
+            for row, row_json, fragment, block in outcome.entries
+        ],
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(_dump_files(), _FIELD_ALIASES, st.sampled_from([(), ("hpo_2*",), ("x*",)]))
+def test_study_dump_quick_path_equals_general_path(
+    files: tuple[bytes, bytes | None], aliases: Any, studies: tuple[str, ...]
+) -> None:
+    data, meta = files
+    settings = Settings(field_aliases=aliases, studies=studies)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "src"
+        (root / "hpo_2M_h1").mkdir(parents=True)
+        (root / "hpo_2M_h1" / "all_trials.json").write_bytes(data)
+        if meta is not None:
+            (root / "hpo_2M_h1" / "best_params.json").write_bytes(meta)
+        quick = _dump_outcome(root, settings, careful=False)
+        assert quick == _dump_outcome(root, settings, careful=True)
+
+
+def test_study_dump_quick_path_is_taken_for_the_runner_dump(tmp_path: Path) -> None:
+    from hpo_analysis.sources import study_dump
+
+    thin = {"trial_number": 0, "value": 0.5, "params": {"learning_rate": 0.1}, "d_model": 64}
+    odd = {"number": 1, "values": [0.5, 0.25]}  # several objectives: the general path
+    path = tmp_path / "s_2M_h1_all_trials.json"
+    path.write_text(json.dumps({"trials": [thin, odd]}))
+    read = study_dump.read_clean(path, "f", Settings())
+    assert isinstance(read, CleanRead)
+    assert [type(t) for t in read.trials] == [CleanTrial, Trial]
+
+
+def test_a_dump_is_parsed_once_for_its_reader_and_the_best_trial_file(tmp_path: Path) -> None:
+    """The parse shared by the dump's reader and the best-trial file beside it (whichever
+    reads first) gives each what a parse of its own gives."""
+    from hpo_analysis import jsonio
+    from hpo_analysis.sources import base, study_dump, study_meta
+
+    study = tmp_path / "hpo_2M_h1"
+    study.mkdir()
+    trials = [{"number": i, "value": 0.5 - i / 10, "state": "COMPLETE"} for i in range(3)]
+    dump = study / "all_trials.json"
+    dump.write_text(json.dumps(trials))
+    meta = study / "best_params.json"
+    meta.write_text(json.dumps({"best_value": 0.3, "best_trial_number": 2, "n_trials": 4}))
+
+    def both(first: str) -> tuple[str, int]:
+        base._shared = None
+        parsed = 0
+        real = jsonio.load_json_bytes
+
+        def counted(data: bytes) -> Any:
+            nonlocal parsed
+            parsed += data == dump.read_bytes()
+            return real(data)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(base, "load_json_bytes", counted)
+            patch.setattr(study_meta, "load_json_bytes", counted)
+            reads = {
+                "dump": lambda: study_dump.read(dump, "d", Settings()),
+                "meta": lambda: study_meta.read(meta, "m", Settings()),
+            }
+            order = [first, "meta" if first == "dump" else "dump"]
+            results = {name: reads[name]() for name in order}
+        return repr((results["dump"], results["meta"])), parsed
+
+    shared, parsed = both("dump")
+    assert parsed == 1 and both("meta") == (shared, 1)
+    base._shared = None
+    with pytest.MonkeyPatch.context() as patch:  # each parsing for itself
+        patch.setattr(base, "load_json_shared", lambda data, sha256: jsonio.load_json_bytes(data))
+        patch.setattr(study_meta, "load_json_shared", base.load_json_shared)
+        alone = repr(
+            (study_dump.read(dump, "d", Settings()), study_meta.read(meta, "m", Settings()))
+        )
+    assert alone == shared
+    assert "meta_count_mismatch" in shared  # the cross-check did run
+
+
+def test_reading_by_descriptor_equals_reading_a_file_object(tmp_path: Path) -> None:
+    """Contents, size, sha256 and problems as a file object's read gives them, also when the
+    size found first is not the size read (a file that changed meanwhile, a pseudo file)."""
+    import hashlib
+    import os
+
+    from hpo_analysis.sources import base
+
+    path = tmp_path / "f.json"
+    for content in (b"", b"{}", b"x" * 5000):
+        path.write_bytes(content)
+        for shift in (0, -3, 7, None):
+
+            def fstat(fd: int, shift: int | None = shift, real: Any = os.fstat) -> Any:
+                info = real(fd)
+                size = 0 if shift is None else max(0, info.st_size + shift)
+                return os.stat_result((*info[:6], size, *info[7:10]))
+
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(base.os, "fstat", fstat)
+                result = ReadResult()
+                assert base.read_bytes_checked(path, 1 << 20, result) == content
+            assert result.sha256 == hashlib.sha256(content).hexdigest()
+            assert not result.problems
+    too_large = ReadResult()
+    assert base.read_bytes_checked(path, 100, too_large) is None
+    assert too_large.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert [p.code for p in too_large.problems] == ["too_large"]
+    for unreadable in (tmp_path, tmp_path / "missing.json"):
+        result = ReadResult()
+        assert base.read_bytes_checked(unreadable, 100, result) is None
+        try:
+            open(unreadable, "rb").close()  # noqa: SIM115
+        except OSError as err:
+            expected = f"cannot read: {err.strerror}"
+        assert [(p.code, p.message) for p in result.problems] == [("unreadable", expected)]
+    assert result.size_bytes is None
 
 
 _COLUMN_VALUE = st.one_of(
@@ -744,6 +982,39 @@ def test_lossless_encoding_without_a_walk_equals_the_walked_one(value: Any) -> N
         expected = json.dumps(value, separators=(",", ":")).encode("ascii")
     assert dumps_lossless(value) == expected
     assert json.dumps(loads_lossless(expected)) == json.dumps(value)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    st.integers(90, 110),
+    st.lists(st.sampled_from(["[", "{", "a", "\\u005b", "\\u007b", "\\\\", '\\"']), max_size=8),
+    st.lists(st.sampled_from(["list", "dict", "wide"]), min_size=1, max_size=3),
+)
+def test_depth_limit_of_the_fast_loader_equals_the_standard_librarys(
+    depth: int, text: list[str], kinds: list[str]
+) -> None:
+    """Texts nested about as deep as the limit, with brackets and escapes in strings: the
+    loader (its bracket count taken on the re-encoded value) gives the standard library's
+    value limited at the same depth."""
+    from hpo_analysis import jsonio
+
+    leaf = '"' + "".join(text) + '"'
+    doc = leaf
+    for level in range(depth):
+        kind = kinds[level % len(kinds)]
+        if kind == "list":
+            doc = f"[{doc}]"
+        elif kind == "dict":
+            doc = f'{{"k{level}": {doc}}}'
+        else:
+            doc = f"[{leaf}, {doc}, {{}}]"
+    data = doc.encode()
+    reference = jsonio._stdlib_load(data)
+    if jsonio.nesting_depth(data) > jsonio.MAX_DEPTH:
+        reference.value = jsonio.limit_depth(
+            reference.value, jsonio.MAX_DEPTH, "", reference.too_deep
+        )
+    assert repr(jsonio.load_json_bytes(data)) == repr(reference)
 
 
 def _odd_tree(root: Path) -> None:

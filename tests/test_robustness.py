@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -248,14 +249,14 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     src = tmp_path / "hpo"
     write_trial(src, STUDY, 0, good(0))
     locked = write_trial(src, STUDY, 1, good(1))
-    real_open = open
+    real_open = os.open  # readers open files by descriptor (see base.read_bytes_checked)
 
     def guarded_open(path: Any, *args: Any, **kwargs: Any) -> Any:
         if Path(path) == locked:
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(base, "open", guarded_open, raising=False)
+    monkeypatch.setattr(base.os, "open", guarded_open)
     summary, manifest, _ = run(src, tmp_path / "out")
     assert list(summary) == ["trial_0000.json"]
     assert manifest["trial_0001.json"]["reason"] == "cannot read: Permission denied"

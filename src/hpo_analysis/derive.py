@@ -362,16 +362,19 @@ def record_row(trial: Trial, settings: Settings) -> dict[str, Any]:
     records of the same trial) and are set by :func:`finish_rows`.
     """
     curve = trial.curve
-    return _row(trial, curve_facts(curve, trial.objective) if curve else _no_curve())
+    return _row(vars(trial), curve_facts(curve, trial.objective) if curve else _no_curve())
 
 
 def record_row_columns(
-    trial: Trial, curve: CurveColumns | None, settings: Settings
+    fields: dict[str, Any], curve: CurveColumns | None, settings: Settings
 ) -> dict[str, Any]:
-    """:func:`record_row` of ``trial`` with ``curve`` as its learning curve, held as columns
-    (the per-trial reader's quick path; ``trial.curve`` is not used): the same row, computed
-    column by column instead of epoch by epoch."""
-    return _row(trial, _no_curve() if curve is None else column_facts(curve, trial.objective))
+    """:func:`record_row` of the trial whose fields (by name, ``curve`` aside) are ``fields``
+    and whose learning curve, held as columns, is ``curve`` (a reader's quick path, see
+    :func:`~hpo_analysis.normalize.clean_columns`): the same row, computed column by column
+    instead of epoch by epoch, without a Trial object."""
+    if curve is None:
+        return _row(fields, _no_curve())
+    return _row(fields, column_facts(curve, fields["objective"]))
 
 
 # What a learning curve contributes to a row: best epoch and its val_loss, the count of
@@ -465,8 +468,9 @@ def _last_finite(by_name: dict[str, tuple[float, ...]], name: str) -> float | No
     return last if last - last == 0.0 else None
 
 
-def _row(trial: Trial, facts: CurveFacts) -> dict[str, Any]:
-    """The row of :func:`record_row` from the trial and its curve's facts."""
+def _row(trial: dict[str, Any], facts: CurveFacts) -> dict[str, Any]:
+    """The row of :func:`record_row` from the trial's fields (by name) and its curve's
+    facts."""
     (
         epoch_best,
         loss_best,
@@ -478,16 +482,18 @@ def _row(trial: Trial, facts: CurveFacts) -> dict[str, Any]:
         loss_non_finite,
         matches,
     ) = facts
-    arch = trial.architecture
-    training = trial.training
-    results = trial.results
-    factors = trial.factors
+    arch = trial["architecture"]
+    training = trial["training"]
+    results = trial["results"]
+    factors = trial["factors"]
+    objective = trial["objective"]
+    direction = trial["direction"]
     epochs_trained: int | None = curve_len if curve_len else results.get("epochs_trained")
     row: dict[str, Any] = {
-        "study": trial.study,
+        "study": trial["study"],
         "budget": factors.get("budget"),
         "horizon": factors.get("horizon"),
-        "trial_num": trial.trial_num,
+        "trial_num": trial["trial_num"],
         "d_model": arch.get("d_model"),
         "n_layers": arch.get("n_layers"),
         "n_heads": arch.get("n_heads"),
@@ -511,12 +517,12 @@ def _row(trial: Trial, facts: CurveFacts) -> dict[str, Any]:
         "rank_in_study": None,
         "is_best_in_study": None,
         "arch_category": None,
-        "objective": finite_or_none(trial.objective),
-        "objective_kind": number_kind(trial.objective),
+        "objective": finite_or_none(objective),
+        "objective_kind": number_kind(objective),
         "objective_name": None,
         "direction": None,
         "direction_source": None,
-        "state": trial.state,
+        "state": trial["state"],
         "stop_reason": None,
         "batch_size": training.get("batch_size"),
         "train_accuracy": finite_or_none(results.get("train_accuracy")),
@@ -525,10 +531,10 @@ def _row(trial: Trial, facts: CurveFacts) -> dict[str, Any]:
         "curve_non_finite": non_finite,
         "datetime_start": results.get("datetime_start"),
         "datetime_complete": results.get("datetime_complete"),
-        "source_file": trial.source_file,
-        "_direction": trial.direction if trial.direction in ("minimize", "maximize") else None,
-        "_direction_source": trial.direction_source,
-        "_objective_name": trial.objective_name,
+        "source_file": trial["source_file"],
+        "_direction": direction if direction in ("minimize", "maximize") else None,
+        "_direction_source": trial["direction_source"],
+        "_objective_name": trial["objective_name"],
         "_results_val_loss": finite_or_none(results.get("val_loss")),
         "_last_val_loss": last_val_loss,
         "_curve_len": curve_len,
@@ -539,9 +545,9 @@ def _row(trial: Trial, facts: CurveFacts) -> dict[str, Any]:
         for name, value in factors.items():
             if name not in ("budget", "horizon"):
                 row[name] = value
-    for label, objective_value in trial.objective_values.items():
+    for label, objective_value in trial["objective_values"].items():
         row[f"{OBJECTIVE_PREFIX}{label}"] = finite_or_none(objective_value)
-    for name, value in trial.extra_params.items():
+    for name, value in trial["extra_params"].items():
         row[f"{PARAM_PREFIX}{name}"] = value
     return row
 

@@ -103,8 +103,9 @@ def _may_hold_long_integer(data: bytes) -> bool:
     return False
 
 
-def _fast_load(data: bytes) -> LoadedJson | None:
-    """orjson's result when it is certainly the standard library's, else None.
+def _fast_load(data: bytes) -> tuple[LoadedJson, bytes] | None:
+    """orjson's result when it is certainly the standard library's, with the value
+    re-encoded (compact); else None.
 
     Duplicate keys: each key of the text is followed by one structural colon, and orjson
     keeps only the last of duplicate keys. Re-encoding the result writes every kept key with
@@ -126,16 +127,24 @@ def _fast_load(data: bytes) -> LoadedJson | None:
         return None
     if encoded.count(b":") != data.count(b":"):
         return None  # a duplicate key was dropped: re-parse to report it
-    return LoadedJson(value)
+    return LoadedJson(value), encoded
 
 
 def load_json_bytes(data: bytes) -> LoadedJson:
     """Decode and parse ``data``; raise :class:`JsonReadError` with a precise message."""
-    if not data.strip():
+    if not data or data.isspace():  # not data.strip(), without copying the text
         raise JsonReadError("empty file (0 bytes)" if not data else "file holds only whitespace")
     fast = _fast_load(data)
-    loaded = fast if fast is not None else _stdlib_load(data)
-    if data.count(b"[") + data.count(b"{") > MAX_DEPTH:
+    if fast is not None:
+        loaded, encoded = fast
+        # the nesting depth is at most the number of arrays and objects: those of the value
+        # are those of the text, and its compact encoding (a shorter text) holds a bracket
+        # for each of them, besides those in strings
+        brackets = encoded.count(b"[") + encoded.count(b"{")
+    else:
+        loaded = _stdlib_load(data)
+        brackets = data.count(b"[") + data.count(b"{")
+    if brackets > MAX_DEPTH:
         # orjson accepted the text, so it is valid UTF-8 JSON: the quick scan is exact for it
         depth = valid_nesting_depth(data) if fast is not None else nesting_depth(data)
         if depth > MAX_DEPTH:

@@ -302,6 +302,40 @@ def clean_trial(
     )
 
 
+def clean_columns(
+    raw: dict[str, Any],
+    *,
+    study: str,
+    source_file: str,
+    factors: dict[str, str | None],
+    fallback_number: int | None = None,
+    aliases: FieldAliases = (),
+    **more: Any,
+) -> tuple[dict[str, Any], CurveColumns | None] | None:
+    """:func:`clean_trial` without the Trial object, for a reader's quick path: the Trial's
+    fields by name (``curve`` aside; ``factors`` as given, not copied) and its learning curve
+    as columns (None: no curve, see :func:`curve_columns`). None when :func:`clean_trial`
+    would not build it, or the curve is not of the columns' shape."""
+    fields = clean_fields(raw, fallback_number, aliases)
+    if fields is None:
+        return None
+    curve_raw = fields.pop("curve")
+    curve = curve_columns(curve_raw) if curve_raw else None
+    if curve is None and curve_raw:
+        return None
+    fields["study"], fields["source_file"], fields["factors"] = study, source_file, factors
+    fields.update(_NO_SOURCE_FACTS)
+    if more:
+        fields.update(more)
+    if "objective_values" not in fields:
+        fields["objective_values"] = {}
+    return fields, curve
+
+
+# the Trial fields only some readers set (the direction and name of the objective)
+_NO_SOURCE_FACTS = {"direction": None, "direction_source": None, "objective_name": None}
+
+
 class _Plan:
     """The spellings of one ``aliases`` setting, resolved once (every trial asks again)."""
 

@@ -73,7 +73,7 @@ from .model import CurvePoint, ManifestRow, Problem, Settings, Trial
 from .normalize import CurveColumns
 from .schema import COLUMNS
 from .sources import Found, claim, discover, reader_named, study_meta
-from .sources.base import CleanRead, ReadResult
+from .sources.base import CleanRead, CleanTrial, ReadResult
 from .sources.optuna_common import not_selected
 from .sources.optuna_storage import NAME as STORAGE_READER
 from .sources.optuna_storage import (
@@ -263,43 +263,66 @@ def _read_one(found: Found, settings: Settings, keep: bool = True) -> _FileOutco
             result.problems.append(not_selected(dropped))
     entries: list[Entry] = []
     for trial in result.trials:
-        trial = _curve_in_int64(trial, result.problems)
-        row = record_row(trial, settings)
-        row["source_format"] = reader.FORMAT
-        if not _fits_int64(row, result.problems):
-            continue
-        try:
-            block = encode_curve(trial.curve)
-        except CurveEncodeError as err:
-            block = b""
-            result.problems.append(
-                Problem("curve_not_stored", f"{err}; the curve is left out of curves.parquet")
-            )
-        fragment = heavy_fragment(trial, bool(row.get("curve_non_finite")))
-        entries.append((row, dumps_lossless(row) if keep else b"", fragment, block))
+        entry = _trial_entry(trial, reader.FORMAT, settings, keep, result.problems)
+        if entry is not None:
+            entries.append(entry)
     result.trials = []  # the rows carry what is needed; drop the objects early
     return _FileOutcome(found, result, entries, stamp)
+
+
+def _trial_entry(
+    trial: Trial, form: str, settings: Settings, keep: bool, problems: list[Problem]
+) -> Entry | None:
+    """A trial's row, its encoding for the cache, JSON fragment and curve block; None (and
+    the problem) when it cannot be used."""
+    trial = _curve_in_int64(trial, problems)
+    row = record_row(trial, settings)
+    row["source_format"] = form
+    if not _fits_int64(row, problems):
+        return None
+    try:
+        block = encode_curve(trial.curve)
+    except CurveEncodeError as err:
+        block = b""
+        problems.append(
+            Problem("curve_not_stored", f"{err}; the curve is left out of curves.parquet")
+        )
+    fragment = heavy_fragment(trial, bool(row.get("curve_non_finite")))
+    return (row, dumps_lossless(row) if keep else b"", fragment, block)
 
 
 def _clean_outcome(
     found: Found, clean: CleanRead, form: str, settings: Settings, keep: bool, stamp: Stamp | None
 ) -> _FileOutcome | None:
-    """The outcome of a file read by its reader's quick path: what the general path below
-    gives for the same file (row, curve block, JSON fragment), computed from the curve's
-    columns. None when the general path must decide (a --study filter, epochs beyond 64-bit)."""
-    trial, curve, result = clean.trial, clean.curve, clean.result
-    if settings.studies or (curve is not None and curve.epochs[-1] > INT64[1]):
+    """The outcome of a file read by its reader's quick path: what the general path above
+    gives for the same file. Each clean trial's row, curve block and JSON fragment are
+    computed from its fields and its curve's columns; the other trials take the general
+    path. None when the general path must decide (a --study filter, epochs beyond 64-bit)."""
+    if settings.studies or any(
+        type(t) is CleanTrial and t.curve is not None and t.curve.epochs[-1] > INT64[1]
+        for t in clean.trials
+    ):
         return None
-    row = record_row_columns(trial, curve, settings)
-    row["source_format"] = form
+    result = clean.result
+    problems = result.problems
     entries: list[Entry] = []
-    if _fits_int64(row, result.problems):
+    for trial in clean.trials:
+        if isinstance(trial, Trial):
+            entry = _trial_entry(trial, form, settings, keep, problems)
+            if entry is not None:
+                entries.append(entry)
+            continue
+        fields, curve = trial.fields, trial.curve
+        row = record_row_columns(fields, curve, settings)
+        row["source_format"] = form
+        if not _fits_int64(row, problems):
+            continue
         if curve is None:
             block = b""
-            fragment = heavy_fragment(trial, False)
+            fragment = _fragment([], [], fields["extra"])
         else:
             block = curve_block(curve)
-            fragment = _columns_fragment(curve, trial.extra, bool(row["curve_non_finite"]))
+            fragment = _columns_fragment(curve, fields["extra"], bool(row["curve_non_finite"]))
         entries.append((row, dumps_lossless(row) if keep else b"", fragment, block))
     return _FileOutcome(found, result, entries, stamp)
 
@@ -328,8 +351,14 @@ def _columns_fragment(curve: CurveColumns, extra: dict[str, Any], non_finite_val
                         "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
                     )
                     non_finite.append({"epoch": epoch, "metric": metric, "value": token})
+    return _fragment(curve.entries, non_finite, extra)
+
+
+def _fragment(curve: list[Any], non_finite: list[Any], extra: dict[str, Any]) -> bytes:
+    """:func:`heavy_fragment` from the learning curve's entries, its non-finite values and
+    the trial's extra keys."""
     text = dumps_bytes(
-        {"learning_curve": curve.entries, "learning_curve_non_finite": non_finite, "extra": extra}
+        {"learning_curve": curve, "learning_curve_non_finite": non_finite, "extra": extra}
     )
     return text[1:-1]
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..cache import Stamp
 from ..jsonio import MAX_DEPTH, JsonReadError, LoadedJson, load_json_bytes
 from ..model import Problem, Trial
 from ..normalize import CurveColumns
+
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 
 
 @dataclass
@@ -38,14 +43,23 @@ class ReadResult:
 
 
 @dataclass
+class CleanTrial:
+    """A clean trial read by a reader's quick path: the fields of its Trial by name, without
+    the Trial object (see :func:`~hpo_analysis.normalize.clean_columns`), and its learning
+    curve as columns (None when it has none)."""
+
+    fields: dict[str, Any]
+    curve: CurveColumns | None
+
+
+@dataclass
 class CleanRead:
-    """A file of one clean trial, read by a reader's quick path (``read_clean``): no problem
-    at all, and its learning curve held as columns. ``trial.curve`` is left empty: ``curve``
-    is the curve (None when the trial has none)."""
+    """A file read by a reader's quick path (``read_clean``): its outcome without the trials,
+    and its trials in the file's order, each a :class:`CleanTrial` or (for one the quick path
+    is not sure of) a Trial, whose problems are in ``result``."""
 
     result: ReadResult
-    trial: Trial
-    curve: CurveColumns | None
+    trials: list[CleanTrial | Trial]
 
 
 def head_bytes(path: Path, size: int) -> bytes | None:
@@ -58,49 +72,93 @@ def head_bytes(path: Path, size: int) -> bytes | None:
 
 
 def read_bytes_checked(path: Path, max_bytes: int, result: ReadResult) -> bytes | None:
-    """Read a whole file, filling size and sha256; None (and a rejecting problem) on failure."""
+    """Read a whole file, filling size and sha256; None (and a rejecting problem) on failure.
+
+    The file is read through its descriptor (no file object): one ``fstat`` for its size and
+    stamp, then one read of its size and a byte more. A read of exactly its size has reached
+    the end (a regular file reads short only there); any other count (a file that changed
+    size meanwhile, or a zero-size file of a pseudo file system) is read on to the end, as a
+    file object's ``read()`` would.
+    """
     try:
-        with open(path, "rb", buffering=0) as handle:  # one read of the whole file
-            info = os.fstat(handle.fileno())
-            size = info.st_size
-            result.size_bytes, result.stamp = size, Stamp.of(info)
-            if size > max_bytes:
-                result.problems.append(
-                    Problem(
-                        "too_large",
-                        f"file is {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:g} MiB limit "
-                        "(raise it with --max-file-size)",
-                        "rejected",
-                    )
-                )
-                result.sha256 = _sha256_stream(handle)
-                return None
-            data = handle.read()
+        fd = os.open(path, os.O_RDONLY | _O_BINARY)
     except OSError as err:
-        result.problems.append(
-            Problem("unreadable", f"cannot read: {err.strerror or err}", "rejected")
-        )
+        _unreadable(err, result)
         return None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):  # what open() says of a directory
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        size = info.st_size
+        result.size_bytes, result.stamp = size, Stamp.of(info)
+        if size > max_bytes:
+            result.problems.append(
+                Problem(
+                    "too_large",
+                    f"file is {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:g} MiB limit "
+                    "(raise it with --max-file-size)",
+                    "rejected",
+                )
+            )
+            result.sha256 = _sha256_stream(fd)
+            return None
+        data = os.read(fd, size + 1)
+        if len(data) != size:
+            parts = [data]
+            while parts[-1]:
+                parts.append(os.read(fd, 1 << 20))
+            data = b"".join(parts)
+    except OSError as err:
+        _unreadable(err, result)
+        return None
+    finally:
+        os.close(fd)
     result.sha256 = hashlib.sha256(data).hexdigest()
     return data
 
 
-def _sha256_stream(handle: object) -> str:
+def _unreadable(err: OSError, result: ReadResult) -> None:
+    result.problems.append(Problem("unreadable", f"cannot read: {err.strerror or err}", "rejected"))
+
+
+def _sha256_stream(fd: int) -> str:
     digest = hashlib.sha256()
-    handle.seek(0)  # type: ignore[attr-defined]
-    for block in iter(lambda: handle.read(1 << 20), b""):  # type: ignore[attr-defined]
+    os.lseek(fd, 0, os.SEEK_SET)
+    while block := os.read(fd, 1 << 20):
         digest.update(block)
     return digest.hexdigest()
 
 
-def read_json_checked(path: Path, max_bytes: int, result: ReadResult) -> LoadedJson | None:
+# A study dump is read by its own reader and by the best-trial file beside it (which
+# cross-checks it); the two are neighbours in the sorted walk. The first of them keeps its
+# parse (by the sha256 of the bytes), the second takes it: one parse, and one kept at most.
+_shared: tuple[str, LoadedJson] | None = None
+
+
+def load_json_shared(data: bytes, sha256: str) -> LoadedJson:
+    """:func:`~hpo_analysis.jsonio.load_json_bytes` of ``data`` (whose sha256 is ``sha256``),
+    for a file read twice: the parse kept by the first read of the same bytes, taken, or this
+    one, kept for the second read (replacing any other). Its readers only read the value."""
+    global _shared
+    if _shared is not None and _shared[0] == sha256:
+        loaded, _shared = _shared[1], None
+        return loaded
+    loaded = load_json_bytes(data)
+    _shared = (sha256, loaded)
+    return loaded
+
+
+def read_json_checked(
+    path: Path, max_bytes: int, result: ReadResult, shared: bool = False
+) -> LoadedJson | None:
     """:func:`read_bytes_checked` then the strict JSON loader; None (and a rejecting problem,
-    e.g. ``invalid JSON at line 3, column 1 (…)``) when the file is not usable JSON."""
+    e.g. ``invalid JSON at line 3, column 1 (…)``) when the file is not usable JSON.
+    ``shared``: a file read twice (see :func:`load_json_shared`)."""
     data = read_bytes_checked(path, max_bytes, result)
     if data is None:
         return None
     try:
-        loaded = load_json_bytes(data)
+        loaded = load_json_shared(data, result.sha256) if shared else load_json_bytes(data)
     except JsonReadError as err:
         result.problems.append(Problem("invalid_json", str(err), "rejected"))
         return None

@@ -143,12 +143,7 @@ def build_trial(
         ]
     elif intermediate_values:
         raw["intermediate_values"] = {str(k): v for k, v in sorted(intermediate_values.items())}
-    from_spec: dict[str, Any] = {
-        "objective_name": spec.name,
-        "direction": spec.direction,
-        "direction_source": spec.direction_source if spec.direction else None,
-        "objective_values": objective_values,
-    }
+    from_spec = spec_fields(spec, objective_values)
     clean = clean_trial(
         raw, study=study, source_file=source_file, factors=factors, aliases=aliases, **from_spec
     )
@@ -160,6 +155,27 @@ def build_trial(
     if isinstance(trial, Problem):
         return trial
     return dataclasses.replace(trial, **from_spec)
+
+
+def spec_fields(spec: ObjectiveSpec, objective_values: dict[str, float | None]) -> dict[str, Any]:
+    """The Trial fields that come from the study's objectives rather than the trial."""
+    return {
+        "objective_name": spec.name,
+        "direction": spec.direction,
+        "direction_source": spec.direction_source if spec.direction else None,
+        "objective_values": objective_values,
+    }
+
+
+def is_plain(raw: dict[str, Any]) -> bool:
+    """True when :func:`build_trial` (without intermediate values) takes ``raw`` as it is: a
+    dict, without several objective values to resolve.
+
+    >>> is_plain({"number": 1, "values": [0.5]}), is_plain({"number": 1, "values": [0.5, 2]})
+    (True, False)
+    """
+    values = raw.get("values")
+    return type(raw) is dict and not (isinstance(values, list) and len(values) > 1)
 
 
 def not_selected(names: Sequence[str]) -> Problem:

@@ -34,10 +34,25 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..model import Problem, Settings
-from ..normalize import parse_study_factors
-from .base import ReadResult, duplicate_keys_problem, head_bytes, read_json_checked
-from .optuna_common import ObjectiveSpec, build_trial, direction_name, finite, objective_spec
+from ..model import Problem, Settings, Trial
+from ..normalize import clean_columns, parse_study_factors
+from .base import (
+    CleanRead,
+    CleanTrial,
+    ReadResult,
+    duplicate_keys_problem,
+    head_bytes,
+    read_json_checked,
+)
+from .optuna_common import (
+    ObjectiveSpec,
+    build_trial,
+    direction_name,
+    finite,
+    is_plain,
+    objective_spec,
+    spec_fields,
+)
 from .study_meta import (
     DUMP_NAMES,
     DUMP_SUFFIX,
@@ -98,13 +113,41 @@ def study_name(path: Path, container: dict[str, Any]) -> str:
 
 def read(path: Path, display: str, settings: Settings) -> ReadResult:
     result = ReadResult()
-    loaded = read_json_checked(path, settings.max_file_bytes, result)
+    _read(path, display, settings, result, result.trials, False)
+    return result
+
+
+def read_clean(path: Path, display: str, settings: Settings) -> CleanRead | ReadResult:
+    """:func:`read`, with each clean trial (the common thin record of a runner's dump) as
+    its fields (:class:`~.base.CleanTrial`), which the pipeline turns into its row without a
+    Trial object; the others are read as :func:`read` reads them, in the file's order."""
+    if settings.studies:  # the pipeline filters the trials of a Trial each
+        return read(path, display, settings)
+    result = ReadResult()
+    trials: list[CleanTrial | Trial] = []
+    _read(path, display, settings, result, trials, True)
+    return CleanRead(result, trials)
+
+
+def _read(
+    path: Path,
+    display: str,
+    settings: Settings,
+    result: ReadResult,
+    trials: list[Any],
+    quick: bool,
+) -> None:
+    """Read the dump into ``result`` (its problems) and ``trials`` (each a Trial, or with
+    ``quick`` a :class:`~.base.CleanTrial` when it is clean)."""
+    meta_path = meta_beside(path)
+    # a best-trial file beside it reads the dump too: one parse for both
+    loaded = read_json_checked(path, settings.max_file_bytes, result, meta_path is not None)
     if loaded is None:
-        return result
+        return
     value = loaded.value
     container: dict[str, Any] = value if isinstance(value, dict) else {}
-    trials = value if isinstance(value, list) else container.get("trials")
-    if not isinstance(trials, list):
+    raw_trials = value if isinstance(value, list) else container.get("trials")
+    if not isinstance(raw_trials, list):
         result.problems.append(
             Problem(
                 "not_a_dump",
@@ -112,17 +155,18 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
                 "rejected",
             )
         )
-        return result
+        return
     duplicates = duplicate_keys_problem(loaded)
     if duplicates is not None:
         result.problems.append(duplicates)
     study = study_name(path, container)
-    objects = [t for t in trials if isinstance(t, dict)]
-    if len(objects) < len(trials):
+    objects = [t for t in raw_trials if isinstance(t, dict)]
+    if len(objects) < len(raw_trials):
         result.problems.append(
-            Problem("not_a_trial", f"{len(trials) - len(objects)} entries are not objects; skipped")
+            Problem(
+                "not_a_trial", f"{len(raw_trials) - len(objects)} entries are not objects; skipped"
+            )
         )
-    meta_path = meta_beside(path)
     meta = load_meta(meta_path, settings.max_file_bytes) if meta_path else None
 
     factors = parse_study_factors(study, settings.compiled_pattern())
@@ -134,11 +178,24 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
     spec = _objective(container, objects, meta, settings)
     if spec.problem is not None:
         result.problems.append(spec.problem)
+    aliases = settings.field_aliases
     for raw in objects:
         intermediate = None
         if "intermediate_values" in raw:  # build_trial copies raw: no copy without them
             raw = dict(raw)
             intermediate = _intermediate(raw.pop("intermediate_values"))
+        elif quick and is_plain(raw):  # what build_trial's clean path would build
+            clean = clean_columns(
+                raw,
+                study=study,
+                source_file=display,
+                factors=factors,
+                aliases=aliases,
+                **spec_fields(spec, {}),
+            )
+            if clean is not None:
+                trials.append(CleanTrial(*clean))
+                continue
         built = build_trial(
             raw,
             study=study,
@@ -146,12 +203,15 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
             factors=factors,
             spec=spec,
             intermediate_values=intermediate,
-            aliases=settings.field_aliases,
+            aliases=aliases,
         )
-        result.add(built)
+        if isinstance(built, Problem):  # as ReadResult.add, in the file's order
+            result.problems.append(built)
+        else:
+            result.problems.extend(built.problems)
+            trials.append(built)
     if not objects:
         result.problems.append(Problem("no_trials", "the dump holds no trials"))
-    return result
 
 
 def _intermediate(raw: Any) -> dict[int, Any] | None:

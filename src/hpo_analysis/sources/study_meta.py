@@ -31,7 +31,7 @@ from typing import Any
 from ..jsonio import JsonReadError, load_json_bytes
 from ..model import Problem, Settings
 from ..normalize import normalize_state, parse_study_factors
-from .base import ReadResult, read_bytes_checked, read_json_checked
+from .base import ReadResult, load_json_shared, read_bytes_checked, read_json_checked
 from .optuna_common import direction_name, not_selected
 
 NAME = "study_meta"
@@ -360,8 +360,10 @@ def read(path: Path, display: str, settings: Settings) -> ReadResult:
 def _cross_check(meta: StudyMeta, dump: Path, settings: Settings, result: ReadResult) -> None:
     holder = ReadResult()
     raw = read_bytes_checked(dump, settings.max_file_bytes, holder)
-    try:
-        trials = dump_trials(load_json_bytes(raw).value) if raw is not None else None
+    try:  # parsed once for this check and the dump's own reader
+        trials = (
+            dump_trials(load_json_shared(raw, holder.sha256).value) if raw is not None else None
+        )
     except JsonReadError:
         trials = None
     if trials is None:

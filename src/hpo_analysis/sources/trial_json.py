@@ -15,9 +15,16 @@ import re
 from pathlib import Path
 
 from ..jsonio import LoadedJson
-from ..model import Problem, Settings, Trial
-from ..normalize import clean_fields, curve_columns, normalize_trial, parse_study_factors
-from .base import CleanRead, ReadResult, duplicate_keys_problem, json_kind, read_json_checked
+from ..model import Problem, Settings
+from ..normalize import clean_columns, normalize_trial, parse_study_factors
+from .base import (
+    CleanRead,
+    CleanTrial,
+    ReadResult,
+    duplicate_keys_problem,
+    json_kind,
+    read_json_checked,
+)
 from .study_meta import DUMP_NAMES, DUMP_SUFFIX
 
 NAME = "trial_json"
@@ -65,15 +72,17 @@ def read_clean(path: Path, display: str, settings: Settings) -> CleanRead | Read
         return result
     raw = loaded.value
     if type(raw) is dict and not result.problems and not loaded.duplicate_keys:
-        fields = clean_fields(raw, number_in_name(path), settings.field_aliases)
-        if fields is not None:
-            curve_raw = fields.pop("curve")
-            curve = curve_columns(curve_raw) if curve_raw else None
-            if curve is not None or not curve_raw:
-                study = study_of(path)
-                factors = parse_study_factors(study, settings.compiled_pattern())
-                trial = Trial(study=study, source_file=display, factors=factors, curve=(), **fields)
-                return CleanRead(result, trial, curve)
+        study = study_of(path)
+        clean = clean_columns(
+            raw,
+            study=study,
+            source_file=display,
+            factors=parse_study_factors(study, settings.compiled_pattern()),
+            fallback_number=number_in_name(path),
+            aliases=settings.field_aliases,
+        )
+        if clean is not None:
+            return CleanRead(result, [CleanTrial(*clean)])
     return _normalized(loaded, path, display, settings, result)
 
 
