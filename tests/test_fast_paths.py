@@ -488,17 +488,7 @@ def _file_outcome(path: Path, careful: bool) -> Any:
             outcome = pipeline._read_one(found, Settings(), keep=True)
     else:
         outcome = pipeline._read_one(found, Settings(), keep=True)
-    read = outcome.read
-    assert read is not None
-    return (
-        read.size_bytes,
-        read.sha256,
-        read.problems,
-        [
-            (repr(row), row_json, fragment, block)
-            for row, row_json, fragment, block in outcome.entries
-        ],
-    )
+    return _outcome_parts(outcome)
 
 
 @settings(max_examples=400, deadline=None)
@@ -642,17 +632,7 @@ def _dump_outcome(root: Path, settings: Settings, careful: bool) -> Any:
         if careful:
             patch.setattr(study_dump, "read_clean", study_dump.read)
         outcome = pipeline._read_one(found, settings, keep=True)
-    read = outcome.read
-    assert read is not None
-    return (
-        read.size_bytes,
-        read.sha256,
-        read.problems,
-        [
-            (repr(row), row_json, fragment, block)
-            for row, row_json, fragment, block in outcome.entries
-        ],
-    )
+    return _outcome_parts(outcome)
 
 
 @settings(max_examples=400, deadline=None)
@@ -1346,3 +1326,18 @@ def test_trial_line_parsed_in_place_equals_loads_strict(body: bytes, end: bytes)
 
     line = body + end
     assert outcome(lambda: _loads_start(line, len(body))) == outcome(lambda: loads_strict(body))
+
+
+def _outcome_parts(outcome: Any) -> tuple[Any, ...]:
+    """What a file's outcome gives the pipeline, comparable across the two paths."""
+    read = outcome.read
+    assert read is not None
+    return (
+        read.size_bytes,
+        read.sha256,
+        read.problems,
+        [
+            (repr(row), row_json, fragment, block)
+            for row, row_json, fragment, block in outcome.entries
+        ],
+    )

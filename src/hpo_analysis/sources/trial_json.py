@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from ..jsonio import LoadedJson
 from ..model import Problem, Settings
@@ -72,18 +73,22 @@ def read_clean(path: Path, display: str, settings: Settings) -> CleanRead | Read
         return result
     raw = loaded.value
     if type(raw) is dict and not result.problems and not loaded.duplicate_keys:
-        study = study_of(path)
-        clean = clean_columns(
-            raw,
-            study=study,
-            source_file=display,
-            factors=parse_study_factors(study, settings.compiled_pattern()),
-            fallback_number=number_in_name(path),
-            aliases=settings.field_aliases,
-        )
+        clean = clean_columns(raw, **_context(path, display, settings))
         if clean is not None:
             return CleanRead(result, [CleanTrial(*clean)])
     return _normalized(loaded, path, display, settings, result)
+
+
+def _context(path: Path, display: str, settings: Settings) -> dict[str, Any]:
+    """What a trial file's path and the settings say of its trial, for either path."""
+    study = study_of(path)
+    return {
+        "study": study,
+        "source_file": display,
+        "factors": parse_study_factors(study, settings.compiled_pattern()),
+        "fallback_number": number_in_name(path),
+        "aliases": settings.field_aliases,
+    }
 
 
 def _normalized(
@@ -102,15 +107,7 @@ def _normalized(
     duplicates = duplicate_keys_problem(loaded)
     if duplicates is not None:
         result.problems.append(duplicates)
-    study = study_of(path)
-    trial = normalize_trial(
-        raw,
-        study=study,
-        source_file=display,
-        factors=parse_study_factors(study, settings.compiled_pattern()),
-        fallback_number=number_in_name(path),
-        aliases=settings.field_aliases,
-    )
+    trial = normalize_trial(raw, **_context(path, display, settings))
     if isinstance(trial, Problem):
         result.problems.append(trial)
         return result
