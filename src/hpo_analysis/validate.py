@@ -434,6 +434,8 @@ def _read_summary(path: Path) -> Any:
     try:
         table = pacsv.read_csv(
             path,
+            # one thread: on two cores the threads' hand-offs cost more CPU than they save
+            read_options=pacsv.ReadOptions(use_threads=False),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types=types,
