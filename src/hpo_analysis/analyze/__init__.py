@@ -38,9 +38,9 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import stats
 from ..finding import (
@@ -63,6 +63,7 @@ from ..finding import (
     budget_sort_key,
     horizon_sort_key,
 )
+from ..memory import release_memory
 from . import horizon
 from .architecture import (
     architecture_grid,
@@ -92,6 +93,9 @@ from .importance import (
     param_importance,
 )
 from .overview import best_trial_per_study, divergence_by_budget, early_stopping_by_budget
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "ARCH_CATEGORIES",
@@ -177,45 +181,59 @@ def all_findings(rows: Sequence[dict[str, Any]], top_k: int = DEFAULT_TOP_K) -> 
 
 def _findings(rows: Sequence[dict[str, Any]], top_k: int) -> list[Finding]:
     frame = trial_frame(rows)  # built once: every finding but the per-study one reads it
-    overview = replace(
+    findings = []
+    for finding in _in_reading_order(rows, frame, top_k):
+        findings.append(finding)
+        # the finding's working memory (its selections of the trial frame) back to the
+        # system before the next: freed, it would stay with the C library's allocator, and
+        # the findings' peak would be the sum of their largest pieces
+        release_memory()
+    # the horizon-transfer table (one table, drawn by two findings) is computed last, in its
+    # place in reading order: with many horizons it is the largest result (a row per pair of
+    # horizons of a budget, 358,800 at 300 horizons per budget), and no other finding's
+    # working memory then sits on top of it. The resamples depend on the sample size only, so
+    # the order of computing changes no number.
+    at = [f.id for f in findings].index("easiest_horizon")
+    findings[at:at] = horizon.transfer_findings(frame)
+    return findings
+
+
+def _in_reading_order(
+    rows: Sequence[dict[str, Any]], frame: pd.DataFrame, top_k: int
+) -> Iterator[Finding]:
+    """Every finding but the horizon transfer, in reading order, one at a time."""
+    yield replace(
         best_trial_per_study(rows),
         section="Overview",
         notes="Best = rank_in_study 1 (direction-aware); ranked = COMPLETE, finite objective.",
     )
-    early = replace(
+    yield best_architecture(frame)
+    yield top_k_architecture(frame, top_k)
+    yield architecture_style(frame)
+    yield divergence_by_depth(frame)
+    yield max_reliable_depth(frame)
+    yield heads_correlation(frame)
+    yield best_heads_per_width(frame)
+    yield heads_controlled_pairs(frame)
+    yield ff_ratio(frame, top_k)
+    yield replace(
         early_stopping_by_budget(frame),
         section="Training dynamics",
         notes=f"Non-diverged trials with a known early_stopped flag (a diverged trial never "
         f"stops early, so it is left out of the denominator); the rate needs ≥ {MIN_N} of "
         f"them. {CI_NOTE}",
     )
-    divergence = replace(
+    yield early_stopping_by_epochs(frame)
+    yield best_epoch_gap(frame)
+    yield dropout_generalization(frame)
+    yield easiest_horizon(frame)
+    yield depth_by_horizon(frame)
+    yield replace(
         divergence_by_budget(frame),
         section="Divergence patterns",
         notes=f"All trials; the rate needs ≥ {MIN_N} trials in the budget. {CI_NOTE}",
     )
-    transfer = horizon.transfer_findings(frame)  # one table, drawn by two findings
-    return [
-        overview,
-        best_architecture(frame),
-        top_k_architecture(frame, top_k),
-        architecture_style(frame),
-        divergence_by_depth(frame),
-        max_reliable_depth(frame),
-        heads_correlation(frame),
-        best_heads_per_width(frame),
-        heads_controlled_pairs(frame),
-        ff_ratio(frame, top_k),
-        early,
-        early_stopping_by_epochs(frame),
-        best_epoch_gap(frame),
-        dropout_generalization(frame),
-        *transfer,
-        easiest_horizon(frame),
-        depth_by_horizon(frame),
-        divergence,
-        divergence_hyperparameters(frame),
-        divergence_interactions(frame),
-        diverge_epochs(frame),
-        param_importance(frame),
-    ]
+    yield divergence_hyperparameters(frame)
+    yield divergence_interactions(frame)
+    yield diverge_epochs(frame)
+    yield param_importance(frame)
