@@ -280,12 +280,18 @@ def test_validate_reads_the_csv_with_its_types(example_out: Path, tmp_path: Path
     assert any(f.startswith("hpo_summary.csv:") and "wide" in f for f in failures), failures
 
 
-def test_validate_catches_a_changed_csv_text_cell(example_out: Path, tmp_path: Path) -> None:
+def _first_stop_reason_replaced(example_out: Path, tmp_path: Path, cell: bytes) -> Path:
+    """A copy of the outputs whose CSV has ``cell`` for the first early_stopped stop_reason."""
     out = _copy(example_out, tmp_path)
     path = out / "hpo_summary.csv"
     header, _, body = path.read_bytes().partition(b"\r\n")
     assert b",early_stopped," in body
-    path.write_bytes(header + b"\r\n" + body.replace(b",early_stopped,", b",completed,", 1))
+    path.write_bytes(header + b"\r\n" + body.replace(b",early_stopped,", cell, 1))
+    return out
+
+
+def test_validate_catches_a_changed_csv_text_cell(example_out: Path, tmp_path: Path) -> None:
+    out = _first_stop_reason_replaced(example_out, tmp_path, b",completed,")
     failures = validate_dir(out)
     assert any("stop_reason" in f for f in failures), failures
 
@@ -319,12 +325,8 @@ def test_validate_compares_the_manifest_trial_count(example_out: Path, tmp_path:
 
 
 def test_validate_reads_a_neutralised_text_cell_back(example_out: Path, tmp_path: Path) -> None:
-    out = _copy(example_out, tmp_path)
-    path = out / "hpo_summary.csv"
-    header, _, body = path.read_bytes().partition(b"\r\n")
-    assert b",early_stopped," in body
     # the CSV holds '=x for the text =x, which hpo_full.json and trials.parquet do not hold
-    path.write_bytes(header + b"\r\n" + body.replace(b",early_stopped,", b",'=x,", 1))
+    out = _first_stop_reason_replaced(example_out, tmp_path, b",'=x,")
     failures = validate_dir(out)
     assert any("stop_reason is '=x' in hpo_summary.csv" in f for f in failures), failures
 
