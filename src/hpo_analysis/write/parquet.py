@@ -255,15 +255,34 @@ def trials_table(header: Sequence[str], rows: Sequence[dict[str, Any]]) -> pa.Ta
     """The rows as an Arrow table with the schema's types (dynamic columns inferred)."""
     import pyarrow as pa
 
-    typed = _typed_columns([n for n in header if n in BY_NAME], rows)
-    arrays = []
-    for name in header:
-        if name in typed:
-            arrays.append(typed.pop(name))
-            continue
-        values = [row.get(name) for row in rows]  # a dynamic column: its type from every value
-        arrays.append(_column(values, _infer_type(values)))
+    whole = _non_text_columns(header, rows)
+    texts = _text_columns([name for name in header if name not in whole], rows)
+    arrays = [whole[name] if name in whole else texts[name] for name in header]
     return pa.Table.from_arrays(arrays, names=list(header))
+
+
+def _non_text_columns(header: Sequence[str], rows: Sequence[dict[str, Any]]) -> dict[str, pa.Array]:
+    """The columns of ``header`` whose type is not text, each converted over all rows: the
+    schema's numbers and flags (a value their type cannot hold turns the column to text, which
+    is then here too), and the dynamic columns whose values are not text. A few MB a column."""
+    whole = _typed_columns([n for n in header if n in BY_NAME and BY_NAME[n].type != "str"], rows)
+    for name in header:
+        if name not in BY_NAME:  # a dynamic column: its type from every value
+            values = [row.get(name) for row in rows]
+            kind = _infer_type(values)
+            if kind != "str":
+                whole[name] = _column(values, kind)
+    return whole
+
+
+def _text_columns(names: Sequence[str], rows: Sequence[dict[str, Any]]) -> dict[str, pa.Array]:
+    """Each of ``names`` as a text column of ``rows``, each row visited once."""
+    from .columns import block_columns
+
+    columns = next(block_columns(rows, names, len(rows)), None) if rows else None
+    if columns is None:
+        columns = tuple(() for _ in names)
+    return {name: _column(list(values), "str") for name, values in zip(names, columns, strict=True)}
 
 
 def _typed_columns(names: Sequence[str], rows: Sequence[dict[str, Any]]) -> dict[str, pa.Array]:
@@ -305,29 +324,18 @@ def write_table(path: Path, header: Sequence[str], rows: Sequence[dict[str, Any]
         pq.write_table(trials_table(header, rows), path, compression=COMPRESSION)
         release_memory()
         return
-    # a column's type is decided over all rows, as in trials_table: numbers and flags are
-    # converted whole (a few MB a column; a value its type cannot hold turns the column to
-    # text), text columns a row group at a time
-    from .columns import block_columns
-
-    whole = _typed_columns([n for n in header if n in BY_NAME and BY_NAME[n].type != "str"], rows)
-    for name in header:
-        if name not in BY_NAME:  # a dynamic column: its type from every value
-            values = [row.get(name) for row in rows]
-            kind = _infer_type(values)
-            if kind != "str":
-                whole[name] = _column(values, kind)
+    # a column's type is decided over all rows, as in trials_table; the text columns, the
+    # bulk of the table, are built a row group at a time
+    whole = _non_text_columns(header, rows)
     text = [name for name in header if name not in whole]
     schema = pa.schema([(n, whole[n].type if n in whole else pa.string()) for n in header])
     pool = pa.default_memory_pool()
     with pq.ParquetWriter(path, schema, compression=COMPRESSION) as writer:
         for start in range(0, len(rows), TRIAL_ROW_GROUP):
             part = rows[start : start + TRIAL_ROW_GROUP]
-            texts = dict(zip(text, next(block_columns(part, text, len(part))), strict=True))
+            texts = _text_columns(text, part)
             arrays = [
-                whole[name].slice(start, len(part))
-                if name in whole
-                else _column(list(texts.pop(name)), "str")
+                whole[name].slice(start, len(part)) if name in whole else texts.pop(name)
                 for name in header
             ]
             writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
