@@ -1130,16 +1130,41 @@ def test_real_samples_best_follows_each_study_direction(tmp_path: Path) -> None:
         assert row[3] == pick(float(r["objective"]) for r in scored)
 
 
+# --- the numpy trial frame against the pandas operations it stands for ------------------------
+
+
+def _as_pandas(rows: list[dict[str, Any]]) -> Any:
+    """The trial frame of ``rows`` as a pandas DataFrame (index = row position)."""
+    return trial_frame(rows).to_pandas()
+
+
+def _same_rows(frame: Any, expected: Any) -> bool:
+    """Whether a :class:`Frame` holds exactly the rows of a pandas ``expected`` frame in its
+    columns (value for value and type for type, NaN equal to NaN)."""
+    import pandas as pd
+
+    mine = frame.to_pandas()
+    if len(mine) != len(expected) or set(expected.columns) - set(mine.columns):
+        return False
+    mine = mine[list(expected.columns)]
+    mine.index = expected.index
+    try:
+        pd.testing.assert_frame_equal(mine, expected, check_dtype=True)
+    except AssertionError:
+        return False
+    return True
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.sampled_from(["2M", "20M", "2B", "200M", None, "x"]), max_size=40))
 def test_groups_are_the_rows_of_each_value_in_frame_order(budgets: list[str | None]) -> None:
     """The budget groups: values in budget order (ties in first-seen order), each with its
     rows in frame order, as a dictionary of row positions gives them."""
-    from hpo_analysis.analyze.frame import _budget_groups, _label, trial_frame
+    from hpo_analysis.analyze.frame import _budget_groups, _label
     from hpo_analysis.finding import budget_sort_key
 
     frame = trial_frame([{"budget": b, "trial_num": i} for i, b in enumerate(budgets)])
-    frame = frame.iloc[::-1]  # a frame whose index is not its row order
+    frame = frame.take(np.arange(len(frame))[::-1])  # a selection not in table order
     positions: dict[str | None, list[int]] = {}
     for position, value in enumerate(frame["budget"].tolist()):
         positions.setdefault(value, []).append(position)
@@ -1147,8 +1172,41 @@ def test_groups_are_the_rows_of_each_value_in_frame_order(budgets: list[str | No
     groups = _budget_groups(frame)
     assert [label for label, _ in groups] == [label for label, _ in expected]
     for (_, group), (_, rows) in zip(groups, expected, strict=True):
-        assert group.equals(frame.iloc[rows])
-        assert group.index.tolist() == frame.index[rows].tolist()
+        assert group["trial_num"].tolist() == frame["trial_num"][rows].tolist()
+
+
+_KEY = st.sampled_from([1.0, 2.0, -0.0, 0.0, 64.0, math.nan, None])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(_KEY, _KEY, st.sampled_from(["a", "b", None])), max_size=30),
+    st.booleans(),
+)
+def test_group_by_is_pandas_groupby(keys: list[tuple[Any, Any, Any]], sort: bool) -> None:
+    """``group_by`` walks the groups pandas' ``groupby`` walks: keys with a missing value left
+    out, groups sorted by key or in first-seen order, rows in frame order."""
+    from hpo_analysis.analyze.frame import group_by
+
+    rows = [
+        {"d_model": d, "n_layers": n, "stop_reason": s, "trial_num": i}
+        for i, (d, n, s) in enumerate(keys)
+    ]
+    frame = trial_frame(rows)
+    expected_frame = _as_pandas(rows)
+    for columns in (["d_model"], ["d_model", "n_layers"], ["stop_reason", "n_layers"]):
+        by = columns[0] if len(columns) == 1 else columns
+        expected = [
+            (key, cell["trial_num"].tolist())
+            for key, cell in expected_frame.groupby(by, sort=sort, dropna=True)
+        ]
+        got = [
+            (key, cell["trial_num"].tolist()) for key, cell in group_by(frame, columns, sort=sort)
+        ]
+        assert len(got) == len(expected)
+        for (key, trials), (want_key, want_trials) in zip(got, expected, strict=True):
+            assert trials == want_trials
+            assert (key == want_key) if len(columns) == 1 else tuple(key) == tuple(want_key)
 
 
 @settings(max_examples=200, deadline=None)
@@ -1165,7 +1223,7 @@ def test_groups_are_the_rows_of_each_value_in_frame_order(budgets: list[str | No
     )
 )
 def test_trial_frame_numbers_are_the_value_by_value_conversion(values: list[Any]) -> None:
-    from hpo_analysis.analyze.frame import _numbers, trial_frame
+    from hpo_analysis.analyze.frame import _numbers
 
     expected = [
         float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
@@ -1173,15 +1231,15 @@ def test_trial_frame_numbers_are_the_value_by_value_conversion(values: list[Any]
     ]
     assert _numbers(values).tobytes() == np.array(expected, dtype=float).tobytes()
     frame = trial_frame([{"d_model": v} for v in values])
-    assert frame["d_model"].to_numpy().tobytes() == np.array(expected, dtype=float).tobytes()
+    assert frame["d_model"].tobytes() == np.array(expected, dtype=float).tobytes()
 
 
 def _reference_head_pairs(rows: list[dict[str, Any]]) -> tuple[int, int, int, int, int]:
     """Pairs, more-heads-better, fewer-heads-better, ties and trials used, one pandas group
     per (study, d_model, n_layers) as heads_controlled_pairs first counted them."""
-    from hpo_analysis.analyze.frame import _scored, trial_frame
+    from hpo_analysis.analyze.frame import _scored
 
-    scored = _scored(trial_frame(rows))
+    scored = _scored(trial_frame(rows)).to_pandas()
     arch = ["d_model", "n_layers", "n_heads"]
     best = (
         scored.assign(_score=scored["objective"])
@@ -1243,11 +1301,8 @@ def test_controlled_head_pairs_are_the_grouped_ones(
     assert finding.n == used
 
 
-# --- the frame's fast paths against the pandas code they replaced -----------------------------
-
-
 def _ranked_by_sort_values(frame: Any, direction: str) -> Any:
-    """How _ranked ordered the trials before: DataFrame.sort_values over three columns."""
+    """How the trials are ranked, in pandas: DataFrame.sort_values over three columns."""
     from hpo_analysis.analyze.frame import sign
 
     ordered = frame.assign(_score=sign(direction) * frame["objective"])
@@ -1279,16 +1334,16 @@ def test_rank_order_is_the_sort_values_order(
 ) -> None:
     from hpo_analysis.analyze.frame import _rank_order, _ranked
 
-    frame = trial_frame(rows)
-    if odd_study and len(frame):  # a study that is not text: sort_values itself
-        frame.loc[frame.index[0], "study"] = 7
+    if odd_study and rows:  # a study that is not text: numbers sort before text
+        rows = [{**rows[0], "study": 7}, *rows[1:]]
     if shuffle:
-        frame = frame.iloc[::-1]
-    if odd_study and len(frame) > 1:
-        frame = frame.iloc[[i for i in range(len(frame)) if i != 1]]  # an index with a gap
-    expected = _ranked_by_sort_values(frame, direction)
-    assert list(frame.index[_rank_order(frame, direction)]) == list(expected.index)
-    assert _ranked(frame, direction).equals(expected)
+        rows = rows[::-1]
+    frame = trial_frame(rows)
+    expected = _ranked_by_sort_values(frame.to_pandas(), direction)
+    assert _rank_order(frame, direction).tolist() == expected.index.tolist()
+    assert _same_rows(_ranked(frame, direction), expected.drop(columns="_score"))
+    ranked_score = _ranked(frame, direction)["_score"]
+    assert ranked_score.tobytes() == expected["_score"].to_numpy().tobytes()
 
 
 @settings(max_examples=100, deadline=None)
@@ -1309,8 +1364,8 @@ def test_bands_mapped_once_per_value_are_the_mapped_bands(
 
     cases = ((depths, depth_band), (rates + rates[:3], lr_band), (depths + [math.nan] * 2, whole))
     for values, function in cases:
-        series = pd.Series(values, dtype=float, index=range(3, 3 + len(values)))
-        pd.testing.assert_series_equal(_map_distinct(series, function), series.map(function))
+        mapped = _map_distinct(np.array(values, dtype=float), function)
+        assert mapped.tolist() == pd.Series(values, dtype=float).map(function).tolist()
 
 
 @settings(max_examples=100, deadline=None)
@@ -1328,11 +1383,92 @@ def test_bands_mapped_once_per_value_are_the_mapped_bands(
 def test_known_and_scored_trials_are_the_masked_ones(rows: list[tuple[Any, ...]]) -> None:
     from hpo_analysis.analyze.frame import _known, _scored
 
-    frame = trial_frame(
-        [{"objective": o, "d_model": d, "lr": o, "state": s, "diverged": v} for o, d, s, v in rows]
-    )
+    records = [
+        {"objective": o, "d_model": d, "lr": o, "state": s, "diverged": v} for o, d, s, v in rows
+    ]
+    frame, expected = trial_frame(records), _as_pandas(records)
     columns = ["d_model", "lr"]
-    assert _known(frame, columns).equals(
-        frame[np.isfinite(frame[columns].to_numpy(float)).all(axis=1)]
+    assert _same_rows(
+        _known(frame, columns), expected[np.isfinite(expected[columns].to_numpy(float)).all(axis=1)]
     )
-    assert _scored(frame).equals(frame[frame["_scored"]])
+    assert _same_rows(_scored(frame), expected[expected["_scored"]])
+
+
+_NUMBERS = st.lists(
+    st.one_of(
+        st.sampled_from([0.0, -0.0, 1.0, 1.0, 2.5, math.inf, -math.inf]),
+        st.floats(-1e6, 1e6, allow_nan=False),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_NUMBERS)
+def test_mean_std_quantiles_and_ranks_are_pandas(values: list[float]) -> None:
+    """The statistics the findings take of a column are pandas' own, bit for bit."""
+    import pandas as pd
+
+    from hpo_analysis.analyze.cells import _quantiles, _sig, average_ranks
+    from hpo_analysis.analyze.frame import _mean_std
+
+    series = pd.Series(values, dtype=float)
+    array = np.array(values, dtype=float)
+    with np.errstate(all="ignore"):
+        mean, std = _mean_std(array)
+        expected = (float(series.mean()), float(series.std(ddof=1)))
+    assert np.array([mean, std]).tobytes() == np.array(expected).tobytes()
+    assert average_ranks(array).tobytes() == series.rank().to_numpy().tobytes()
+    if values:
+        with np.errstate(all="ignore"):
+            got = _quantiles(array)
+            want = tuple(_sig(float(series.quantile(q))) for q in (0.25, 0.5, 0.75))
+        assert np.array(got).tobytes() == np.array(want).tobytes()
+
+
+@settings(max_examples=300, deadline=None)
+@given(_NUMBERS, _NUMBERS, st.lists(st.sampled_from([0, 1, 2]), max_size=4))
+def test_cliffs_delta_is_the_pandas_rank_sum(
+    a: list[float], b: list[float], nans: list[int]
+) -> None:
+    """Cliff's δ of the average ranks as pandas ranks them, NaN values (no rank) included."""
+    import pandas as pd
+
+    first = [math.nan if i in nans else v for i, v in enumerate(a)]
+    second = list(b)
+    ranks = pd.concat(
+        [pd.Series(first, dtype=float), pd.Series(second, dtype=float)], ignore_index=True
+    ).rank()
+    n_a, n_b = len(first), len(second)
+    rank_sum = float(ranks.iloc[:n_a].sum())
+    if not n_a or not n_b or not math.isfinite(rank_sum):
+        expected = math.nan
+    else:
+        twice_u = round(2 * rank_sum) - n_a * (n_a + 1)
+        expected = float(round(Fraction(twice_u - n_a * n_b, n_a * n_b), 3)) + 0.0
+    got = cliffs_delta(first, second)
+    assert got == expected or (math.isnan(got) and math.isnan(expected))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([256.0, 512.0, 1024.0, math.nan]),
+            st.sampled_from([2.0, 4.0, 8.0, -0.0, 0.0, math.nan]),
+        ),
+        max_size=30,
+    )
+)
+def test_confounded_widths_are_the_grouped_ones(pairs: list[tuple[float, float]]) -> None:
+    """The widths tried at one depth only, as a pandas group-by of d_model finds them."""
+    frame = trial_frame([{"d_model": w, "n_layers": d} for w, d in pairs])
+    known = frame.to_pandas()
+    known = known[np.isfinite(known["d_model"]) & np.isfinite(known["n_layers"])]
+    depths = known.groupby("d_model")["n_layers"].agg(["nunique", "first", "size"])
+    if len(depths) < 2 or (depths["nunique"] == 1).all():
+        expected = []
+    else:
+        single = depths[(depths["nunique"] == 1) & (depths["size"] >= MIN_GROUP)]
+        expected = [(int(w), int(r["first"]), int(r["size"])) for w, r in single.iterrows()]
+    assert confounded_widths(frame) == expected

@@ -594,7 +594,7 @@ def training_dynamics_figure(rows: Sequence[dict[str, Any]]) -> Figure | None:
 
     from .schema import STOP_REASONS
 
-    frame = trial_frame(rows)
+    frame = trial_frame(rows).to_pandas()
     if frame.empty:
         return None
     budgets = sorted(set(frame["budget"].tolist()), key=budget_sort_key)
@@ -701,7 +701,7 @@ def parallel_figure(rows: Sequence[dict[str, Any]]) -> Figure | None:
     from matplotlib import colormaps
     from matplotlib.collections import LineCollection
 
-    frame = trial_frame(rows)
+    frame = trial_frame(rows).to_pandas()
     if frame.empty:
         return None
     axes_names = [a for a in PARALLEL_AXES if np.isfinite(frame[a].to_numpy(float)).any()]

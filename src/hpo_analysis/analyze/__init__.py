@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import stats
 from ..finding import (
@@ -83,7 +83,7 @@ from .architecture import (
 from .cells import CI_NOTE, cliffs_delta, fmt, spearman
 from .divergence import diverge_epochs, divergence_hyperparameters, divergence_interactions, lr_band
 from .dynamics import best_epoch_gap, dropout_generalization, early_stopping_by_epochs
-from .frame import Rows, as_frame, trial_frame
+from .frame import Frame, Rows, as_frame, trial_frame
 from .horizon import depth_by_horizon, easiest_horizon, horizon_transfer, horizon_transfer_summary
 from .importance import (
     IMPORTANCE_NOT_INSTALLED,
@@ -93,9 +93,6 @@ from .importance import (
     param_importance,
 )
 from .overview import best_trial_per_study, divergence_by_budget, early_stopping_by_budget
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 __all__ = [
     "ARCH_CATEGORIES",
@@ -199,7 +196,7 @@ def _findings(rows: Sequence[dict[str, Any]], top_k: int) -> list[Finding]:
 
 
 def _in_reading_order(
-    rows: Sequence[dict[str, Any]], frame: pd.DataFrame, top_k: int
+    rows: Sequence[dict[str, Any]], frame: Frame, top_k: int
 ) -> Iterator[Finding]:
     """Every finding but the horizon transfer, in reading order, one at a time."""
     yield replace(

@@ -13,7 +13,6 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from .. import stats
 from ..finding import (
@@ -42,18 +41,24 @@ from .cells import (
 )
 from .frame import (
     Budget,
+    Frame,
     Rows,
     Tally,
     _counts,
+    _equals,
     _flag,
     _int,
     _known,
     _known_divergence,
     _map_distinct,
+    _mean_std,
     _rank_order,
+    _row,
     _scored,
     _scored_known,
+    _study_codes,
     as_frame,
+    group_by,
     per_budget,
     sign,
 )
@@ -63,7 +68,7 @@ def best_architecture(rows: Rows) -> Finding:
     """The best scored trial of each budget and its architecture (direction-aware)."""
 
     def compute(budget: Budget, tally: Tally) -> None:
-        best = budget.trials.iloc[_rank_order(budget.trials, str(budget.direction))[0]]
+        best = _row(budget.trials, _rank_order(budget.trials, str(budget.direction))[0])
         row = [
             budget.label,
             budget.n,
@@ -130,7 +135,7 @@ def top_k_architecture(rows: Rows, top_k: int = DEFAULT_TOP_K) -> Finding:
     def compute(budget: Budget, tally: Tally) -> None:
         scored, n = budget.trials, budget.n
         k = min(top_k, n)
-        top = scored.iloc[_rank_order(scored, str(budget.direction))[:k]]
+        top = scored.take(_rank_order(scored, str(budget.direction))[:k])
         modes = []
         for parameter in ("d_model", "n_layers"):
             in_top = _counts(top[parameter])
@@ -205,7 +210,7 @@ def architecture_style(rows: Rows) -> Finding:
         table, parts = tally.table, tally.parts
         candidates: list[list[Any]] = []
         for category in ARCH_CATEGORIES:
-            cell = scored[scored["arch_style"].eq(category).astype(bool)]
+            cell = scored.where(_equals(scored["arch_style"], category))
             n = len(cell)
             if not n:
                 continue
@@ -213,15 +218,15 @@ def architecture_style(rows: Rows) -> Finding:
             shapes = ", ".join(
                 f"{int(d)}×{int(n_l)}"
                 for d, n_l in sorted(
-                    {(d, n_l) for d, n_l in zip(known["d_model"], known["n_layers"], strict=True)}
+                    set(zip(known["d_model"].tolist(), known["n_layers"].tolist(), strict=True))
                 )
             )
             marker = entry.marker(n, MIN_N)
             if marker is not None:
                 table.append([budget, category, n, shapes, marker, None, None, None, None, None])
                 continue
-            top = cell["objective"].iloc[_rank_order(cell, str(direction))[:STYLE_TOP]]
-            mean, std = float(top.mean()), float(top.std(ddof=1))
+            top = cell["objective"][_rank_order(cell, str(direction))[:STYLE_TOP]]
+            mean, std = _mean_std(top)
             if std <= 1e-12 * max(1.0, abs(mean)):  # equal values: rounding noise, not spread
                 std = 0.0
             med = stats.median(cell["objective"])
@@ -230,7 +235,7 @@ def architecture_style(rows: Rows) -> Finding:
                 category,
                 n,
                 shapes,
-                _sig(float(top.iloc[0])),
+                _sig(float(top[0])),
                 len(top),
                 _sig(mean),
                 _sig(std),
@@ -303,21 +308,21 @@ def depth_band(n_layers: float) -> str:
 def divergence_by_depth(rows: Rows) -> Finding:
     """Divergence rate per budget and n_layers band (all trials whose divergence is known)."""
     frame = _known_divergence(as_frame(rows))
-    frame = frame[np.isfinite(frame["n_layers"]) & (frame["n_layers"] >= 1)]
+    frame = frame.where(np.isfinite(frame["n_layers"]) & (frame["n_layers"] >= 1))
 
     def compute(entry: Budget, tally: Tally) -> None:
         budget, group = entry.label, entry.whole
         table, parts, estimates, calm = tally.table, tally.parts, tally.estimates, tally.quiet
-        bands = group.assign(_band=_map_distinct(group["n_layers"], depth_band))
+        bands = group.with_columns(_band=_map_distinct(group["n_layers"], depth_band))
         hit = []
         for band, cell in sorted(
-            bands.groupby("_band", sort=False), key=lambda item: int(str(item[0]).split("-")[0])
+            group_by(bands, ["_band"], sort=False), key=lambda item: int(str(item[0]).split("-")[0])
         ):
             diverged = int(_flag(cell, "diverged", True).sum())
             interval: list[Any] = [None, None]
             if len(cell) >= MIN_GROUP:
                 rate = _pct(diverged, len(cell))
-                estimate = stats.rate(_flag(cell, "diverged", True).to_numpy(bool))
+                estimate = stats.rate(_flag(cell, "diverged", True))
                 estimates.append(_record(estimate, 4, budget=budget, n_layers_band=band))
                 interval = _pct_ci(estimate)
             else:
@@ -354,7 +359,7 @@ def divergence_by_depth(rows: Rows) -> Finding:
     )
 
 
-def _confound_text(group: pd.DataFrame) -> str:
+def _confound_text(group: Frame) -> str:
     """``; depth is confounded with width: …`` for a budget with such widths, else empty."""
     confounds = confounded_widths(group)
     if not confounds:
@@ -373,32 +378,34 @@ def max_reliable_depth(rows: Rows) -> Finding:
     the reliable depth (a deeper depth may simply have had luckier trials).
     """
     frame = _known_divergence(as_frame(rows))
-    frame = frame[np.isfinite(frame["n_layers"])]
+    frame = frame.where(np.isfinite(frame["n_layers"]))
 
     def compute(entry: Budget, tally: Tally) -> None:
         budget, group = entry.label, entry.whole
         table, parts = tally.table, tally.parts
-        diverged_at = group.assign(_div=_flag(group, "diverged", True).astype(int))
-        per_depth = diverged_at.groupby("n_layers")["_div"].agg(["size", "sum"])
-        enough = per_depth[per_depth["size"] >= MIN_GROUP]
-        clean = enough[enough["sum"] == 0]
-        diverged_depths = per_depth[per_depth["sum"] > 0].index
-        shallowest = int(min(diverged_depths)) if len(diverged_depths) else None
-        deepest = int(per_depth.index.max())
-        n_div = int(per_depth["sum"].sum())
-        if not len(enough):
+        # per depth (sorted): its trials and its diverged trials
+        depths, at, size = np.unique(group["n_layers"], return_inverse=True, return_counts=True)
+        diverged = np.bincount(at, weights=_flag(group, "diverged", True), minlength=len(depths))
+        enough = size >= MIN_GROUP
+        clean = enough & (diverged == 0)
+        diverged_depths = depths[diverged > 0]
+        shallowest = int(diverged_depths.min()) if len(diverged_depths) else None
+        deepest = int(depths.max())
+        n_div = int(diverged.sum())
+        if not enough.any():
             reliable: Any = INSUFFICIENT
             at_depth = None
             parts.append(f"{budget} {INSUFFICIENT} (no depth has {MIN_GROUP} trials)")
-        elif not len(clean):
+        elif not clean.any():
             reliable, at_depth = "none", None
             parts.append(
                 f"{budget} none (every depth with ≥ {MIN_GROUP} trials had a divergence"
                 f"{_confound_text(group) if n_div else ''})"
             )
         else:
-            reliable = int(clean.index.max())
-            at_depth = int(clean.loc[clean.index.max(), "size"])
+            deepest_clean = np.flatnonzero(clean)[-1]
+            reliable = int(depths[deepest_clean])
+            at_depth = int(size[deepest_clean])
             text = f"{budget} {reliable} layers ({at_depth} trials"
             if shallowest is not None:
                 text += f"; shallowest divergence at {shallowest} layers"
@@ -502,13 +509,13 @@ def best_heads_per_width(rows: Rows) -> Finding:
         budget, scored, direction = entry.label, entry.trials, entry.direction
         table, parts = tally.table, tally.parts
         pairs = []
-        for d_model, cell in sorted(scored.groupby("d_model"), key=lambda item: item[0]):
-            tried = ", ".join(str(int(h)) for h in sorted(cell["n_heads"].unique()))
+        for d_model, cell in group_by(scored, ["d_model"]):
+            tried = ", ".join(str(int(h)) for h in sorted(set(cell["n_heads"].tolist())))
             marker = entry.marker(len(cell), MIN_GROUP)
             if marker is not None:
                 table.append([budget, int(d_model), len(cell), tried, marker, None])
                 continue
-            best = cell.iloc[_rank_order(cell, str(direction))[0]]
+            best = _row(cell, _rank_order(cell, str(direction))[0])
             row = [budget, int(d_model), len(cell), tried, int(best["n_heads"])]
             row.append(float(best["objective"]))
             table.append(row)
@@ -553,20 +560,28 @@ def heads_controlled_pairs(rows: Rows) -> Finding:
             table.append([budget, None, None, None, None, MIXED, None, None])
             parts.append(f"{budget} {MIXED}")
             return
-        arch = ["d_model", "n_layers", "n_heads"]
-        best = (
-            scored.assign(_score=sign(entry.direction) * scored["objective"])
-            .sort_values(["study", *arch, "_score", "trial_num"], kind="mergesort")
-            .drop_duplicates(["study", *arch])
-        )
+        score = sign(entry.direction) * scored["objective"]
+        # sorted by study (missing ones last), d_model, n_layers, n_heads, score and trial
+        # number; the first row of each (study, d_model, n_layers, n_heads) is its best trial
+        studies = _study_codes(scored["study"].tolist())
+        arch = [scored[c] for c in ("d_model", "n_layers", "n_heads")]
+        order = np.lexsort((scored["trial_num"], score, *arch[::-1], studies))
+        keys = zip(studies[order].tolist(), *(a[order].tolist() for a in arch), strict=True)
+        best: list[int] = []
+        previous: Any = object()
+        for key, position in zip(keys, order.tolist(), strict=True):
+            if key != previous:
+                best.append(position)
+                previous = key
         differences: list[float] = []
         more = fewer = ties = 0
         used = 0
         # best is sorted by study, d_model and n_layers: each (study, d_model, n_layers) is one
-        # run of rows, the runs in key order (what groupby(..., sort=True) walks, without a
-        # frame per cell); rows without a study are left out, as groupby leaves them out
+        # run of rows, the runs in key order (what a group-by of the three walks, without a
+        # selection per cell); rows without a study are left out, as a group-by leaves them out
         records = zip(
-            *(best[c].tolist() for c in ("study", "d_model", "n_layers", "objective", "_score")),
+            *(scored[c][best].tolist() for c in ("study", "d_model", "n_layers", "objective")),
+            score[best].tolist(),
             strict=True,
         )
         for (study, _, _), run in itertools.groupby(records, key=lambda r: r[:3]):
@@ -647,19 +662,19 @@ def ff_ratio(rows: Rows, top_k: int = DEFAULT_TOP_K) -> Finding:
         table, parts = tally.table, tally.parts
         k = min(top_k, n)
         ratios_all = scored["d_ff"] / scored["d_model"]
-        top = ratios_all.iloc[_rank_order(scored, str(direction))[:k]]
-        counts = _counts(top.round(6), whole=False)
+        top = ratios_all[_rank_order(scored, str(direction))[:k]]
+        counts = _counts(np.round(top, 6), whole=False)
         mode_value, mode_count = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[0]
         row = [
             budget,
             k,
-            _sig(float(top.median())),
+            _sig(float(np.median(top))),
             _sig(float(top.min())),
             _sig(float(top.max())),
             _sig(float(mode_value)),
             int(mode_count),
             n,
-            _sig(float(ratios_all.median())),
+            _sig(float(np.median(ratios_all))),
         ]
         table.append(row)
         parts.append(
@@ -667,9 +682,9 @@ def ff_ratio(rows: Rows, top_k: int = DEFAULT_TOP_K) -> Finding:
             f"all {n} scored trials: median {fmt(row[8])})"
         )
 
-    def with_ratio(group: pd.DataFrame) -> pd.DataFrame:
+    def with_ratio(group: Frame) -> Frame:
         scored = _scored(group)
-        return scored[np.isfinite(scored["d_ff"]) & (scored["d_model"] > 0)]
+        return scored.where(np.isfinite(scored["d_ff"]) & (scored["d_model"] > 0))
 
     def short(budget: Budget, marker: str) -> list[Any]:
         return [budget.label, None, marker, None, None, None, None, budget.n, None]
@@ -703,7 +718,7 @@ def ff_ratio(rows: Rows, top_k: int = DEFAULT_TOP_K) -> Finding:
     )
 
 
-def confounded_widths(frame: pd.DataFrame) -> list[tuple[int, int, int]]:
+def confounded_widths(frame: Frame) -> list[tuple[int, int, int]]:
     """(d_model, its only n_layers, trials) for each width tried with one depth only.
 
     Such a width cannot be told apart from its depth: any effect of the one is the other's.
@@ -711,21 +726,34 @@ def confounded_widths(frame: pd.DataFrame) -> list[tuple[int, int, int]]:
     budgets where every width has one depth (then depth and width are simply one grid axis
     each, and the table by depth already shows them).
 
-    >>> f = pd.DataFrame({"d_model": [1536.0] * 3 + [2048.0] * 4,
-    ...                   "n_layers": [48.0] * 3 + [24.0, 32.0, 48.0, 24.0]})
-    >>> confounded_widths(f)
+    >>> from .frame import trial_frame
+    >>> widths = [1536] * 3 + [2048] * 4
+    >>> depths = [48] * 3 + [24, 32, 48, 24]
+    >>> confounded_widths(trial_frame(
+    ...     {"d_model": w, "n_layers": d} for w, d in zip(widths, depths, strict=True)))
     [(1536, 48, 3)]
     """
     known = _known(frame, ["d_model", "n_layers"])
-    depths = known.groupby("d_model")["n_layers"].agg(["nunique", "first", "size"])
-    if len(depths) < 2 or (depths["nunique"] == 1).all():
+    # per width: its distinct depths, its first depth and its trials
+    depths: dict[float, tuple[set[float], float, list[int]]] = {}
+    for width, depth in zip(known["d_model"].tolist(), known["n_layers"].tolist(), strict=True):
+        found = depths.get(width)
+        if found is None:
+            depths[width] = ({depth}, depth, [1])
+        else:
+            found[0].add(depth)
+            found[2][0] += 1
+    if len(depths) < 2 or all(len(d[0]) == 1 for d in depths.values()):
         return []
-    single = depths[(depths["nunique"] == 1) & (depths["size"] >= MIN_GROUP)]
-    return [(int(w), int(r["first"]), int(r["size"])) for w, r in single.iterrows()]
+    return [
+        (int(width), int(first), count)
+        for width, (distinct, first, (count,)) in sorted(depths.items())
+        if len(distinct) == 1 and count >= MIN_GROUP
+    ]
 
 
-def scored_frame(rows: Rows) -> pd.DataFrame:
-    """The scored trials (COMPLETE, finite objective, not diverged) as a DataFrame."""
+def scored_frame(rows: Rows) -> Frame:
+    """The scored trials (COMPLETE, finite objective, not diverged) as a :class:`Frame`."""
     return _scored(as_frame(rows))
 
 
@@ -740,12 +768,12 @@ def architecture_grid(rows: Rows) -> Finding:
     def compute(entry: Budget, tally: Tally) -> None:
         budget, scored, direction = entry.label, entry.trials, entry.direction
         table = tally.table
-        for (d_model, n_layers), cell in scored.groupby(["d_model", "n_layers"], sort=True):
+        for (d_model, n_layers), cell in group_by(scored, ["d_model", "n_layers"]):
             marker = entry.marker(len(cell), MIN_GROUP)
             if marker is not None:
                 table.append([budget, int(d_model), int(n_layers), len(cell), direction, marker])
                 continue
-            best = cell.iloc[_rank_order(cell, str(direction))[0]]
+            best = _row(cell, _rank_order(cell, str(direction))[0])
             table.append(
                 [
                     budget,

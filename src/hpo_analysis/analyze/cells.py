@@ -12,7 +12,7 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-import pandas as pd
+from numpy.typing import ArrayLike
 
 from .. import stats
 from ..finding import MIN_N, Finding
@@ -45,14 +45,33 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def spearman(x: pd.Series, y: pd.Series) -> float | None:
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """The 1-based rank of each value, ties sharing the mean of their ranks (as pandas' and
+    SciPy's ``rank`` give them); the values are numbers other than NaN.
+
+    >>> average_ranks(np.array([3.0, 1.0, 3.0, 2.0])).tolist()
+    [3.5, 1.0, 3.5, 2.0]
+    """
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    n = len(values)
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if n else np.array([], int)
+    ends = np.r_[starts[1:], n]
+    # a tie of positions first..last (0-based) has the mean rank (first + last) / 2 + 1
+    mean_rank = (starts + ends - 1) / 2.0 + 1.0
+    ranks = np.empty(n, dtype=float)
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    return ranks
+
+
+def spearman(x: ArrayLike, y: ArrayLike) -> float | None:
     """Spearman's rank correlation, rounded to 3 decimals, or None when it cannot be computed.
 
-    Computed as Pearson's r of the average ranks (the textbook definition, which pandas
-    implements without SciPy). None with fewer than ``MIN_N`` complete pairs or when either
-    side is constant.
+    Computed as Pearson's r of the average ranks (the textbook definition;
+    :func:`~hpo_analysis.stats.spearman_value`, the value the findings' estimates carry). None
+    with fewer than ``MIN_N`` complete pairs or when either side is constant.
 
-    >>> spearman(pd.Series([1, 2, 3, 4, 5]), pd.Series([5, 6, 7, 8, 7]))
+    >>> spearman([1, 2, 3, 4, 5], [5, 6, 7, 8, 7])
     0.821
     """
     a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
@@ -60,11 +79,11 @@ def spearman(x: pd.Series, y: pd.Series) -> float | None:
     a, b = a[keep], b[keep]
     if len(a) < MIN_N or np.unique(a).size < 2 or np.unique(b).size < 2:
         return None
-    rho = pd.Series(a).rank().corr(pd.Series(b).rank())
+    rho = stats.spearman_value(a, b)
     return _r3(rho) if math.isfinite(rho) else None
 
 
-def cliffs_delta(a: Sequence[float] | pd.Series, b: Sequence[float] | pd.Series) -> float:
+def cliffs_delta(a: ArrayLike, b: ArrayLike) -> float:
     """Cliff's δ = (#{a_i > b_j} − #{a_i < b_j}) / (len(a)·len(b)), rounded to 3 decimals.
 
     +1: every value of ``a`` is above every value of ``b``; 0: no tendency. Computed from the
@@ -73,21 +92,26 @@ def cliffs_delta(a: Sequence[float] | pd.Series, b: Sequence[float] | pd.Series)
     >>> cliffs_delta([3, 4], [1, 2, 3])
     0.833
     """
-    first = pd.Series(np.asarray(a, dtype=float))
-    second = pd.Series(np.asarray(b, dtype=float))
-    ranks = pd.concat([first, second], ignore_index=True).rank()
+    first = np.asarray(a, dtype=float).reshape(-1)
+    second = np.asarray(b, dtype=float).reshape(-1)
     n_a, n_b = len(first), len(second)
+    both = np.concatenate([first, second])
+    ranks = np.full(len(both), math.nan)
+    valid = ~np.isnan(both)  # a NaN has no rank and adds nothing to the sum
+    ranks[valid] = average_ranks(both[valid])
     # Average ranks are whole or half numbers, so twice their sum is an exact integer and δ an
     # exact fraction, rounded once: a tie such as -0.2125 rounds the same on every machine.
-    rank_sum = float(ranks.iloc[:n_a].sum())
+    rank_sum = float(np.nansum(ranks[:n_a]))
     if not n_a or not n_b or not math.isfinite(rank_sum):
         return _r3(math.nan)
     twice_u = round(2 * rank_sum) - n_a * (n_a + 1)
     return float(round(Fraction(twice_u - n_a * n_b, n_a * n_b), 3)) + 0.0
 
 
-def _quantiles(values: pd.Series) -> tuple[float, float, float]:
-    q1, median, q3 = (float(values.quantile(q)) for q in (0.25, 0.5, 0.75))
+def _quantiles(values: np.ndarray) -> tuple[float, float, float]:
+    """Quartiles and median by linear interpolation of the values that are not NaN."""
+    finite = values[~np.isnan(values)]
+    q1, median, q3 = (float(np.percentile(finite, 100 * q)) for q in (0.25, 0.5, 0.75))
     return _sig(q1), _sig(median), _sig(q3)
 
 
@@ -146,7 +170,7 @@ def _record(estimate: Estimate, places: int = 3, **context: Any) -> dict[str, An
     return estimate.rounded(places).to_dict(**context)
 
 
-def _has_rho(x: pd.Series | np.ndarray, y: pd.Series | np.ndarray) -> bool:
+def _has_rho(x: ArrayLike, y: ArrayLike) -> bool:
     """Whether :func:`spearman` gives a number: at least ``MIN_N`` pairs where both are finite
     and variation on both sides (the ranks of such pairs are not constant, so their
     correlation is finite), without ranking them."""
@@ -158,7 +182,7 @@ def _has_rho(x: pd.Series | np.ndarray, y: pd.Series | np.ndarray) -> bool:
     return bool((a != a[0]).any() and (b != b[0]).any())
 
 
-def _rho(x: pd.Series, y: pd.Series) -> Estimate | None:
+def _rho(x: ArrayLike, y: ArrayLike) -> Estimate | None:
     """Spearman's ρ with its bootstrap interval; None where :func:`spearman` gives none."""
     if not _has_rho(x, y):
         return None

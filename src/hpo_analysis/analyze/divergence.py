@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from .. import stats
 from ..finding import (
@@ -35,12 +35,16 @@ from .cells import (
 )
 from .frame import (
     Budget,
+    Frame,
     Rows,
     Tally,
     _flag,
     _known_divergence,
     _map_distinct,
+    _missing,
+    _not_nan,
     as_frame,
+    group_by,
     per_budget,
 )
 
@@ -57,15 +61,15 @@ def divergence_hyperparameters(rows: Rows) -> Finding:
     def compute(entry: Budget, tally: Tally) -> None:
         budget, group = entry.label, entry.whole
         table, parts, estimates, calm = tally.table, tally.parts, tally.estimates, tally.quiet
-        diverged = group[_flag(group, "diverged", True).astype(bool)]
-        healthy = group[_flag(group, "diverged", False).astype(bool)]
-        if diverged.empty:
+        diverged = group.where(_flag(group, "diverged", True))
+        healthy = group.where(_flag(group, "diverged", False))
+        if not len(diverged):
             calm.append(budget)
             return
         rows_here: list[list[Any]] = []
         for parameter in DIVERGENCE_PARAMS:
-            a = diverged[parameter].dropna()
-            b = healthy[parameter].dropna()
+            a = _not_nan(diverged[parameter])
+            b = _not_nan(healthy[parameter])
             if len(a) < MIN_GROUP or len(b) < MIN_GROUP:
                 table.append([budget, parameter, len(a), len(b), None, None, INSUFFICIENT])
                 table[-1] += [None, None]
@@ -77,8 +81,8 @@ def divergence_hyperparameters(rows: Rows) -> Finding:
                 parameter,
                 len(a),
                 len(b),
-                _sig(float(a.median())),
-                _sig(float(b.median())),
+                _sig(float(np.median(a))),
+                _sig(float(np.median(b))),
                 cliffs_delta(a, b),
                 *_ci(delta),
             ]
@@ -146,14 +150,15 @@ def divergence_hyperparameters(rows: Rows) -> Finding:
 def diverge_epochs(rows: Rows) -> Finding:
     """At which epoch trials diverge: median and range of diverge_epoch per budget."""
     frame = as_frame(rows)
-    frame = frame[_flag(frame, "diverged", True).astype(bool)]
+    frame = frame.where(_flag(frame, "diverged", True))
 
     def compute(entry: Budget, tally: Tally) -> None:
         budget, group = entry.label, entry.whole
         table, parts = tally.table, tally.parts
-        epochs = group["diverge_epoch"].dropna()
-        kinds = group["diverge_kind"].map(lambda k: k or "unknown").value_counts()
-        kinds_text = ", ".join(f"{k} {int(kinds[k])}" for k in sorted(kinds.index))
+        epochs = _not_nan(group["diverge_epoch"])
+        named = (k or "unknown" for k in group["diverge_kind"].tolist())
+        kinds = Counter(k for k in named if not _missing(k))
+        kinds_text = ", ".join(f"{k} {kinds[k]}" for k in sorted(kinds))
         if len(epochs) < MIN_N:
             table.append([budget, len(group), len(epochs), INSUFFICIENT, None, None, kinds_text])
             parts.append(f"{budget} {INSUFFICIENT} ({len(epochs)} with a diverge_epoch)")
@@ -162,7 +167,7 @@ def diverge_epochs(rows: Rows) -> Finding:
             budget,
             len(group),
             len(epochs),
-            _sig(float(epochs.median())),
+            _sig(float(np.median(epochs))),
             int(epochs.min()),
             int(epochs.max()),
             kinds_text,
@@ -221,28 +226,29 @@ def divergence_interactions(rows: Rows) -> Finding:
     rates with a bootstrap interval. Widths tried at one depth only are named as confounded.
     """
     frame = _known_divergence(as_frame(rows))
-    frame = frame[
+    frame = frame.where(
         np.isfinite(frame["n_layers"])
         & (frame["n_layers"] >= 1)
         & np.isfinite(frame["lr"])
         & (frame["lr"] > 0)
-    ]
+    )
 
     def compute(entry: Budget, tally: Tally) -> None:
         budget, group = entry.label, entry.whole
         table, parts, estimates, calm = tally.table, tally.parts, tally.estimates, tally.quiet
-        banded = group.assign(
-            _lr=group["lr"].map(lr_band),  # (lr values are mostly distinct)
+        banded = group.with_columns(
+            _lr=_map_distinct(group["lr"], lr_band),
             _depth=_map_distinct(group["n_layers"], depth_band),
-            _div=_flag(group, "diverged", True).astype(bool),
+            _div=_flag(group, "diverged", True),
+            _position=np.arange(len(group)),
         )
         cells = []
-        for (lr_text, depth_text), cell in banded.groupby(["_lr", "_depth"], sort=False):
+        for (lr_text, depth_text), cell in group_by(banded, ["_lr", "_depth"], sort=False):
             cells.append(
                 (_band_start(str(lr_text)), _band_start(str(depth_text)), lr_text, depth_text, cell)
             )
         cells.sort(key=lambda c: (c[0], c[1]))
-        best: tuple[float, Any, Any, pd.DataFrame] | None = None
+        best: tuple[float, Any, Any, Frame] | None = None
         for _, _, lr_text, depth_text, cell in cells:
             diverged = int(cell["_div"].sum())
             enough = len(cell) >= MIN_GROUP
@@ -273,8 +279,10 @@ def divergence_interactions(rows: Rows) -> Finding:
             )
             return
         _, lr_text, depth_text, cell = best
-        inside = cell["_div"].to_numpy(bool)
-        outside = banded.loc[~banded.index.isin(cell.index), "_div"].to_numpy(bool)
+        inside = cell["_div"]
+        elsewhere = np.ones(len(banded), dtype=bool)
+        elsewhere[cell["_position"]] = False
+        outside = banded["_div"][elsewhere]
         difference = stats.rate_difference(inside, outside)
         estimates.append(
             _record(difference, 4, budget=budget, lr_band=lr_text, n_layers_band=depth_text)

@@ -33,9 +33,11 @@ from .frame import (
     Budget,
     Rows,
     Tally,
+    _equals,
     _flag,
     _scored_known,
     as_frame,
+    group_by,
     per_budget,
 )
 
@@ -53,15 +55,15 @@ def best_epoch_gap(rows: Rows) -> Finding:
     def compute(entry: Budget, tally: Tally) -> None:
         budget, group = entry.label, entry.whole
         table, parts, estimates = tally.table, tally.parts, tally.estimates
-        cell_all = group[
-            _flag(group, "diverged", False).astype(bool)
+        cell_all = group.where(
+            _flag(group, "diverged", False)
             & np.isfinite(group["best_epoch"])
             & np.isfinite(group["epochs_trained"])
-        ]
+        )
         tally.total += len(cell_all)
         texts = []
         for reason in ("early_stopped", "completed"):
-            cell = cell_all[cell_all["stop_reason"].eq(reason).astype(bool)]
+            cell = cell_all.where(_equals(cell_all["stop_reason"], reason))
             gap = cell["epochs_trained"] - cell["best_epoch"]
             n = len(gap)
             if n < MIN_N:
@@ -127,12 +129,12 @@ def dropout_generalization(rows: Rows) -> Finding:
     def compute(entry: Budget, tally: Tally) -> None:
         budget, group = entry.label, entry.whole
         table, parts, estimates = tally.table, tally.parts, tally.estimates
-        healthy = group[
-            _flag(group, "diverged", False).astype(bool)
+        healthy = group.where(
+            _flag(group, "diverged", False)
             & np.isfinite(group["dropout"])
             & np.isfinite(group["last_val_loss"])
             & np.isfinite(group["train_loss"])
-        ]
+        )
         gap = healthy["last_val_loss"] - healthy["train_loss"]
         rho_gap = _rho(healthy["dropout"], gap)
         scored, direction = entry.trials, entry.direction
@@ -207,18 +209,18 @@ def early_stopping_by_epochs(rows: Rows) -> Finding:
     does, so a budget's overall rate mostly reflects its mix of epochs_config values.
     """
     frame = as_frame(rows)
-    known = frame[
-        (_flag(frame, "early_stopped", True) | _flag(frame, "early_stopped", False)).astype(bool)
-        & ~_flag(frame, "diverged", True).astype(bool)
+    known = frame.where(
+        (_flag(frame, "early_stopped", True) | _flag(frame, "early_stopped", False))
+        & ~_flag(frame, "diverged", True)
         & np.isfinite(frame["epochs_config"])
-    ]
+    )
 
     def compute(entry: Budget, tally: Tally) -> None:
         budget, group = entry.label, entry.whole
         table, parts, estimates = tally.table, tally.parts, tally.estimates
         cells = []
-        for epochs, cell in group.groupby("epochs_config", sort=True):
-            flags = _flag(cell, "early_stopped", True).to_numpy(bool)
+        for epochs, cell in group_by(group, ["epochs_config"]):
+            flags = _flag(cell, "early_stopped", True)
             stopped = int(flags.sum())
             if len(cell) < MIN_GROUP:
                 table.append([budget, int(epochs), len(cell), stopped, INSUFFICIENT, None, None])

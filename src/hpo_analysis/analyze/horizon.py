@@ -3,11 +3,11 @@ easiest, and does depth help more for longer horizons?"""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from .. import stats
 from ..finding import (
@@ -29,12 +29,14 @@ from .cells import (
 )
 from .frame import (
     Budget,
+    Frame,
     Rows,
     Tally,
     _better,
     _horizon_groups,
     _is_not_none,
     _known,
+    _missing,
     _ranked,
     _scored,
     _where,
@@ -46,7 +48,7 @@ from .frame import (
 _ARCH = ["d_model", "n_layers", "n_heads"]
 
 
-def _transfer_table(frame: pd.DataFrame) -> tuple[list[list[Any]], int]:
+def _transfer_table(frame: Frame) -> tuple[list[list[Any]], int]:
     """Rows of (budget, horizon, its best architecture, objective, other horizon, rank there,
     architectures there) and the number of scored trials compared.
 
@@ -59,7 +61,8 @@ def _transfer_table(frame: pd.DataFrame) -> tuple[list[list[Any]], int]:
 
     def compute(budget: Budget, tally: Tally) -> None:
         scored = _where(budget.trials, _is_not_none(budget.trials["horizon"]))
-        sizes = {str(h): int(n) for h, n in scored["horizon"].value_counts(sort=False).items()}
+        counts = Counter(h for h in scored["horizon"].tolist() if not _missing(h))
+        sizes = {str(h): n for h, n in counts.items()}
         horizons = sorted(sizes, key=horizon_sort_key)
         if len(horizons) < 2:
             return
@@ -67,28 +70,37 @@ def _transfer_table(frame: pd.DataFrame) -> tuple[list[list[Any]], int]:
             tally.table.append([budget.label, None, None, None, None, MIXED, None, None, None])
             return
         tally.total += sum(sizes.values())
-        # Best first within each horizon (the ranking of _ranked), one row per architecture.
+        # Best first within each horizon (the ranking of _ranked): the first row of each
+        # (horizon, architecture) is its best trial, and an architecture's "min" rank in its
+        # horizon is one more than the number of architectures with a better best score.
         ranked = _ranked(_known(scored, _ARCH), budget.direction)
-        ranked = ranked.assign(_horizon=ranked["horizon"].map(str))
-        best = ranked.drop_duplicates(["_horizon", *_ARCH])
-        best = best.assign(
-            _rank=best.groupby("_horizon", sort=False)["_score"].rank(method="min").astype(int)
-        )
-        keys = zip(
-            best["_horizon"], best["d_model"], best["n_layers"], best["n_heads"], strict=True
-        )
-        rank_of = dict(zip(keys, best["_rank"].tolist(), strict=True))
-        archs = best["_horizon"].value_counts(sort=False).to_dict()
-        tops = best.drop_duplicates("_horizon").set_index("_horizon")
+        seen: set[tuple[Any, ...]] = set()
+        scores: dict[str, list[float]] = {}  # per horizon, each architecture's best score
+        firsts: dict[tuple[Any, ...], float] = {}
+        tops: dict[str, tuple[Any, ...]] = {}  # per horizon, its best trial's (arch, objective)
+        columns = (ranked[c].tolist() for c in ("horizon", *_ARCH, "_score", "objective"))
+        for horizon_value, *arch_values, score, objective in zip(*columns, strict=True):
+            key = (str(horizon_value), *arch_values)
+            if key in seen:
+                continue
+            seen.add(key)
+            firsts[key] = score
+            scores.setdefault(key[0], []).append(score)
+            tops.setdefault(key[0], (*arch_values, objective))
+        ordered = {h: np.sort(np.array(v)) for h, v in scores.items()}
+        rank_of = {
+            key: int(np.searchsorted(ordered[key[0]], score, side="left")) + 1
+            for key, score in firsts.items()
+        }
+        archs = {h: len(v) for h, v in scores.items()}
         for horizon in horizons:
-            if sizes[horizon] < MIN_N or horizon not in tops.index:
+            if sizes[horizon] < MIN_N or horizon not in tops:
                 tally.table.append(
                     [budget.label, horizon, None, None, None, INSUFFICIENT, None, None, None]
                 )
                 continue
-            top = tops.loc[horizon]
-            arch: tuple[Any, ...] = tuple(int(top[c]) for c in _ARCH)
-            objective = float(top["objective"])
+            *top_arch, objective = tops[horizon]
+            arch: tuple[Any, ...] = tuple(int(v) for v in top_arch)
             for other in horizons:
                 if other == horizon:
                     continue
@@ -103,7 +115,7 @@ def _transfer_table(frame: pd.DataFrame) -> tuple[list[list[Any]], int]:
     return tally.table, tally.total
 
 
-def transfer_findings(frame: pd.DataFrame) -> list[Finding]:
+def transfer_findings(frame: Frame) -> list[Finding]:
     """:func:`horizon_transfer` and :func:`horizon_transfer_summary` from one pair table."""
     table, total = _transfer_table(frame)
     return [_transfer_finding(table, total), _transfer_summary(table, total)]
@@ -218,14 +230,14 @@ def easiest_horizon(rows: Rows) -> Finding:
                 tally.table.append(row)
                 continue
             objective = cell["objective"]
-            best = (sign(direction) * objective).min() * sign(direction)
+            best = (sign(direction) * objective).min() * sign(direction)  # (all finite)
             row = [
                 budget.label,
                 horizon,
                 n,
                 direction,
                 _sig(float(best)),
-                _sig(float(objective.median())),
+                _sig(float(np.median(objective))),
             ]
             estimate = stats.median(objective)
             tally.estimates.append(_record(estimate, 12, budget=budget.label, horizon=horizon))
@@ -293,9 +305,7 @@ def depth_by_horizon(rows: Rows) -> Finding:
     def compute(budget: Budget, tally: Tally) -> None:
         direction = budget.direction
         for horizon, cell in _horizon_groups(budget.trials):
-            finite = np.isfinite(cell["n_layers"].to_numpy())
-            if not finite.all():  # (all finite: the cell as it is)
-                cell = cell[finite]
+            cell = cell.where(np.isfinite(cell["n_layers"]))
             rho = _rho(cell["n_layers"], cell["objective"]) if direction else None
             if rho is None or direction is None:
                 marker = budget.reason()

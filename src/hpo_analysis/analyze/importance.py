@@ -7,7 +7,7 @@ import importlib.util
 import warnings
 from typing import Any
 
-import pandas as pd
+import numpy as np
 
 from ..errors import import_detached
 from ..finding import (
@@ -23,6 +23,7 @@ from .cells import (
 )
 from .frame import (
     Budget,
+    Frame,
     Rows,
     Tally,
     _scored,
@@ -66,7 +67,7 @@ def _hashed_once(cls: type) -> type:
     return Hashed
 
 
-def _distribution(values: pd.Series, *, hashed_once: bool = False) -> Any:
+def _distribution(values: np.ndarray, *, hashed_once: bool = False) -> Any:
     """An Optuna distribution for the observed values (None for a constant parameter).
 
     Whole numbers with at most ``MAX_CHOICES`` distinct values (d_model, n_heads, batch size:
@@ -87,14 +88,26 @@ def _distribution(values: pd.Series, *, hashed_once: bool = False) -> Any:
     low, high = float(values.min()), float(values.max())
     if low == high:
         return None
-    whole = bool((values == values.round()).all())
-    if whole and values.nunique() <= MAX_CHOICES:
-        choices = sorted(int(v) for v in values.unique())
+    whole = bool((values == np.round(values)).all())
+    distinct = np.unique(values)
+    if whole and len(distinct) <= MAX_CHOICES:
+        choices = sorted(int(v) for v in distinct)
         return kind(CategoricalDistribution)(choices)
     log = low > 0 and high / low >= 10
     if whole:
         return kind(IntDistribution)(int(low), int(high), log=log)
     return kind(FloatDistribution)(low, high, log=log)
+
+
+def _sample(n: int, size: int) -> np.ndarray:
+    """A seeded random sample of ``size`` of ``n`` row positions, in row order (pandas'
+    ``sample(n=size, random_state=0)``: legacy ``RandomState(0).choice`` without
+    replacement).
+
+    >>> _sample(10, 3).tolist()
+    [2, 4, 8]
+    """
+    return np.sort(np.random.RandomState(0).choice(n, size=size, replace=False))
 
 
 class _ScoredTrials:
@@ -121,7 +134,7 @@ class _ScoredTrials:
         return list(self._trials)  # all COMPLETE; never modified by the evaluator
 
 
-def _importance(scored: pd.DataFrame, direction: str) -> tuple[list[str], dict[str, float]]:
+def _importance(scored: Frame, direction: str) -> tuple[list[str], dict[str, float]]:
     import_detached("optuna.importance")  # not from this deep stack: see import_detached
     import optuna
     from optuna.distributions import FloatDistribution
@@ -129,8 +142,8 @@ def _importance(scored: pd.DataFrame, direction: str) -> tuple[list[str], dict[s
     from optuna.trial import FrozenTrial, TrialState
 
     if len(scored) > MAX_IMPORTANCE_TRIALS:
-        scored = scored.sample(n=MAX_IMPORTANCE_TRIALS, random_state=0).sort_index()
-    params = [p for p in IMPORTANCE_PARAMS if scored[p].notna().all()]
+        scored = scored.take(_sample(len(scored), MAX_IMPORTANCE_TRIALS))
+    params = [p for p in IMPORTANCE_PARAMS if not np.isnan(scored[p]).any()]
     distributions = {p: _distribution(scored[p], hashed_once=True) for p in params}
     distributions = {p: d for p, d in distributions.items() if d is not None}
     if not distributions:

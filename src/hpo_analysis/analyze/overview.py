@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import pandas as pd
+import numpy as np
 
 from .. import stats
 from ..finding import (
@@ -26,8 +26,10 @@ from .cells import (
 )
 from .frame import (
     Budget,
+    Frame,
     Rows,
     Tally,
+    _is_not_none,
     as_frame,
     direction_of,
     per_budget,
@@ -84,9 +86,11 @@ def early_stopping_by_budget(rows: Rows) -> Finding:
     denominator would lower the rate of exactly the budgets that diverge most.
     """
 
-    def known(group: pd.DataFrame) -> pd.DataFrame:
-        flagged = group["early_stopped"].map(lambda v: v is not None).astype(bool)
-        return group[flagged & ~group["diverged"].map(lambda v: v is True).astype(bool)]
+    def known(group: Frame) -> Frame:
+        flagged = _is_not_none(group["early_stopped"])
+        diverged = group["diverged"].tolist()
+        not_diverged = np.fromiter((v is not True for v in diverged), bool, len(diverged))
+        return group.where(flagged & not_diverged)
 
     def compute(budget: Budget, tally: Tally) -> None:
         flags = [bool(v) for v in budget.trials["early_stopped"].tolist()]
