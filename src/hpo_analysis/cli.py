@@ -480,10 +480,11 @@ def run_extract(args: argparse.Namespace, argv: Sequence[str]) -> int:
     )
     for failure in result.validation_failures:
         print(f"validation: {failure}", file=sys.stderr)
-    from .report import INSTALL_HINT, report_available
+    if not args.no_report:
+        from .report import INSTALL_HINT, report_available
 
-    if not args.no_report and not report_available():
-        print(f"report skipped: matplotlib is not installed ({INSTALL_HINT})", file=sys.stderr)
+        if not report_available():
+            print(f"report skipped: matplotlib is not installed ({INSTALL_HINT})", file=sys.stderr)
     console.finish(Path(options.out) / "manifest.csv")
     print(result.summary_line())
     if result.validation_failures:
