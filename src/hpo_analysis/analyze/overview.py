@@ -1,6 +1,6 @@
 """Overview: how many trials diverged or stopped early per budget, and each study's best trial.
 
-These three findings read the plain rows (no DataFrame needed): they are the answers a reader
+These three findings read the plain rows or the trial frame: they are the answers a reader
 wants before any analysis, and the ones the pipeline can always give.
 """
 
