@@ -1472,3 +1472,69 @@ def test_confounded_widths_are_the_grouped_ones(pairs: list[tuple[float, float]]
         single = depths[(depths["nunique"] == 1) & (depths["size"] >= MIN_GROUP)]
         expected = [(int(w), int(r["first"]), int(r["size"])) for w, r in single.iterrows()]
     assert confounded_widths(frame) == expected
+
+
+def _example_rows() -> list[dict[str, Any]]:
+    """Rows of two budgets and three horizons with varied architectures, some diverged."""
+    import random
+
+    draw = random.Random(0)
+    rows = []
+    for i in range(240):
+        budget, horizon = ("2M", "20M")[i % 2], ("h1", "h3", "h7")[i % 3]
+        diverged = draw.random() < 0.1
+        rows.append(
+            trial(
+                i,
+                draw.uniform(0.4, 1.2),
+                study=f"s_{budget}_{horizon}",
+                budget=budget,
+                horizon=horizon,
+                diverged=diverged,
+                d_model=draw.choice([64, 128, 256]),
+                n_layers=draw.choice([2, 4, 8, 16]),
+                n_heads=draw.choice([2, 4, 8]),
+                d_ff=draw.choice([256, 512, 1024]),
+                lr=10 ** draw.uniform(-4, -2),
+                dropout=draw.choice([0.0, 0.1, 0.2]),
+                batch_size=draw.choice([32, 64]),
+                weight_decay=draw.choice([0.0, 0.01]),
+                warmup_steps=draw.choice([0, 100]),
+                epochs_config=draw.choice([50, 100]),
+                best_epoch=draw.randint(5, 40),
+                epochs_trained=draw.randint(41, 100),
+                train_loss=draw.uniform(0.3, 1.0),
+                last_val_loss=draw.uniform(0.4, 1.2),
+                early_stopped=None if diverged else draw.random() < 0.4,
+                stop_reason="diverged" if diverged else draw.choice(["completed", "early_stopped"]),
+                diverge_epoch=draw.randint(1, 30) if diverged else None,
+                arch_style=draw.choice(["narrow-deep", "balanced", "wide-shallow"]),
+            )
+        )
+    assign_ranks(rows)
+    return rows
+
+
+def test_findings_need_no_pandas() -> None:
+    """Every finding is computed on numpy columns: with pandas made unimportable, the findings
+    of a generated example are the same as with it."""
+    import subprocess
+
+    rows = _example_rows()
+    expected = json.dumps([f.to_dict() for f in all_findings(rows)], default=repr)
+    script = (
+        "import json, sys\n"
+        "sys.modules['pandas'] = None  # import pandas now raises ImportError\n"
+        "from hpo_analysis.analyze import all_findings\n"
+        "rows = json.loads(sys.stdin.read())\n"
+        "print(json.dumps([f.to_dict() for f in all_findings(rows)], default=repr))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps(rows),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected
