@@ -25,6 +25,7 @@ from hpo_analysis.derive import (
 from hpo_analysis.model import CurvePoint, Problem, Settings, Trial
 from hpo_analysis.sources import discover, trial_json
 from hpo_analysis.sources.base import CleanRead, CleanTrial, ReadResult
+from hpo_analysis.write.parquet import curve_metric_names
 
 _VALUES = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
@@ -1340,4 +1341,68 @@ def _outcome_parts(outcome: Any) -> tuple[Any, ...]:
             (repr(row), row_json, fragment, block)
             for row, row_json, fragment, block in outcome.entries
         ],
+        # the metric names a quick path hands on are those of its curve blocks
+        pipeline.entry_curve_names(outcome),
+        [curve_metric_names(block) for _, _, _, block in outcome.entries],
     )
+
+
+# --- per folder, per form: what is worked out once stands for what each file would give ------
+
+_FOLDER_PART = st.sampled_from(["trials", "hpo_2M_h1", "run_20m_3", "a.b", "x", "trials.d"])
+_FILE_NAME = st.sampled_from(["trial_0003.json", "trial_12.json", "t.json", "7_x9.json"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.lists(_FOLDER_PART, max_size=3), _FILE_NAME, st.booleans()),
+        min_size=1,
+        max_size=8,
+    ),
+    st.sampled_from([Settings().study_pattern, r"_(?P<budget>\d+m)_(?P<horizon>\d+)", "(?P<x>a)"]),
+)
+def test_trial_file_context_per_folder_equals_its_per_file_definition(
+    paths: list[tuple[list[str], str, bool]], pattern: str
+) -> None:
+    """The study and factors worked out once per folder are those of each file's own path;
+    the factors handed out are never shared."""
+    settings = Settings(study_pattern=pattern)
+    for parts, name, absolute in paths:
+        path = Path("/" if absolute else ".", *parts, name)
+        study = trial_json.study_of(path)
+        expected = {
+            "study": study,
+            "source_file": "d",
+            "factors": normalize.parse_study_factors(study, settings.compiled_pattern()),
+            "fallback_number": trial_json.number_in_name(path),
+            "aliases": settings.field_aliases,
+        }
+        got = trial_json._context(path, "d", settings)
+        assert got == expected
+        got["factors"]["budget"] = "changed"
+        assert trial_json._context(path, "d", settings) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(),
+        st.booleans(),
+        st.none(),
+        st.sampled_from(["1.0", [1.0]]),
+    )
+)
+def test_finite_or_none_equals_its_definition(value: Any) -> None:
+    from hpo_analysis.derive import finite_or_none
+
+    expected = float(value) if _finite(value) else None
+    got = finite_or_none(value)
+    assert type(got) is type(expected) and repr(got) == repr(expected)
+
+
+def test_no_curve_nor_extra_fragment_is_the_general_one() -> None:
+    assert pipeline._NO_CURVE_NOR_EXTRA == pipeline._fragment([], [], {})
+    trial = Trial("s", 0, "COMPLETE", None, {}, {}, {}, (), {}, {}, {}, "f")
+    assert pipeline._NO_CURVE_NOR_EXTRA == pipeline.heavy_fragment(trial)

@@ -392,3 +392,12 @@ def test_a_packed_record_gives_back_its_row_in_order_and_shares_what_repeats() -
     assert records[0].row["state"] is records[1].row["state"]
     records[2].release()
     assert records[2].row == {"study": "s", "trial_num": 2}
+
+
+def test_a_record_key_is_its_rows_study_and_trial_number_before_and_after_release() -> None:
+    row = {"study": "".join(["s", "1"]), "trial_num": 7, "state": "COMPLETE", "lr": 0.1}
+    record = Record(dict(row), None, [], "f.json", "study_dump", 0)
+    assert record.key == (row["study"], row["trial_num"]) == (record.row["study"], 7)
+    assert record.key[0] is record.row["study"]  # the shared copy of the text
+    record.release()
+    assert record.key == ("s1", 7) and record.row == {"study": "s1", "trial_num": 7}

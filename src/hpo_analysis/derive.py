@@ -32,6 +32,10 @@ def _finite(value: Any) -> bool:
 
 
 def finite_or_none(value: Any) -> float | None:
+    if type(value) is float:  # the usual case, without the general checks (x - x is 0.0
+        return value if value - value == 0.0 else None  # exactly when x is finite)
+    if value is None:
+        return None
     return float(value) if _finite(value) else None
 
 

@@ -39,7 +39,8 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import compress
+from typing import Any, NamedTuple
 
 from .derive import CURVE_FIELDS
 from .schema import BY_NAME, OBJECTIVE_PREFIX, PARAM_PREFIX
@@ -86,16 +87,34 @@ REPEATED_TEXT = frozenset(
         "source_format",
     }
 )
-# per form (the field names of a record, in order): the names, shared, and where the
-# repeated text is
-_FORMS: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[int, ...]]] = {}
 
 
-def _form(keys: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+class _Form(NamedTuple):
+    """What the records of one form (the field names of a record, in order) share: the
+    names, where the repeated text is, and what a fold reads of them."""
+
+    keys: tuple[str, ...]
+    texts: tuple[int, ...]  # where the repeated text is
+    compared: tuple[str, ...]  # the compared fields among the names, sorted
+    fillable: tuple[bool, ...]  # per name: may it fill a gap of the row it is folded into
+
+
+_FORMS: dict[tuple[str, ...], _Form] = {}
+
+
+def _form(keys: tuple[str, ...]) -> _Form:
     found = _FORMS.get(keys)
     if found is None:
-        found = _FORMS[keys] = (keys, tuple(i for i, k in enumerate(keys) if k in REPEATED_TEXT))
+        found = _FORMS[keys] = _Form(
+            keys,
+            tuple(i for i, k in enumerate(keys) if k in REPEATED_TEXT),
+            _compared_names(keys),
+            tuple(k not in _NOT_FILLED for k in keys),
+        )
     return found
+
+
+_KEY_FORM = ("study", "trial_num")
 
 
 class Record:
@@ -103,12 +122,14 @@ class Record:
 
     Every record of a run waits in memory for the merge, so the row is kept packed: the
     field names as one tuple shared by every record of the same form, and the values as a
-    tuple (a third of a dict's size). :attr:`row` gives it back as a new dict, in its order.
+    tuple (a third of a dict's size). :attr:`row` gives it back as a new dict, in its order;
+    :attr:`key` is the trial's (study, trial number).
     """
 
     __slots__ = (
-        "_keys",
+        "_form",
         "_values",
+        "key",
         "location",
         "names",
         "file",
@@ -127,12 +148,17 @@ class Record:
         reader: str,
         order: int,  # position of the file in the sorted walk
     ) -> None:
-        self._keys, texts = _form(tuple(row))
+        self._form = form = _form(tuple(row))
         values = list(row.values())
-        for i in texts:
+        for i in form.texts:
             if type(values[i]) is str:
                 values[i] = sys.intern(values[i])
         self._values = tuple(values)
+        study = row["study"]
+        self.key: tuple[str, int] = (
+            sys.intern(study) if type(study) is str else study,
+            row["trial_num"],
+        )
         self.location, self.names, self.file = location, names, file
         self.reader, self.order = reader, order
         # set by merge_records: "kept" (its row is the trial's row), "merged" (folded into
@@ -145,7 +171,7 @@ class Record:
 
     @property
     def row(self) -> dict[str, Any]:
-        return dict(zip(self._keys, self._values, strict=True))
+        return dict(zip(self._form.keys, self._values, strict=True))
 
     @property
     def rank(self) -> tuple[int, int]:
@@ -153,9 +179,7 @@ class Record:
 
     def release(self) -> None:
         """Once merged, keep only the trial's key: the manifest needs no more."""
-        keys, values = self._keys, self._values
-        study, trial_num = values[keys.index("study")], values[keys.index("trial_num")]
-        self._keys, self._values = ("study", "trial_num"), (study, trial_num)
+        self._form, self._values = _form(_KEY_FORM), self.key
 
 
 @dataclass(frozen=True)
@@ -238,16 +262,18 @@ def merge_records(records: Sequence[Record]) -> Merged:
 
 
 def _fold(result: Merged, other: Record) -> None:
-    row, theirs = result.row, other.row
+    row, form, values = result.row, other._form, other._values
+    theirs = dict(zip(form.keys, values, strict=True))
     kept_file = result.primary.file
-    for name in _compared_names(tuple(theirs)):
+    get, their_get = row.get, theirs.get
+    for name in form.compared:
         if name == "objective":
             mine, their = _objective_value(row), _objective_value(theirs)
         elif name == "state":
-            mine = None if row.get("state") == "UNKNOWN" else row.get("state")
-            their = None if theirs.get("state") == "UNKNOWN" else theirs.get("state")
+            mine = None if get("state") == "UNKNOWN" else get("state")
+            their = None if their_get("state") == "UNKNOWN" else their_get("state")
         else:
-            mine, their = row.get(name), theirs.get(name)
+            mine, their = get(name), their_get(name)
             # the usual case, settled without a call: a gap, or equal values of one type
             # (which _same accepts whatever the type)
             if mine is None or their is None or (type(mine) is type(their) and mine == their):
@@ -256,23 +282,23 @@ def _fold(result: Merged, other: Record) -> None:
             result.conflicts.append(
                 Conflict(row["study"], row["trial_num"], name, mine, their, kept_file, other.file)
             )
-    if not row.get("_curve_len") and theirs.get("_curve_len"):
+    if not get("_curve_len") and their_get("_curve_len"):
         for name in _CURVE:
-            row[name] = theirs.get(name)
+            row[name] = their_get(name)
         result.location, result.names = other.location, other.names
-    if row.get("objective_kind") == "missing" and theirs.get("objective_kind") != "missing":
-        row["objective"], row["objective_kind"] = theirs.get("objective"), theirs["objective_kind"]
-    if row.get("state") == "UNKNOWN" and theirs.get("state") not in (None, "UNKNOWN"):
+    if get("objective_kind") == "missing" and their_get("objective_kind") != "missing":
+        row["objective"], row["objective_kind"] = their_get("objective"), theirs["objective_kind"]
+    if get("state") == "UNKNOWN" and their_get("state") not in (None, "UNKNOWN"):
         row["state"] = theirs["state"]
-    if row.get("_direction") is None and theirs.get("_direction") is not None:
+    if get("_direction") is None and their_get("_direction") is not None:
         for name in _DIRECTION:
-            row[name] = theirs.get(name)
+            row[name] = their_get(name)
     # the gaps of the row filled from theirs (a new key goes last, in their order)
     row.update(
         {
             name: value
-            for name, value in theirs.items()
-            if value is not None and name not in _NOT_FILLED and row.get(name) is None
+            for name, value in compress(zip(form.keys, values, strict=True), form.fillable)
+            if value is not None and get(name) is None
         }
     )
 

@@ -138,6 +138,9 @@ class _FileOutcome:
     entries: list[Entry]
     stamp: Stamp | None = None  # the file's stat, taken before it was read
     cached: bool = False  # unchanged since the last run: take the entries from the cache
+    # the curve metric names of each entry's curve block, when the reader knows them (else
+    # they are read back from the blocks)
+    names: list[list[str]] | None = None
 
 
 def heavy_fragment(trial: Trial, non_finite_values: bool = True) -> bytes:
@@ -306,37 +309,55 @@ def _clean_outcome(
     result = clean.result
     problems = result.problems
     entries: list[Entry] = []
+    names: list[list[str]] = []
     for trial in clean.trials:
         if isinstance(trial, Trial):
             entry = _trial_entry(trial, form, settings, keep, problems)
             if entry is not None:
                 entries.append(entry)
+                names.append(curve_metric_names(entry[3]))
             continue
         fields, curve = trial.fields, trial.curve
         row = record_row_columns(fields, curve, settings)
         row["source_format"] = form
         if not _fits_int64(row, problems):
             continue
+        extra = fields["extra"]
         if curve is None:
             block = b""
-            fragment = _fragment([], [], fields["extra"])
+            fragment = _fragment([], [], extra) if extra else _NO_CURVE_NOR_EXTRA
+            names.append([])
         else:
             block = curve_block(curve)
-            fragment = _columns_fragment(curve, fields["extra"], bool(row["curve_non_finite"]))
+            fragment = _columns_fragment(curve, extra, bool(row["curve_non_finite"]))
+            names.append(list(curve.names))
         entries.append((row, dumps_lossless(row) if keep else b"", fragment, block))
-    return _FileOutcome(found, result, entries, stamp)
+    return _FileOutcome(found, result, entries, stamp, names=names)
 
 
 def curve_block(curve: CurveColumns) -> bytes:
     """:func:`~hpo_analysis.write.parquet.encode_curve` of a curve held as columns (no missing
-    value by construction), written from the columns directly; the same bytes."""
-    head = [_CURVE_HEADER.pack(len(curve.epochs), len(curve.names))]
-    for name in curve.names:
+    value by construction), written from the columns directly; the same bytes. The columns
+    follow one another, so they are packed as one array."""
+    return b"".join(
+        (
+            _CURVE_HEADER.pack(len(curve.epochs), len(curve.names)),
+            _curve_names_head(curve.names),
+            _packed("q", curve.epochs),
+            _packed("d", list(itertools.chain.from_iterable(curve.columns))),
+        )
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _curve_names_head(names: tuple[str, ...]) -> bytes:
+    """The metric names' part of a curve block's head (no missing values): the same for
+    every curve of the same metrics."""
+    parts = []
+    for name in names:
         encoded = name.encode("utf-8", "surrogatepass")
-        head.append(_CURVE_NAME.pack(len(encoded), False) + encoded)
-    parts = [_packed("q", curve.epochs)]
-    parts.extend(_packed("d", column) for column in curve.columns)
-    return b"".join(head + parts)
+        parts.append(_CURVE_NAME.pack(len(encoded), False) + encoded)
+    return b"".join(parts)
 
 
 def _columns_fragment(curve: CurveColumns, extra: dict[str, Any], non_finite_values: bool) -> bytes:
@@ -361,6 +382,10 @@ def _fragment(curve: list[Any], non_finite: list[Any], extra: dict[str, Any]) ->
         {"learning_curve": curve, "learning_curve_non_finite": non_finite, "extra": extra}
     )
     return text[1:-1]
+
+
+# the fragment of a record without a curve and without extra keys (a study dump's)
+_NO_CURVE_NOR_EXTRA = _fragment([], [], {})
 
 
 def _outcomes(
@@ -787,7 +812,7 @@ def _collect(
         for trial, location, names in items:
             record = Record(trial, location, names, found.display, pending.reader, order)
             pending.records.append(record)
-            by_key.setdefault((trial["study"], trial["trial_num"]), []).append(record)
+            by_key.setdefault(record.key, []).append(record)
         manifest.append(pending)
 
     rows: list[dict[str, Any]] = []
@@ -888,15 +913,15 @@ def _account(
         problems.append(
             Problem(
                 "duplicate_trial",
-                f"study {record.row['study']!r} trial {record.row['trial_num']} was already "
+                f"study {record.key[0]!r} trial {record.key[1]} was already "
                 f"read from {record.lead.file}; this copy is not used",
                 "rejected" if len(item.records) == 1 else "warning",
             )
         )
     elif duplicates:  # one message for the file, however many trials it repeats
-        shown = ", ".join(
-            f"{r.row['study']!r} trial {r.row['trial_num']}" for r in duplicates[:3]
-        ) + (f" and {len(duplicates) - 3} more" if len(duplicates) > 3 else "")
+        shown = ", ".join(f"{r.key[0]!r} trial {r.key[1]}" for r in duplicates[:3]) + (
+            f" and {len(duplicates) - 3} more" if len(duplicates) > 3 else ""
+        )
         sources = sorted({r.lead.file for r in duplicates if r.lead is not None})
         problems.append(
             Problem(
@@ -928,12 +953,12 @@ def _account(
                 f"trial: {shown}{more}",
             )
         )
-    studies = {r.row["study"] for r in kept + merged}
+    studies = {r.key[0] for r in kept + merged}
     row.study = None if not studies else (studies.pop() if len(studies) == 1 else "(several)")
     row.n_trials = len(kept)
     row.n_merged = len(merged)
     if len(item.records) == 1 and (kept or merged):
-        row.trial_num = item.records[0].row["trial_num"]
+        row.trial_num = item.records[0].key[1]
     used = bool(kept or merged)
     rejected = any(p.severity == "rejected" for p in problems) and not used
     warned = [p for p in problems if p.severity != "note"]
@@ -952,6 +977,14 @@ def _account(
     return row
 
 
+def entry_curve_names(outcome: _FileOutcome) -> list[list[str]]:
+    """The curve metric names of each of a fresh outcome's entries: as its reader found them,
+    else read back from the curve blocks."""
+    if outcome.names is not None:
+        return outcome.names
+    return [curve_metric_names(block) for _, _, _, block in outcome.entries]
+
+
 def _kept_items(
     outcome: _FileOutcome, store: CacheWriter, previous: PreviousCache | None
 ) -> list[Kept] | None:
@@ -961,8 +994,10 @@ def _kept_items(
     display = outcome.found.display
     if not outcome.cached:
         return [
-            (row, store.append(row_json, fragment, block), curve_metric_names(block))
-            for row, row_json, fragment, block in outcome.entries
+            (row, store.append(row_json, fragment, block), names)
+            for (row, row_json, fragment, block), names in zip(
+                outcome.entries, entry_curve_names(outcome), strict=True
+            )
         ]
     assert previous is not None and outcome.read is not None
     outcome.read.problems = list(previous.files[display].problems)

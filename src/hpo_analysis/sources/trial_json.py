@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -81,14 +82,28 @@ def read_clean(path: Path, display: str, settings: Settings) -> CleanRead | Read
 
 def _context(path: Path, display: str, settings: Settings) -> dict[str, Any]:
     """What a trial file's path and the settings say of its trial, for either path."""
-    study = study_of(path)
+    key = (os.path.dirname(path), settings.study_pattern)
+    known = _FOLDERS.get(key)
+    if known is None:
+        if len(_FOLDERS) >= _FOLDERS_KEPT:
+            _FOLDERS.clear()
+        study = study_of(path)
+        known = _FOLDERS[key] = (study, parse_study_factors(study, settings.compiled_pattern()))
+    study, factors = known
     return {
         "study": study,
         "source_file": display,
-        "factors": parse_study_factors(study, settings.compiled_pattern()),
+        "factors": dict(factors),
         "fallback_number": number_in_name(path),
         "aliases": settings.field_aliases,
     }
+
+
+# (a folder's path text, the study-name pattern) -> the study and factors of its trial files:
+# the same for every file of a folder (study_of looks at the file's parent only), so worked
+# out once per folder
+_FOLDERS: dict[tuple[str, str], tuple[str, dict[str, str | None]]] = {}
+_FOLDERS_KEPT = 4096
 
 
 def _normalized(
