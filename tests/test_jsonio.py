@@ -316,3 +316,53 @@ def test_quick_nesting_depth_equals_the_regex_scan(value: Any, indent: Any, asci
 
     data = json.dumps(value, indent=indent, ensure_ascii=ascii).encode("utf-8")
     assert valid_nesting_depth(data) == nesting_depth(data)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.floats(min_value=2.0**63, allow_infinity=False), st.booleans())
+def test_floats_of_long_integers_are_written_with_an_exponent(value: float, negative: bool) -> None:
+    """What lets the fast loader skip the digit scan: every float orjson reads an integer
+    beyond 64 bits as (at least 2**63 in magnitude) is written with ``e+``."""
+    import orjson
+
+    from hpo_analysis.jsonio import _EXPONENT
+
+    assert _EXPONENT in orjson.dumps(-value if negative else value)
+
+
+_DIGIT_RUNS = st.sampled_from(
+    [
+        "9223372036854775807",  # 64-bit integers: read exactly by both
+        "-9223372036854775808",
+        "18446744073709551615",
+        "18446744073709551616",  # beyond: a float for orjson, an integer for the reference
+        "-9223372036854775809",
+        "123456789012345678901234567890",
+        "1e0000000000000000005",  # a long exponent
+        "1.5e+0000000000000000003",
+        "0.12345678901234567890123",  # a long fraction
+        "1234567890123456789.5",
+        '"12345678901234567890123"',  # digits in a string
+        '"e+"',
+        "1e16",
+        "12345678901234567890e-5",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_DIGIT_RUNS, min_size=1, max_size=4), st.booleans())
+def test_long_digit_runs_read_as_the_standard_library_reads_them(
+    runs: list[str], in_object: bool
+) -> None:
+    from hpo_analysis.jsonio import _stdlib_load
+
+    body = ", ".join(runs)
+    text = (
+        "{" + ", ".join(f'"k{i}": {r}' for i, r in enumerate(runs)) + "}"
+        if in_object
+        else f"[{body}]"
+    ).encode()
+    reference = _stdlib_load(text)
+    got = load_json_bytes(text)
+    assert _same_json(got.value, reference.value)

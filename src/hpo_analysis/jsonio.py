@@ -83,6 +83,11 @@ REPLACEMENT = "\ufffd"
 _ESCAPED_COLON = re.compile(rb"\\u003[aA]")
 
 
+# how orjson writes a float of 1e16 or more in magnitude (every float it reads an integer
+# beyond 64 bits as): with a positive exponent
+_EXPONENT = b"e+"
+
+
 def _may_hold_long_integer(data: bytes) -> bool:
     """True when a run of 19+ digits is not the fraction of a decimal number.
 
@@ -112,8 +117,12 @@ def _fast_load(data: bytes) -> tuple[LoadedJson, bytes] | None:
     its colon and every string as it was (a colon inside a string is written literally unless
     the text spelled it ``\\u003a``, which goes to the standard library). So the re-encoded
     text has as many colons as the input exactly when nothing was dropped.
+
+    Integers beyond 64 bits: orjson reads them as floats of at least 2**63 in magnitude,
+    which it writes with an exponent (``e+``). A re-encoded text without ``e+`` therefore
+    holds no such float, and the text need not be scanned for long runs of digits.
     """
-    if orjson is None or _may_hold_long_integer(data):
+    if orjson is None:
         return None
     if b"\\" in data and _ESCAPED_COLON.search(data):  # a byte search first: no escape
         return None
@@ -125,6 +134,8 @@ def _fast_load(data: bytes) -> tuple[LoadedJson, bytes] | None:
         encoded = orjson.dumps(value)
     except TypeError:  # nested deeper than orjson writes: the standard library decides
         return None
+    if _EXPONENT in encoded and _may_hold_long_integer(data):
+        return None  # an integer beyond 64 bits may have become a float
     if encoded.count(b":") != data.count(b":"):
         return None  # a duplicate key was dropped: re-parse to report it
     return LoadedJson(value), encoded

@@ -19,6 +19,7 @@ import functools
 import math
 import operator
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
@@ -416,7 +417,7 @@ def _clean_first(
 
 
 def _clean_group(
-    sources: tuple[dict[str, Any], ...], fields: tuple[tuple[str, tuple[str, ...], bool], ...]
+    sources: Sequence[dict[str, Any]], fields: tuple[tuple[str, tuple[str, ...], bool], ...]
 ) -> dict[str, Any] | None:
     """:func:`_clean_first` of each of ``fields`` (name, spellings, integer), in one call and
     with the number check written out: a dozen fields a trial, for every trial."""
@@ -446,12 +447,23 @@ def _clean_group(
     return picked
 
 
-def _clean_dict(obj: dict[str, Any], key: str) -> dict[str, Any] | None:
-    """``obj[key]`` when it is an object, ``{}`` when absent or null, else None (a warning)."""
-    value = obj.get(key)
-    if value is None:
-        return _EMPTY
-    return value if type(value) is dict else None
+def _clean_dicts(obj: dict[str, Any], keys: tuple[str, ...]) -> list[dict[str, Any]] | None:
+    """``obj[key]`` for each of ``keys``: the object, or ``{}`` when absent or null; None when
+    one is something else (the careful path warns of it)."""
+    found = []
+    for key in keys:
+        value = obj.get(key)
+        if value is None:
+            found.append(_EMPTY)
+        elif type(value) is dict:
+            found.append(value)
+        else:
+            return None
+    return found
+
+
+_TOP_DICTS = ("user_attrs", "params", "architecture", "training_params")
+_ATTRS_DICTS = ("architecture", "training_params")
 
 
 def clean_fields(
@@ -473,16 +485,14 @@ def clean_fields(
     """
     plan = _plan(aliases)
     get = raw.get
-    attrs = _clean_dict(raw, "user_attrs")
-    params = _clean_dict(raw, "params")
-    architecture = _clean_dict(raw, "architecture")
-    if attrs is None or params is None or architecture is None:
+    found = _clean_dicts(raw, _TOP_DICTS)
+    if found is None:
         return None
-    attrs_architecture = _clean_dict(attrs, "architecture")
-    attrs_training = _clean_dict(attrs, "training_params")
-    training_params = _clean_dict(raw, "training_params")
-    if attrs_architecture is None or attrs_training is None or training_params is None:
+    attrs, params, architecture, training_params = found
+    found = _clean_dicts(attrs, _ATTRS_DICTS) if attrs else [_EMPTY, _EMPTY]
+    if found is None:
         return None
+    attrs_architecture, attrs_training = found
     forced = forced_params(attrs) if attrs else _EMPTY
 
     trial_num = get("trial_number", get("number"))
@@ -509,11 +519,11 @@ def clean_fields(
         return None  # the careful path warns of it
 
     arch_names = plan.architecture_names
-    arch_sources = tuple(
+    arch_sources = [
         s
         for s in (architecture, attrs_architecture, params, forced, raw)
         if s and not arch_names.isdisjoint(s)
-    )
+    ]
     arch = _clean_group(arch_sources, plan.architecture)
     if arch is None:
         return None
@@ -530,11 +540,11 @@ def clean_fields(
     if found is _UNSURE:
         return None
     train_names = plan.training_names
-    train_sources = tuple(
+    train_sources = [
         s
         for s in (params, attrs_training, training_params, forced)
         if s and not train_names.isdisjoint(s)
-    )
+    ]
     training = _clean_group(train_sources, plan.training)
     if training is None:
         return None

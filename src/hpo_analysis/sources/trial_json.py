@@ -11,9 +11,10 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from ..jsonio import LoadedJson
@@ -51,7 +52,14 @@ def study_of(path: Path) -> str:
 
 
 def number_in_name(path: Path) -> int | None:
-    match = _NUMBER_IN_NAME.search(path.stem)
+    return _number_in_file_name(path.name)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _number_in_file_name(name: str) -> int | None:
+    """:func:`number_in_name` by the file's name (``trial_0007.json``: the same in every
+    study's folder)."""
+    match = _NUMBER_IN_NAME.search(PurePath(name).stem)
     return int(match.group(1)) if match else None
 
 
