@@ -684,10 +684,10 @@ def test_a_dump_is_parsed_once_for_its_reader_and_the_best_trial_file(tmp_path: 
         parsed = 0
         real = jsonio.load_json_bytes
 
-        def counted(data: bytes) -> Any:
+        def counted(data: bytes, apart: tuple[str, ...] = ()) -> Any:
             nonlocal parsed
             parsed += data == dump.read_bytes()
-            return real(data)
+            return real(data, apart)
 
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(base, "load_json_bytes", counted)
@@ -1409,3 +1409,42 @@ def test_no_curve_nor_extra_fragment_is_the_general_one() -> None:
     assert pipeline._NO_CURVE_NOR_EXTRA == pipeline._fragment([], [], {})
     trial = Trial("s", 0, "COMPLETE", None, {}, {}, {}, (), {}, {}, {}, "f")
     assert pipeline._NO_CURVE_NOR_EXTRA == pipeline.heavy_fragment(trial)
+
+
+def test_the_runner_file_hands_on_its_curve_json(tmp_path: Path) -> None:
+    import orjson
+
+    path = tmp_path / "s_2M_h1" / "trials" / "trial_0003.json"
+    path.parent.mkdir(parents=True)
+    curve = [{"epoch": i, "train_loss": 0.5, "val_loss": 0.4 - i / 100} for i in range(3)]
+    raw = {"trial_number": 3, "value": 0.38, "user_attrs": {"learning_curve": curve}}
+    path.write_text(json.dumps(raw, indent=2))
+    read = trial_json.read_clean(path, "f", Settings())
+    assert isinstance(read, CleanRead)
+    (clean,) = read.trials
+    assert isinstance(clean, CleanTrial) and clean.curve is not None
+    assert clean.curve_json == orjson.dumps(clean.curve.entries)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(_CLEAN_ENTRY, max_size=4),
+    st.dictionaries(
+        st.sampled_from(["a", "b\udc80", "user_attrs"]),
+        st.one_of(
+            st.integers(-(2**70), 2**70),
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.text(max_size=3),
+            st.lists(st.none(), max_size=2),
+        ),
+        max_size=3,
+    ),
+    st.lists(st.fixed_dictionaries({"epoch": st.integers(0, 3), "value": st.just("NaN")})),
+)
+def test_a_fragment_from_the_curve_json_equals_the_one_from_the_entries(
+    entries: list[dict[str, Any]], extra: dict[str, Any], non_finite: list[Any]
+) -> None:
+    import orjson
+
+    expected = pipeline._fragment(entries, non_finite, extra)
+    assert pipeline._fragment(entries, non_finite, extra, orjson.dumps(entries)) == expected

@@ -366,3 +366,58 @@ def test_long_digit_runs_read_as_the_standard_library_reads_them(
     reference = _stdlib_load(text)
     got = load_json_bytes(text)
     assert _same_json(got.value, reference.value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data(), st.sampled_from([(), ("a",), ("a", "b"), ("b",)]))
+def test_an_array_encoded_apart_changes_nothing_of_the_load(
+    data: st.DataObject, apart: tuple[str, ...]
+) -> None:
+    """Loading with an array encoded apart gives the same value, problems and errors; the
+    array handed back is the one in the value, with orjson's own encoding of it."""
+    import orjson
+
+    inner = _render(data.draw(st.lists(_DOCS, max_size=4)), data.draw)
+    shape = data.draw(st.sampled_from(['{"a": {"b": %s}}', '{"a": %s, "c": 1}', "[%s]", "%s"]))
+    text = (shape % inner).encode("utf-8")
+    try:
+        reference = load_json_bytes(text)
+    except JsonReadError as err:
+        with pytest.raises(JsonReadError) as raised:
+            load_json_bytes(text, apart)
+        assert str(raised.value) == str(err)
+        return
+    got = load_json_bytes(text, apart)
+    assert _same_json(got.value, reference.value)
+    assert (got.non_finite, got.duplicate_keys, got.surrogates, got.too_deep) == (
+        reference.non_finite,
+        reference.duplicate_keys,
+        reference.surrogates,
+        reference.too_deep,
+    )
+    if got.apart is not None:
+        array, encoded = got.apart
+        at = got.value
+        for key in apart:
+            at = at[key]
+        assert array is at and encoded == orjson.dumps(array)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_DOCS, st.data())
+def test_encoding_apart_gives_the_bytes_of_the_whole(doc: Any, data: st.DataObject) -> None:
+    import orjson
+
+    from hpo_analysis.jsonio import encoded_apart
+
+    try:
+        value = json.loads(_render(doc, data.draw))
+    except ValueError:
+        return
+    wrapped = {"x": 1, "a": {"b": [value, value], "c": "d"}, "e": [value]}
+    try:
+        whole = orjson.dumps(wrapped)
+    except TypeError:
+        return
+    encoded, part = encoded_apart(wrapped, ("a", "b"))
+    assert encoded == whole and part is not None and part[0] is wrapped["a"]["b"]

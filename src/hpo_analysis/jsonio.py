@@ -61,6 +61,9 @@ class LoadedJson:
     surrogates: list[str] = field(default_factory=list)
     # where a value nested deeper than MAX_DEPTH was kept as its JSON text (see limit_depth)
     too_deep: list[str] = field(default_factory=list)
+    # the array asked for apart (``load_json_bytes(..., apart=...)``) and its compact JSON,
+    # when the fast path read the text: for a caller that writes that array again
+    apart: tuple[list[Any], bytes] | None = None
 
 
 # Values nested deeper than this are kept as their compact JSON text (a string) at this depth:
@@ -108,7 +111,7 @@ def _may_hold_long_integer(data: bytes) -> bool:
     return False
 
 
-def _fast_load(data: bytes) -> tuple[LoadedJson, bytes] | None:
+def _fast_load(data: bytes, apart: tuple[str, ...] = ()) -> tuple[LoadedJson, bytes] | None:
     """orjson's result when it is certainly the standard library's, with the value
     re-encoded (compact); else None.
 
@@ -121,6 +124,8 @@ def _fast_load(data: bytes) -> tuple[LoadedJson, bytes] | None:
     Integers beyond 64 bits: orjson reads them as floats of at least 2**63 in magnitude,
     which it writes with an exponent (``e+``). A re-encoded text without ``e+`` therefore
     holds no such float, and the text need not be scanned for long runs of digits.
+
+    ``apart``: see :func:`encoded_apart`.
     """
     if orjson is None:
         return None
@@ -131,21 +136,52 @@ def _fast_load(data: bytes) -> tuple[LoadedJson, bytes] | None:
     except orjson.JSONDecodeError:
         return None  # NaN tokens, a BOM, invalid JSON, ...: the standard library decides
     try:
-        encoded = orjson.dumps(value)
+        encoded, part = encoded_apart(value, apart)
     except TypeError:  # nested deeper than orjson writes: the standard library decides
         return None
     if _EXPONENT in encoded and _may_hold_long_integer(data):
         return None  # an integer beyond 64 bits may have become a float
     if encoded.count(b":") != data.count(b":"):
         return None  # a duplicate key was dropped: re-parse to report it
-    return LoadedJson(value), encoded
+    return LoadedJson(value, apart=part), encoded
 
 
-def load_json_bytes(data: bytes) -> LoadedJson:
-    """Decode and parse ``data``; raise :class:`JsonReadError` with a precise message."""
+def encoded_apart(
+    value: Any, apart: tuple[str, ...]
+) -> tuple[bytes, tuple[list[Any], bytes] | None]:
+    """``orjson.dumps(value)``, and when ``apart`` (a path of object keys) leads to an array,
+    that array with its own compact JSON: the array is encoded first, on its own, and written
+    into the whole as it is (an ``orjson.Fragment``), which gives the whole the same bytes.
+    A caller that writes the array again (a trial's learning curve) then encodes it once.
+
+    >>> encoded_apart({"a": {"b": [1, 2]}, "c": 3}, ("a", "b"))
+    (b'{"a":{"b":[1,2]},"c":3}', ([1, 2], b'[1,2]'))
+    """
+    inner = value
+    for key in apart:
+        inner = inner.get(key) if type(inner) is dict else None
+    if not apart or type(inner) is not list:
+        return orjson.dumps(value), None
+    part = orjson.dumps(inner)
+    return orjson.dumps(_replaced(value, apart, orjson.Fragment(part))), (inner, part)
+
+
+def _replaced(obj: dict[str, Any], path: tuple[str, ...], new: Any) -> Any:
+    """A copy of the objects along ``path`` with the value at its end replaced by ``new``."""
+    if not path:
+        return new
+    return {**obj, path[0]: _replaced(obj[path[0]], path[1:], new)}
+
+
+def load_json_bytes(data: bytes, apart: tuple[str, ...] = ()) -> LoadedJson:
+    """Decode and parse ``data``; raise :class:`JsonReadError` with a precise message.
+
+    ``apart``: a path of object keys to an array the caller writes again; when the fast path
+    reads the text, :attr:`LoadedJson.apart` holds that array and its compact JSON (see
+    :func:`encoded_apart`). The value, its problems and errors are the same either way."""
     if not data or data.isspace():  # not data.strip(), without copying the text
         raise JsonReadError("empty file (0 bytes)" if not data else "file holds only whitespace")
-    fast = _fast_load(data)
+    fast = _fast_load(data, apart)
     if fast is not None:
         loaded, encoded = fast
         # the nesting depth is at most the number of arrays and objects: those of the value

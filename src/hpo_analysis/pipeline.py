@@ -66,7 +66,7 @@ from .derive import (
 )
 from .errors import UsageProblem
 from .finding import Finding
-from .jsonio import dumps_bytes, dumps_lossless
+from .jsonio import dumps_bytes, dumps_lossless, orjson
 from .memory import collector_paused, release_memory
 from .merge import MERGE_ORDER_TEXT, Conflict, Record, merge_records
 from .model import CurvePoint, ManifestRow, Problem, Settings, Trial
@@ -331,7 +331,9 @@ def _clean_outcome(
             names.append([])
         else:
             block = curve_block(curve)
-            fragment = _columns_fragment(curve, extra, bool(row["curve_non_finite"]))
+            fragment = _columns_fragment(
+                curve, extra, bool(row["curve_non_finite"]), trial.curve_json
+            )
             names.append(list(curve.names))
         entries.append((row, dumps_lossless(row) if keep else b"", fragment, block))
     return _FileOutcome(found, result, entries, stamp, names=names)
@@ -362,9 +364,15 @@ def _curve_names_head(names: tuple[str, ...]) -> bytes:
     return b"".join(parts)
 
 
-def _columns_fragment(curve: CurveColumns, extra: dict[str, Any], non_finite_values: bool) -> bytes:
+def _columns_fragment(
+    curve: CurveColumns,
+    extra: dict[str, Any],
+    non_finite_values: bool,
+    curve_json: bytes | None = None,
+) -> bytes:
     """:func:`heavy_fragment` of a trial whose curve is held as columns: the entries as read
-    are already ``{"epoch": ..., metric: value, ...}``, so they are written as they are."""
+    are already ``{"epoch": ..., metric: value, ...}``, so they are written as they are (or
+    their JSON ``curve_json``, when the reader has it, is)."""
     non_finite = []
     if non_finite_values:
         for epoch, values in zip(curve.epochs, zip(*curve.columns, strict=True), strict=True):
@@ -374,12 +382,29 @@ def _columns_fragment(curve: CurveColumns, extra: dict[str, Any], non_finite_val
                         "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
                     )
                     non_finite.append({"epoch": epoch, "metric": metric, "value": token})
-    return _fragment(curve.entries, non_finite, extra)
+    return _fragment(curve.entries, non_finite, extra, curve_json)
 
 
-def _fragment(curve: list[Any], non_finite: list[Any], extra: dict[str, Any]) -> bytes:
+def _fragment(
+    curve: list[Any], non_finite: list[Any], extra: dict[str, Any], curve_json: bytes | None = None
+) -> bytes:
     """:func:`heavy_fragment` from the learning curve's entries, its non-finite values and
-    the trial's extra keys."""
+    the trial's extra keys. ``curve_json``: the entries' compact JSON (orjson's), written as
+    it is; orjson writes the whole as it would with the entries, and when it cannot write
+    the rest, the entries are encoded as :func:`~hpo_analysis.jsonio.dumps_bytes` does."""
+    if curve_json is not None and orjson is not None:
+        try:
+            text = orjson.dumps(
+                {
+                    "learning_curve": orjson.Fragment(curve_json),
+                    "learning_curve_non_finite": non_finite,
+                    "extra": extra,
+                }
+            )
+        except TypeError:  # what orjson cannot write (JSONEncodeError is a TypeError)
+            pass
+        else:
+            return text[1:-1]
     text = dumps_bytes(
         {"learning_curve": curve, "learning_curve_non_finite": non_finite, "extra": extra}
     )

@@ -50,6 +50,9 @@ class CleanTrial:
 
     fields: dict[str, Any]
     curve: CurveColumns | None
+    # the compact JSON of ``curve.entries`` when the reader has it (the file's parse encoded
+    # them already), else None
+    curve_json: bytes | None = None
 
 
 @dataclass
@@ -149,16 +152,21 @@ def load_json_shared(data: bytes, sha256: str) -> LoadedJson:
 
 
 def read_json_checked(
-    path: Path, max_bytes: int, result: ReadResult, shared: bool = False
+    path: Path,
+    max_bytes: int,
+    result: ReadResult,
+    shared: bool = False,
+    apart: tuple[str, ...] = (),
 ) -> LoadedJson | None:
     """:func:`read_bytes_checked` then the strict JSON loader; None (and a rejecting problem,
     e.g. ``invalid JSON at line 3, column 1 (…)``) when the file is not usable JSON.
-    ``shared``: a file read twice (see :func:`load_json_shared`)."""
+    ``shared``: a file read twice (see :func:`load_json_shared`); ``apart``: an array the
+    caller writes again (see :func:`~hpo_analysis.jsonio.load_json_bytes`)."""
     data = read_bytes_checked(path, max_bytes, result)
     if data is None:
         return None
     try:
-        loaded = load_json_shared(data, result.sha256) if shared else load_json_bytes(data)
+        loaded = load_json_shared(data, result.sha256) if shared else load_json_bytes(data, apart)
     except JsonReadError as err:
         result.problems.append(Problem("invalid_json", str(err), "rejected"))
         return None

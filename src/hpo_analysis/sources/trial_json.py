@@ -77,15 +77,24 @@ def read_clean(path: Path, display: str, settings: Settings) -> CleanRead | Read
     and JSON fragment without a per-epoch object. The file is read and parsed once either way;
     anything the quick path is not sure of gets exactly :func:`read`'s result."""
     result = ReadResult()
-    loaded = read_json_checked(path, settings.max_file_bytes, result)
+    loaded = read_json_checked(path, settings.max_file_bytes, result, apart=_CURVE_PATH)
     if loaded is None:
         return result
     raw = loaded.value
     if type(raw) is dict and not result.problems and not loaded.duplicate_keys:
         clean = clean_columns(raw, **_context(path, display, settings))
         if clean is not None:
-            return CleanRead(result, [CleanTrial(*clean)])
+            fields, curve = clean
+            apart = loaded.apart  # the curve's JSON, when these are the entries encoded
+            curve_json = (
+                apart[1] if apart and curve is not None and curve.entries is apart[0] else None
+            )
+            return CleanRead(result, [CleanTrial(fields, curve, curve_json)])
     return _normalized(loaded, path, display, settings, result)
+
+
+# where the runner keeps a trial's learning curve (the quick path writes it again)
+_CURVE_PATH = ("user_attrs", "learning_curve")
 
 
 def _context(path: Path, display: str, settings: Settings) -> dict[str, Any]:
