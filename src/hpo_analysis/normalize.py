@@ -447,6 +447,9 @@ def _clean_group(
     return picked
 
 
+_FORCED_NAME = operator.methodcaller("startswith", FORCED_PREFIX)
+
+
 def _clean_dicts(obj: dict[str, Any], keys: tuple[str, ...]) -> list[dict[str, Any]] | None:
     """``obj[key]`` for each of ``keys``: the object, or ``{}`` when absent or null; None when
     one is something else (the careful path warns of it)."""
@@ -493,7 +496,8 @@ def clean_fields(
     if found is None:
         return None
     attrs_architecture, attrs_training = found
-    forced = forced_params(attrs) if attrs else _EMPTY
+    # most trials force nothing: a scan in C first
+    forced = forced_params(attrs) if attrs and any(map(_FORCED_NAME, attrs)) else _EMPTY
 
     trial_num = get("trial_number", get("number"))
     if type(trial_num) is not int or (fallback_number is not None and trial_num != fallback_number):
@@ -550,7 +554,8 @@ def clean_fields(
         return None
     consumed = plan.consumed
     searched = {**forced, **params} if forced else params
-    extra_params = {k: v for k, v in sorted(searched.items()) if k not in consumed}
+    # the same as sorting the items and dropping the consumed ones (the keys are unique)
+    extra_params = {k: searched[k] for k in sorted(searched.keys() - consumed)}
 
     duration = _clean_first_of(raw, attrs, DURATION_ALIASES, False)
     epochs_trained = _clean_first_of(raw, attrs, EPOCHS_TRAINED_ALIASES, True)
@@ -569,10 +574,14 @@ def clean_fields(
         return None
 
     top_known = plan.top_known
-    extra: dict[str, Any] = {k: v for k, v in raw.items() if k not in top_known}
-    extra_attrs = {k: v for k, v in attrs.items() if k not in _ATTRS_KNOWN}
-    if extra_attrs:
-        extra["user_attrs"] = extra_attrs
+    # the usual case, every key a known one, checked in C
+    extra: dict[str, Any] = (
+        {} if raw.keys() <= top_known else {k: v for k, v in raw.items() if k not in top_known}
+    )
+    if not attrs.keys() <= _ATTRS_KNOWN:
+        extra_attrs = {k: v for k, v in attrs.items() if k not in _ATTRS_KNOWN}
+        if extra_attrs:
+            extra["user_attrs"] = extra_attrs
     return {
         "trial_num": trial_num,
         "state": state,

@@ -818,23 +818,24 @@ def _collect(
         assert read is not None
         reader = reader_named(found.reader or "")
         row.format, row.size_bytes, row.sha256 = reader.FORMAT, read.size_bytes, read.sha256
-        key_ok = (
-            getattr(reader, "CACHEABLE", True)
-            and found.url is None  # a database (and its journal files) is read afresh
-            and read.size_bytes is not None
-            and outcome.stamp is not None
-            # the same size before and while it was read (else it changed meanwhile)
-            and read.size_bytes == outcome.stamp.size
-            and read.sha256
-        )
-        store.record(
-            found.display,
-            FileKey(found.reader or "", outcome.stamp, read.sha256)  # type: ignore[arg-type]
-            if key_ok
-            else None,
-            read.problems,
-            [(location, names) for _, location, names in items],
-        )
+        if store.keep:  # without a cache to keep, there is no index line to write
+            key_ok = (
+                getattr(reader, "CACHEABLE", True)
+                and found.url is None  # a database (and its journal files) is read afresh
+                and read.size_bytes is not None
+                and outcome.stamp is not None
+                # the same size before and while it was read (else it changed meanwhile)
+                and read.size_bytes == outcome.stamp.size
+                and read.sha256
+            )
+            store.record(
+                found.display,
+                FileKey(found.reader or "", outcome.stamp, read.sha256)  # type: ignore[arg-type]
+                if key_ok
+                else None,
+                read.problems,
+                [(location, names) for _, location, names in items],
+            )
         pending = _Pending(row, str(reader.NAME), list(read.problems), [])
         for trial, location, names in items:
             record = Record(trial, location, names, found.display, pending.reader, order)
