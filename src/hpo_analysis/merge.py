@@ -96,6 +96,7 @@ class _Form(NamedTuple):
     keys: tuple[str, ...]
     texts: tuple[int, ...]  # where the repeated text is
     compared: tuple[str, ...]  # the compared fields among the names, sorted
+    checked: tuple[str, ...]  # what the comparison of those fields reads
     fillable: tuple[bool, ...]  # per name: may it fill a gap of the row it is folded into
 
 
@@ -109,6 +110,7 @@ def _form(keys: tuple[str, ...]) -> _Form:
             keys,
             tuple(i for i, k in enumerate(keys) if k in REPEATED_TEXT),
             _compared_names(keys),
+            (*_compared_names(keys), "objective_kind"),
             tuple(k not in _NOT_FILLED for k in keys),
         )
     return found
@@ -266,7 +268,14 @@ def _fold(result: Merged, other: Record) -> None:
     theirs = dict(zip(form.keys, values, strict=True))
     kept_file = result.primary.file
     get, their_get = row.get, theirs.get
-    for name in form.compared:
+    mine_values = tuple(map(get, form.checked))
+    their_values = tuple(map(their_get, form.checked))
+    # the usual case, settled in C: every compared field (and the objective's kind) equal and
+    # of one type in both rows, which no comparison below would find in conflict
+    agree = mine_values == their_values and tuple(map(type, mine_values)) == tuple(
+        map(type, their_values)
+    )
+    for name in () if agree else form.compared:
         if name == "objective":
             mine, their = _objective_value(row), _objective_value(theirs)
         elif name == "state":
