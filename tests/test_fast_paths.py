@@ -1469,3 +1469,59 @@ def test_merge_fold_of_nearly_equal_rows_equals_its_definition(
         return repr((result.row, list(result.row), result.conflicts, result.location))
 
     assert folded(merge._fold) == folded(_reference_fold)
+
+
+_GROUP_VALUE = st.sampled_from([None, 1, 2.5, math.nan, math.inf, "x", True, 2**70])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["d_model", "n_layers", "n_heads", "d_ff", "param_count", "arch_idx"]),
+        _GROUP_VALUE,
+    ),
+    st.dictionaries(
+        st.sampled_from(
+            ["lr", "epochs_config", "weight_decay", "warmup_steps", "dropout", "batch_size"]
+        ),
+        _GROUP_VALUE,
+    ),
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "val_loss",
+                "val_accuracy",
+                "train_accuracy",
+                "duration_sec",
+                "epochs_trained",
+                "datetime_start",
+                "datetime_complete",
+            ]
+        ),
+        _GROUP_VALUE.filter(lambda v: v != 2**70),
+    ),
+)
+def test_row_columns_read_from_each_group_equal_their_definition(
+    arch: dict[str, Any], training: dict[str, Any], results: dict[str, Any]
+) -> None:
+    """The row's architecture, training and result columns, read from each group in one
+    pass, are the group's values (None when absent), the float results as finite or None."""
+    from hpo_analysis import derive
+
+    trial = vars(Trial("s", 0, "COMPLETE", 0.5, arch, training, results, (), {}, {}, {}, "f"))
+    row = derive._row(trial, derive._no_curve())
+    for name in ("d_model", "n_layers", "n_heads", "d_ff", "param_count", "arch_idx"):
+        assert repr(row[name]) == repr(arch.get(name))
+    for name in ("lr", "epochs_config", "weight_decay", "warmup_steps", "dropout", "batch_size"):
+        assert repr(row[name]) == repr(training.get(name))
+    for name, column in (
+        ("val_accuracy", "val_accuracy"),
+        ("train_accuracy", "train_accuracy"),
+        ("duration_sec", "duration_sec"),
+        ("val_loss", "_results_val_loss"),
+    ):
+        value = results.get(name)
+        expected = float(value) if _finite(value) else None
+        assert repr(row[column]) == repr(expected)
+    for name in ("epochs_trained", "datetime_start", "datetime_complete"):
+        assert repr(row[name]) == repr(results.get(name))

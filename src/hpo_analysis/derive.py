@@ -472,6 +472,19 @@ def _last_finite(by_name: dict[str, tuple[float, ...]], name: str) -> float | No
     return last if last - last == 0.0 else None
 
 
+_ARCH_FIELDS = ("d_model", "n_layers", "n_heads", "d_ff", "param_count", "arch_idx")
+_TRAINING_FIELDS = ("lr", "epochs_config", "weight_decay", "warmup_steps", "dropout", "batch_size")
+_RESULT_FIELDS = (
+    "val_accuracy",
+    "duration_sec",
+    "train_accuracy",
+    "val_loss",
+    "epochs_trained",
+    "datetime_start",
+    "datetime_complete",
+)
+
+
 def _row(trial: dict[str, Any], facts: CurveFacts) -> dict[str, Any]:
     """The row of :func:`record_row` from the trial's fields (by name) and its curve's
     facts."""
@@ -486,37 +499,50 @@ def _row(trial: dict[str, Any], facts: CurveFacts) -> dict[str, Any]:
         loss_non_finite,
         matches,
     ) = facts
-    arch = trial["architecture"]
-    training = trial["training"]
-    results = trial["results"]
     factors = trial["factors"]
     objective = trial["objective"]
     direction = trial["direction"]
-    epochs_trained: int | None = curve_len if curve_len else results.get("epochs_trained")
+    # each group's values in one pass in C (the dict's get, so an absent key reads None)
+    d_model, n_layers, n_heads, d_ff, param_count, arch_idx = map(
+        trial["architecture"].get, _ARCH_FIELDS
+    )
+    lr, epochs_config, weight_decay, warmup_steps, dropout, batch_size = map(
+        trial["training"].get, _TRAINING_FIELDS
+    )
+    (
+        val_accuracy,
+        duration_sec,
+        train_accuracy,
+        results_val_loss,
+        results_epochs_trained,
+        datetime_start,
+        datetime_complete,
+    ) = map(trial["results"].get, _RESULT_FIELDS)
+    epochs_trained: int | None = curve_len if curve_len else results_epochs_trained
     row: dict[str, Any] = {
         "study": trial["study"],
         "budget": factors.get("budget"),
         "horizon": factors.get("horizon"),
         "trial_num": trial["trial_num"],
-        "d_model": arch.get("d_model"),
-        "n_layers": arch.get("n_layers"),
-        "n_heads": arch.get("n_heads"),
-        "d_ff": arch.get("d_ff"),
-        "param_count": arch.get("param_count"),
-        "arch_idx": arch.get("arch_idx"),
-        "lr": training.get("lr"),
-        "epochs_config": training.get("epochs_config"),
-        "weight_decay": training.get("weight_decay"),
-        "warmup_steps": training.get("warmup_steps"),
-        "dropout": training.get("dropout"),
+        "d_model": d_model,
+        "n_layers": n_layers,
+        "n_heads": n_heads,
+        "d_ff": d_ff,
+        "param_count": param_count,
+        "arch_idx": arch_idx,
+        "lr": lr,
+        "epochs_config": epochs_config,
+        "weight_decay": weight_decay,
+        "warmup_steps": warmup_steps,
+        "dropout": dropout,
         "val_loss": None,
         "train_loss": last_train_loss,
-        "val_accuracy": finite_or_none(results.get("val_accuracy")),
+        "val_accuracy": finite_or_none(val_accuracy),
         "best_epoch": epoch_best,
         "best_val_loss": loss_best,
         "epochs_trained": epochs_trained,
         "early_stopped": None,
-        "duration_sec": finite_or_none(results.get("duration_sec")),
+        "duration_sec": finite_or_none(duration_sec),
         "diverged": None,
         "rank_in_study": None,
         "is_best_in_study": None,
@@ -528,18 +554,18 @@ def _row(trial: dict[str, Any], facts: CurveFacts) -> dict[str, Any]:
         "direction_source": None,
         "state": trial["state"],
         "stop_reason": None,
-        "batch_size": training.get("batch_size"),
-        "train_accuracy": finite_or_none(results.get("train_accuracy")),
+        "batch_size": batch_size,
+        "train_accuracy": finite_or_none(train_accuracy),
         "final_val_auc": last_val_auc,
         "last_val_loss": last_val_loss,
         "curve_non_finite": non_finite,
-        "datetime_start": results.get("datetime_start"),
-        "datetime_complete": results.get("datetime_complete"),
+        "datetime_start": datetime_start,
+        "datetime_complete": datetime_complete,
         "source_file": trial["source_file"],
         "_direction": direction if direction in ("minimize", "maximize") else None,
         "_direction_source": trial["direction_source"],
         "_objective_name": trial["objective_name"],
-        "_results_val_loss": finite_or_none(results.get("val_loss")),
+        "_results_val_loss": finite_or_none(results_val_loss),
         "_last_val_loss": last_val_loss,
         "_curve_len": curve_len,
         "_loss_non_finite": loss_non_finite,
