@@ -322,12 +322,13 @@ def test_quick_nesting_depth_equals_the_regex_scan(value: Any, indent: Any, asci
 @given(st.floats(min_value=2.0**63, allow_infinity=False), st.booleans())
 def test_floats_of_long_integers_are_written_with_an_exponent(value: float, negative: bool) -> None:
     """What lets the fast loader skip the digit scan: every float orjson reads an integer
-    beyond 64 bits as (at least 2**63 in magnitude) is written with ``e+``."""
+    beyond 64 bits as (at least 2**63 in magnitude) is written with ``e+``, hence a ``+``."""
     import orjson
 
-    from hpo_analysis.jsonio import _EXPONENT
+    from hpo_analysis.jsonio import _EXPONENT, _PLUS
 
-    assert _EXPONENT in orjson.dumps(-value if negative else value)
+    encoded = orjson.dumps(-value if negative else value)
+    assert _EXPONENT in encoded and _PLUS in encoded
 
 
 _DIGIT_RUNS = st.sampled_from(

@@ -87,8 +87,11 @@ _ESCAPED_COLON = re.compile(rb"\\u003[aA]")
 
 
 # how orjson writes a float of 1e16 or more in magnitude (every float it reads an integer
-# beyond 64 bits as): with a positive exponent
+# beyond 64 bits as): with a positive exponent, whose "+" is looked for
 _EXPONENT = b"e+"
+_PLUS = b"+"
+# every byte but a colon and an opening bracket, deleted by bytes.translate
+_NOT_COLON_NOR_OPENING = bytes(c for c in range(256) if c not in b":[{")
 
 
 def _may_hold_long_integer(data: bytes) -> bool:
@@ -111,9 +114,10 @@ def _may_hold_long_integer(data: bytes) -> bool:
     return False
 
 
-def _fast_load(data: bytes, apart: tuple[str, ...] = ()) -> tuple[LoadedJson, bytes] | None:
-    """orjson's result when it is certainly the standard library's, with the value
-    re-encoded (compact); else None.
+def _fast_load(data: bytes, apart: tuple[str, ...] = ()) -> tuple[LoadedJson, int] | None:
+    """orjson's result when it is certainly the standard library's, with the number of
+    arrays and objects of the value (the brackets of its compact encoding, strings aside
+    from which they may also come: a bound of its nesting depth); else None.
 
     Duplicate keys: each key of the text is followed by one structural colon, and orjson
     keeps only the last of duplicate keys. Re-encoding the result writes every kept key with
@@ -122,7 +126,7 @@ def _fast_load(data: bytes, apart: tuple[str, ...] = ()) -> tuple[LoadedJson, by
     text has as many colons as the input exactly when nothing was dropped.
 
     Integers beyond 64 bits: orjson reads them as floats of at least 2**63 in magnitude,
-    which it writes with an exponent (``e+``). A re-encoded text without ``e+`` therefore
+    which it writes with an exponent (``e+``). A re-encoded text without a ``+`` therefore
     holds no such float, and the text need not be scanned for long runs of digits.
 
     ``apart``: see :func:`encoded_apart`.
@@ -139,11 +143,14 @@ def _fast_load(data: bytes, apart: tuple[str, ...] = ()) -> tuple[LoadedJson, by
         encoded, part = encoded_apart(value, apart)
     except TypeError:  # nested deeper than orjson writes: the standard library decides
         return None
-    if _EXPONENT in encoded and _may_hold_long_integer(data):
+    if _PLUS in encoded and _may_hold_long_integer(data):  # a byte search (memchr) first
         return None  # an integer beyond 64 bits may have become a float
-    if encoded.count(b":") != data.count(b":"):
+    # the colons and opening brackets of the encoding, counted in one pass
+    marks = encoded.translate(None, _NOT_COLON_NOR_OPENING)
+    colons = marks.count(b":")
+    if colons != data.count(b":"):
         return None  # a duplicate key was dropped: re-parse to report it
-    return LoadedJson(value, apart=part), encoded
+    return LoadedJson(value, apart=part), len(marks) - colons
 
 
 def encoded_apart(
@@ -183,11 +190,10 @@ def load_json_bytes(data: bytes, apart: tuple[str, ...] = ()) -> LoadedJson:
         raise JsonReadError("empty file (0 bytes)" if not data else "file holds only whitespace")
     fast = _fast_load(data, apart)
     if fast is not None:
-        loaded, encoded = fast
         # the nesting depth is at most the number of arrays and objects: those of the value
         # are those of the text, and its compact encoding (a shorter text) holds a bracket
         # for each of them, besides those in strings
-        brackets = encoded.count(b"[") + encoded.count(b"{")
+        loaded, brackets = fast
     else:
         loaded = _stdlib_load(data)
         brackets = data.count(b"[") + data.count(b"{")
