@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import closing
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import IO, Any
 
 from .errors import HpoAnalysisError
@@ -67,13 +69,23 @@ def _loads_start(line: bytes, length: int) -> Any:
 
 def read_full_json(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Iterator[TrialLine]]:
     """The metadata and an iterator over the trials; raises :class:`FullJsonError`."""
+    metadata, batches = read_full_json_batches(path)
+    return metadata, _trials(batches)
+
+
+def read_full_json_batches(
+    path: str | os.PathLike[str],
+) -> tuple[dict[str, Any], Generator[TrialBatch, None, None]]:
+    """The metadata and an iterator over the trials a few MB at a time, as :class:`TrialBatch`
+    (the trials of :func:`read_full_json` in the same order, with the same errors, raised
+    after the trials before the faulty line); raises :class:`FullJsonError`."""
     handle = open(path, "rb")  # noqa: SIM115 - closed by the iterator
     try:
         metadata, offset = _read_head(handle)
     except BaseException:
         handle.close()
         raise
-    return metadata, _trials(handle, offset)
+    return metadata, _batches(handle, offset)
 
 
 def _read_head(handle: IO[bytes]) -> tuple[dict[str, Any], int]:
@@ -100,33 +112,131 @@ def _read_head(handle: IO[bytes]) -> tuple[dict[str, Any], int]:
     return metadata, offset
 
 
-def _trials(handle: IO[bytes], offset: int) -> Iterator[TrialLine]:
+@dataclass
+class TrialBatch:
+    """Consecutive trials of hpo_full.json: their byte offsets, lengths and objects."""
+
+    offsets: list[int]
+    lengths: list[int]
+    trials: list[dict[str, Any]]
+
+
+def _trials(batches: Generator[TrialBatch, None, None]) -> Iterator[TrialLine]:
+    with closing(batches):
+        for batch in batches:
+            yield from map(TrialLine, batch.offsets, batch.lengths, batch.trials)
+
+
+BATCH_BYTES = 1 << 16  # lines read at a time: a dozen trials, still in the CPU's cache when checked
+_COMMA_LINE = b",\n"
+
+
+def _batches(handle: IO[bytes], offset: int) -> Generator[TrialBatch, None, None]:
+    """The trial lines a batch of lines at a time. A run of lines that all end with ``,\\n``
+    (every line but the last trial's) is parsed by :func:`_quick_batch`; the rest of a batch,
+    and a run the quick path declines, line by line as the file's layout says."""
     with handle:
         previous_had_comma = True
         number = 0
-        for line in handle:
-            number += 1
-            if line == END_LINE:
-                if number > 1 and previous_had_comma:
-                    raise FullJsonError(f"trial {number - 1}: a comma before the closing ]")
-                if handle.read(1):
-                    raise FullJsonError("data after the closing ]}")
-                return
-            if not previous_had_comma:
-                raise FullJsonError(f"trial {number}: no comma after the previous trial")
-            previous_had_comma = line.endswith(b",\n")
-            length = len(line) - 2 if previous_had_comma else len(line) - 1
-            if not line.endswith(b"\n"):
-                raise FullJsonError(f"trial {number}: the file ends inside the trials array")
-            try:
-                trial = _loads_start(line, length)
-            except ValueError as err:
-                raise FullJsonError(f"trial {number} is not strict JSON ({err})") from None
-            if not isinstance(trial, dict):
-                raise FullJsonError(f"trial {number} is not an object")
-            yield TrialLine(offset, length, trial)
-            offset += len(line)
-        raise FullJsonError("the file ends inside the trials array (no closing ]})")
+        while True:
+            lines = handle.readlines(BATCH_BYTES)
+            if not lines:
+                raise FullJsonError("the file ends inside the trials array (no closing ]})")
+            run = 0
+            if previous_had_comma:  # the leading lines that end with ",\n"
+                while run < len(lines) and lines[run].endswith(_COMMA_LINE):
+                    run += 1
+            quick = _quick_batch(lines[:run], offset) if run else None
+            if quick is not None:
+                yield quick
+                number += run
+                offset += sum(map(len, lines[:run]))
+                lines = lines[run:]
+            batch = TrialBatch([], [], [])
+            for position, line in enumerate(lines):
+                number += 1
+                if line == END_LINE:
+                    if number > 1 and previous_had_comma:
+                        if batch.trials:
+                            yield batch
+                        raise FullJsonError(f"trial {number - 1}: a comma before the closing ]")
+                    if batch.trials:
+                        yield batch
+                    if position < len(lines) - 1 or handle.read(1):
+                        raise FullJsonError("data after the closing ]}")
+                    return
+                try:
+                    trial, length, previous_had_comma = _careful_line(
+                        line, number, previous_had_comma
+                    )
+                except FullJsonError:
+                    if batch.trials:
+                        yield batch
+                    raise
+                batch.offsets.append(offset)
+                batch.lengths.append(length)
+                batch.trials.append(trial)
+                offset += len(line)
+            if batch.trials:
+                yield batch
+
+
+def _careful_line(line: bytes, number: int, previous_had_comma: bool) -> tuple[Any, int, bool]:
+    """One trial line checked as the layout says: its object, its length without the
+    separator, and whether it ends with a comma."""
+    if not previous_had_comma:
+        raise FullJsonError(f"trial {number}: no comma after the previous trial")
+    has_comma = line.endswith(_COMMA_LINE)
+    length = len(line) - 2 if has_comma else len(line) - 1
+    if not line.endswith(b"\n"):
+        raise FullJsonError(f"trial {number}: the file ends inside the trials array")
+    try:
+        trial = _loads_start(line, length)
+    except ValueError as err:
+        raise FullJsonError(f"trial {number} is not strict JSON ({err})") from None
+    if not isinstance(trial, dict):
+        raise FullJsonError(f"trial {number} is not an object")
+    return trial, length, has_comma
+
+
+def _quick_batch(lines: list[bytes], offset: int) -> TrialBatch | None:
+    """The trials of lines that all end with ``,\\n``, parsed by orjson, when the careful
+    path would give exactly these (no line may hold a long integer, every line is an
+    object); else None and the careful path reads them (and says what is wrong).
+
+    A line ending with ``,\\n`` ends a run of digits, so a run of 19+ digits in a line is
+    one in the lines joined: none in the joined lines means none in any line."""
+    if orjson is None or _may_hold_long_integer_in(b"".join(lines)):
+        return None
+    try:
+        trials = [orjson.loads(memoryview(line)[:-2]) for line in lines]
+    except orjson.JSONDecodeError:
+        return None
+    if not all(map(_IS_DICT, trials)):
+        return None
+    lengths = [len(line) - 2 for line in lines]
+    offsets = list(accumulate(map(len, lines[:-1]), initial=offset))
+    return TrialBatch(offsets, lengths, trials)
+
+
+def _is_dict(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+_IS_DICT = _is_dict
+# digits as "0", "." kept, every other byte as "x": a run of 19+ digits that does not follow
+# a "." starts the text or follows an "x"
+_RUNS = bytes(
+    0x30 if 0x30 <= byte <= 0x39 else 0x2E if byte == 0x2E else 0x78 for byte in range(256)
+)
+_LONG_RUN = b"0" * 19
+
+
+def _may_hold_long_integer_in(data: bytes) -> bool:
+    """:func:`hpo_analysis.jsonio._may_hold_long_integer`, in one translation and one
+    search: a run of 19+ digits that is not the fraction of a decimal number."""
+    runs = data.translate(_RUNS)
+    return runs.startswith(_LONG_RUN) or b"x" + _LONG_RUN in runs
 
 
 def read_trial_at(path: str | os.PathLike[str], offset: int, length: int) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 Each check reads the files as a user would (CSV with typed columns, strict JSON, Parquet) and
 returns plain messages; an empty list means the dataset is consistent. ``hpo_full.json`` is
-read one trial at a time (see :mod:`hpo_analysis.fulljson`) and checked against
-``hpo_full.schema.json``, so memory stays flat however large the dataset is.
+read a few trials at a time (see :mod:`hpo_analysis.fulljson`) and checked against
+``hpo_full.schema.json``, so memory stays flat however large the dataset is. The trials of
+such a batch are checked at once (their summary values compared as one list, their schema
+with one call) and, where that finds something, trial by trial for the messages.
 
 Example::
 
@@ -19,11 +21,12 @@ import math
 import operator
 import os
 from collections.abc import Callable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from .errors import HpoAnalysisError, install_hint
-from .fulljson import FullJsonError, read_full_json
+from .fulljson import FullJsonError, read_full_json_batches
 from .layout import (
     CURVES_PARQUET,
     DIVERGED_CSV,
@@ -109,6 +112,16 @@ def schema_validator(
     the reference ``jsonschema`` package (milliseconds per trial); None when neither is
     installed (or, with ``fast_only``, when jsonschema-rs is not).
     """
+    found = _validators(schema, fast_only=fast_only)
+    return found[0] if found is not None else None
+
+
+_Validators = tuple[Callable[[Any], Iterator[str]], Callable[[list[Any]], bool]]
+
+
+def _validators(schema: dict[str, Any], *, fast_only: bool = False) -> _Validators | None:
+    """:func:`schema_validator`'s function and, from the same validator, one telling whether
+    every instance of a list is valid (True exactly when the first lists no error for any)."""
     try:
         import jsonschema_rs
 
@@ -119,7 +132,7 @@ def schema_validator(
             if not fast.is_valid(instance):
                 yield from (error.message for error in fast.iter_errors(instance))
 
-        return errors
+        return errors, lambda instances: all(map(fast.is_valid, instances))
     except ImportError:
         if fast_only:
             return None
@@ -128,7 +141,10 @@ def schema_validator(
     except ImportError:
         return None
     reference = jsonschema.Draft202012Validator(schema)
-    return lambda instance: (error.message for error in reference.iter_errors(instance))
+    return (
+        lambda instance: (error.message for error in reference.iter_errors(instance)),
+        lambda instances: all(map(reference.is_valid, instances)),
+    )
 
 
 def _sub_schema(schema: dict[str, Any], name: str) -> dict[str, Any]:
@@ -161,11 +177,11 @@ def validate_dir(
         schema_doc = _load_strict(root / FULL_JSON_SCHEMA)
     except (ValueError, OSError) as err:
         return [f"{FULL_JSON_SCHEMA}: not strict JSON: {err}"]
-    check_trial = check_meta = None
+    trial_validators = check_meta = None
     if schema is not False:
-        check_trial = schema_validator(_sub_schema(schema_doc, "trial"), fast_only=schema is None)
+        trial_validators = _validators(_sub_schema(schema_doc, "trial"), fast_only=schema is None)
         check_meta = schema_validator(_sub_schema(schema_doc, "metadata"), fast_only=True)
-        if check_trial is None and schema:
+        if trial_validators is None and schema:
             raise SchemaCheckUnavailable(
                 f"checking {FULL_JSON} against its JSON Schema needs jsonschema-rs or "
                 f"jsonschema: {SCHEMA_HINT}"
@@ -181,7 +197,7 @@ def validate_dir(
         diverged_rows = list(csv.DictReader(handle))
     manifest_trials = _manifest_trials(root / MANIFEST)
     try:
-        meta, trials = read_full_json(root / FULL_JSON)
+        meta, batches = read_full_json_batches(root / FULL_JSON)
     except (FullJsonError, OSError) as err:
         return [f"{FULL_JSON}: {err}"]
     if check_meta is not None:
@@ -197,9 +213,8 @@ def validate_dir(
         index = pq.read_table(root / FULL_JSON_INDEX, columns=["offset", "length"])
     except Exception as err:  # pyarrow raises several types for unreadable files
         return failures + [f"a Parquet output cannot be read: {err}"]
-    index_rows = zip(
-        index.column("offset").to_pylist(), index.column("length").to_pylist(), strict=True
-    )
+    index_offsets = index.column("offset").to_pylist()
+    index_lengths = index.column("length").to_pylist()
     try:
         summary = _read_summary(root / SUMMARY_CSV)
     except ValueError as err:
@@ -212,16 +227,27 @@ def validate_dir(
         return failures + [f"a Parquet output cannot be read: {err}"]
     release_memory()
     rows = _row_values(summary)
+    position = 0  # of the batch's first trial among the trials
     try:
-        for item in trials:
-            counts.json_trial(item.trial, item.offset, item.length)
-            values = next(rows, None)
-            if values is not None and len(failures) < MAX_REPORTED:
-                failures.extend(_csv_matches_json(values, item.trial))
-                if check_trial is not None:
-                    failures.extend(_schema_failures(check_trial, item.trial))
-            if (item.offset, item.length) != next(index_rows, None):
+        for batch in batches:
+            trials = batch.trials
+            n = len(trials)
+            counts.json_batch(trials)
+            values = list(islice(rows, n))  # the summary's rows beside them, while it has any
+            if len(failures) < MAX_REPORTED and not _batch_consistent(
+                values, trials, trial_validators
+            ):  # what is wrong, trial by trial
+                for at, trial in enumerate(trials[: len(values)]):
+                    if len(failures) < MAX_REPORTED:
+                        failures.extend(_csv_matches_json(values[at], trial))
+                        if trial_validators is not None:
+                            failures.extend(_schema_failures(trial_validators[0], trial))
+            end = position + n
+            if batch.offsets != index_offsets[position:end]:
                 counts.index_ok = False
+            if batch.lengths != index_lengths[position:end]:
+                counts.index_ok = False
+            position = end
     except FullJsonError as err:
         failures.append(f"{FULL_JSON}: {err}")
 
@@ -400,10 +426,31 @@ class _Counts:
                     )
         return failures
 
-    def json_trial(self, trial: dict[str, Any], offset: int, length: int) -> None:
-        self.json_trials += 1
-        curve = trial.get("learning_curve")
-        self.curve_points += len(curve) if isinstance(curve, list) else 0
+    def json_batch(self, trials: list[dict[str, Any]]) -> None:
+        """Count the trials of hpo_full.json and the points of their learning curves."""
+        self.json_trials += len(trials)
+        self.curve_points += sum(
+            len(curve) if isinstance(curve, list) else 0 for curve in map(_CURVE, trials)
+        )
+
+
+_CURVE = operator.methodcaller("get", "learning_curve")
+
+
+def _batch_consistent(
+    values: list[tuple[Any, ...]], trials: list[dict[str, Any]], validators: _Validators | None
+) -> bool:
+    """True when each of the first ``len(values)`` trials holds the summary values of its
+    row and is valid against the schema: then :func:`_csv_matches_json` and
+    :func:`_schema_failures` have nothing to say about any of them. False says only that
+    they are to be asked trial by trial."""
+    checked = trials[: len(values)]
+    try:
+        if list(map(_JSON_VALUES, checked)) != values:
+            return False
+    except (KeyError, TypeError):
+        return False
+    return validators is None or validators[1](checked)
 
 
 def _schema_failures(check: Callable[[Any], Iterator[str]], trial: dict[str, Any]) -> list[str]:
