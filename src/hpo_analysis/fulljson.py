@@ -19,7 +19,6 @@ import os
 from collections.abc import Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from itertools import accumulate
 from typing import IO, Any
 
 from .errors import HpoAnalysisError
@@ -127,31 +126,52 @@ def _trials(batches: Generator[TrialBatch, None, None]) -> Iterator[TrialLine]:
             yield from map(TrialLine, batch.offsets, batch.lengths, batch.trials)
 
 
-BATCH_BYTES = 1 << 16  # lines read at a time: a dozen trials, still in the CPU's cache when checked
+BATCH_BYTES = 1 << 16  # read at a time: a dozen trials, still in the CPU's cache when checked
 _COMMA_LINE = b",\n"
 
 
 def _batches(handle: IO[bytes], offset: int) -> Generator[TrialBatch, None, None]:
-    """The trial lines a batch of lines at a time. A run of lines that all end with ``,\\n``
-    (every line but the last trial's) is parsed by :func:`_quick_batch`; the rest of a batch,
-    and a run the quick path declines, line by line as the file's layout says."""
+    """The trial lines a block of whole lines at a time. A run of lines that all end with
+    ``,\\n`` (every line but the last trial's) is parsed by :func:`_quick_batch`; the rest of
+    a block, and a run the quick path declines, line by line as the file's layout says."""
     with handle:
         previous_had_comma = True
         number = 0
+        pending: list[bytes] = []  # the start of a line whose end is not read yet
         while True:
-            lines = handle.readlines(BATCH_BYTES)
-            if not lines:
+            data = handle.read(BATCH_BYTES)
+            cut = data.rfind(b"\n") + 1  # the end of the block's last whole line
+            if data and not cut:  # a line longer than a block: read on
+                pending.append(data)
+                continue
+            if pending:
+                head = b"".join(pending)
+                pending.clear()
+                data, cut = head + data, len(head) + cut if cut else 0
+            if not data:
                 raise FullJsonError("the file ends inside the trials array (no closing ]})")
-            run = 0
-            if previous_had_comma:  # the leading lines that end with ",\n"
-                while run < len(lines) and lines[run].endswith(_COMMA_LINE):
-                    run += 1
-            quick = _quick_batch(lines[:run], offset) if run else None
-            if quick is not None:
-                yield quick
-                number += run
-                offset += sum(map(len, lines[:run]))
-                lines = lines[run:]
+            if not cut:  # the file's last line, without an end of line
+                lines = [data]
+            else:
+                if cut < len(data):
+                    pending.append(data[cut:])
+                ends = _line_ends(data)  # after each "\n"
+                run = 0
+                if previous_had_comma:  # the leading lines that end with ",\n"
+                    while run < len(ends) and data[ends[run] - 2 : ends[run] - 1] == b",":
+                        run += 1
+                quick = _quick_batch(data, ends[:run], offset) if run else None
+                start = 0
+                if quick is not None:
+                    yield quick
+                    number += run
+                    start = ends[run - 1]
+                    offset += start
+                    del ends[:run]
+                lines = []
+                for end in ends:
+                    lines.append(data[start:end])
+                    start = end
             batch = TrialBatch([], [], [])
             for position, line in enumerate(lines):
                 number += 1
@@ -162,7 +182,7 @@ def _batches(handle: IO[bytes], offset: int) -> Generator[TrialBatch, None, None
                         raise FullJsonError(f"trial {number - 1}: a comma before the closing ]")
                     if batch.trials:
                         yield batch
-                    if position < len(lines) - 1 or handle.read(1):
+                    if position < len(lines) - 1 or pending or handle.read(1):
                         raise FullJsonError("data after the closing ]}")
                     return
                 try:
@@ -199,24 +219,37 @@ def _careful_line(line: bytes, number: int, previous_had_comma: bool) -> tuple[A
     return trial, length, has_comma
 
 
-def _quick_batch(lines: list[bytes], offset: int) -> TrialBatch | None:
-    """The trials of lines that all end with ``,\\n``, parsed by orjson, when the careful
-    path would give exactly these (no line may hold a long integer, every line is an
-    object); else None and the careful path reads them (and says what is wrong).
+def _line_ends(data: bytes) -> list[int]:
+    """The position after each end of line of ``data``."""
+    ends = []
+    find = data.find
+    end = find(b"\n") + 1
+    while end:
+        ends.append(end)
+        end = find(b"\n", end) + 1
+    return ends
 
-    A line ending with ``,\\n`` ends a run of digits, so a run of 19+ digits in a line is
-    one in the lines joined: none in the joined lines means none in any line."""
-    if orjson is None or _may_hold_long_integer_in(b"".join(lines)):
+
+def _quick_batch(data: bytes, ends: list[int], offset: int) -> TrialBatch | None:
+    """The trials of the lines of ``data`` that end before each of ``ends``, lines that all
+    end with ``,\\n``, parsed by orjson, when the careful path would give exactly these (no
+    line may hold a long integer, every line is an object); else None and the careful path
+    reads them (and says what is wrong). ``offset``: where ``data`` starts in the file.
+
+    A line ending with ``,\\n`` ends a run of digits, so a run of 19+ digits in one of the
+    lines is one in ``data``: none there means none in any line."""
+    if orjson is None or _may_hold_long_integer_in(data):
         return None
+    view = memoryview(data)
+    starts = [0, *ends[:-1]]
     try:
-        trials = [orjson.loads(memoryview(line)[:-2]) for line in lines]
+        trials = [orjson.loads(view[a : b - 2]) for a, b in zip(starts, ends, strict=True)]
     except orjson.JSONDecodeError:
         return None
     if not all(map(_IS_DICT, trials)):
         return None
-    lengths = [len(line) - 2 for line in lines]
-    offsets = list(accumulate(map(len, lines[:-1]), initial=offset))
-    return TrialBatch(offsets, lengths, trials)
+    lengths = [b - a - 2 for a, b in zip(starts, ends, strict=True)]
+    return TrialBatch([offset + a for a in starts], lengths, trials)
 
 
 def _is_dict(value: Any) -> bool:

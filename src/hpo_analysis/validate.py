@@ -526,12 +526,58 @@ def _csv_matches_parquet(summary: Any, path: Path) -> list[str]:
 
 def _columns_match(summary: Any, stored: Any) -> list[str]:
     """The first difference, column by column and then row by row, read a row group of a
-    column at a time."""
+    column at a time (when a row group of all the columns read at once shows one)."""
+    if stored.metadata.num_rows != summary.num_rows:
+        return []  # the counts check reports it
+    if _all_columns_equal(summary, stored):
+        return []
+    return _first_difference(summary, stored)
+
+
+def _comparable(found: Any) -> Any:
+    """A column of trials.parquet as the CSV holds it: NaN and ±inf, and an empty text, as
+    empty cells (read back as null)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if stored.metadata.num_rows != summary.num_rows:
-        return []  # the counts check reports it
+    if pa.types.is_floating(found.type):
+        return pc.if_else(pc.is_finite(found), found, pa.scalar(None, found.type))
+    if pa.types.is_string(found.type):
+        return pc.if_else(pc.equal(found, ""), pa.scalar(None, found.type), found)
+    return found
+
+
+def _all_columns_equal(summary: Any, stored: Any) -> bool:
+    """True when every summary column is in trials.parquet with its type and its values, a
+    row group of all the columns read at a time: then :func:`_first_difference` finds none."""
+    import pyarrow as pa
+
+    schema = stored.schema_arrow
+    for name in _SUMMARY_NAMES:
+        if schema.get_field_index(name) < 0 or schema.field(name).type != summary.column(name).type:
+            return False
+    pool = pa.default_memory_pool()
+    offset = 0
+    for group in range(stored.num_row_groups):
+        try:
+            found = stored.read_row_group(group, columns=_SUMMARY_NAMES)
+        except Exception:  # a column that cannot be decoded: said in its place, as it comes
+            return False
+        n = found.num_rows
+        for name in _SUMMARY_NAMES:
+            if not _comparable(found.column(name)).equals(summary.column(name).slice(offset, n)):
+                return False
+        offset += n
+        del found
+        pool.release_unused()  # this group's arrays
+    return True
+
+
+def _first_difference(summary: Any, stored: Any) -> list[str]:
+    """The first difference, column by column and then row by row, read a row group of a
+    column at a time."""
+    import pyarrow as pa
+
     schema = stored.schema_arrow
     groups = [stored.metadata.row_group(g).num_rows for g in range(stored.num_row_groups)]
     pool = pa.default_memory_pool()
@@ -545,12 +591,8 @@ def _columns_match(summary: Any, stored: Any) -> list[str]:
             ]
         offset = 0
         for group, n in enumerate(groups):
-            found = stored.read_row_group(group, columns=[name]).column(0)
+            found = _comparable(stored.read_row_group(group, columns=[name]).column(0))
             expected = column.slice(offset, n)
-            if pa.types.is_floating(found.type):  # the CSV writes NaN and ±inf as empty cells
-                found = pc.if_else(pc.is_finite(found), found, pa.scalar(None, found.type))
-            elif pa.types.is_string(found.type):  # and an empty text as an empty cell
-                found = pc.if_else(pc.equal(found, ""), pa.scalar(None, found.type), found)
             if not found.equals(expected):
                 pairs = zip(expected.to_pylist(), found.to_pylist(), strict=True)
                 for i, (a, b) in enumerate(pairs, start=offset):
