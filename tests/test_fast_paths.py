@@ -1486,6 +1486,7 @@ def test_batch_check_passes_only_where_every_trial_passes(
     from hpo_analysis.validate import (
         _JSON_PLACES,
         _JSON_VALUES,
+        _SUMMARY_NAMES,
         _batch_consistent,
         _csv_matches_json,
         _schema_failures,
@@ -1501,7 +1502,19 @@ def test_batch_check_passes_only_where_every_trial_passes(
             node = trials[which].get(group) if group else trials[which]
             node[name] = value
     validators = _validators(_sub_schema(full_json_schema(), "trial")) if schema else None
-    if _batch_consistent(values, trials, validators):
+    columns = {name: [row[i] for row in values] for i, name in enumerate(_SUMMARY_NAMES)}
+
+    def same(row: tuple[Any, ...], trial: dict[str, Any]) -> bool:
+        try:
+            return row == _JSON_VALUES(trial)
+        except (KeyError, TypeError):
+            return False
+
+    definition = all(map(same, values, trials)) and (
+        validators is None or all(validators[1]([trial]) for trial in trials[: len(values)])
+    )
+    assert _batch_consistent(columns, trials, validators) == definition
+    if definition:
         for row, trial in zip(values, trials, strict=False):
             assert _csv_matches_json(row, trial) == []
             if validators is not None:

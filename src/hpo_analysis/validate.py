@@ -21,7 +21,6 @@ import math
 import operator
 import os
 from collections.abc import Callable, Iterator
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -226,23 +225,25 @@ def validate_dir(
     except Exception as err:  # a column that cannot be decoded
         return failures + [f"a Parquet output cannot be read: {err}"]
     release_memory()
-    rows = _row_values(summary)
+    rows = _SummaryRows(summary)
     position = 0  # of the batch's first trial among the trials
     try:
         for batch in batches:
             trials = batch.trials
             n = len(trials)
             counts.json_batch(trials)
-            values = list(islice(rows, n))  # the summary's rows beside them, while it has any
+            end = position + n
+            # the summary's rows beside them, while it has any
+            values = rows.columns(position, end)
             if len(failures) < MAX_REPORTED and not _batch_consistent(
                 values, trials, trial_validators
             ):  # what is wrong, trial by trial
-                for at, trial in enumerate(trials[: len(values)]):
+                for at, trial in enumerate(trials[: len(values[_SUMMARY_NAMES[0]])]):
                     if len(failures) < MAX_REPORTED:
-                        failures.extend(_csv_matches_json(values[at], trial))
+                        row = tuple(values[name][at] for name in _SUMMARY_NAMES)
+                        failures.extend(_csv_matches_json(row, trial))
                         if trial_validators is not None:
                             failures.extend(_schema_failures(trial_validators[0], trial))
-            end = position + n
             if batch.offsets != index_offsets[position:end]:
                 counts.index_ok = False
             if batch.lengths != index_lengths[position:end]:
@@ -438,19 +439,40 @@ _CURVE = operator.methodcaller("get", "learning_curve")
 
 
 def _batch_consistent(
-    values: list[tuple[Any, ...]], trials: list[dict[str, Any]], validators: _Validators | None
+    values: dict[str, list[Any]], trials: list[dict[str, Any]], validators: _Validators | None
 ) -> bool:
-    """True when each of the first ``len(values)`` trials holds the summary values of its
-    row and is valid against the schema: then :func:`_csv_matches_json` and
-    :func:`_schema_failures` have nothing to say about any of them. False says only that
-    they are to be asked trial by trial."""
-    checked = trials[: len(values)]
+    """True when each of the first trials, one per summary row in ``values`` (each summary
+    column's values), holds the summary values of its row and is valid against the schema:
+    then :func:`_csv_matches_json` and :func:`_schema_failures` have nothing to say about
+    any of them. False says only that they are to be asked trial by trial.
+
+    The values are compared a group of the trial object at a time, for all the trials at
+    once: equal in every group is equal as a whole (``row == _JSON_VALUES(trial)``)."""
+    checked = trials[: len(values[_SUMMARY_NAMES[0]])]
     try:
-        if list(map(_JSON_VALUES, checked)) != values:
-            return False
-    except (KeyError, TypeError):
+        for group, get, names in _GROUP_GETTERS:
+            found = list(map(get, map(operator.itemgetter(group), checked) if group else checked))
+            if len(names) == 1:
+                expected = values[names[0]]
+            else:
+                expected = list(zip(*(values[name] for name in names), strict=True))
+            if found != expected:
+                return False
+    except (KeyError, TypeError):  # a missing field or group
         return False
     return validators is None or validators[1](checked)
+
+
+def _group_getters() -> list[tuple[str, Callable[[Any], Any], list[str]]]:
+    """Per group of the trial object ("" for the top level), a function giving the values
+    of its summary columns (a tuple, or the value of a group's only column) and their names."""
+    by_group: dict[str, list[str]] = {}
+    for group, name in _JSON_PLACES:
+        by_group.setdefault(group, []).append(name)
+    return [(group, operator.itemgetter(*names), names) for group, names in by_group.items()]
+
+
+_GROUP_GETTERS = _group_getters()
 
 
 def _schema_failures(check: Callable[[Any], Iterator[str]], trial: dict[str, Any]) -> list[str]:
@@ -508,11 +530,26 @@ def _read_summary(path: Path) -> Any:
     return table
 
 
-def _row_values(table: Any) -> Iterator[tuple[Any, ...]]:
-    """The summary columns of each row, in schema order, a batch at a time."""
-    for start in range(0, table.num_rows, 4096):
-        part = table.slice(start, 4096)
-        yield from zip(*(part.column(n).to_pylist() for n in _SUMMARY_NAMES), strict=True)
+class _SummaryRows:
+    """The summary's values as Python values, a window of rows at a time."""
+
+    WINDOW = 4096
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.start = self.end = 0
+        self.window: dict[str, list[Any]] = {}
+
+    def columns(self, start: int, stop: int) -> dict[str, list[Any]]:
+        """Each summary column's values of the rows from ``start`` to ``stop`` (fewer, or
+        none, past the last row)."""
+        stop = min(stop, self.table.num_rows)
+        if start < self.start or stop > self.end:
+            part = self.table.slice(start, max(self.WINDOW, stop - start))
+            self.window = {name: part.column(name).to_pylist() for name in _SUMMARY_NAMES}
+            self.start, self.end = start, start + part.num_rows
+        a, b = start - self.start, max(stop - self.start, start - self.start)
+        return {name: values[a:b] for name, values in self.window.items()}
 
 
 def _csv_matches_parquet(summary: Any, path: Path) -> list[str]:
