@@ -1525,3 +1525,181 @@ def test_row_columns_read_from_each_group_equal_their_definition(
         assert repr(row[column]) == repr(expected)
     for name in ("epochs_trained", "datetime_start", "datetime_complete"):
         assert repr(row[name]) == repr(results.get(name))
+
+
+# --- hpo_full.json read a batch of lines at a time ---------------------------------------------
+
+
+def _trials_line_by_line(path: Path) -> tuple[list[tuple[int, int, Any]], str | None]:
+    """The trials of hpo_full.json read line by line as the layout says (the reader as first
+    written), and the error it stops with."""
+    from hpo_analysis.fulljson import END_LINE, FullJsonError, _read_head, loads_strict
+
+    found: list[tuple[int, int, Any]] = []
+    with open(path, "rb") as handle:
+        try:
+            _, offset = _read_head(handle)
+            previous_had_comma = True
+            number = 0
+            for line in handle:
+                number += 1
+                if line == END_LINE:
+                    if number > 1 and previous_had_comma:
+                        raise FullJsonError(f"trial {number - 1}: a comma before the closing ]")
+                    if handle.read(1):
+                        raise FullJsonError("data after the closing ]}")
+                    return found, None
+                if not previous_had_comma:
+                    raise FullJsonError(f"trial {number}: no comma after the previous trial")
+                previous_had_comma = line.endswith(b",\n")
+                length = len(line) - 2 if previous_had_comma else len(line) - 1
+                if not line.endswith(b"\n"):
+                    raise FullJsonError(f"trial {number}: the file ends inside the trials array")
+                try:
+                    trial = loads_strict(line[:length])
+                except ValueError as err:
+                    raise FullJsonError(f"trial {number} is not strict JSON ({err})") from None
+                if not isinstance(trial, dict):
+                    raise FullJsonError(f"trial {number} is not an object")
+                found.append((offset, length, trial))
+                offset += len(line)
+            raise FullJsonError("the file ends inside the trials array (no closing ]})")
+        except FullJsonError as err:
+            return found, str(err)
+
+
+_TRIAL_LINE = st.one_of(
+    st.dictionaries(
+        st.sampled_from(["study", "trial_num", "learning_curve"]),
+        st.one_of(
+            st.integers(-3, 3),
+            st.sampled_from([2**64, -(2**63) - 1, 10**19, 0.12345678901234567890123, "a,\nb"]),
+            st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=3),
+            st.text(alphabet='ab,]}\\"', max_size=3),
+        ),
+        max_size=3,
+    ).map(lambda trial: json.dumps(trial).encode()),
+    st.sampled_from([b"[1, 2]", b'{"a": NaN}', b'{"a": 1', b"", b"]}", b'{"a": 1}, {"b": 2}']),
+)
+_LINE_END = st.sampled_from([b",\n", b",\n", b",\n", b"\n", b""])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.tuples(_TRIAL_LINE, _LINE_END), max_size=8),
+    st.sampled_from([b"]}\n", b"]}\n", b"]}\nx", b"]}", b""]),
+    st.sampled_from([1, 7, 40, 1 << 16]),
+)
+def test_trial_batches_equal_reading_line_by_line(
+    lines: list[tuple[bytes, bytes]], end: bytes, batch_bytes: int
+) -> None:
+    from hpo_analysis import fulljson
+
+    if lines and lines[-1][1] == b",\n" and end.startswith(b"]}"):  # the usual last line
+        lines[-1] = (lines[-1][0], b"\n")
+    data = b'{"metadata": {"n": 1},\n"trials": [\n' + b"".join(a + b for a, b in lines) + end
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "hpo_full.json"
+        path.write_bytes(data)
+        expected = _trials_line_by_line(path)
+        original = fulljson.BATCH_BYTES
+        fulljson.BATCH_BYTES = batch_bytes
+        try:
+            found: list[tuple[int, int, Any]] = []
+            error = None
+            _, trials = fulljson.read_full_json(path)
+            try:
+                for t in trials:
+                    found.append((t.offset, t.length, t.trial))
+            except fulljson.FullJsonError as err:
+                error = str(err)
+        finally:
+            fulljson.BATCH_BYTES = original
+    assert repr((found, error)) == repr(expected)
+
+
+def test_trial_batches_take_the_quick_path_for_extracts_layout(tmp_path: Path) -> None:
+    from hpo_analysis import fulljson
+
+    body = b"".join(
+        b'{"study":"s","trial_num":%d,"x":0.000151638687951275920},\n' % i for i in range(50)
+    )
+    path = tmp_path / "hpo_full.json"
+    path.write_bytes(b'{"metadata": {},\n"trials": [\n' + body + b'{"trial_num":50}\n]}\n')
+    calls = []
+    original = fulljson._careful_line
+    fulljson._careful_line = lambda *args: calls.append(args) or original(*args)  # type: ignore[assignment]
+    try:
+        _, batches = fulljson.read_full_json_batches(path)
+        trials = [t for batch in batches for t in batch.trials]
+    finally:
+        fulljson._careful_line = original  # type: ignore[assignment]
+    assert [t["trial_num"] for t in trials] == list(range(51))
+    assert len(calls) == 1  # only the last line, which has no comma
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=60),
+        st.text(alphabet="0123456789.e-, x\n", max_size=80).map(str.encode),
+        st.lists(st.sampled_from(["1" * 19, "2" * 25, ".", "0.", "-", ",", "e", "7"])).map(
+            lambda parts: "".join(parts).encode()
+        ),
+    )
+)
+def test_long_integer_search_in_one_pass_equals_the_run_by_run_search(data: bytes) -> None:
+    from hpo_analysis.fulljson import _may_hold_long_integer_in
+    from hpo_analysis.jsonio import _may_hold_long_integer
+
+    assert _may_hold_long_integer_in(data) == _may_hold_long_integer(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(0, 9), max_size=5),
+    st.lists(st.tuples(st.integers(0, 4), st.integers(0, 60), st.sampled_from([None, 1, "x"]))),
+    st.integers(0, 5),
+    st.booleans(),
+)
+def test_batch_check_passes_only_where_every_trial_passes(
+    seeds: list[int], changes: list[tuple[int, int, Any]], rows: int, schema: bool
+) -> None:
+    """A batch the quick check passes has no failure when checked trial by trial."""
+    from hpo_analysis.schema_json import full_json_schema
+    from hpo_analysis.validate import (
+        _JSON_PLACES,
+        _JSON_VALUES,
+        _SUMMARY_NAMES,
+        _batch_consistent,
+        _csv_matches_json,
+        _schema_failures,
+        _sub_schema,
+        _validators,
+    )
+
+    trials = [_a_trial(seed) for seed in seeds]
+    values = [_JSON_VALUES(trial) for trial in trials][:rows]
+    for which, where, value in changes:
+        if which < len(trials) and where < len(_JSON_PLACES):
+            group, name = _JSON_PLACES[where]
+            node = trials[which].get(group) if group else trials[which]
+            node[name] = value
+    validators = _validators(_sub_schema(full_json_schema(), "trial")) if schema else None
+    columns = {name: [row[i] for row in values] for i, name in enumerate(_SUMMARY_NAMES)}
+
+    def same(row: tuple[Any, ...], trial: dict[str, Any]) -> bool:
+        try:
+            return row == _JSON_VALUES(trial)
+        except (KeyError, TypeError):
+            return False
+
+    definition = all(map(same, values, trials)) and (
+        validators is None or all(validators[1]([trial]) for trial in trials[: len(values)])
+    )
+    assert _batch_consistent(columns, trials, validators) == definition
+    if definition:
+        for row, trial in zip(values, trials, strict=False):
+            assert _csv_matches_json(row, trial) == []
+            if validators is not None:
+                assert _schema_failures(validators[0], trial) == []

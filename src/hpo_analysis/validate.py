@@ -2,8 +2,10 @@
 
 Each check reads the files as a user would (CSV with typed columns, strict JSON, Parquet) and
 returns plain messages; an empty list means the dataset is consistent. ``hpo_full.json`` is
-read one trial at a time (see :mod:`hpo_analysis.fulljson`) and checked against
-``hpo_full.schema.json``, so memory stays flat however large the dataset is.
+read a few trials at a time (see :mod:`hpo_analysis.fulljson`) and checked against
+``hpo_full.schema.json``, so memory stays flat however large the dataset is. The trials of
+such a batch are checked at once (their summary values compared as one list, their schema
+with one call) and, where that finds something, trial by trial for the messages.
 
 Example::
 
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import HpoAnalysisError, install_hint
-from .fulljson import FullJsonError, read_full_json
+from .fulljson import FullJsonError, read_full_json_batches
 from .layout import (
     CURVES_PARQUET,
     DIVERGED_CSV,
@@ -109,6 +111,16 @@ def schema_validator(
     the reference ``jsonschema`` package (milliseconds per trial); None when neither is
     installed (or, with ``fast_only``, when jsonschema-rs is not).
     """
+    found = _validators(schema, fast_only=fast_only)
+    return found[0] if found is not None else None
+
+
+_Validators = tuple[Callable[[Any], Iterator[str]], Callable[[list[Any]], bool]]
+
+
+def _validators(schema: dict[str, Any], *, fast_only: bool = False) -> _Validators | None:
+    """:func:`schema_validator`'s function and, from the same validator, one telling whether
+    every instance of a list is valid (True exactly when the first lists no error for any)."""
     try:
         import jsonschema_rs
 
@@ -119,7 +131,7 @@ def schema_validator(
             if not fast.is_valid(instance):
                 yield from (error.message for error in fast.iter_errors(instance))
 
-        return errors
+        return errors, lambda instances: all(map(fast.is_valid, instances))
     except ImportError:
         if fast_only:
             return None
@@ -128,7 +140,10 @@ def schema_validator(
     except ImportError:
         return None
     reference = jsonschema.Draft202012Validator(schema)
-    return lambda instance: (error.message for error in reference.iter_errors(instance))
+    return (
+        lambda instance: (error.message for error in reference.iter_errors(instance)),
+        lambda instances: all(map(reference.is_valid, instances)),
+    )
 
 
 def _sub_schema(schema: dict[str, Any], name: str) -> dict[str, Any]:
@@ -161,11 +176,11 @@ def validate_dir(
         schema_doc = _load_strict(root / FULL_JSON_SCHEMA)
     except (ValueError, OSError) as err:
         return [f"{FULL_JSON_SCHEMA}: not strict JSON: {err}"]
-    check_trial = check_meta = None
+    trial_validators = check_meta = None
     if schema is not False:
-        check_trial = schema_validator(_sub_schema(schema_doc, "trial"), fast_only=schema is None)
+        trial_validators = _validators(_sub_schema(schema_doc, "trial"), fast_only=schema is None)
         check_meta = schema_validator(_sub_schema(schema_doc, "metadata"), fast_only=True)
-        if check_trial is None and schema:
+        if trial_validators is None and schema:
             raise SchemaCheckUnavailable(
                 f"checking {FULL_JSON} against its JSON Schema needs jsonschema-rs or "
                 f"jsonschema: {SCHEMA_HINT}"
@@ -181,7 +196,7 @@ def validate_dir(
         diverged_rows = list(csv.DictReader(handle))
     manifest_trials = _manifest_trials(root / MANIFEST)
     try:
-        meta, trials = read_full_json(root / FULL_JSON)
+        meta, batches = read_full_json_batches(root / FULL_JSON)
     except (FullJsonError, OSError) as err:
         return [f"{FULL_JSON}: {err}"]
     if check_meta is not None:
@@ -197,9 +212,8 @@ def validate_dir(
         index = pq.read_table(root / FULL_JSON_INDEX, columns=["offset", "length"])
     except Exception as err:  # pyarrow raises several types for unreadable files
         return failures + [f"a Parquet output cannot be read: {err}"]
-    index_rows = zip(
-        index.column("offset").to_pylist(), index.column("length").to_pylist(), strict=True
-    )
+    index_offsets = index.column("offset").to_pylist()
+    index_lengths = index.column("length").to_pylist()
     try:
         summary = _read_summary(root / SUMMARY_CSV)
     except ValueError as err:
@@ -211,17 +225,30 @@ def validate_dir(
     except Exception as err:  # a column that cannot be decoded
         return failures + [f"a Parquet output cannot be read: {err}"]
     release_memory()
-    rows = _row_values(summary)
+    rows = _SummaryRows(summary)
+    position = 0  # of the batch's first trial among the trials
     try:
-        for item in trials:
-            counts.json_trial(item.trial, item.offset, item.length)
-            values = next(rows, None)
-            if values is not None and len(failures) < MAX_REPORTED:
-                failures.extend(_csv_matches_json(values, item.trial))
-                if check_trial is not None:
-                    failures.extend(_schema_failures(check_trial, item.trial))
-            if (item.offset, item.length) != next(index_rows, None):
+        for batch in batches:
+            trials = batch.trials
+            n = len(trials)
+            counts.json_batch(trials)
+            end = position + n
+            # the summary's rows beside them, while it has any
+            values = rows.columns(position, end)
+            if len(failures) < MAX_REPORTED and not _batch_consistent(
+                values, trials, trial_validators
+            ):  # what is wrong, trial by trial
+                for at, trial in enumerate(trials[: len(values[_SUMMARY_NAMES[0]])]):
+                    if len(failures) < MAX_REPORTED:
+                        row = tuple(values[name][at] for name in _SUMMARY_NAMES)
+                        failures.extend(_csv_matches_json(row, trial))
+                        if trial_validators is not None:
+                            failures.extend(_schema_failures(trial_validators[0], trial))
+            if batch.offsets != index_offsets[position:end]:
                 counts.index_ok = False
+            if batch.lengths != index_lengths[position:end]:
+                counts.index_ok = False
+            position = end
     except FullJsonError as err:
         failures.append(f"{FULL_JSON}: {err}")
 
@@ -400,10 +427,52 @@ class _Counts:
                     )
         return failures
 
-    def json_trial(self, trial: dict[str, Any], offset: int, length: int) -> None:
-        self.json_trials += 1
-        curve = trial.get("learning_curve")
-        self.curve_points += len(curve) if isinstance(curve, list) else 0
+    def json_batch(self, trials: list[dict[str, Any]]) -> None:
+        """Count the trials of hpo_full.json and the points of their learning curves."""
+        self.json_trials += len(trials)
+        self.curve_points += sum(
+            len(curve) if isinstance(curve, list) else 0 for curve in map(_CURVE, trials)
+        )
+
+
+_CURVE = operator.methodcaller("get", "learning_curve")
+
+
+def _batch_consistent(
+    values: dict[str, list[Any]], trials: list[dict[str, Any]], validators: _Validators | None
+) -> bool:
+    """True when each of the first trials, one per summary row in ``values`` (each summary
+    column's values), holds the summary values of its row and is valid against the schema:
+    then :func:`_csv_matches_json` and :func:`_schema_failures` have nothing to say about
+    any of them. False says only that they are to be asked trial by trial.
+
+    The values are compared a group of the trial object at a time, for all the trials at
+    once: equal in every group is equal as a whole (``row == _JSON_VALUES(trial)``)."""
+    checked = trials[: len(values[_SUMMARY_NAMES[0]])]
+    try:
+        for group, get, names in _GROUP_GETTERS:
+            found = list(map(get, map(operator.itemgetter(group), checked) if group else checked))
+            if len(names) == 1:
+                expected = values[names[0]]
+            else:
+                expected = list(zip(*(values[name] for name in names), strict=True))
+            if found != expected:
+                return False
+    except (KeyError, TypeError):  # a missing field or group
+        return False
+    return validators is None or validators[1](checked)
+
+
+def _group_getters() -> list[tuple[str, Callable[[Any], Any], list[str]]]:
+    """Per group of the trial object ("" for the top level), a function giving the values
+    of its summary columns (a tuple, or the value of a group's only column) and their names."""
+    by_group: dict[str, list[str]] = {}
+    for group, name in _JSON_PLACES:
+        by_group.setdefault(group, []).append(name)
+    return [(group, operator.itemgetter(*names), names) for group, names in by_group.items()]
+
+
+_GROUP_GETTERS = _group_getters()
 
 
 def _schema_failures(check: Callable[[Any], Iterator[str]], trial: dict[str, Any]) -> list[str]:
@@ -461,11 +530,26 @@ def _read_summary(path: Path) -> Any:
     return table
 
 
-def _row_values(table: Any) -> Iterator[tuple[Any, ...]]:
-    """The summary columns of each row, in schema order, a batch at a time."""
-    for start in range(0, table.num_rows, 4096):
-        part = table.slice(start, 4096)
-        yield from zip(*(part.column(n).to_pylist() for n in _SUMMARY_NAMES), strict=True)
+class _SummaryRows:
+    """The summary's values as Python values, a window of rows at a time."""
+
+    WINDOW = 4096
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.start = self.end = 0
+        self.window: dict[str, list[Any]] = {}
+
+    def columns(self, start: int, stop: int) -> dict[str, list[Any]]:
+        """Each summary column's values of the rows from ``start`` to ``stop`` (fewer, or
+        none, past the last row)."""
+        stop = min(stop, self.table.num_rows)
+        if start < self.start or stop > self.end:
+            part = self.table.slice(start, max(self.WINDOW, stop - start))
+            self.window = {name: part.column(name).to_pylist() for name in _SUMMARY_NAMES}
+            self.start, self.end = start, start + part.num_rows
+        a, b = start - self.start, max(stop - self.start, start - self.start)
+        return {name: values[a:b] for name, values in self.window.items()}
 
 
 def _csv_matches_parquet(summary: Any, path: Path) -> list[str]:
@@ -479,12 +563,58 @@ def _csv_matches_parquet(summary: Any, path: Path) -> list[str]:
 
 def _columns_match(summary: Any, stored: Any) -> list[str]:
     """The first difference, column by column and then row by row, read a row group of a
-    column at a time."""
+    column at a time (when a row group of all the columns read at once shows one)."""
+    if stored.metadata.num_rows != summary.num_rows:
+        return []  # the counts check reports it
+    if _all_columns_equal(summary, stored):
+        return []
+    return _first_difference(summary, stored)
+
+
+def _comparable(found: Any) -> Any:
+    """A column of trials.parquet as the CSV holds it: NaN and ±inf, and an empty text, as
+    empty cells (read back as null)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if stored.metadata.num_rows != summary.num_rows:
-        return []  # the counts check reports it
+    if pa.types.is_floating(found.type):
+        return pc.if_else(pc.is_finite(found), found, pa.scalar(None, found.type))
+    if pa.types.is_string(found.type):
+        return pc.if_else(pc.equal(found, ""), pa.scalar(None, found.type), found)
+    return found
+
+
+def _all_columns_equal(summary: Any, stored: Any) -> bool:
+    """True when every summary column is in trials.parquet with its type and its values, a
+    row group of all the columns read at a time: then :func:`_first_difference` finds none."""
+    import pyarrow as pa
+
+    schema = stored.schema_arrow
+    for name in _SUMMARY_NAMES:
+        if schema.get_field_index(name) < 0 or schema.field(name).type != summary.column(name).type:
+            return False
+    pool = pa.default_memory_pool()
+    offset = 0
+    for group in range(stored.num_row_groups):
+        try:
+            found = stored.read_row_group(group, columns=_SUMMARY_NAMES)
+        except Exception:  # a column that cannot be decoded: said in its place, as it comes
+            return False
+        n = found.num_rows
+        for name in _SUMMARY_NAMES:
+            if not _comparable(found.column(name)).equals(summary.column(name).slice(offset, n)):
+                return False
+        offset += n
+        del found
+        pool.release_unused()  # this group's arrays
+    return True
+
+
+def _first_difference(summary: Any, stored: Any) -> list[str]:
+    """The first difference, column by column and then row by row, read a row group of a
+    column at a time."""
+    import pyarrow as pa
+
     schema = stored.schema_arrow
     groups = [stored.metadata.row_group(g).num_rows for g in range(stored.num_row_groups)]
     pool = pa.default_memory_pool()
@@ -498,12 +628,8 @@ def _columns_match(summary: Any, stored: Any) -> list[str]:
             ]
         offset = 0
         for group, n in enumerate(groups):
-            found = stored.read_row_group(group, columns=[name]).column(0)
+            found = _comparable(stored.read_row_group(group, columns=[name]).column(0))
             expected = column.slice(offset, n)
-            if pa.types.is_floating(found.type):  # the CSV writes NaN and ±inf as empty cells
-                found = pc.if_else(pc.is_finite(found), found, pa.scalar(None, found.type))
-            elif pa.types.is_string(found.type):  # and an empty text as an empty cell
-                found = pc.if_else(pc.equal(found, ""), pa.scalar(None, found.type), found)
             if not found.equals(expected):
                 pairs = zip(expected.to_pylist(), found.to_pylist(), strict=True)
                 for i, (a, b) in enumerate(pairs, start=offset):
