@@ -879,9 +879,8 @@ _MERGE_ROW = st.dictionaries(_MERGE_NAMES, _MERGE_VALUE, max_size=10).map(
 )
 
 
-@settings(max_examples=500, deadline=None)
-@given(_MERGE_ROW, _MERGE_ROW)
-def test_merge_fold_equals_its_definition(mine: dict[str, Any], theirs: dict[str, Any]) -> None:
+def _assert_fold_is_its_definition(mine: dict[str, Any], theirs: dict[str, Any]) -> None:
+    """A trial file's row folded with a dump's row by ``merge._fold`` and by the definition."""
     from hpo_analysis import merge
 
     def folded(fold: Any) -> str:
@@ -892,6 +891,12 @@ def test_merge_fold_equals_its_definition(mine: dict[str, Any], theirs: dict[str
         return repr((result.row, list(result.row), result.conflicts, result.location))
 
     assert folded(merge._fold) == folded(_reference_fold)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_MERGE_ROW, _MERGE_ROW)
+def test_merge_fold_equals_its_definition(mine: dict[str, Any], theirs: dict[str, Any]) -> None:
+    _assert_fold_is_its_definition(mine, theirs)
 
 
 def test_clean_path_accepts_aliases_given_as_lists() -> None:
@@ -1457,18 +1462,7 @@ def test_merge_fold_of_nearly_equal_rows_equals_its_definition(
 ) -> None:
     """Rows that agree on every compared field but a few (or none): the fold's check of the
     agreeing case in one pass gives what the field-by-field definition gives."""
-    from hpo_analysis import merge
-
-    theirs = {**mine, **changes}
-
-    def folded(fold: Any) -> str:
-        first = merge.Record(dict(mine), (0, 1, 1, 1), ["a"], "s/trials/t_1.json", "trial_json", 0)
-        second = merge.Record(dict(theirs), (9, 1, 1, 0), [], "s/dump.json", "study_dump", 1)
-        result = merge.Merged(dict(first.row), first.location, first.names, first)
-        fold(result, second)
-        return repr((result.row, list(result.row), result.conflicts, result.location))
-
-    assert folded(merge._fold) == folded(_reference_fold)
+    _assert_fold_is_its_definition(mine, {**mine, **changes})
 
 
 _GROUP_VALUE = st.sampled_from([None, 1, 2.5, math.nan, math.inf, "x", True, 2**70])
