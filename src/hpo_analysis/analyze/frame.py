@@ -251,11 +251,6 @@ def _equals(values: np.ndarray, value: Any) -> np.ndarray:
     return np.fromiter((v == value for v in items), dtype=bool, count=len(items))
 
 
-def _where(frame: Frame, mask: np.ndarray) -> Frame:
-    """``frame.where(mask)``."""
-    return frame.where(mask)
-
-
 def _known(frame: Frame, columns: list[str]) -> Frame:
     """Rows where every one of ``columns`` is a finite number."""
     mask = np.ones(len(frame), dtype=bool)

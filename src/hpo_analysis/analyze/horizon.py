@@ -39,7 +39,6 @@ from .frame import (
     _missing,
     _ranked,
     _scored,
-    _where,
     as_frame,
     per_budget,
     sign,
@@ -60,7 +59,7 @@ def _transfer_table(frame: Frame) -> tuple[list[list[Any]], int]:
     """
 
     def compute(budget: Budget, tally: Tally) -> None:
-        scored = _where(budget.trials, _is_not_none(budget.trials["horizon"]))
+        scored = budget.trials.where(_is_not_none(budget.trials["horizon"]))
         counts = Counter(h for h in scored["horizon"].tolist() if not _missing(h))
         sizes = {str(h): n for h, n in counts.items()}
         horizons = sorted(sizes, key=horizon_sort_key)
