@@ -1643,10 +1643,23 @@ def test_trial_batches_take_the_quick_path_for_extracts_layout(tmp_path: Path) -
     )
 )
 def test_long_integer_search_in_one_pass_equals_the_run_by_run_search(data: bytes) -> None:
-    from hpo_analysis.fulljson import _may_hold_long_integer_in
     from hpo_analysis.jsonio import _may_hold_long_integer
 
-    assert _may_hold_long_integer_in(data) == _may_hold_long_integer(data)
+    assert _may_hold_long_integer(data) == _long_run_by_run(data)
+
+
+def _long_run_by_run(data: bytes) -> bool:
+    """The definition: some run of 19+ digits not preceded by "." (runs found one by one)."""
+    digits = data.translate(bytes.maketrans(b"123456789", b"000000000"))
+    start = digits.find(b"0" * 19)
+    while start >= 0:
+        if start == 0 or data[start - 1] != 0x2E:  # not preceded by "."
+            return True
+        end = start + 19
+        while end < len(digits) and digits[end] == 0x30:
+            end += 1
+        start = digits.find(b"0" * 19, end)
+    return False
 
 
 @settings(max_examples=300, deadline=None)

@@ -238,7 +238,7 @@ def _quick_batch(data: bytes, ends: list[int], offset: int) -> TrialBatch | None
 
     A line ending with ``,\\n`` ends a run of digits, so a run of 19+ digits in one of the
     lines is one in ``data``: none there means none in any line."""
-    if orjson is None or _may_hold_long_integer_in(data):
+    if orjson is None or _may_hold_long_integer(data):
         return None
     view = memoryview(data)
     starts = [0, *ends[:-1]]
@@ -257,19 +257,6 @@ def _is_dict(value: Any) -> bool:
 
 
 _IS_DICT = _is_dict
-# digits as "0", "." kept, every other byte as "x": a run of 19+ digits that does not follow
-# a "." starts the text or follows an "x"
-_RUNS = bytes(
-    0x30 if 0x30 <= byte <= 0x39 else 0x2E if byte == 0x2E else 0x78 for byte in range(256)
-)
-_LONG_RUN = b"0" * 19
-
-
-def _may_hold_long_integer_in(data: bytes) -> bool:
-    """:func:`hpo_analysis.jsonio._may_hold_long_integer`, in one translation and one
-    search: a run of 19+ digits that is not the fraction of a decimal number."""
-    runs = data.translate(_RUNS)
-    return runs.startswith(_LONG_RUN) or b"x" + _LONG_RUN in runs
 
 
 def read_trial_at(path: str | os.PathLike[str], offset: int, length: int) -> dict[str, Any]:

@@ -76,8 +76,11 @@ _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
 
 # A run of 19+ digits may be an integer literal beyond 64 bits, which orjson returns as a float.
 # Digits are mapped to "0" so that one substring search finds such runs.
-_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_RUNS = bytes(
+    0x30 if 0x30 <= byte <= 0x39 else 0x2E if byte == 0x2E else 0x78 for byte in range(256)
+)
 _LONG_RUN = b"0" * 19
+_X_LONG_RUN = b"x" + _LONG_RUN
 # A \u escape of a UTF-16 surrogate; only such texts can decode to a lone surrogate.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -95,23 +98,17 @@ _NOT_COLON_NOR_OPENING = bytes(c for c in range(256) if c not in b":[{")
 
 
 def _may_hold_long_integer(data: bytes) -> bool:
-    """True when a run of 19+ digits is not the fraction of a decimal number.
+    """True when a run of 19+ digits is not the fraction of a decimal number: one translation
+    (digits to "0", "." kept, any other byte to "x") and one search for such a run at the start
+    or after an "x".
 
     >>> _may_hold_long_integer(b"[0.00015163868795127592]")
     False
     >>> _may_hold_long_integer(b"[2e0, 18446744073709551616]")
     True
     """
-    digits = data.translate(_DIGITS_AS_ZERO)
-    start = digits.find(_LONG_RUN)
-    while start >= 0:
-        if start == 0 or data[start - 1] != 0x2E:  # not preceded by "."
-            return True
-        end = start + len(_LONG_RUN)
-        while end < len(digits) and digits[end] == 0x30:
-            end += 1
-        start = digits.find(_LONG_RUN, end)
-    return False
+    runs = data.translate(_RUNS)
+    return runs.startswith(_LONG_RUN) or _X_LONG_RUN in runs
 
 
 def _fast_load(data: bytes, apart: tuple[str, ...] = ()) -> tuple[LoadedJson, int] | None:
