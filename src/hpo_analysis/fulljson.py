@@ -246,7 +246,7 @@ def _quick_batch(data: bytes, ends: list[int], offset: int) -> TrialBatch | None
         trials = [orjson.loads(view[a : b - 2]) for a, b in zip(starts, ends, strict=True)]
     except orjson.JSONDecodeError:
         return None
-    if not all(map(_IS_DICT, trials)):
+    if not all(map(_is_dict, trials)):
         return None
     lengths = [b - a - 2 for a, b in zip(starts, ends, strict=True)]
     return TrialBatch([offset + a for a in starts], lengths, trials)
@@ -254,9 +254,6 @@ def _quick_batch(data: bytes, ends: list[int], offset: int) -> TrialBatch | None
 
 def _is_dict(value: Any) -> bool:
     return isinstance(value, dict)
-
-
-_IS_DICT = _is_dict
 
 
 def read_trial_at(path: str | os.PathLike[str], offset: int, length: int) -> dict[str, Any]:
