@@ -54,3 +54,43 @@ def test_parallel_reader_equals_one_process(
     for name in serial_files:  # byte for byte, but for the output directory's own name
         single = serial_files[name].replace(b"out_single_qz", b"OUT")
         assert single == parallel_files[name].replace(b"out_multi_qz", b"OUT"), name
+
+
+def test_outcomes_cross_the_process_boundary_unchanged(tmp_path: Path) -> None:
+    """What a worker sends back (pickled, as between processes) and the parent rebuilds is the
+    outcome of reading the file in the parent itself: clean files, a study dump, a file with
+    warnings, a broken file, an ignored one."""
+    import pickle
+
+    from hpo_analysis.sources import discover
+
+    tree = tmp_path / "hpo"
+    generate_example(tree, budgets=("2M",), horizons=("h1",), trials_per_study=6, n_diverged=2)
+    trials = sorted(tree.rglob("trial_*.json"))
+    (trials[0].parent / "trial_9000.json").write_text('{"trial_num": 9000, "params": {', "utf-8")
+    (trials[0].parent / "trial_9001.json").write_text(
+        trials[1].read_text("utf-8").replace('"state": "COMPLETE"', '"state": "RUNNING"'), "utf-8"
+    )
+    (trials[0].parent / "trial_9002.json").write_text(
+        '{"trial_num": 9002, "value": NaN, "state": "COMPLETE", "params": {"lr": 0.1},'
+        ' "learning_curve": [{"epoch": 0, "val_loss": Infinity}], "odd": [1, 2]}',
+        "utf-8",
+    )
+    (tree / "notes.txt").write_text("not a trial", "utf-8")
+    files = list(discover(tree))
+    assert {f.status for f in files} >= {"read", "ignored"}
+    settings = Settings()
+    for keep in (False, True):
+        sent = pickle.loads(
+            pickle.dumps(
+                pipeline._read_chunk([pipeline._to_wire(f) for f in files], settings, keep)
+            )
+        )
+        rebuilt = [
+            pipeline._from_wire(found, wire) for found, wire in zip(files, sent, strict=True)
+        ]
+        direct = [pipeline._read_one(found, settings, keep) for found in files]
+        # repr: NaN is not equal to itself, and a pickled NaN is another object
+        assert [repr(o) for o in rebuilt] == [repr(o) for o in direct]
+        assert any(o.read is not None and o.read.problems for o in direct)
+        assert any(o.read is not None and o.read.rejected for o in direct)
