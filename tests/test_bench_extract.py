@@ -69,3 +69,17 @@ def test_changed_files_are_restored_with_their_times(tmp_path: Path) -> None:
     assert all(p.read_bytes() != before[p][0] for p in saved)
     bench.restore(saved)
     assert {p: (p.read_bytes(), os.stat(p).st_mtime_ns) for p in files} == before
+
+
+def test_compile_tools_compiles_both_versions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = tmp_path / "src"
+    (before / "hpo_analysis").mkdir(parents=True)
+    (before / "hpo_analysis" / "stage.py").write_text("X = 1\n", "utf-8")
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    compiled = bench.compile_tools(before)
+    assert "PYTHONDONTWRITEBYTECODE" not in os.environ
+    assert compiled[-1] == str(before / "hpo_analysis")
+    assert list((before / "hpo_analysis" / "__pycache__").glob("stage.*.pyc"))
+    assert Path(compiled[0], "__init__.py").is_file()  # the tool's own package
