@@ -557,12 +557,9 @@ def _unless_ours(found: Found, is_ours: Callable[[Path], bool]) -> Found:
 
 
 def _import_writers() -> None:
-    """Import pyarrow (which imports pandas) ahead of the write phase."""
+    """Import pyarrow ahead of the write phase."""
     try:
-        import pyarrow as pa
         import pyarrow.parquet  # noqa: F401
-
-        pa.array([0])  # its first array imports pandas
     except ImportError:  # pragma: no cover - a core dependency; the writer will say so
         pass
 

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .arrays import scalar
+from .arrays import values as arrow_values
 from .errors import HpoAnalysisError, install_hint
 from .fulljson import FullJsonError, read_full_json_batches
 from .layout import (
@@ -209,7 +211,10 @@ def validate_dir(
         n_stored = pq.read_metadata(root / TRIALS_PARQUET).num_rows
         diverged_stored = pq.read_metadata(root / DIVERGED_PARQUET).num_rows
         curves_stored = pq.read_metadata(root / CURVES_PARQUET).num_rows
-        index = pq.read_table(root / FULL_JSON_INDEX, columns=["offset", "length"])
+        # the file itself, not pq.read_table: that loads pyarrow's dataset layer, and with it
+        # pandas, for one file
+        with pq.ParquetFile(root / FULL_JSON_INDEX) as stored:
+            index = stored.read(columns=["offset", "length"])
     except Exception as err:  # pyarrow raises several types for unreadable files
         return failures + [f"a Parquet output cannot be read: {err}"]
     index_offsets = index.column("offset").to_pylist()
@@ -377,41 +382,45 @@ class _Counts:
         self.studies.update(studies)
         self.rows = summary.num_rows
         diverged = summary.column("diverged")
-        self.diverged = pc.sum(pc.fill_null(diverged, False).cast(pa.int64())).as_py() or 0
+        # Arrow scalars, not Python values: compute functions would convert those with
+        # pyarrow.scalar, which imports pandas (see hpo_analysis.arrays)
+        yes = scalar(True, "bool")
+        not_diverged = scalar(False, diverged.type)
+        self.diverged = pc.sum(pc.fill_null(diverged, not_diverged).cast(pa.int64())).as_py() or 0
         # diverged as the objective implies: null when missing, true when non-finite, equal
         # to the study's sentinel or (minimize studies) at least its threshold; a trial whose
         # curve holds a NaN/inf loss may be diverged with a finite objective
         kind = summary.column("objective_kind")
         objective = summary.column("objective")
         limits = [rules.get(study, (math.inf, math.nan)) for study in studies]
-        threshold = pa.array([limit[0] for limit in limits], pa.float64())
-        sentinel = pa.array([limit[1] for limit in limits], pa.float64())
+        threshold = arrow_values([limit[0] for limit in limits], "double")
+        sentinel = arrow_values([limit[1] for limit in limits], "double")
         finite = pc.or_(
             pc.and_(
-                pc.equal(summary.column("direction"), "minimize"),
+                pc.equal(summary.column("direction"), scalar("minimize", "string")),
                 pc.greater_equal(objective, threshold),
             ),
             pc.equal(objective, sentinel),
         )
-        finite = pc.fill_null(finite, False)
+        finite = pc.fill_null(finite, scalar(False, finite.type))
+        is_finite = pc.equal(kind, scalar("finite", "string"))
         expected = pc.if_else(
-            pc.equal(kind, "missing"),
-            pa.scalar(None, pa.bool_()),
-            pc.if_else(pc.equal(kind, "finite"), finite, True),
+            pc.equal(kind, scalar("missing", "string")),
+            scalar(None, "bool"),
+            pc.if_else(is_finite, finite, yes),
         )
-        by_curve = pc.fill_null(
-            pc.and_(
-                pc.greater(summary.column("curve_non_finite"), 0),
-                pc.equal(diverged, True),
-            ),
-            False,
+        by_curve = pc.and_(
+            pc.greater(summary.column("curve_non_finite"), scalar(0, "int64")),
+            pc.equal(diverged, yes),
         )
+        by_curve = pc.fill_null(by_curve, scalar(False, by_curve.type))
+        equal = pc.equal(expected, diverged)
         same = pc.or_(
             pc.or_(
                 pc.and_(pc.is_null(expected), pc.is_null(diverged)),
-                pc.fill_null(pc.equal(expected, diverged), False),
+                pc.fill_null(equal, scalar(False, equal.type)),
             ),
-            pc.and_(by_curve, pc.fill_null(pc.equal(kind, "finite"), False)),
+            pc.and_(by_curve, pc.fill_null(is_finite, scalar(False, is_finite.type))),
         )
         if not pc.all(same).as_py():
             names = ("objective_kind", "objective", "diverged", "direction", "study")
@@ -578,9 +587,9 @@ def _comparable(found: Any) -> Any:
     import pyarrow.compute as pc
 
     if pa.types.is_floating(found.type):
-        return pc.if_else(pc.is_finite(found), found, pa.scalar(None, found.type))
+        return pc.if_else(pc.is_finite(found), found, scalar(None, found.type))
     if pa.types.is_string(found.type):
-        return pc.if_else(pc.equal(found, ""), pa.scalar(None, found.type), found)
+        return pc.if_else(pc.equal(found, scalar("", "string")), scalar(None, found.type), found)
     return found
 
 

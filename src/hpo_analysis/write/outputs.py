@@ -15,6 +15,8 @@ from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..arrays import text
+from ..arrays import values as arrow_values
 from ..finding import Finding
 from ..jsonio import dumps_bytes, dumps_strict, loads_lossless
 from ..layout import (  # noqa: F401  (re-exported: the writer's file names)
@@ -238,10 +240,10 @@ def write_full_json_index(
     offsets, lengths = zip(*where, strict=True) if where else ((), ())
     table = pa.Table.from_arrays(
         [
-            pa.array(studies, type=pa.string()),
-            pa.array(numbers, type=pa.int64()),
-            pa.array(offsets, type=pa.int64()),
-            pa.array(lengths, type=pa.int64()),
+            text(studies),
+            arrow_values(numbers, "int64"),
+            arrow_values(offsets, "int64"),
+            arrow_values(lengths, "int64"),
         ],
         names=["study", "trial_num", "offset", "length"],
     )

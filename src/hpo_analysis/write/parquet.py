@@ -48,6 +48,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..arrays import from_numpy, text
+from ..arrays import values as typed_values
 from ..errors import HpoAnalysisError
 from ..layout import CURVES_PARQUET, DIVERGED_PARQUET, TRIALS_PARQUET  # noqa: F401
 from ..memory import release_memory
@@ -242,13 +244,13 @@ def _column(values: list[Any], column_type: ColumnType) -> pa.Array:
 
     if column_type == "str":
         if set(map(type, values)) <= {str, type(None)}:  # already text: taken as it is
-            return pa.array(values, type=pa.string())
-        return pa.array([_as_text(v) for v in values], type=pa.string())
+            return text(values)
+        return text([_as_text(v) for v in values])
     try:
-        return pa.array(values, type=arrow_type(column_type), from_pandas=False)
+        return typed_values(values, str(arrow_type(column_type)))
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
         # e.g. an integer beyond 64 bits: keep every value, as text
-        return pa.array([_as_text(v) for v in values], type=pa.string())
+        return text([_as_text(v) for v in values])
 
 
 def trials_table(header: Sequence[str], rows: Sequence[dict[str, Any]]) -> pa.Table:
@@ -477,20 +479,19 @@ class CurvesWriter:
         repeat = np.array(counts, dtype=np.int64)
         n_rows = int(repeat.sum())
         arrays = [
-            pa.array(list(studies), type=pa.string()).take(
-                pa.array(np.repeat(np.array(study_ids, dtype=np.int32), repeat))
+            text(list(studies)).take(
+                from_numpy(np.repeat(np.array(study_ids, dtype=np.int32), repeat))
             ),
-            pa.array(np.repeat(np.array(trial_nums, dtype=np.int64), repeat)),
-            pa.array(np.frombuffer(b"".join(epochs), dtype="<i8").astype(np.int64)),
+            from_numpy(np.repeat(np.array(trial_nums, dtype=np.int64), repeat)),
+            from_numpy(np.frombuffer(b"".join(epochs), dtype="<i8").astype(np.int64)),
         ]
         for column in range(n_columns):
             data = np.frombuffer(b"".join(values[column]), dtype="<f8").astype(np.float64)
+            is_valid = None
             if has_nulls[column]:
                 pieces = (_ones(p) if isinstance(p, int) else p for p in valid[column])
                 is_valid = np.frombuffer(b"".join(pieces), dtype=np.uint8).astype(bool)
-            else:
-                is_valid = np.ones(n_rows, dtype=bool)
-            arrays.append(pa.array(data, mask=~is_valid, type=pa.float64()))
+            arrays.append(from_numpy(data, is_valid))
         self._writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
         self.n_rows += n_rows
         self._pending = []
