@@ -435,3 +435,22 @@ def test_medians_of_few_distinct_values_are_numpy_medians(
     found = stats._resampled_medians(data, idx)
     expected = np.median(data[idx], axis=1)
     assert [repr(x) for x in found.tolist()] == [repr(x) for x in expected.tolist()]
+
+
+@given(
+    n=st.one_of(st.integers(1, 5000), st.integers(2**31 - 10, 2**31 + 10)),
+    draws=st.integers(1, 2100),
+)
+def test_indices_are_the_64_bit_draws(n: int, draws: int) -> None:
+    """Resample indices drawn as 32-bit integers are the ones numpy draws as 64-bit integers,
+    chunk after chunk from one generator (same values, same state after)."""
+    rng = stats._rng()
+    reference = np.concatenate(
+        [rng.integers(0, n, size=(size, draws)) for size in stats._chunks(draws)]
+    )
+    after = rng.integers(0, 2**40)
+    rng = stats._rng()
+    drawn = stats._indices(n, rng, draws)
+    assert drawn.dtype == (np.int32 if n < 2**31 else np.int64)
+    assert np.array_equal(drawn, reference)
+    assert rng.integers(0, 2**40) == after

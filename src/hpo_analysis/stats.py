@@ -167,7 +167,19 @@ def _indices(n: int, rng: np.random.Generator, draws: int | None = None) -> np.n
     # (one chunk is copied too: the copy frees the drawn block, and with kept_resamples
     # holding large matrices, returning the drawn block itself cost more in page faults of
     # the later temporaries than the copy)
-    return np.concatenate([rng.integers(0, n, size=(size, m)) for size in _chunks(m)])
+    dtype = _index_type(n)
+    return np.concatenate([rng.integers(0, n, size=(size, m), dtype=dtype) for size in _chunks(m)])
+
+
+def _index_type(n: int) -> type[np.signedinteger[Any]]:
+    """The integer type resample indices into ``n`` values are drawn as: 32-bit below 2^31.
+
+    numpy draws indices below 2^32 as bounded 32-bit numbers whatever the type asked for, so
+    both types hold the same indices and leave the generator in the same state; writing
+    32-bit ones is four times faster and takes half the memory (tests/test_stats.py holds
+    the equality).
+    """
+    return np.int32 if n <= np.iinfo(np.int32).max else np.int64
 
 
 # Index matrices of a fresh generator by (n, draws), kept within kept_resamples().
@@ -617,8 +629,8 @@ def cliffs_delta(first: ArrayLike, second: ArrayLike) -> Estimate:
     # drawn in the chunks of both groups together, a's indices then b's, chunk by chunk
     draws_a, draws_b = [], []
     for size in _chunks(m_a + m_b):
-        draws_a.append(rng.integers(0, len(a), size=(size, m_a)))
-        draws_b.append(rng.integers(0, len(b), size=(size, m_b)))
+        draws_a.append(rng.integers(0, len(a), size=(size, m_a), dtype=_index_type(len(a))))
+        draws_b.append(rng.integers(0, len(b), size=(size, m_b), dtype=_index_type(len(b))))
     rows_a, rows_b = np.concatenate(draws_a), np.concatenate(draws_b)
     boot = np.empty(RESAMPLES)
     for block in _row_blocks(RESAMPLES, max(k, m_a + m_b)):
