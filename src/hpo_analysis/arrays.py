@@ -33,7 +33,7 @@ _TAKES = {
     "double": frozenset({float, _NONE}),
     "bool": frozenset({bool, _NONE}),
 }
-_MAX_TEXT_BYTES = 2**31 - 1  # the offsets of an Arrow string array are 32-bit
+_MAX_TEXT_BYTES = 2**31 - 2  # pyarrow.array starts a new chunk past this (its builders' limit)
 
 
 def values(items: Sequence[Any], kind: str | pa.DataType) -> pa.Array:
