@@ -123,3 +123,24 @@ def test_extract_imports_no_pandas(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1].split() == ["0", "False"], done.stderr
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [2**53, 0.5],
+        [2**53 + 1, 0.5],
+        [-(2**53), None],
+        [-(2**53) - 1],
+        [1, 2, 3],
+        [2**63, 1.0],
+        [True, 1.0],
+    ],
+)
+def test_integers_in_a_float_array_as_pyarrow_converts_them(items: list[Any]) -> None:
+    """pyarrow.array converts an integer to float64 when the float holds it exactly (|i| ≤
+    2^53) and refuses the others; booleans are not numbers there."""
+    _same(
+        _outcome(lambda: arrays.values(items, "double")),
+        _outcome(lambda: pa.array(items, type=pa.float64(), from_pandas=False)),
+    )

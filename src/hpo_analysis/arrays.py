@@ -5,9 +5,11 @@ array alike, so the first call imports pandas: about 0.2 CPU s, an eighth of a w
 600 trials, for a library the writers do not use. The arrays the writers and the checks build
 (text, 64-bit integers, floats and flags from Python lists; numbers from numpy arrays) are
 built here from their buffers instead (``pyarrow.Array.from_buffers``), which needs no pandas.
-Values these quick forms do not take as they are (another Python type, an integer beyond 64
-bits, text that is not UTF-8, more than 2 GB of text) go to ``pyarrow.array`` itself, so every
-result, and every error, is ``pyarrow.array``'s: tests/test_arrays.py holds each form to it.
+Values these quick forms do not take as they are (another Python type, text that is not
+UTF-8, more than 2 GB of text, an integer a float cannot hold exactly) go to ``pyarrow.array``
+itself, and an integer beyond 64 bits meant for an int64 array raises the ``OverflowError``
+``pyarrow.array`` raises, so every result, and every error, is ``pyarrow.array``'s:
+tests/test_arrays.py holds each form to it.
 
 >>> text([None, "h1", "h3"]).to_pylist()
 [None, 'h1', 'h3']
@@ -30,10 +32,14 @@ _NONE = type(None)
 _TAKES = {
     "string": frozenset({str, _NONE}),
     "int64": frozenset({int, _NONE}),
-    "double": frozenset({float, _NONE}),
+    "double": frozenset({float, int, _NONE}),
     "bool": frozenset({bool, _NONE}),
 }
-_MAX_TEXT_BYTES = 2**31 - 2  # pyarrow.array starts a new chunk past this (its builders' limit)
+# pyarrow.array starts a second chunk beyond this much text (its builders' limit, one byte
+# below what 32-bit offsets reach)
+_MAX_TEXT_BYTES = 2**31 - 2
+# integers that pyarrow.array converts to float64 (it refuses the others: not exactly held)
+_EXACT_IN_DOUBLE = 2**53
 
 
 def values(items: Sequence[Any], kind: str | pa.DataType) -> pa.Array:
@@ -47,7 +53,10 @@ def values(items: Sequence[Any], kind: str | pa.DataType) -> pa.Array:
     if takes is not None and set(map(type, items)) <= takes:
         try:
             return _QUICK[name](items)
-        except (OverflowError, UnicodeEncodeError):
+        except OverflowError:
+            if name == "int64":
+                raise  # pyarrow.array's error: "Python int too large to convert to C long"
+        except (ValueError, UnicodeEncodeError):
             pass  # pyarrow.array's own answer (an error, or what it makes of the values)
     arrow_type = pa.type_for_alias(kind) if isinstance(kind, str) else kind
     return pa.array(items, type=arrow_type, from_pandas=False)
@@ -77,10 +86,16 @@ def from_numpy(data: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     (``valid``: which values are present; None: all)."""
     import pyarrow as pa
 
+    flags = None if valid is None else np.asarray(valid)
+    if (
+        isinstance(data, np.ma.MaskedArray)
+        or np.ndim(data) != 1
+        or data.dtype.kind not in "iuf"
+        or data.dtype.byteorder == ">"
+        or (flags is not None and (flags.dtype != np.bool_ or flags.shape != data.shape))
+    ):
+        return pa.array(data, mask=None if flags is None else ~flags)
     data = np.ascontiguousarray(data)
-    if data.ndim != 1 or data.dtype.kind not in "iuf" or data.dtype.byteorder == ">":
-        mask = None if valid is None else ~np.asarray(valid, dtype=bool)
-        return pa.array(data, mask=mask)
     kind = pa.from_numpy_dtype(data.dtype)
     bitmap, nulls = _validity(valid, len(data))
     return pa.Array.from_buffers(kind, len(data), [bitmap, pa.py_buffer(data)], null_count=nulls)
@@ -112,12 +127,20 @@ def _text(items: list[str | None]) -> pa.Array:
     encoded = [b"" if item is None else item.encode("utf-8") for item in items]
     lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
     if int(lengths.sum()) > _MAX_TEXT_BYTES:
-        raise OverflowError("more text than 32-bit offsets reach")
+        raise ValueError("more text than one array holds")
     offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:], dtype=np.int32)
     bitmap, nulls = _validity(_present(items), len(items))
     buffers = [bitmap, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
     return pa.Array.from_buffers(pa.string(), len(items), buffers, null_count=nulls)
+
+
+def _floats(items: list[Any]) -> pa.Array:
+    if int in set(map(type, items)) and any(
+        type(item) is int and abs(item) > _EXACT_IN_DOUBLE for item in items
+    ):
+        raise ValueError("an integer float64 cannot hold exactly")  # pyarrow.array decides
+    return _numbers(items, np.float64, 0.0)
 
 
 def _numbers(items: list[Any], dtype: type[np.generic], fill: Any) -> pa.Array:
@@ -141,6 +164,6 @@ def _flags(items: list[bool | None]) -> pa.Array:
 _QUICK = {
     "string": _text,
     "int64": lambda items: _numbers(items, np.int64, 0),
-    "double": lambda items: _numbers(items, np.float64, 0.0),
+    "double": _floats,
     "bool": _flags,
 }

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .base import shown
 from .optuna_storage import NAME as STORAGE_READER
 from .optuna_storage import is_storage_url, mask_url, sqlite_file
 from .registry import claim, ignore_reason
@@ -85,7 +86,7 @@ def discover(source: str | Path, *, follow_symlinks: bool = False) -> Iterator[F
         yield Found(file or Path(), mask_url(source), STORAGE_READER, "read", url=source)
         return
     source = Path(source)
-    display_root = source.as_posix()
+    display_root = shown(source.as_posix())
     if source.is_file():
         yield _classify(source, display_root)
         return
@@ -153,7 +154,8 @@ def _walk(
     searchable = os.access(directory, os.X_OK)
     for entry in entries:
         path = Path(entry.path)
-        child_display = f"{display}/{entry.name}"
+        name = entry.name
+        child_display = f"{display}/{name if name.isascii() else shown(name)}"
         if root is not None and entry.is_symlink():
             target = os.path.realpath(entry.path)
             if _outside(target, root):

@@ -31,7 +31,7 @@ from typing import Any
 from ..jsonio import JsonReadError, load_json_bytes
 from ..model import Problem, Settings
 from ..normalize import normalize_state, parse_study_factors
-from .base import ReadResult, load_json_shared, read_bytes_checked, read_json_checked
+from .base import ReadResult, load_json_shared, read_bytes_checked, read_json_checked, shown
 from .optuna_common import direction_name, not_selected
 
 NAME = "study_meta"
@@ -215,8 +215,8 @@ def study_of(path: Path) -> str:
     name = path.name
     for suffix in (DUMP_SUFFIX, META_SUFFIX):
         if name.lower().endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return path.parent.name or path.stem
+            return shown(name[: -len(suffix)])
+    return shown(path.parent.name or path.stem)
 
 
 def meta_study(path: Path) -> str:

@@ -27,6 +27,7 @@ from .base import (
     duplicate_keys_problem,
     json_kind,
     read_json_checked,
+    shown,
 )
 from .study_meta import DUMP_NAMES, DUMP_SUFFIX
 
@@ -47,8 +48,8 @@ def sniff(path: Path) -> bool:
 def study_of(path: Path) -> str:
     parent = path.parent
     if parent.name == "trials" and parent.parent.name:
-        return parent.parent.name
-    return parent.name or "study"
+        return shown(parent.parent.name)
+    return shown(parent.name) or "study"
 
 
 def number_in_name(path: Path) -> int | None:

@@ -1,5 +1,5 @@
-"""Where the Arrow arrays built from buffers (hpo_analysis.arrays) part from pyarrow.array, and
-inputs on which extract still imports pandas or cannot write its outputs."""
+"""Edge cases of the Arrow arrays built from buffers (hpo_analysis.arrays) against
+pyarrow.array, and inputs on which extract could import pandas or fail to write its outputs."""
 
 from __future__ import annotations
 
@@ -64,23 +64,6 @@ def test_from_numpy_keeps_the_mask_of_a_masked_array() -> None:
     assert _outcome(lambda: arrays.from_numpy(data)) == _outcome(lambda: pa.array(data))
 
 
-# --- text at the size limit of one array ------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_text_of_exactly_2_gib_less_one_byte_is_chunked_as_pyarrow_array_does() -> None:
-    """pyarrow.array starts a second chunk once the text passes 2**31 - 2 bytes (its builders'
-    memory limit), one byte before 32-bit offsets run out: text of 2**31 - 1 bytes is a
-    ChunkedArray there, and must be here too (about 8 GB of memory at the peak)."""
-    first = "a" * 2**30
-    items = [first, first[: 2**30 - 1]]  # 2**31 - 1 bytes
-    ours = arrays.text(items)
-    ours_kind, ours_chunks = type(ours), getattr(ours, "num_chunks", 1)
-    del ours
-    theirs = pa.array(items, type=pa.string(), from_pandas=False)
-    assert (ours_kind, ours_chunks) == (type(theirs), getattr(theirs, "num_chunks", 1))
-
-
 # --- extract without pandas -------------------------------------------------------------------
 
 
@@ -143,3 +126,23 @@ def test_extract_writes_its_outputs_for_a_file_name_that_is_not_utf8(tmp_path: P
     result = extract([tree], tmp_path / "out", Settings(), jobs=1)
     assert (tmp_path / "out" / "manifest.csv").is_file()
     assert result.n_files == sum(1 for p in tree.rglob("*") if p.is_file())
+    assert result.validation_failures == []
+    manifest = (tmp_path / "out" / "manifest.csv").read_text("utf-8")
+    assert "trial_\\xff0009.json" in manifest  # the name's bytes written as \xNN
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs file names of arbitrary bytes")
+def test_a_study_folder_whose_name_is_not_utf8_names_its_study_in_text(tmp_path: Path) -> None:
+    """The study named after a folder whose name is not UTF-8 is written with the bytes as
+    \\xNN in every output, which validate then accepts."""
+    tree = tmp_path / "hpo"
+    generate_example(tree, budgets=("2M",), horizons=("h1",), trials_per_study=3, n_diverged=1)
+    (folder,) = [p for p in tree.iterdir() if p.is_dir()]
+    for dump in folder.glob("*.json"):
+        dump.unlink()  # trial files only: their study is the folder's name
+    os.rename(os.fsencode(folder), os.fsencode(tree) + b"/study_\xfe")
+    result = extract([tree], tmp_path / "out", Settings(), jobs=1)
+    assert result.validation_failures == []
+    assert result.n_trials == 3
+    summary = (tmp_path / "out" / "hpo_summary.csv").read_text("utf-8").splitlines()
+    assert all(line.startswith("study_\\xfe,") for line in summary[1:])
