@@ -58,8 +58,7 @@ def values(items: Sequence[Any], kind: str | pa.DataType) -> pa.Array:
                 raise  # pyarrow.array's error: "Python int too large to convert to C long"
         except (ValueError, UnicodeEncodeError):
             pass  # pyarrow.array's own answer (an error, or what it makes of the values)
-    arrow_type = pa.type_for_alias(kind) if isinstance(kind, str) else kind
-    return pa.array(items, type=arrow_type, from_pandas=False)
+    return pa.array(items, type=_arrow_type(kind), from_pandas=False)
 
 
 def scalar(value: Any, kind: str | pa.DataType) -> pa.Scalar:
@@ -72,8 +71,14 @@ def scalar(value: Any, kind: str | pa.DataType) -> pa.Scalar:
     import pyarrow as pa
 
     if value is None:
-        return pa.nulls(1, pa.type_for_alias(kind) if isinstance(kind, str) else kind)[0]
+        return pa.nulls(1, _arrow_type(kind))[0]
     return values([value], kind)[0]
+
+
+def _arrow_type(kind: str | pa.DataType) -> pa.DataType:
+    import pyarrow as pa
+
+    return pa.type_for_alias(kind) if isinstance(kind, str) else kind
 
 
 def text(items: Sequence[str | None]) -> pa.Array:
@@ -97,7 +102,7 @@ def from_numpy(data: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
         return pa.array(data, mask=None if flags is None else ~flags)
     data = np.ascontiguousarray(data)
     kind = pa.from_numpy_dtype(data.dtype)
-    bitmap, nulls = _validity(valid, len(data))
+    bitmap, nulls = _validity(flags, len(data))
     return pa.Array.from_buffers(kind, len(data), [bitmap, pa.py_buffer(data)], null_count=nulls)
 
 

@@ -25,6 +25,8 @@ def shown(name: str) -> str:
     >>> shown("trial_\udcff01.json")
     'trial_\\xff01.json'
     """
+    if name.isascii():
+        return name
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:

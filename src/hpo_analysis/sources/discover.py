@@ -154,8 +154,7 @@ def _walk(
     searchable = os.access(directory, os.X_OK)
     for entry in entries:
         path = Path(entry.path)
-        name = entry.name
-        child_display = f"{display}/{name if name.isascii() else shown(name)}"
+        child_display = f"{display}/{shown(entry.name)}"
         if root is not None and entry.is_symlink():
             target = os.path.realpath(entry.path)
             if _outside(target, root):
