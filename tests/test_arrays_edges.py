@@ -1,10 +1,9 @@
 """Edge cases of the Arrow arrays built from buffers (hpo_analysis.arrays) against
-pyarrow.array, and inputs on which extract could import pandas or fail to write its outputs."""
+pyarrow.array, and inputs on which extract could import pandas."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from hpo_analysis import arrays, extract
+from hpo_analysis import arrays
 from hpo_analysis.example import generate_example
-from hpo_analysis.model import Settings
 
 
 def _outcome(build: Any) -> tuple[str, Any]:
@@ -108,41 +106,3 @@ def test_extract_imports_no_pandas_for_unusual_parameter_columns(
     code, imported, stderr = _imports_pandas(tree, tmp_path / "out")
     assert code == 0, stderr
     assert not imported
-
-
-# --- file names -------------------------------------------------------------------------------
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="needs file names of arbitrary bytes")
-def test_extract_writes_its_outputs_for_a_file_name_that_is_not_utf8(tmp_path: Path) -> None:
-    """A trial file whose name is not UTF-8 (POSIX allows any bytes) is read or rejected like
-    any other file; it must not stop extract from writing manifest.csv."""
-    tree = tmp_path / "hpo"
-    generate_example(tree, budgets=("2M",), horizons=("h1",), trials_per_study=2, n_diverged=1)
-    first = sorted(tree.rglob("trial_*.json"))[0]
-    odd = os.fsencode(first.parent) + b"/trial_\xff0009.json"
-    with open(odd, "wb") as handle:
-        handle.write(first.read_bytes().replace(b'"trial_number": 0', b'"trial_number": 9'))
-    result = extract([tree], tmp_path / "out", Settings(), jobs=1)
-    assert (tmp_path / "out" / "manifest.csv").is_file()
-    assert result.n_files == sum(1 for p in tree.rglob("*") if p.is_file())
-    assert result.validation_failures == []
-    manifest = (tmp_path / "out" / "manifest.csv").read_text("utf-8")
-    assert "trial_\\xff0009.json" in manifest  # the name's bytes written as \xNN
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="needs file names of arbitrary bytes")
-def test_a_study_folder_whose_name_is_not_utf8_names_its_study_in_text(tmp_path: Path) -> None:
-    """The study named after a folder whose name is not UTF-8 is written with the bytes as
-    \\xNN in every output, which validate then accepts."""
-    tree = tmp_path / "hpo"
-    generate_example(tree, budgets=("2M",), horizons=("h1",), trials_per_study=3, n_diverged=1)
-    (folder,) = [p for p in tree.iterdir() if p.is_dir()]
-    for dump in folder.glob("*.json"):
-        dump.unlink()  # trial files only: their study is the folder's name
-    os.rename(os.fsencode(folder), os.fsencode(tree) + b"/study_\xfe")
-    result = extract([tree], tmp_path / "out", Settings(), jobs=1)
-    assert result.validation_failures == []
-    assert result.n_trials == 3
-    summary = (tmp_path / "out" / "hpo_summary.csv").read_text("utf-8").splitlines()
-    assert all(line.startswith("study_\\xfe,") for line in summary[1:])

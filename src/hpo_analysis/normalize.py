@@ -228,6 +228,23 @@ class _Spellings:
         return {a for spellings in self.extra.values() for a in spellings}
 
 
+def name_text(name: str) -> str:
+    r"""A name taken from the file system as text every output can hold: bytes that are not
+    UTF-8 (POSIX names may hold any; Python keeps them as lone surrogates) written as
+    ``\xNN``. Study names from folders, displayed paths and the manifest's reasons pass here.
+
+    >>> name_text("trial_\udcff01.json")
+    'trial_\\xff01.json'
+    """
+    if name.isascii():
+        return name
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return name
+
+
 def normalize_trial(
     raw: dict[str, Any],
     *,
@@ -252,6 +269,7 @@ def normalize_trial(
     >>> t.training["lr"], t.extra_params
     (0.1, {})
     """
+    study = name_text(study)  # a folder's name, for most readers
     trial = clean_trial(
         raw,
         study=study,

@@ -70,7 +70,7 @@ from .jsonio import dumps_bytes, dumps_lossless, orjson
 from .memory import collector_paused, release_memory
 from .merge import MERGE_ORDER_TEXT, Conflict, Record, merge_records
 from .model import CurvePoint, ManifestRow, Problem, Settings, Trial
-from .normalize import CurveColumns
+from .normalize import CurveColumns, name_text
 from .schema import COLUMNS
 from .sources import Found, claim, discover, reader_named, study_meta
 from .sources.base import CleanRead, CleanTrial, ReadResult
@@ -846,7 +846,7 @@ def _collect(
         if tick is not None:
             tick()
         found, read = outcome.found, outcome.read
-        row = ManifestRow(found.display, found.status, found.reason)
+        row = ManifestRow(found.display, found.status, name_text(found.reason))
         if read is None:
             if found.status == "ignored":
                 result.n_ignored += 1
@@ -1039,7 +1039,7 @@ def _account(
     row.status = "rejected" if rejected else ("warning" if warned else "ok")
     if not used and not warned and any(p.code == "study_not_selected" for p in problems):
         row.status = "ignored"  # nothing in it was selected by --study
-    row.reason = "; ".join(p.message for p in problems)
+    row.reason = name_text("; ".join(p.message for p in problems))  # they may quote file names
     if rejected:
         result.n_rejected += 1
     elif warned:

@@ -18,22 +18,6 @@ from ..normalize import CurveColumns
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 
 
-def shown(name: str) -> str:
-    r"""A file name as text every output can hold: bytes that are not UTF-8 (POSIX names may
-    hold any; Python keeps them as lone surrogates) written as ``\xNN``.
-
-    >>> shown("trial_\udcff01.json")
-    'trial_\\xff01.json'
-    """
-    if name.isascii():
-        return name
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return name
-
-
 @dataclass
 class ReadResult:
     """One input file's outcome: its fingerprint, the trials it yielded and its problems."""

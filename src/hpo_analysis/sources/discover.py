@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import shown
+from ..normalize import name_text
 from .optuna_storage import NAME as STORAGE_READER
 from .optuna_storage import is_storage_url, mask_url, sqlite_file
 from .registry import claim, ignore_reason
@@ -86,7 +86,7 @@ def discover(source: str | Path, *, follow_symlinks: bool = False) -> Iterator[F
         yield Found(file or Path(), mask_url(source), STORAGE_READER, "read", url=source)
         return
     source = Path(source)
-    display_root = shown(source.as_posix())
+    display_root = name_text(source.as_posix())
     if source.is_file():
         yield _classify(source, display_root)
         return
@@ -154,7 +154,7 @@ def _walk(
     searchable = os.access(directory, os.X_OK)
     for entry in entries:
         path = Path(entry.path)
-        child_display = f"{display}/{shown(entry.name)}"
+        child_display = f"{display}/{name_text(entry.name)}"
         if root is not None and entry.is_symlink():
             target = os.path.realpath(entry.path)
             if _outside(target, root):

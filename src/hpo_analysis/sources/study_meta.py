@@ -30,8 +30,8 @@ from typing import Any
 
 from ..jsonio import JsonReadError, load_json_bytes
 from ..model import Problem, Settings
-from ..normalize import normalize_state, parse_study_factors
-from .base import ReadResult, load_json_shared, read_bytes_checked, read_json_checked, shown
+from ..normalize import name_text, normalize_state, parse_study_factors
+from .base import ReadResult, load_json_shared, read_bytes_checked, read_json_checked
 from .optuna_common import direction_name, not_selected
 
 NAME = "study_meta"
@@ -215,8 +215,8 @@ def study_of(path: Path) -> str:
     name = path.name
     for suffix in (DUMP_SUFFIX, META_SUFFIX):
         if name.lower().endswith(suffix) and len(name) > len(suffix):
-            return shown(name[: -len(suffix)])
-    return shown(path.parent.name or path.stem)
+            return name_text(name[: -len(suffix)])
+    return name_text(path.parent.name or path.stem)
 
 
 def meta_study(path: Path) -> str:

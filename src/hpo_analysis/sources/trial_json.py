@@ -19,7 +19,7 @@ from typing import Any
 
 from ..jsonio import LoadedJson
 from ..model import Problem, Settings
-from ..normalize import clean_columns, normalize_trial, parse_study_factors
+from ..normalize import clean_columns, name_text, normalize_trial, parse_study_factors
 from .base import (
     CleanRead,
     CleanTrial,
@@ -27,7 +27,6 @@ from .base import (
     duplicate_keys_problem,
     json_kind,
     read_json_checked,
-    shown,
 )
 from .study_meta import DUMP_NAMES, DUMP_SUFFIX
 
@@ -48,8 +47,8 @@ def sniff(path: Path) -> bool:
 def study_of(path: Path) -> str:
     parent = path.parent
     if parent.name == "trials" and parent.parent.name:
-        return shown(parent.parent.name)
-    return shown(parent.name) or "study"
+        return name_text(parent.parent.name)
+    return name_text(parent.name) or "study"
 
 
 def number_in_name(path: Path) -> int | None:
