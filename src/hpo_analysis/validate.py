@@ -385,8 +385,7 @@ class _Counts:
         # Arrow scalars, not Python values: compute functions would convert those with
         # pyarrow.scalar, which imports pandas (see hpo_analysis.arrays)
         yes = scalar(True, "bool")
-        not_diverged = scalar(False, diverged.type)
-        self.diverged = pc.sum(pc.fill_null(diverged, not_diverged).cast(pa.int64())).as_py() or 0
+        self.diverged = pc.sum(_false_if_null(diverged).cast(pa.int64())).as_py() or 0
         # diverged as the objective implies: null when missing, true when non-finite, equal
         # to the study's sentinel or (minimize studies) at least its threshold; a trial whose
         # curve holds a NaN/inf loss may be diverged with a finite objective
@@ -402,25 +401,25 @@ class _Counts:
             ),
             pc.equal(objective, sentinel),
         )
-        finite = pc.fill_null(finite, scalar(False, finite.type))
+        finite = _false_if_null(finite)
         is_finite = pc.equal(kind, scalar("finite", "string"))
         expected = pc.if_else(
             pc.equal(kind, scalar("missing", "string")),
             scalar(None, "bool"),
             pc.if_else(is_finite, finite, yes),
         )
-        by_curve = pc.and_(
-            pc.greater(summary.column("curve_non_finite"), scalar(0, "int64")),
-            pc.equal(diverged, yes),
+        by_curve = _false_if_null(
+            pc.and_(
+                pc.greater(summary.column("curve_non_finite"), scalar(0, "int64")),
+                pc.equal(diverged, yes),
+            )
         )
-        by_curve = pc.fill_null(by_curve, scalar(False, by_curve.type))
-        equal = pc.equal(expected, diverged)
         same = pc.or_(
             pc.or_(
                 pc.and_(pc.is_null(expected), pc.is_null(diverged)),
-                pc.fill_null(equal, scalar(False, equal.type)),
+                _false_if_null(pc.equal(expected, diverged)),
             ),
-            pc.and_(by_curve, pc.fill_null(is_finite, scalar(False, is_finite.type))),
+            pc.and_(by_curve, _false_if_null(is_finite)),
         )
         if not pc.all(same).as_py():
             names = ("objective_kind", "objective", "diverged", "direction", "study")
@@ -442,6 +441,14 @@ class _Counts:
         self.curve_points += sum(
             len(curve) if isinstance(curve, list) else 0 for curve in map(_CURVE, trials)
         )
+
+
+def _false_if_null(column: Any) -> Any:
+    """``pyarrow.compute.fill_null(column, False)``, with False as an Arrow scalar of the
+    column's type (see :func:`~hpo_analysis.arrays.scalar`)."""
+    import pyarrow.compute as pc
+
+    return pc.fill_null(column, scalar(False, column.type))
 
 
 _CURVE = operator.methodcaller("get", "learning_curve")

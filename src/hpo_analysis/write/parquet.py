@@ -247,7 +247,7 @@ def _column(values: list[Any], column_type: ColumnType) -> pa.Array:
             return text(values)
         return text([_as_text(v) for v in values])
     try:
-        return typed_values(values, str(arrow_type(column_type)))
+        return typed_values(values, arrow_type(column_type))
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
         # e.g. an integer beyond 64 bits: keep every value, as text
         return text([_as_text(v) for v in values])
