@@ -436,3 +436,80 @@ def test_the_writer_imports_neither_the_report_nor_the_analysis() -> None:
             for name in names:
                 last = name.rsplit(".", 1)[-1]
                 assert last not in ("report", "analyze"), f"{path.name} imports {name}"
+
+
+# --- the figures' table work, held to its pandas definition -----------------------------------
+
+texts = st.one_of(st.none(), st.sampled_from(["a", "b", "B", "é"]), st.just(float("nan")))
+ranks = st.one_of(st.just(float("nan")), st.integers(1, 5).map(float))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(texts, ranks), max_size=12))
+def test_quality_in_study_is_the_grouped_one(trials: list[tuple[object, float]]) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from hpo_analysis.report import _quality_in_study
+
+    frame = pd.DataFrame(
+        {
+            "study": pd.Series([s for s, _ in trials], dtype=object),
+            "rank_in_study": pd.Series([r for _, r in trials], dtype=float),
+        }
+    )
+    ranked = frame.groupby("study")["rank_in_study"].transform("count")
+    expected = 1.0 - (frame["rank_in_study"] - 1) / (ranked - 1).where(ranked > 1)
+    expected = expected.where(~(frame["rank_in_study"].notna() & (ranked == 1)), 1.0)
+    got = _quality_in_study(frame["study"].tolist(), frame["rank_in_study"].to_numpy(float))
+    np.testing.assert_array_equal(got, expected.to_numpy(float))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([-1.0, -0.5, 0.0, -0.0]),
+            texts,
+            st.one_of(st.just(float("nan")), st.integers(0, 3).map(float)),
+            texts,
+            st.booleans(),
+        ),
+        max_size=60,
+    )
+)
+def test_best_per_budget_is_the_sorted_grouped_head(
+    trials: list[tuple[float, object, float, object, bool]],
+) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from hpo_analysis import report
+    from hpo_analysis.report import _best_per_budget
+
+    frame = pd.DataFrame(
+        {
+            "_q": pd.Series([t[0] for t in trials], dtype=float),
+            "study": pd.Series([t[1] for t in trials], dtype=object),
+            "trial_num": pd.Series([t[2] for t in trials], dtype=float),
+            "budget": pd.Series([t[3] for t in trials], dtype=object),
+            "_pos": np.arange(len(trials)),
+        }
+    )
+    candidate = np.array([t[4] for t in trials], dtype=bool)
+    best_first = frame[candidate].sort_values(["_q", "study", "trial_num"], kind="mergesort")
+    top = best_first.groupby("budget", dropna=False, sort=False).head(3)
+    expected = np.zeros(len(trials), dtype=bool)
+    expected[top["_pos"].to_numpy(int)] = True
+    kept, report.PARALLEL_TOP = report.PARALLEL_TOP, 3  # small groups reach the limit
+    try:
+        got = _best_per_budget(
+            np.flatnonzero(candidate),
+            frame["_q"].to_numpy(float),
+            frame["study"].tolist(),
+            frame["trial_num"].tolist(),
+            frame["budget"].tolist(),
+        )
+    finally:
+        report.PARALLEL_TOP = kept
+    np.testing.assert_array_equal(got, expected)

@@ -588,16 +588,72 @@ def diverged_curves_figure(
     )
 
 
+def _mask(values: Sequence[Any], test: Callable[[Any], bool]) -> Any:
+    """``test`` of each value, as a numpy boolean mask."""
+    import numpy as np
+
+    return np.fromiter((bool(test(v)) for v in values), dtype=bool, count=len(values))
+
+
+def _equal_to(value: Any) -> Callable[[Any], bool]:
+    """A test of ``x == value``."""
+    return lambda x: bool(x == value)
+
+
+def _missing(value: Any) -> bool:
+    """A value a table library files under "missing" (None or NaN)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _quality_in_study(study: Sequence[Any], rank: Any) -> Any:
+    """``1 − (rank − 1) / (ranked − 1)`` per trial, ``ranked`` the trials of its study with a
+    rank: 1 = the study's best, 0 = its worst; 1 for a study's only ranked trial, NaN without
+    a rank (or without a study)."""
+    import numpy as np
+
+    ranked: dict[Any, int] = {}
+    for key, value in zip(study, rank.tolist(), strict=True):
+        if not _missing(key):
+            ranked[key] = ranked.get(key, 0) + (not math.isnan(value))
+    count = np.array([math.nan if _missing(k) else ranked[k] for k in study], dtype=float)
+    quality = 1.0 - (rank - 1) / np.where(count > 1, count - 1, math.nan)
+    return np.where(~np.isnan(rank) & (count == 1), 1.0, quality)
+
+
+def _best_per_budget(
+    candidates: Any, key: Any, study: list[Any], trial_num: list[Any], budget: list[Any]
+) -> Any:
+    """A mask of the first ``PARALLEL_TOP`` of ``candidates`` per budget, in the order of
+    ``key`` (smaller first), then study, then trial number; missing values sort last, ties
+    keep the rows' order."""
+    import numpy as np
+
+    def last(value: Any) -> tuple[bool, Any]:
+        return (True, 0) if _missing(value) else (False, value)
+
+    keys = key.tolist()
+    order = sorted(candidates.tolist(), key=lambda i: (keys[i], last(study[i]), last(trial_num[i])))
+    chosen = np.zeros(len(budget), dtype=bool)
+    taken: dict[Any, int] = {}
+    for i in order:
+        group = None if _missing(budget[i]) else budget[i]
+        if taken.get(group, 0) < PARALLEL_TOP:
+            taken[group] = taken.get(group, 0) + 1
+            chosen[i] = True
+    return chosen
+
+
 def training_dynamics_figure(rows: Sequence[dict[str, Any]]) -> Figure | None:
     """Stop reasons per budget, and the distributions of best_epoch and of the gap after it."""
     import numpy as np
 
     from .schema import STOP_REASONS
 
-    frame = trial_frame(rows).to_pandas()
-    if frame.empty:
+    frame = trial_frame(rows)
+    if not len(frame):
         return None
-    budgets = sorted(set(frame["budget"].tolist()), key=budget_sort_key)
+    budget = frame["budget"].tolist()
+    budgets = sorted(set(budget), key=budget_sort_key)
     labels = [b if b is not None else "(none)" for b in budgets]
     fig = _figure(12, 3.6, left=0.5, right=0.1, bottom=0.7, top=0.3, wspace=0.3)
     ax_stop, ax_best, ax_gap = fig.subplots(1, 3)
@@ -610,10 +666,12 @@ def training_dynamics_figure(rows: Sequence[dict[str, Any]]) -> Figure | None:
         "running": "#bbbbbb",
         "unknown": "#dddddd",
     }
-    per_budget = [frame[frame["budget"].map(lambda x, b=b: x == b).astype(bool)] for b in budgets]
+    in_budget = [_mask(budget, _equal_to(b)) for b in budgets]
+    stop_reason = frame["stop_reason"].tolist()
     left = np.zeros(len(budgets))
     for reason in STOP_REASONS:
-        counts = np.array([float((g["stop_reason"] == reason).sum()) for g in per_budget])
+        is_reason = _mask(stop_reason, _equal_to(reason))
+        counts = np.array([float((is_reason & cell).sum()) for cell in in_budget])
         if counts.any():
             ax_stop.barh(labels, counts, left=left, color=colors[reason], label=reason)
             left += counts
@@ -622,13 +680,11 @@ def training_dynamics_figure(rows: Sequence[dict[str, Any]]) -> Figure | None:
     if left.any():
         ax_stop.legend(fontsize=7)
     ax_stop.invert_yaxis()
-    healthy = frame[frame["diverged"].map(lambda v: v is False).astype(bool)]
-    best_data, gap_data = [], []
-    for b in budgets:
-        cell = healthy[healthy["budget"].map(lambda x, b=b: x == b).astype(bool)]  # noqa: B023
-        cell = cell[np.isfinite(cell["best_epoch"]) & np.isfinite(cell["epochs_trained"])]
-        best_data.append(cell["best_epoch"].to_numpy())
-        gap_data.append((cell["epochs_trained"] - cell["best_epoch"]).to_numpy())
+    best_epoch, epochs_trained = frame["best_epoch"], frame["epochs_trained"]
+    healthy = _mask(frame["diverged"].tolist(), lambda v: v is False)
+    healthy &= np.isfinite(best_epoch) & np.isfinite(epochs_trained)
+    best_data = [best_epoch[healthy & cell] for cell in in_budget]
+    gap_data = [(epochs_trained - best_epoch)[healthy & cell] for cell in in_budget]
     tick_labels = [f"{label}\nn={len(d)}" for label, d in zip(labels, best_data, strict=True)]
     for ax, data, title in (
         (ax_best, best_data, "best_epoch (non-diverged trials)"),
@@ -701,19 +757,15 @@ def parallel_figure(rows: Sequence[dict[str, Any]]) -> Figure | None:
     from matplotlib import colormaps
     from matplotlib.collections import LineCollection
 
-    frame = trial_frame(rows).to_pandas()
-    if frame.empty:
+    frame = trial_frame(rows)
+    if not len(frame):
         return None
-    axes_names = [a for a in PARALLEL_AXES if np.isfinite(frame[a].to_numpy(float)).any()]
-    ranked_per_study = frame.groupby("study")["rank_in_study"].transform("count")
-    quality = 1.0 - (frame["rank_in_study"] - 1) / (ranked_per_study - 1).where(
-        ranked_per_study > 1
-    )
-    quality = quality.where(~(frame["rank_in_study"].notna() & (ranked_per_study == 1)), 1.0)
+    axes_names = [a for a in PARALLEL_AXES if np.isfinite(frame[a]).any()]
+    quality = _quality_in_study(frame["study"].tolist(), frame["rank_in_study"])
     columns: list[np.ndarray] = []
     ticks: list[tuple[str, str]] = []
     for name in axes_names:
-        values = frame[name].to_numpy(float)
+        values = frame[name]
         values = np.where(np.isfinite(values), values, np.nan)
         finite = values[np.isfinite(values)]
         low, high = float(finite.min()), float(finite.max())
@@ -723,20 +775,22 @@ def parallel_figure(rows: Sequence[dict[str, Any]]) -> Figure | None:
         span = s_high - s_low
         columns.append((scaled - s_low) / span if span else np.full(len(values), 0.5))
         ticks.append((f"{low:.3g}", f"{high:.3g}" + (" (log)" if log else "")))
-    columns.append(quality.to_numpy(float))
+    columns.append(quality)
     ticks.append(("worst", "best"))
     labels = axes_names + ["quality in study"]
     matrix = np.column_stack(columns)
     x = np.arange(len(labels))
     fig = _figure(12, 4.8, left=0.3, right=0.1, bottom=0.45, top=0.2)
     ax = fig.add_subplot()
-    diverged = frame["diverged"].map(lambda v: v is True).to_numpy(bool)
+    diverged = _mask(frame["diverged"].tolist(), lambda v: v is True)
     scored_all = np.isfinite(matrix[:, -1]) & ~diverged
-    best_first = frame.assign(_q=-matrix[:, -1], _pos=np.arange(len(frame)))[scored_all]
-    best_first = best_first.sort_values(["_q", "study", "trial_num"], kind="mergesort")
-    top = best_first.groupby("budget", dropna=False, sort=False).head(PARALLEL_TOP)["_pos"]
-    scored = np.zeros(len(frame), dtype=bool)
-    scored[top.to_numpy(int)] = True
+    scored = _best_per_budget(
+        np.flatnonzero(scored_all),
+        -matrix[:, -1],
+        frame["study"].tolist(),
+        frame["trial_num"].tolist(),
+        frame["budget"].tolist(),
+    )
     other = np.zeros(len(frame), dtype=bool)
 
     def segments(mask: np.ndarray) -> list[np.ndarray]:

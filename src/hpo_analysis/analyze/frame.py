@@ -159,7 +159,8 @@ class Frame:
         return self._base[name][at]
 
     def to_pandas(self) -> Any:
-        """The rows as a pandas DataFrame (for plotting; the findings never need one)."""
+        """The rows as a pandas DataFrame (to hold results to pandas; the findings and the
+        report never need one)."""
         import pandas as pd
 
         # each column keeps its dtype (text stays Python objects, as the findings read it)
