@@ -180,12 +180,14 @@ def measure(argv: list[str], env: dict[str, str] | None = None) -> Measured:
     return wall, cpu, peak_one / 1024, peak_sum / 1024
 
 
-def extract_argv(tree: Path, out: Path, cache: bool) -> list[str]:
+def extract_argv(tree: Path, out: Path, cache: bool, report: bool = False) -> list[str]:
+    """The extract command line; without the report unless ``report`` (the command as a user
+    types it)."""
     argv = [sys.executable, "-m", "hpo_analysis", "extract", str(tree), "--out", str(out), "-q"]
     help_text = subprocess.run(
         [sys.executable, "-m", "hpo_analysis", "extract", "--help"], capture_output=True, text=True
     ).stdout
-    if "--no-report" in help_text:
+    if "--no-report" in help_text and not report:
         argv.append("--no-report")
     return argv if cache else [*argv, "--no-cache"]
 
@@ -232,12 +234,18 @@ def restore(saved: dict[Path, tuple[bytes, int]]) -> None:
 
 
 def bench(
-    size: Size, runs: int, cache: Path, before: Path | None, incremental: bool = True
+    size: Size,
+    runs: int,
+    cache: Path,
+    before: Path | None,
+    incremental: bool = True,
+    report: bool = False,
 ) -> dict[str, object]:
     tree = tree_for(cache, size)
     work = Path(tempfile.mkdtemp(prefix=f"bench-{size.key}-", dir=cache))
     kinds = ["baseline", "extract", "parse"]
     kinds += (["incremental"] if incremental else []) + (["before"] if before else [])
+    kinds += (["report"] + (["before_report"] if before else [])) if report else []
     results: dict[str, list[Measured]] = {k: [] for k in kinds}
     before_env = None
     if before is not None:
@@ -255,6 +263,13 @@ def bench(
                 shutil.rmtree(work / "before", ignore_errors=True)
                 argv = extract_argv(tree, work / "before", cache=False)
                 results["before"].append(measure(argv, env=before_env))
+            if report:
+                shutil.rmtree(work / "report", ignore_errors=True)
+                argv = extract_argv(tree, work / "report", cache=False, report=True)
+                results["report"].append(measure(argv))
+                if before_env is not None:
+                    shutil.rmtree(work / "report", ignore_errors=True)
+                    results["before_report"].append(measure(argv, env=before_env))
             results["parse"].append(
                 measure([sys.executable, str(Path(__file__)), "--parse-only", str(tree)])
             )
@@ -323,6 +338,10 @@ def table(rows: list[dict[str, object]]) -> str:
         "baseline peak MB",
         f"incremental s (CPU), {CHANGED_SHARE:.0%} changed",
     ]
+    has_report = any("report_s" in r for r in rows)
+    if has_report:
+        head += ["before + report s (CPU)"] if has_before else []
+        head += ["extract + report s (CPU)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
 
     def num(r: dict[str, object], key: str) -> float:
@@ -351,6 +370,10 @@ def table(rows: list[dict[str, object]]) -> str:
             if "incremental_s" in r
             else "not run",
         ]
+        if has_report:
+            if has_before:
+                cells.append(pair(r, "before_report") if "before_report_s" in r else "")
+            cells.append(pair(r, "report") if "report_s" in r else "")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -406,6 +429,11 @@ def main(argv: list[str] | None = None) -> int:
         help="run the tool as the environment says (e.g. with PYTHONDONTWRITEBYTECODE, every "
         "run compiles its modules again) instead of from compiled bytecode",
     )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="also time extract with the report (the command as a user types it)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--parse-only", metavar="TREE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -418,7 +446,9 @@ def main(argv: list[str] | None = None) -> int:
         print("compiled: " + ", ".join(compile_tools(args.before)), file=sys.stderr)
     rows = []
     for size in (Size.parse(s) for s in args.sizes.split(",")):
-        rows.append(bench(size, args.runs, args.cache, args.before, not args.no_incremental))
+        rows.append(
+            bench(size, args.runs, args.cache, args.before, not args.no_incremental, args.report)
+        )
         print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     print(f"{os.cpu_count()} CPUs; medians of {args.runs} runs; seconds wall (CPU)\n")
     print(table(rows))

@@ -83,3 +83,17 @@ def test_compile_tools_compiles_both_versions(
     assert compiled[-1] == str(before / "hpo_analysis")
     assert list((before / "hpo_analysis" / "__pycache__").glob("stage.*.pyc"))
     assert Path(compiled[0], "__init__.py").is_file()  # the tool's own package
+
+
+def test_the_report_runs_are_the_command_a_user_types(tmp_path: Path) -> None:
+    plain = bench.extract_argv(tmp_path, tmp_path / "out", cache=False)
+    typed = bench.extract_argv(tmp_path, tmp_path / "out", cache=True, report=True)
+    assert "--no-report" in plain and "--no-cache" in plain
+    assert "--no-report" not in typed and "--no-cache" not in typed
+    row: dict[str, object] = {"label": "600 (12 studies)"}
+    for kind, cpu in (("baseline", 1.0), ("extract", 2.0), ("parse", 0.5), ("report", 4.0)):
+        row |= {f"{kind}_s": cpu, f"{kind}_cpu_s": cpu, f"{kind}_peak_mb": 1.0}
+    row["extract_peak_sum_mb"] = 1.0
+    head, _, line = bench.table([row]).splitlines()
+    assert head.endswith("| extract + report s (CPU) |")
+    assert line.endswith("| not run | 4.00 (4.00) |")
