@@ -28,6 +28,12 @@ with them and always describes the output set beside it):
   where ``problems`` are the reader's own ``[code, message, severity]`` (not the cross-file
   ones) and ``entries`` locate each trial in the blob file as ``[offset, row bytes,
   fragment bytes, curve bytes, [curve metric names]]``.
+- ``.cache/findings.jsonl``: the findings of the run (line 1 ``{"format", "key", "sha256"}``,
+  then one finding a line, lossless JSON). ``key`` is
+  :func:`hpo_analysis.analyze.findings_key`, a digest of every value the findings read, of
+  ``top_k``, of this package's source and of the libraries' versions: a run whose rows give
+  the same key takes the findings from here instead of computing them again (a quarter of a
+  run at 12,000 trials). A file that does not match its ``sha256`` is ignored.
 - ``.cache/blobs.bin``: per trial, its summary row before ranking (lossless JSON), its JSON
   fragment (curve, non-finite log, extra) and its curve block (see
   :mod:`hpo_analysis.write.parquet`). During a run this file is also the spool the output
@@ -53,6 +59,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .finding import Finding
 from .jsonio import dumps_lossless, loads_lossless
 from .model import Problem
 
@@ -62,6 +69,7 @@ BLOB_FILE = "blobs.bin"
 # 3: rows of one record each (merged later); 4: rows carry last_val_loss; 5: ctime, inode,
 # device and whether the file was settled are recorded (stat-proven reuse without hashing)
 CACHE_FORMAT = 5
+FINDINGS_FILE = "findings.jsonl"
 # A file's timestamps come from the kernel's coarse clock (up to a tick behind the wall clock
 # read by time.time_ns()) truncated to the file system's granularity (2 s on FAT): a write just
 # after a stat can leave a timestamp up to that much older than the wall-clock time of the stat.
@@ -349,3 +357,31 @@ class PreviousCache:
     def close(self) -> None:
         self._blobs.close()
         self.files.clear()  # the run keeps what it took; free the rest before writing
+
+
+def cached_findings(out_dir: Path, key: str) -> list[Finding] | None:
+    """The findings the previous run into ``out_dir`` kept under ``key``; None when there are
+    none, their key differs or the file is damaged."""
+    try:
+        head, _, body = (out_dir / CACHE_DIR / FINDINGS_FILE).read_bytes().partition(b"\n")
+        record = loads_lossless(head)
+        if record != {
+            "format": CACHE_FORMAT,
+            "key": key,
+            "sha256": hashlib.sha256(body).hexdigest(),
+        }:
+            return None
+        return [Finding.from_dict(loads_lossless(line)) for line in body.splitlines()]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def keep_findings(directory: Path, key: str, findings: Sequence[Finding]) -> None:
+    """Keep ``findings`` under ``key`` in the new cache ``directory`` (nothing when a value
+    has no exact JSON form)."""
+    try:
+        body = b"".join(dumps_lossless(f.to_dict()) + b"\n" for f in findings)
+    except (TypeError, ValueError):
+        return
+    head = {"format": CACHE_FORMAT, "key": key, "sha256": hashlib.sha256(body).hexdigest()}
+    (directory / FINDINGS_FILE).write_bytes(dumps_lossless(head) + b"\n" + body)

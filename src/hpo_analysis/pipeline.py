@@ -53,6 +53,8 @@ from .cache import (
     PreviousCache,
     Stamp,
     cache_header,
+    cached_findings,
+    keep_findings,
     stamp_of,
     unchanged,
 )
@@ -699,11 +701,18 @@ def extract(
             "trials_annotated": sum(1 for r in rows if r.get("_annotations")),
             "orphans": [f"{a.study}/{a.trial_num}" for a in orphans],
         }
-        # The analysis stage needs pandas; importing it here keeps the other commands' start fast.
-        from .analyze import all_findings
+        # imported here: the other commands start without the analysis stage
+        from .analyze import all_findings, findings_key
 
-        findings = all_findings(rows, settings.top_k)
-        release_memory()  # the analysis frames: the writers reuse these pages
+        # the previous run's findings when every value they read is the same (a run with
+        # nothing changed, or with changes the findings do not read)
+        key = findings_key(rows, settings.top_k) if cache else None
+        findings = cached_findings(out_path.absolute(), key) if key is not None else None
+        if findings is None:
+            findings = all_findings(rows, settings.top_k)
+            release_memory()  # the analysis frames: the writers reuse these pages
+        if key is not None:
+            keep_findings(stage.file(CACHE_DIR), key, findings)
         # each finding's one-line answer beside the study summaries: findings.json holds the
         # tables too (tens of MB for 1,000 studies), too much to parse for a glance
         metadata["finding_answers"] = [

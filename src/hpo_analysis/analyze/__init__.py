@@ -38,6 +38,8 @@ Example::
 
 from __future__ import annotations
 
+import functools
+import pickle
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -83,7 +85,7 @@ from .architecture import (
 from .cells import CI_NOTE, cliffs_delta, fmt, spearman
 from .divergence import diverge_epochs, divergence_hyperparameters, divergence_interactions, lr_band
 from .dynamics import best_epoch_gap, dropout_generalization, early_stopping_by_epochs
-from .frame import Frame, Rows, as_frame, trial_frame
+from .frame import FRAME_COLUMNS, Frame, Rows, as_frame, trial_frame
 from .horizon import depth_by_horizon, easiest_horizon, horizon_transfer, horizon_transfer_summary
 from .importance import (
     IMPORTANCE_NOT_INSTALLED,
@@ -159,6 +161,80 @@ __all__ = [
 
 def core_findings(rows: Sequence[dict[str, Any]]) -> list[Finding]:
     return [divergence_by_budget(rows), early_stopping_by_budget(rows), best_trial_per_study(rows)]
+
+
+# Every value all_findings reads from a row: the trial frame's columns (the per-study best
+# trial, read from the rows, needs no other); tests/test_findings_cache.py records what the
+# findings read and fails on any other.
+FINDINGS_INPUTS: tuple[str, ...] = FRAME_COLUMNS
+
+
+def findings_key(rows: Sequence[dict[str, Any]], top_k: int) -> str | None:
+    """A digest of everything ``all_findings(rows, top_k)`` depends on, for reusing findings
+    computed before: the rows' :data:`FINDINGS_INPUTS` in order (values and types exactly:
+    1, 1.0 and True differ, as do NaN and None), ``top_k``, the source of this package and
+    the versions of the libraries the findings compute with. ``None`` when a value cannot be
+    encoded exactly (then nothing is reused).
+
+    >>> findings_key([{"objective": 1}], 5) == findings_key([{"objective": 1.0}], 5)
+    False
+    """
+    import hashlib
+
+    digest = _Digest(hashlib.sha256())
+    pickler = _ExactPickler(digest, protocol=5)
+    pickler.fast = True  # no memo: equal values encode alike whatever objects hold them
+    try:
+        pickler.dump((_code_and_libraries(), top_k, FINDINGS_INPUTS, len(rows)))
+        for name in FINDINGS_INPUTS:  # column by column: one list each
+            pickler.dump([row.get(name) for row in rows])
+    except (pickle.PicklingError, TypeError, ValueError, RecursionError):
+        return None
+    return digest.hash.hexdigest()
+
+
+class _ExactPickler(pickle.Pickler):
+    """Pickles only what the readers put in rows: None, bools, ints, floats, text, bytes and
+    their lists, tuples and dicts. Anything else (an object whose pickle may not hold all that
+    an equality test of the findings sees) has no key."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        raise pickle.PicklingError(f"no exact form for {type(obj).__name__}")
+
+
+class _Digest:
+    """A file that hashes what is written to it."""
+
+    def __init__(self, hash: Any) -> None:
+        self.hash = hash
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        return len(data)
+
+
+@functools.cache
+def _code_and_libraries() -> tuple[str, tuple[tuple[str, str | None], ...]]:
+    """The digest of this package's source files and the versions of the libraries the
+    findings compute with (a changed line of code or library gives other findings)."""
+    import hashlib
+    import importlib.metadata
+    import sys
+    from pathlib import Path
+
+    source = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]
+    for path in sorted(package.rglob("*.py")):
+        source.update(path.relative_to(package).as_posix().encode("utf-8") + b"\0")
+        source.update(path.read_bytes() + b"\0")
+    versions: list[tuple[str, str | None]] = []
+    for name in ("numpy", "optuna"):
+        try:
+            versions.append((name, importlib.metadata.version(name)))
+        except importlib.metadata.PackageNotFoundError:
+            versions.append((name, None))
+    versions.append(("python", sys.version))
+    return source.hexdigest(), tuple(versions)
 
 
 def all_findings(rows: Sequence[dict[str, Any]], top_k: int = DEFAULT_TOP_K) -> list[Finding]:

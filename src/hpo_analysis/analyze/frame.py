@@ -52,6 +52,9 @@ _OBJECTS: tuple[str, ...] = (
     "early_stopped",
 )
 
+# the row values trial_frame reads
+FRAME_COLUMNS: tuple[str, ...] = _OBJECTS + _NUMERIC
+
 
 def _numbers(values: list[Any]) -> np.ndarray:
     """The values as float64: ints and floats as ``float(v)``, anything else (None, bool,
