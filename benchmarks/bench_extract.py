@@ -16,6 +16,8 @@ Then it times side by side, ``--runs`` times each, in separate processes:
 - ``parse-only``: reading and parsing every file once with orjson (the stdlib for files
   orjson refuses), the floor any extractor has to pay;
 - ``incremental``: ``extract`` again into a cached output after 1% of the trial files changed;
+- ``unchanged``: ``extract`` again into a cached output with nothing changed since its last
+  run (a periodic re-run between a running study's trials);
 - ``before`` (with ``--before SRC``): the same full ``extract`` run with another checkout's
   ``src`` directory first on ``PYTHONPATH``, to compare two versions in one run.
 
@@ -244,7 +246,7 @@ def bench(
     tree = tree_for(cache, size)
     work = Path(tempfile.mkdtemp(prefix=f"bench-{size.key}-", dir=cache))
     kinds = ["baseline", "extract", "parse"]
-    kinds += (["incremental"] if incremental else []) + (["before"] if before else [])
+    kinds += (["incremental", "unchanged"] if incremental else []) + (["before"] if before else [])
     kinds += (["report"] + (["before_report"] if before else [])) if report else []
     results: dict[str, list[Measured]] = {k: [] for k in kinds}
     before_env = None
@@ -293,6 +295,7 @@ def bench(
             finally:
                 restore(saved)
             measure(extract_argv(tree, out, cache=True))  # back to the unchanged state
+            results["unchanged"].append(measure(extract_argv(tree, out, cache=True)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -337,6 +340,7 @@ def table(rows: list[dict[str, object]]) -> str:
         "extract peak MB (one / all)",
         "baseline peak MB",
         f"incremental s (CPU), {CHANGED_SHARE:.0%} changed",
+        "re-run, nothing changed s (CPU)",
     ]
     has_report = any("report_s" in r for r in rows)
     if has_report:
@@ -368,6 +372,9 @@ def table(rows: list[dict[str, object]]) -> str:
             f"{pair(r, 'incremental')}: {num(r, 'incremental_cpu_s') / e_cpu:.0%} of extract, "
             f"outputs {same}"
             if "incremental_s" in r
+            else "not run",
+            f"{pair(r, 'unchanged')}: {num(r, 'unchanged_cpu_s') / e_cpu:.0%} of extract"
+            if "unchanged_s" in r
             else "not run",
         ]
         if has_report:
@@ -421,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-incremental",
         action="store_true",
-        help="skip the incremental runs (each costs about three full runs)",
+        help="skip the incremental runs (each costs about four full runs)",
     )
     parser.add_argument(
         "--no-compile",

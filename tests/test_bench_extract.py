@@ -95,5 +95,5 @@ def test_the_report_runs_are_the_command_a_user_types(tmp_path: Path) -> None:
         row |= {f"{kind}_s": cpu, f"{kind}_cpu_s": cpu, f"{kind}_peak_mb": 1.0}
     row["extract_peak_sum_mb"] = 1.0
     head, _, line = bench.table([row]).splitlines()
-    assert head.endswith("| extract + report s (CPU) |")
-    assert line.endswith("| not run | 4.00 (4.00) |")
+    assert head.endswith("| re-run, nothing changed s (CPU) | extract + report s (CPU) |")
+    assert line.endswith("| not run | not run | 4.00 (4.00) |")
