@@ -221,11 +221,15 @@ def change_files(tree: Path, share: float) -> dict[Path, tuple[bytes, int]]:
     files = sorted(tree.glob("*/trials/*.json"))
     n = max(1, round(len(files) * share))
     step = max(1, len(files) // n)
-    saved = {}
+    saved: dict[Path, tuple[bytes, int]] = {}
     for path in files[::step][:n]:
         data = path.read_bytes()
+        changed = data.replace(b'"state": "COMPLETE"', b'"state": "PRUNED"', 1)
+        if changed == data:  # e.g. a tree left changed by an interrupted run
+            restore(saved)
+            raise SystemExit(f"{path}: no COMPLETE state to change; delete {tree} to make it again")
         saved[path] = (data, path.stat().st_mtime_ns)
-        path.write_bytes(data.replace(b'"state": "COMPLETE"', b'"state": "PRUNED"', 1))
+        path.write_bytes(changed)
     return saved
 
 

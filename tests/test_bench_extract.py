@@ -97,3 +97,12 @@ def test_the_report_runs_are_the_command_a_user_types(tmp_path: Path) -> None:
     head, _, line = bench.table([row]).splitlines()
     assert head.endswith("| re-run, nothing changed s (CPU) | extract + report s (CPU) |")
     assert line.endswith("| not run | not run | 4.00 (4.00) |")
+
+
+def test_a_tree_left_changed_is_refused(tmp_path: Path) -> None:
+    tree = bench.tree_for(tmp_path, bench.Size.parse("80x10"))
+    saved = bench.change_files(tree, 0.05)
+    with pytest.raises(SystemExit, match="no COMPLETE state to change"):
+        bench.change_files(tree, 0.05)  # the same files again: nothing left to change
+    bench.restore(saved)
+    assert len(bench.change_files(tree, 0.05)) == 4
