@@ -46,6 +46,7 @@ from .analyze import (
     horizon_sort_key,
     trial_frame,
 )
+from .analyze.frame import _equals
 from .api import Dataset, DatasetError, summary_value
 from .api import read_summary as read_summary  # re-exported: hpo_summary.csv as typed rows
 from .errors import HpoAnalysisError, install_hint
@@ -588,18 +589,6 @@ def diverged_curves_figure(
     )
 
 
-def _mask(values: Sequence[Any], test: Callable[[Any], bool]) -> Any:
-    """``test`` of each value, as a numpy boolean mask."""
-    import numpy as np
-
-    return np.fromiter((bool(test(v)) for v in values), dtype=bool, count=len(values))
-
-
-def _equal_to(value: Any) -> Callable[[Any], bool]:
-    """A test of ``x == value``."""
-    return lambda x: bool(x == value)
-
-
 def _missing(value: Any) -> bool:
     """A value a table library files under "missing" (None or NaN)."""
     return value is None or (isinstance(value, float) and math.isnan(value))
@@ -652,8 +641,7 @@ def training_dynamics_figure(rows: Sequence[dict[str, Any]]) -> Figure | None:
     frame = trial_frame(rows)
     if not len(frame):
         return None
-    budget = frame["budget"].tolist()
-    budgets = sorted(set(budget), key=budget_sort_key)
+    budgets = sorted(set(frame["budget"].tolist()), key=budget_sort_key)
     labels = [b if b is not None else "(none)" for b in budgets]
     fig = _figure(12, 3.6, left=0.5, right=0.1, bottom=0.7, top=0.3, wspace=0.3)
     ax_stop, ax_best, ax_gap = fig.subplots(1, 3)
@@ -666,11 +654,10 @@ def training_dynamics_figure(rows: Sequence[dict[str, Any]]) -> Figure | None:
         "running": "#bbbbbb",
         "unknown": "#dddddd",
     }
-    in_budget = [_mask(budget, _equal_to(b)) for b in budgets]
-    stop_reason = frame["stop_reason"].tolist()
+    in_budget = [_equals(frame["budget"], b) for b in budgets]
     left = np.zeros(len(budgets))
     for reason in STOP_REASONS:
-        is_reason = _mask(stop_reason, _equal_to(reason))
+        is_reason = _equals(frame["stop_reason"], reason)
         counts = np.array([float((is_reason & cell).sum()) for cell in in_budget])
         if counts.any():
             ax_stop.barh(labels, counts, left=left, color=colors[reason], label=reason)
@@ -681,8 +668,7 @@ def training_dynamics_figure(rows: Sequence[dict[str, Any]]) -> Figure | None:
         ax_stop.legend(fontsize=7)
     ax_stop.invert_yaxis()
     best_epoch, epochs_trained = frame["best_epoch"], frame["epochs_trained"]
-    healthy = _mask(frame["diverged"].tolist(), lambda v: v is False)
-    healthy &= np.isfinite(best_epoch) & np.isfinite(epochs_trained)
+    healthy = frame["_diverged_false"] & np.isfinite(best_epoch) & np.isfinite(epochs_trained)
     best_data = [best_epoch[healthy & cell] for cell in in_budget]
     gap_data = [(epochs_trained - best_epoch)[healthy & cell] for cell in in_budget]
     tick_labels = [f"{label}\nn={len(d)}" for label, d in zip(labels, best_data, strict=True)]
@@ -782,7 +768,7 @@ def parallel_figure(rows: Sequence[dict[str, Any]]) -> Figure | None:
     x = np.arange(len(labels))
     fig = _figure(12, 4.8, left=0.3, right=0.1, bottom=0.45, top=0.2)
     ax = fig.add_subplot()
-    diverged = _mask(frame["diverged"].tolist(), lambda v: v is True)
+    diverged = frame["_diverged_true"]
     scored_all = np.isfinite(matrix[:, -1]) & ~diverged
     scored = _best_per_budget(
         np.flatnonzero(scored_all),
