@@ -290,7 +290,7 @@ class PreviousCache:
                         [shared.setdefault(tuple(e[4]), list(e[4])) for e in item["entries"]],
                     )
             return cls(directory, files)
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             return None  # no cache, or one this version cannot read: a full run
 
     def mostly_live(self) -> bool:
@@ -372,8 +372,8 @@ def cached_findings(out_dir: Path, key: str) -> list[Finding] | None:
         }:
             return None
         return [Finding.from_dict(loads_lossless(line)) for line in body.splitlines()]
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return None  # RecursionError: a line nested deeper than the JSON parser goes
 
 
 def keep_findings(directory: Path, key: str, findings: Sequence[Finding]) -> None:
