@@ -1,15 +1,51 @@
-"""Edges of the findings kept in the output's cache: kept files that cannot be parsed at all."""
+"""Edges of the findings kept in the output's cache: values whose encoding does not tell apart
+what the findings tell apart, and kept files that cannot be parsed at all."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hpo_analysis import extract
+from hpo_analysis.analyze import all_findings, findings_key
 from hpo_analysis.cache import CACHE_DIR, FINDINGS_FILE, INDEX_FILE, cached_findings
 from hpo_analysis.example import generate_example
 from hpo_analysis.model import Settings
+
+
+def _trial(study: Any, trial_num: int) -> dict[str, Any]:
+    return {
+        "study": study,
+        "trial_num": trial_num,
+        "state": "COMPLETE",
+        "objective": 1.0,
+        "direction": "minimize",
+        "rank_in_study": 1,
+    }
+
+
+@pytest.mark.parametrize("column", ["study", "budget", "horizon", "direction"])
+def test_the_key_tells_apart_nan_objects_the_findings_tell_apart(column: str) -> None:
+    # one NaN object twice groups as one value, two NaN objects as two (dict keys and sets
+    # compare by identity first), but both pickle alike: such rows must not share a key
+    nan, other = float("nan"), float("nan")
+    same = [_trial("s", 0), _trial("s", 1)]
+    apart = [_trial("s", 0), _trial("s", 1)]
+    same[0][column] = same[1][column] = nan
+    apart[0][column], apart[1][column] = nan, other
+    if column == "study":
+        assert all_findings(same, 5)[0].rows != all_findings(apart, 5)[0].rows
+    key = findings_key(same, 5)
+    assert key is None or key != findings_key(apart, 5)
+
+
+def test_the_key_still_holds_for_the_values_rows_carry() -> None:
+    rows = [_trial("s", 0), {**_trial("s", 1), "objective": math.nan, "diverged": True}]
+    rows[0].update(budget="2M", horizon="h1", diverged=False, early_stopped=None, lr=-0.0)
+    assert findings_key(rows, 5) is not None
 
 
 @pytest.mark.parametrize(

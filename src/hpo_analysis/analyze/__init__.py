@@ -85,7 +85,7 @@ from .architecture import (
 from .cells import CI_NOTE, cliffs_delta, fmt, spearman
 from .divergence import diverge_epochs, divergence_hyperparameters, divergence_interactions, lr_band
 from .dynamics import best_epoch_gap, dropout_generalization, early_stopping_by_epochs
-from .frame import FRAME_COLUMNS, Frame, Rows, as_frame, trial_frame
+from .frame import _OBJECTS, FRAME_COLUMNS, Frame, Rows, as_frame, trial_frame
 from .horizon import depth_by_horizon, easiest_horizon, horizon_transfer, horizon_transfer_summary
 from .importance import (
     IMPORTANCE_NOT_INSTALLED,
@@ -174,7 +174,8 @@ def findings_key(rows: Sequence[dict[str, Any]], top_k: int) -> str | None:
     computed before: the rows' :data:`FINDINGS_INPUTS` in order (values and types exactly:
     1, 1.0 and True differ, as do NaN and None), ``top_k``, the source of this package and
     the versions of the libraries the findings compute with. ``None`` when a value cannot be
-    encoded exactly (then nothing is reused).
+    encoded exactly, or a text or flag column holds a NaN or a value that is not an atom
+    (:func:`_distinct_by_value`): then nothing is reused.
 
     >>> findings_key([{"objective": 1}], 5) == findings_key([{"objective": 1.0}], 5)
     False
@@ -187,10 +188,33 @@ def findings_key(rows: Sequence[dict[str, Any]], top_k: int) -> str | None:
     try:
         pickler.dump((_code_and_libraries(), top_k, FINDINGS_INPUTS, len(rows)))
         for name in FINDINGS_INPUTS:  # column by column: one list each
-            pickler.dump([row.get(name) for row in rows])
+            column = [row.get(name) for row in rows]
+            if name in _OBJECTS and not _distinct_by_value(column):
+                return None
+            pickler.dump(column)
     except (pickle.PicklingError, TypeError, ValueError, RecursionError):
         return None
     return digest.hash.hexdigest()
+
+
+# what a text or flag column holds that the findings group by value alone
+_ATOMS = frozenset({str, bool, type(None), int, float, bytes})
+
+
+def _distinct_by_value(values: list[Any]) -> bool:
+    """True when the findings tell these values (of a text or flag column, which they group
+    and compare as dict keys and set members) apart by value alone: atoms, none of them NaN.
+    A NaN equals only itself as one object, so the groups of NaN values depend on how many
+    NaN objects there are, which no encoding of the values records.
+
+    >>> nan = float("nan")
+    >>> _distinct_by_value(["a", None, True, 1.5]), _distinct_by_value(["a", nan])
+    (True, False)
+    """
+    kinds = set(map(type, values))
+    if not kinds <= _ATOMS:
+        return False
+    return float not in kinds or all(v == v for v in values if type(v) is float)
 
 
 class _ExactPickler(pickle.Pickler):
