@@ -4,6 +4,9 @@ what the findings tell apart, and kept files that cannot be parsed at all."""
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,7 @@ import pytest
 
 from hpo_analysis import extract
 from hpo_analysis.analyze import all_findings, findings_key
-from hpo_analysis.cache import CACHE_DIR, FINDINGS_FILE, INDEX_FILE, cached_findings
+from hpo_analysis.cache import BLOB_FILE, CACHE_DIR, FINDINGS_FILE, INDEX_FILE, cached_findings
 from hpo_analysis.example import generate_example
 from hpo_analysis.model import Settings
 
@@ -81,3 +84,23 @@ def test_a_cache_file_nested_too_deep_gives_a_full_run(
     kept.write_bytes(b"[" * 100_000 + b"\n" + kept.read_bytes().partition(b"\n")[2])
     extract([tree], out, Settings(), command="extract")
     assert _outputs(out) == computed
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+@pytest.mark.parametrize("name", [FINDINGS_FILE, INDEX_FILE, BLOB_FILE])
+def test_a_named_pipe_in_the_cache_does_not_block_the_run(tmp_path: Path, name: str) -> None:
+    tree = tmp_path / "hpo"
+    generate_example(tree, budgets=("2M",), horizons=("h1",), trials_per_study=20)
+    out = tmp_path / "analysis"
+    extract([tree], out, Settings())
+    (out / CACHE_DIR / name).unlink()
+    os.mkfifo(out / CACHE_DIR / name)
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "1767225600"}
+    argv = [sys.executable, "-m", "hpo_analysis", "extract", str(tree), "--out", str(out), "-q"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (out / CACHE_DIR / name).is_file()  # the new cache replaced it
+    fresh = tmp_path / "fresh"
+    argv[argv.index(str(out))] = str(fresh)
+    assert subprocess.run(argv, env=env, timeout=120).returncode == 0
+    assert (out / "findings.json").read_bytes() == (fresh / "findings.json").read_bytes()

@@ -53,11 +53,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from .finding import Finding
 from .jsonio import dumps_lossless, loads_lossless
@@ -253,19 +254,33 @@ class CacheWriter:
         self._index.close()
 
 
+def _open_regular(path: Path, buffering: int = -1) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file; OSError otherwise. The cache is
+    inside the output directory, where anyone who can write may have put a named pipe or a
+    device under a cache file's name: opening one would block the run."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path}: not a regular file")
+        return os.fdopen(fd, "rb", buffering=buffering)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 class PreviousCache:
     """The cache of the output set being replaced, if it matches this run's header."""
 
     def __init__(self, directory: Path, files: dict[str, CachedFile]) -> None:
         self.directory = directory
         self.files = files
-        self._blobs = open(directory / BLOB_FILE, "rb", buffering=_BUFFER)  # noqa: SIM115
+        self._blobs = _open_regular(directory / BLOB_FILE, _BUFFER)
 
     @classmethod
     def open(cls, out_dir: Path, header: dict[str, Any]) -> PreviousCache | None:
         directory = out_dir / CACHE_DIR
         try:
-            with open(directory / INDEX_FILE, "rb") as handle:
+            with _open_regular(directory / INDEX_FILE) as handle:
                 if loads_lossless(handle.readline()) != header:
                     return None
                 files = {}
@@ -363,7 +378,8 @@ def cached_findings(out_dir: Path, key: str) -> list[Finding] | None:
     """The findings the previous run into ``out_dir`` kept under ``key``; None when there are
     none, their key differs or the file is damaged."""
     try:
-        head, _, body = (out_dir / CACHE_DIR / FINDINGS_FILE).read_bytes().partition(b"\n")
+        with _open_regular(out_dir / CACHE_DIR / FINDINGS_FILE) as handle:
+            head, _, body = handle.read().partition(b"\n")
         record = loads_lossless(head)
         if record != {
             "format": CACHE_FORMAT,
