@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -112,17 +113,30 @@ def curve(*val_losses: float, train: float = 0.5) -> list[dict[str, float]]:
 
 @pytest.fixture(scope="session")
 def example_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled example extracted once through the CLI."""
-    out = tmp_path_factory.mktemp("example") / "analysis"
-    # once through the real entry point (python -m hpo_analysis), as a user runs it
-    result = run_cli("extract", str(EXAMPLE), "--out", str(out), subprocess_run=True)
-    assert result.returncode == 0, result.stderr
+    """The bundled example extracted once through the CLI, once per test run: the pytest-xdist
+    workers of a run share it (the first one extracts under a file lock; tests only read it).
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        root = tmp_path_factory.mktemp("example")
+    else:
+        root = tmp_path_factory.getbasetemp().parent  # this run's, shared by its workers
+    out, done = root / "analysis", root / "example.done"
+    from filelock import FileLock
+
+    with FileLock(str(root / "example.lock")):
+        if not done.exists():
+            shutil.rmtree(out, ignore_errors=True)
+            # once through the real entry point (python -m hpo_analysis), as a user runs it
+            result = run_cli("extract", str(EXAMPLE), "--out", str(out), subprocess_run=True)
+            assert result.returncode == 0, result.stderr
+            done.touch()
     return out
 
 
 @pytest.fixture(scope="session")
 def optuna_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Real Optuna storages, journals and logs written once by Optuna (tests/optuna_runs.py)."""
+    """Real Optuna storages, journals and logs written once by Optuna (tests/optuna_runs.py),
+    once per worker (Optuna opens the SQLite storages for writing)."""
     pytest.importorskip("optuna")
     directory = tmp_path_factory.mktemp("optuna_runs")
     proc = subprocess.run(
