@@ -144,15 +144,21 @@ def test_a_second_run_reuses_the_findings_with_the_same_bytes(
     assert again["findings.json"] != first["findings.json"]
 
 
+def extracted_study(tmp_path: Path, trials: int = 20) -> tuple[Path, Path]:
+    """A tree of one study of ``trials`` trials, and its output extracted with a cache."""
+    tree = tmp_path / "hpo"
+    generate_example(tree, budgets=("2M",), horizons=("h1",), trials_per_study=trials)
+    out = tmp_path / "analysis"
+    extract([tree], out, Settings(), command="extract")
+    return tree, out
+
+
 @pytest.mark.parametrize("damage", ["body", "key", "truncated", "not json"])
 def test_a_damaged_findings_file_is_not_used(
     tmp_path: Path, damage: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
-    tree = tmp_path / "hpo"
-    generate_example(tree, budgets=("2M",), horizons=("h1",), trials_per_study=30)
-    out = tmp_path / "analysis"
-    extract([tree], out, Settings())
+    tree, out = extracted_study(tmp_path, trials=30)
     kept = out / CACHE_DIR / FINDINGS_FILE
     data = kept.read_bytes()
     head, _, body = data.partition(b"\n")

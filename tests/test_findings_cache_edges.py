@@ -14,8 +14,9 @@ import pytest
 from hpo_analysis import extract
 from hpo_analysis.analyze import all_findings, findings_key
 from hpo_analysis.cache import BLOB_FILE, CACHE_DIR, FINDINGS_FILE, INDEX_FILE, cached_findings
-from hpo_analysis.example import generate_example
 from hpo_analysis.model import Settings
+
+from .test_findings_cache import extracted_study
 
 
 def _trial(study: Any, trial_num: int) -> dict[str, Any]:
@@ -74,10 +75,7 @@ def test_a_cache_file_nested_too_deep_gives_a_full_run(
     tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
-    tree = tmp_path / "hpo"
-    generate_example(tree, budgets=("2M",), horizons=("h1",), trials_per_study=20)
-    out = tmp_path / "analysis"
-    extract([tree], out, Settings(), command="extract")
+    tree, out = extracted_study(tmp_path)
     computed = _outputs(out)
     kept = out / CACHE_DIR / name
     kept.write_bytes(b"[" * 100_000 + b"\n" + kept.read_bytes().partition(b"\n")[2])
@@ -91,10 +89,7 @@ def test_a_named_pipe_in_the_cache_does_not_block_the_run(
     tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
-    tree = tmp_path / "hpo"
-    generate_example(tree, budgets=("2M",), horizons=("h1",), trials_per_study=20)
-    out = tmp_path / "analysis"
-    extract([tree], out, Settings())
+    tree, out = extracted_study(tmp_path)
     pipe = out / CACHE_DIR / name
     pipe.unlink()
     os.mkfifo(pipe)
