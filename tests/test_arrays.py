@@ -106,6 +106,23 @@ def test_scalar_equals_pyarrow_scalar() -> None:
     assert arrays.scalar(None, pa.int32()).type == pa.int32()
 
 
+def imports_pandas(tree: Path, out: Path, report: bool = False) -> tuple[int, bool, str]:
+    """``extract`` in a fresh interpreter: its exit code, whether pandas got imported, and
+    its stderr."""
+    flags = "'-q'" if report else "'--no-report', '-q'"
+    script = (
+        "import sys\n"
+        "from hpo_analysis.cli import main\n"
+        f"code = main(['extract', {str(tree)!r}, '--out', {str(out)!r}, {flags}])\n"
+        "print(code, 'pandas' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    code, imported = done.stdout.splitlines()[-1].split() if done.stdout else ("-1", "?")
+    return int(code), imported == "True", done.stderr
+
+
 @pytest.mark.parametrize("report", [False, True])
 def test_extract_imports_no_pandas(tmp_path: Path, report: bool) -> None:
     """extract builds every Arrow array and scalar without pyarrow's pandas check, and the
@@ -115,18 +132,8 @@ def test_extract_imports_no_pandas(tmp_path: Path, report: bool) -> None:
         pytest.importorskip("matplotlib")
     tree = tmp_path / "hpo"
     generate_example(tree, budgets=("2M", "2B"), horizons=("h1",), trials_per_study=30)
-    flags = "'-q'" if report else "'--no-report', '-q'"
-    script = (
-        "import sys\n"
-        "from hpo_analysis.cli import main\n"
-        f"code = main(['extract', {str(tree)!r}, '--out', {str(tmp_path / 'out')!r}, {flags}])\n"
-        "print(code, 'pandas' in sys.modules)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1].split() == ["0", "False"], done.stderr
+    code, imported, stderr = imports_pandas(tree, tmp_path / "out", report)
+    assert (code, imported) == (0, False), stderr
     assert (tmp_path / "out" / "report.html").exists() is report
 
 

@@ -4,8 +4,6 @@ pyarrow.array, and inputs on which extract could import pandas."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,8 @@ import pytest
 
 from hpo_analysis import arrays
 from hpo_analysis.example import generate_example
+
+from .test_arrays import imports_pandas
 
 
 def _outcome(build: Any) -> tuple[str, Any]:
@@ -78,20 +78,6 @@ def _tree_with_param(root: Path, values: list[Any]) -> Path:
     return tree
 
 
-def _imports_pandas(tree: Path, out: Path) -> tuple[int, bool, str]:
-    script = (
-        "import sys\n"
-        "from hpo_analysis.cli import main\n"
-        f"code = main(['extract', {str(tree)!r}, '--out', {str(out)!r}, '--no-report', '-q'])\n"
-        "print(code, 'pandas' in sys.modules)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=False
-    )
-    code, imported = done.stdout.splitlines()[-1].split()
-    return int(code), imported == "True", done.stderr
-
-
 @pytest.mark.parametrize(
     "values",
     [[1, 2.5, None, 3], [2**70, 5]],
@@ -103,6 +89,6 @@ def test_extract_imports_no_pandas_for_unusual_parameter_columns(
     """A parameter whose values mix integers and floats (a float column), or hold an integer
     beyond 64 bits (a text column), is built without pyarrow's pandas check too."""
     tree = _tree_with_param(tmp_path, values)
-    code, imported, stderr = _imports_pandas(tree, tmp_path / "out")
+    code, imported, stderr = imports_pandas(tree, tmp_path / "out")
     assert code == 0, stderr
     assert not imported
