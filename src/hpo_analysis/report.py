@@ -46,7 +46,7 @@ from .analyze import (
     horizon_sort_key,
     trial_frame,
 )
-from .analyze.frame import _equals
+from .analyze.frame import _equals, _missing
 from .api import Dataset, DatasetError, summary_value
 from .api import read_summary as read_summary  # re-exported: hpo_summary.csv as typed rows
 from .errors import HpoAnalysisError, install_hint
@@ -587,11 +587,6 @@ def diverged_curves_figure(
     return Figure(
         FIGURE_NAMES[2], "Diverged trials and their similar successful trials", caption, _png(fig)
     )
-
-
-def _missing(value: Any) -> bool:
-    """A value a table library files under "missing" (None or NaN)."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _quality_in_study(study: Sequence[Any], rank: Any) -> Any:
