@@ -159,3 +159,10 @@ def samples_dir() -> Path | None:
         if candidate and (Path(candidate) / "financial_ts_scaling").is_dir():
             return Path(candidate) / "financial_ts_scaling"
     return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The ``slow`` tests first (otherwise in collection order): the pytest-xdist workers
+    start on the long ones, and the short ones even out the end instead of one worker
+    finishing a long test alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
