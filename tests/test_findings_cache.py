@@ -13,7 +13,13 @@ from hypothesis import given, settings
 
 from hpo_analysis import analyze, extract
 from hpo_analysis.analyze import FINDINGS_INPUTS, all_findings, findings_key
-from hpo_analysis.cache import CACHE_DIR, FINDINGS_FILE, cached_findings, keep_findings
+from hpo_analysis.cache import (
+    CACHE_DIR,
+    FINDINGS_FILE,
+    RUN_FILE,
+    cached_findings,
+    keep_findings,
+)
 from hpo_analysis.derive import assign_ranks
 from hpo_analysis.example import generate_example
 from hpo_analysis.jsonio import dumps_lossless, dumps_strict
@@ -122,6 +128,8 @@ def test_a_second_run_reuses_the_findings_with_the_same_bytes(
     def computed(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the findings were computed again")
 
+    # without the record of the run, which would keep the whole output set as it is
+    (out / CACHE_DIR / RUN_FILE).unlink()
     with monkeypatch.context() as patch:
         patch.setattr(analyze, "all_findings", computed)
         extract([tree], out, run)

@@ -13,7 +13,14 @@ import pytest
 
 from hpo_analysis import extract
 from hpo_analysis.analyze import all_findings, findings_key
-from hpo_analysis.cache import BLOB_FILE, CACHE_DIR, FINDINGS_FILE, INDEX_FILE, cached_findings
+from hpo_analysis.cache import (
+    BLOB_FILE,
+    CACHE_DIR,
+    FINDINGS_FILE,
+    INDEX_FILE,
+    RUN_FILE,
+    cached_findings,
+)
 from hpo_analysis.model import Settings
 
 from .test_findings_cache import extracted_study
@@ -70,7 +77,7 @@ def _outputs(root: Path) -> dict[str, bytes]:
     }
 
 
-@pytest.mark.parametrize("name", [FINDINGS_FILE, INDEX_FILE])
+@pytest.mark.parametrize("name", [FINDINGS_FILE, INDEX_FILE, RUN_FILE])
 def test_a_cache_file_nested_too_deep_gives_a_full_run(
     tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -79,12 +86,14 @@ def test_a_cache_file_nested_too_deep_gives_a_full_run(
     computed = _outputs(out)
     kept = out / CACHE_DIR / name
     kept.write_bytes(b"[" * 100_000 + b"\n" + kept.read_bytes().partition(b"\n")[2])
+    if name != RUN_FILE:  # a run that reads the damaged file, not one that keeps the set
+        (out / CACHE_DIR / RUN_FILE).unlink()
     extract([tree], out, Settings(), command="extract")
     assert _outputs(out) == computed
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
-@pytest.mark.parametrize("name", [FINDINGS_FILE, INDEX_FILE, BLOB_FILE])
+@pytest.mark.parametrize("name", [FINDINGS_FILE, INDEX_FILE, BLOB_FILE, RUN_FILE])
 def test_a_named_pipe_in_the_cache_does_not_block_the_run(
     tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -14,7 +14,7 @@ from hpo_analysis.example import generate_example
 from hpo_analysis.model import Settings
 from hpo_analysis.sources import trial_json
 
-from .conftest import write_trial
+from .conftest import rewrite_same_size_keeping_mtime, write_trial
 
 COMMAND = "hpo-analysis extract hpo"
 
@@ -124,6 +124,10 @@ def test_a_damaged_cache_is_not_trusted(
     blobs = out / ".cache" / "blobs.bin"
     blobs.write_bytes(blobs.read_bytes()[:1000])  # truncated
     counted_reads.clear()
+    _run(tree, out)  # nothing changed: the output set is kept, the blob file not needed
+    assert counted_reads == []
+    assert _outputs(out) == reference
+    (out / ".cache" / "run.json").unlink()  # a run that takes the trials from the cache
     _run(tree, out)
     assert len(counted_reads) > 0
     assert _outputs(out) == reference
@@ -134,24 +138,13 @@ def test_a_damaged_cache_is_not_trusted(
     assert _outputs(out) == reference
 
 
-def _rewrite_same_size_keeping_mtime(path: Path) -> os.stat_result:
-    """Change the file's content, not its size, and set its mtime back; its stat before."""
-    info = path.stat()
-    data = path.read_bytes()
-    swapped = data.replace(b'"COMPLETE"', b'"PRUNED__"', 1)
-    assert len(swapped) == len(data) and swapped != data
-    path.write_bytes(swapped)
-    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
-    return info
-
-
 def test_same_size_and_mtime_but_other_content_is_read_again(
     tree: Path, tmp_path: Path, counted_reads: list[str]
 ) -> None:
     out = tmp_path / "analysis"
     _run(tree, out)
     path = sorted(tree.glob("*/trials/*.json"))[0]
-    _rewrite_same_size_keeping_mtime(path)
+    rewrite_same_size_keeping_mtime(path)
     counted_reads.clear()
     _run(tree, out)
     assert len(counted_reads) == 1 and counted_reads[0].endswith(path.name)
@@ -175,6 +168,7 @@ def test_blob_file_is_reused_then_compacted(
     for path in sorted(tree.rglob("*.json")):  # the trial files, dumps and best files
         path.write_text(path.read_text(encoding="utf-8").replace('"dropout"', '"dropout_rate"'))
     _run(tree, out)
+    files[1].write_text(files[1].read_text(encoding="utf-8").replace('"COMPLETE"', '"FAIL"', 1))
     _run(tree, out)
     assert blobs.stat().st_ino != first.st_ino
     fresh = tmp_path / "fresh"
@@ -229,10 +223,16 @@ def test_untouched_files_are_not_hashed_again(
     _run(tree, out)
     reference = _outputs(out)
     counted_reads.clear()
+    _run(tree, out)  # nothing changed: the output set is kept
+    assert counted_reads == [] and counted_hashes == []
+    assert _outputs(out) == reference
+    # runs that take every file from the cache: without the record that keeps the set
+    (out / ".cache" / "run.json").unlink()
     _run(tree, out)
     assert counted_reads == [] and counted_hashes == []
     assert _outputs(out) == reference
     # the carried-over keys prove the files unchanged again on the run after
+    (out / ".cache" / "run.json").unlink()
     _run(tree, out)
     assert counted_reads == [] and counted_hashes == []
     assert _outputs(out) == reference
@@ -270,7 +270,7 @@ def test_same_size_rewrite_with_mtime_set_back_is_read_again(
     out = tmp_path / "analysis"
     _run(tree, out)
     path = sorted(tree.glob("*/trials/*.json"))[0]
-    info = _rewrite_same_size_keeping_mtime(path)
+    info = rewrite_same_size_keeping_mtime(path)
     after = path.stat()
     assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
         info.st_size,

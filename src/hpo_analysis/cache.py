@@ -34,6 +34,14 @@ with them and always describes the output set beside it):
   ``top_k``, of this package's source and of the libraries' versions: a run whose rows give
   the same key takes the findings from here instead of computing them again (a quarter of a
   run at 12,000 trials). A file that does not match its ``sha256`` is ignored.
+- ``.cache/run.json``: what the run found and said (``{"format", "key", "result", "said",
+  "outputs"}``). ``key`` digests what decides every output besides the input files' contents:
+  the header, this package's source and the libraries' versions, the command line, the
+  sources, ``SOURCE_DATE_EPOCH`` and every discovered file with its status and reader;
+  ``outputs`` is the sha256 of every file of the output set but the cache, as the run wrote
+  it. A run with the same key, whose every input file is proven unchanged as above (hashed
+  when racy) and in the cache, and whose output set still has those bytes and no other file,
+  would write the same bytes again: it keeps the set as it is (:func:`kept_run`).
 - ``.cache/blobs.bin``: per trial, its summary row before ranking (lossless JSON), its JSON
   fragment (curve, non-finite log, extra) and its curve block (see
   :mod:`hpo_analysis.write.parquet`). During a run this file is also the spool the output
@@ -52,17 +60,19 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, cast
 
 from .finding import Finding
 from .jsonio import dumps_lossless, loads_lossless
 from .model import Problem
+from .version import library_versions, source_digest
 
 CACHE_DIR = ".cache"
 INDEX_FILE = "files.jsonl"
@@ -71,6 +81,7 @@ BLOB_FILE = "blobs.bin"
 # device and whether the file was settled are recorded (stat-proven reuse without hashing)
 CACHE_FORMAT = 5
 FINDINGS_FILE = "findings.jsonl"
+RUN_FILE = "run.json"
 # A file's timestamps come from the kernel's coarse clock (up to a tick behind the wall clock
 # read by time.time_ns()) truncated to the file system's granularity (2 s on FAT): a write just
 # after a stat can leave a timestamp up to that much older than the wall-clock time of the stat.
@@ -401,3 +412,74 @@ def keep_findings(directory: Path, key: str, findings: Sequence[Finding]) -> Non
         return
     head = {"format": CACHE_FORMAT, "key": key, "sha256": hashlib.sha256(body).hexdigest()}
     (directory / FINDINGS_FILE).write_bytes(dumps_lossless(head) + b"\n" + body)
+
+
+# the libraries whose versions can change an output's bytes (Parquet's writer records its
+# own, the figures are drawn by matplotlib and encoded by Pillow)
+_OUTPUT_LIBRARIES = ("numpy", "optuna", "pyarrow", "orjson", "matplotlib", "pillow")
+
+
+def run_key(header: dict[str, Any], what: Sequence[Any]) -> str:
+    """The digest of what decides a run's outputs besides its input files' contents: the
+    cache ``header``, the package's source, the libraries' versions and ``what`` (lossless
+    JSON: the command line, the sources, the discovered files...)."""
+    digest = hashlib.sha256(dumps_lossless([header, source_digest()]))
+    digest.update(dumps_lossless([list(v) for v in library_versions(_OUTPUT_LIBRARIES)]))
+    digest.update(dumps_lossless(list(what)))
+    return digest.hexdigest()
+
+
+def _output_digests(out_dir: Path) -> dict[str, str] | None:
+    """The sha256 of every file of the output set in ``out_dir`` (all but the cache), by
+    relative path (a link: its target); None when one cannot be read."""
+    digests: dict[str, str] = {}
+    try:
+        pending = [(out_dir, "")]
+        while pending:
+            directory, prefix = pending.pop()
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    name = prefix + entry.name
+                    if name == CACHE_DIR:
+                        continue
+                    if entry.is_symlink():
+                        digests[name] = "link:" + os.readlink(entry.path)
+                    elif entry.is_dir():
+                        pending.append((Path(entry.path), name + "/"))
+                    else:
+                        with _open_regular(Path(entry.path)) as handle:
+                            reader = cast(io.BufferedReader, handle)  # (what open gives)
+                            digests[name] = hashlib.file_digest(reader, "sha256").hexdigest()
+    except OSError:
+        return None
+    return dict(sorted(digests.items()))
+
+
+def keep_run(stage: Path, key: str, result: dict[str, Any], said: Sequence[str]) -> None:
+    """Record in the output set staged in ``stage`` the run's ``key``, its ``result`` counts,
+    the lines it ``said`` and the sha256 of every file of the set but the cache."""
+    outputs = _output_digests(stage)
+    if outputs is None:
+        return
+    record = {"format": CACHE_FORMAT, "key": key, "result": result, "said": list(said)}
+    record["outputs"] = outputs
+    (stage / CACHE_DIR / RUN_FILE).write_bytes(dumps_lossless(record))
+
+
+def kept_run(out_dir: Path, key: str) -> dict[str, Any] | None:
+    """The record of the previous run into ``out_dir`` when it was made under ``key`` and
+    its output set holds the files that run wrote, with their bytes; None otherwise. (That the
+    input files are unchanged since is for the caller to prove, as for any reuse of the
+    cache.)"""
+    try:
+        with _open_regular(out_dir / CACHE_DIR / RUN_FILE) as handle:
+            record = loads_lossless(handle.read())
+    except (OSError, ValueError, TypeError, RecursionError):
+        return None
+    if not isinstance(record, dict) or record.get("format") != CACHE_FORMAT:
+        return None
+    if record.get("key") != key or not isinstance(record.get("result"), dict):
+        return None
+    if _output_digests(out_dir) != record.get("outputs"):
+        return None
+    return record

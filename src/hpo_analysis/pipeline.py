@@ -55,6 +55,9 @@ from .cache import (
     cache_header,
     cached_findings,
     keep_findings,
+    keep_run,
+    kept_run,
+    run_key,
     stamp_of,
     unchanged,
 )
@@ -124,13 +127,28 @@ class ExtractResult:
     n_ignored: int = 0
     orphan_annotations: int = 0
     validation_failures: list[str] = field(default_factory=list)
+    # nothing changed since the last run into out_dir: its output set was kept as it is
+    kept: bool = False
 
     def summary_line(self) -> str:
+        done = "nothing changed since the last run, kept" if self.kept else "wrote"
         return (
             f"{self.n_trials} trials in {self.n_studies} studies from {self.n_files} files "
             f"({self.n_diverged} diverged): {self.n_warnings} warnings, {self.n_rejected} "
-            f"rejected, {self.n_ignored} ignored; wrote {self.out_dir}"
+            f"rejected, {self.n_ignored} ignored; {done} {self.out_dir}"
         )
+
+
+# the counts of ExtractResult a run records for a later run that keeps its outputs
+_RESULT_COUNTS = (
+    "n_trials",
+    "n_studies",
+    "n_diverged",
+    "n_warnings",
+    "n_rejected",
+    "n_ignored",
+    "orphan_annotations",
+)
 
 
 @dataclass
@@ -268,10 +286,24 @@ def _from_wire(found: Found, wire: _OutcomeWire) -> _FileOutcome:
     return _FileOutcome(found, result, entries, stamp, names=names)
 
 
+def _cacheable(found: Found) -> bool:
+    """Whether a read file's results may stand for it in a later run: its reader's results
+    depend on this file alone (``CACHEABLE``, and the reader's ``cacheable(path)`` when it
+    has one: a SQLite file with a write-ahead log beside it is not), and it is not a database
+    named by a URL (read afresh, with its journal files)."""
+    reader = reader_named(found.reader or "")
+    if not getattr(reader, "CACHEABLE", True) or found.url is not None:
+        return False
+    check = getattr(reader, "cacheable", None)
+    return check is None or bool(check(found.path))
+
+
 def _unchanged_stamp(found: Found, previous: FileKey | None) -> Stamp | None:
     """The file's stat when it is unchanged since the last run (see :func:`unchanged`: by its
     stat alone, or by its size, mtime and sha256), else None."""
     if previous is None or found.status != "read" or previous.reader != found.reader:
+        return None
+    if not _cacheable(found):
         return None
     stamp = stamp_of(found.path)
     return stamp if unchanged(found.path, previous, stamp) else None
@@ -460,19 +492,28 @@ def _fragment(
 _NO_CURVE_NOR_EXTRA = _fragment([], [], {})
 
 
+def _unchanged_stamps(files: Sequence[Found], previous: PreviousCache) -> list[Stamp | None]:
+    """Each file's stat when it is unchanged since the last run and its results are in the
+    cache (a stat each, and a hash unless the stat proves it), else None."""
+    return [_unchanged_stamp(f, previous.key(f.display)) for f in files]
+
+
 def _outcomes(
     files: Sequence[Found],
     settings: Settings,
     jobs: int,
     previous: PreviousCache | None,
     keep: bool = True,
+    hits: Sequence[Stamp | None] | None = None,
 ) -> Iterator[_FileOutcome]:
+    """Each file's outcome, in order. With ``previous``, the files unchanged since (``hits``,
+    by default :func:`_unchanged_stamps`) are taken from the cache."""
     if previous is not None:
-        # unchanged files are recognised here (a stat each, and a hash unless the stat proves
-        # it); only the others go to the readers, so a run after a few changes starts no
-        # worker processes at all
+        # unchanged files are recognised here; only the others go to the readers, so a run
+        # after a few changes starts no worker processes at all
         keys = [previous.key(f.display) for f in files]
-        hits = [_unchanged_stamp(f, key) for f, key in zip(files, keys, strict=True)]
+        if hits is None:
+            hits = _unchanged_stamps(files, previous)
         fresh = _outcomes(
             [f for f, hit in zip(files, hits, strict=True) if hit is None],
             settings,
@@ -642,13 +683,21 @@ def extract(
     ]
     result = ExtractResult(out_dir=out_path, n_files=len(files))
     header = cache_header(_settings_record(settings), __version__)
+    said: list[str] = []  # the lines given to report, for a later run that keeps the outputs
+    report = _recorded(report, said)
     with staged_output(out_path) as stage:
         previous = PreviousCache.open(out_path.absolute(), header) if cache else None
+        run_digest = _run_key(header, command, source_paths, files) if cache else ""
+        hits = _unchanged_stamps(files, previous) if previous is not None else None
+        if hits is not None and _keeps(stage.out, run_digest, files, hits, result, report):
+            assert previous is not None
+            previous.close()
+            return result
         store = CacheWriter(stage.file(CACHE_DIR), header, keep=cache, previous=previous)
         try:
             with collector_paused():  # reading builds no reference cycles
                 collected = _collect(
-                    files, settings, jobs, store, previous, result, report, progress
+                    files, settings, jobs, store, previous, result, report, progress, hits
                 )
         finally:
             if previous is not None:
@@ -742,8 +791,72 @@ def extract(
         spool_index.clear()
         release_memory()
         result.validation_failures = validate_dir(stage.path, schema=None)
+        if run_digest and not result.validation_failures:
+            counts = {name: getattr(result, name) for name in _RESULT_COUNTS}
+            keep_run(stage.path, run_digest, counts, said)
         stage.commit()
     return result
+
+
+def _recorded(report: Callable[[str], None] | None, said: list[str]) -> Callable[[str], None]:
+    """``report``, each line also appended to ``said``."""
+
+    def say(line: str) -> None:
+        said.append(line)
+        if report is not None:
+            report(line)
+
+    return say
+
+
+def _run_key(
+    header: dict[str, Any],
+    command: str,
+    sources: Sequence[str | Path],
+    files: Sequence[Found],
+) -> str:
+    """:func:`~hpo_analysis.cache.run_key` of this run: what decides its outputs besides the
+    contents of the files it reads (which the cache's index stands for)."""
+    found = [
+        [f.display, str(f.path), f.status, name_text(f.reason), f.reader, f.url] for f in files
+    ]
+    what = [command, [str(s) for s in sources], os.environ.get("SOURCE_DATE_EPOCH"), found]
+    try:
+        return run_key(header, what)
+    except (TypeError, ValueError):  # a value without an exact JSON form: nothing is kept
+        return ""
+
+
+def _keeps(
+    out: Path,
+    key: str,
+    files: Sequence[Found],
+    hits: Sequence[Stamp | None],
+    result: ExtractResult,
+    report: Callable[[str], None],
+) -> bool:
+    """Whether the previous run into ``out`` wrote what this run would write: every file it
+    reads is unchanged since (``hits``) and the record of that run matches (see
+    :func:`~hpo_analysis.cache.kept_run`). Then ``result`` takes its counts and its lines are
+    said again."""
+    if not key or any(h is None for f, h in zip(files, hits, strict=True) if f.status == "read"):
+        return False
+    record = kept_run(out, key)
+    if record is None:
+        return False
+    counts, said = record["result"], record.get("said")
+    if not (
+        all(type(counts.get(name)) is int for name in _RESULT_COUNTS)
+        and isinstance(said, list)
+        and all(isinstance(line, str) for line in said)
+    ):
+        return False  # a damaged record: run
+    for name in _RESULT_COUNTS:
+        setattr(result, name, counts[name])
+    for line in said:
+        report(line)
+    result.kept = True
+    return True
 
 
 def _write_report(
@@ -845,13 +958,16 @@ def _collect(
     result: ExtractResult,
     report: Callable[[str], None] | None,
     progress: Callable[[int], Callable[[], None]] | None,
+    hits: Sequence[Stamp | None] | None = None,
 ) -> Collected:
     """Read every file, then merge the records of each trial into one row (see
-    :mod:`hpo_analysis.merge`) and account for every file in the manifest."""
+    :mod:`hpo_analysis.merge`) and account for every file in the manifest. ``hits``: see
+    :func:`_outcomes`."""
     manifest: list[ManifestRow | _Pending] = []
     by_key: dict[tuple[str, int], list[Record]] = {}
     tick = progress(len(files)) if progress is not None else None
-    for order, outcome in enumerate(_outcomes(files, settings, jobs, previous, store.keep)):
+    outcomes = _outcomes(files, settings, jobs, previous, store.keep, hits)
+    for order, outcome in enumerate(outcomes):
         if tick is not None:
             tick()
         found, read = outcome.found, outcome.read
@@ -875,8 +991,7 @@ def _collect(
         row.format, row.size_bytes, row.sha256 = reader.FORMAT, read.size_bytes, read.sha256
         if store.keep:  # without a cache to keep, there is no index line to write
             key_ok = (
-                getattr(reader, "CACHEABLE", True)
-                and found.url is None  # a database (and its journal files) is read afresh
+                _cacheable(found)
                 and read.size_bytes is not None
                 and outcome.stamp is not None
                 # the same size before and while it was read (else it changed meanwhile)

@@ -38,7 +38,6 @@ Example::
 
 from __future__ import annotations
 
-import functools
 import pickle
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -66,6 +65,7 @@ from ..finding import (
     horizon_sort_key,
 )
 from ..memory import release_memory
+from ..version import library_versions, source_digest
 from . import horizon
 from .architecture import (
     architecture_grid,
@@ -237,28 +237,10 @@ class _Digest:
         return len(data)
 
 
-@functools.cache
 def _code_and_libraries() -> tuple[str, tuple[tuple[str, str | None], ...]]:
     """The digest of this package's source files and the versions of the libraries the
     findings compute with (a changed line of code or library gives other findings)."""
-    import hashlib
-    import importlib.metadata
-    import sys
-    from pathlib import Path
-
-    source = hashlib.sha256()
-    package = Path(__file__).resolve().parents[1]
-    for path in sorted(package.rglob("*.py")):
-        source.update(path.relative_to(package).as_posix().encode("utf-8") + b"\0")
-        source.update(path.read_bytes() + b"\0")
-    versions: list[tuple[str, str | None]] = []
-    for name in ("numpy", "optuna"):
-        try:
-            versions.append((name, importlib.metadata.version(name)))
-        except importlib.metadata.PackageNotFoundError:
-            versions.append((name, None))
-    versions.append(("python", sys.version))
-    return source.hexdigest(), tuple(versions)
+    return source_digest(), library_versions(("numpy", "optuna"))
 
 
 def all_findings(rows: Sequence[dict[str, Any]], top_k: int = DEFAULT_TOP_K) -> list[Finding]:

@@ -123,6 +123,14 @@ def _fingerprint(path: Path, result: ReadResult) -> bool:
     return True
 
 
+def cacheable(path: Path) -> bool:
+    """Whether the database file alone holds what a reading of it sees: no write-ahead log
+    (``<db>-wal``, kept by a study that writes in WAL mode, its commits not yet in the file)
+    or rollback journal beside it. Otherwise its results are not kept across runs, since
+    the file's stat does not change with the log."""
+    return not any(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-journal"))
+
+
 def read(source: Path | str, display: str, settings: Settings) -> ReadResult:
     """Read every selected study of the storage at ``source`` (a path or a URL)."""
     result = ReadResult()
