@@ -184,9 +184,12 @@ class CacheWriter:
         header: dict[str, Any],
         keep: bool = True,
         previous: PreviousCache | None = None,
+        started_ns: int | None = None,
     ) -> None:
         """``keep=False``: only the spool for this run (no index; rows are not stored).
-        ``previous``: the cache being replaced, whose blob file is reused when worth it."""
+        ``previous``: the cache being replaced, whose blob file is reused when worth it.
+        ``started_ns``: the run's start, taken before any input file was looked at (default:
+        now)."""
         directory.mkdir(exist_ok=True)
         self.keep = keep
         self.directory = directory
@@ -204,7 +207,7 @@ class CacheWriter:
         self._index = open(directory / INDEX_FILE, "wb", buffering=_BUFFER)  # noqa: SIM115
         self._reader: Any = None
         # before any input file is looked at: files changed since are not settled
-        self.started_ns = time.time_ns()
+        self.started_ns = time.time_ns() if started_ns is None else started_ns
         self._index.write(dumps_lossless(header) + b"\n")
         self._offset = self._blobs.tell()
 

@@ -24,6 +24,7 @@ import math
 import os
 import shutil
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -688,12 +689,15 @@ def extract(
     with staged_output(out_path) as stage:
         previous = PreviousCache.open(out_path.absolute(), header) if cache else None
         run_digest = _run_key(header, command, source_paths, files) if cache else ""
+        started_ns = time.time_ns()  # before any input file is looked at (see CacheWriter)
         hits = _unchanged_stamps(files, previous) if previous is not None else None
         if hits is not None and _keeps(stage.out, run_digest, files, hits, result, report):
             assert previous is not None
             previous.close()
             return result
-        store = CacheWriter(stage.file(CACHE_DIR), header, keep=cache, previous=previous)
+        store = CacheWriter(
+            stage.file(CACHE_DIR), header, keep=cache, previous=previous, started_ns=started_ns
+        )
         try:
             with collector_paused():  # reading builds no reference cycles
                 collected = _collect(
