@@ -24,7 +24,10 @@ with them and always describes the output set beside it):
 - ``.cache/files.jsonl``: line 1 is the header ``{"format", "tool_version", "settings"}``; a
   cache whose header differs from the current run's is ignored as a whole. Then one line per
   file a reader read: ``{"path", "reader", "size", "mtime_ns", "ctime_ns", "inode", "device",
-  "settled", "sha256", "problems", "entries"}`` (the stat taken before the file was read),
+  "settled", "sha256", "depends", "problems", "entries"}`` (the stat taken before the file was
+  read; ``depends``: :func:`dependency_digest` of the other files a reader's reading of it
+  used, such as a study dump's metadata file beside it, so that a change of those reads it
+  again),
   where ``problems`` are the reader's own ``[code, message, severity]`` (not the cross-file
   ones) and ``entries`` locate each trial in the blob file as ``[offset, row bytes,
   fragment bytes, curve bytes, [curve metric names]]``.
@@ -34,10 +37,11 @@ with them and always describes the output set beside it):
   ``top_k``, of this package's source and of the libraries' versions: a run whose rows give
   the same key takes the findings from here instead of computing them again (a quarter of a
   run at 12,000 trials). A file that does not match its ``sha256`` is ignored.
-- ``.cache/run.json``: what the run found and said (``{"format", "key", "result", "said",
-  "outputs"}``). ``key`` digests what decides every output besides the input files' contents:
-  the header, this package's source and the libraries' versions, the command line, the
-  sources, ``SOURCE_DATE_EPOCH`` and every discovered file with its status and reader;
+- ``.cache/run.json``: what the run found and said: line 1 ``{"format", "key", "sha256"}``
+  (of line 2), line 2 ``{"result", "said", "outputs"}``. ``key`` digests what decides every
+  output besides the input files' contents: the header, this package's source and the
+  libraries' versions, the command line, the sources, ``SOURCE_DATE_EPOCH`` and every
+  discovered file with its status and reader;
   ``outputs`` is the sha256 of every file of the output set but the cache, as the run wrote
   it. A run with the same key, whose every input file is proven unchanged as above (hashed
   when racy) and in the cache, and whose output set still has those bytes and no other file,
@@ -54,7 +58,7 @@ Example::
 
     >>> header = cache_header({"diverge_threshold": 10.0}, "0.1.0")
     >>> header["format"], header["tool_version"]
-    (5, '0.1.0')
+    (6, '0.1.0')
 """
 
 from __future__ import annotations
@@ -79,7 +83,7 @@ INDEX_FILE = "files.jsonl"
 BLOB_FILE = "blobs.bin"
 # 3: rows of one record each (merged later); 4: rows carry last_val_loss; 5: ctime, inode,
 # device and whether the file was settled are recorded (stat-proven reuse without hashing)
-CACHE_FORMAT = 5
+CACHE_FORMAT = 6
 FINDINGS_FILE = "findings.jsonl"
 RUN_FILE = "run.json"
 # A file's timestamps come from the kernel's coarse clock (up to a tick behind the wall clock
@@ -126,6 +130,8 @@ class FileKey:
     stamp: Stamp
     sha256: str
     settled: bool = False
+    # the digest of the other files its reading used (see dependency_digest), else ""
+    depends: str = ""
 
     @property
     def size(self) -> int:
@@ -155,6 +161,21 @@ def sha256_of(path: Path) -> str | None:
             return hashlib.file_digest(handle, "sha256").hexdigest()
     except OSError:
         return None
+
+
+def dependency_digest(paths: Sequence[Path]) -> str:
+    """sha256 over the names and contents of ``paths`` (absent or unreadable files count as
+    such), the other files a reading of one file used; taken before that reading, so a
+    change during it is seen by the next run."""
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            with _open_regular(path) as handle:
+                content = hashlib.file_digest(cast(io.BufferedReader, handle), "sha256").digest()
+        except OSError:
+            content = b"-"
+        digest.update(os.fsencode(path) + b"\0" + content + b"\0")
+    return digest.hexdigest()
 
 
 def unchanged(path: Path, key: FileKey, stamp: Stamp | None) -> bool:
@@ -241,6 +262,7 @@ class CacheWriter:
             "device": key.stamp.device,
             "settled": settled,
             "sha256": key.sha256,
+            "depends": key.depends,
             "problems": [[p.code, p.message, p.severity] for p in problems],
             "entries": [[*location, names] for location, names in entries],
         }
@@ -313,6 +335,7 @@ class PreviousCache:
                             ),
                             item["sha256"],
                             item["settled"] is True,
+                            str(item["depends"]),
                         ),
                         [Problem(c, m, v) for c, m, v in item["problems"]],
                         [(e[0], e[1], e[2], e[3]) for e in item["entries"]],
@@ -460,28 +483,31 @@ def _output_digests(out_dir: Path) -> dict[str, str] | None:
 
 def keep_run(stage: Path, key: str, result: dict[str, Any], said: Sequence[str]) -> None:
     """Record in the output set staged in ``stage`` the run's ``key``, its ``result`` counts,
-    the lines it ``said`` and the sha256 of every file of the set but the cache."""
+    the lines it ``said`` and the sha256 of every file of the set but the cache (line 1
+    ``{"format", "key", "sha256"}``, the sha256 of line 2, which holds the rest)."""
     outputs = _output_digests(stage)
     if outputs is None:
         return
-    record = {"format": CACHE_FORMAT, "key": key, "result": result, "said": list(said)}
-    record["outputs"] = outputs
-    (stage / CACHE_DIR / RUN_FILE).write_bytes(dumps_lossless(record))
+    body = dumps_lossless({"result": result, "said": list(said), "outputs": outputs})
+    head = {"format": CACHE_FORMAT, "key": key, "sha256": hashlib.sha256(body).hexdigest()}
+    (stage / CACHE_DIR / RUN_FILE).write_bytes(dumps_lossless(head) + b"\n" + body)
 
 
 def kept_run(out_dir: Path, key: str) -> dict[str, Any] | None:
-    """The record of the previous run into ``out_dir`` when it was made under ``key`` and
-    its output set holds the files that run wrote, with their bytes; None otherwise. (That the
-    input files are unchanged since is for the caller to prove, as for any reuse of the
-    cache.)"""
+    """The record of the previous run into ``out_dir`` (``{"result", "said", "outputs"}``)
+    when it was made under ``key``, is whole, and its output set holds the files that run
+    wrote, with their bytes; None otherwise. (That the input files are unchanged since is for
+    the caller to prove, as for any reuse of the cache.)"""
     try:
         with _open_regular(out_dir / CACHE_DIR / RUN_FILE) as handle:
-            record = loads_lossless(handle.read())
+            head, _, body = handle.read().partition(b"\n")
+        expected = {"format": CACHE_FORMAT, "key": key, "sha256": hashlib.sha256(body).hexdigest()}
+        if loads_lossless(head) != expected:
+            return None
+        record = loads_lossless(body)
     except (OSError, ValueError, TypeError, RecursionError):
         return None
-    if not isinstance(record, dict) or record.get("format") != CACHE_FORMAT:
-        return None
-    if record.get("key") != key or not isinstance(record.get("result"), dict):
+    if not isinstance(record, dict) or not isinstance(record.get("result"), dict):
         return None
     if _output_digests(out_dir) != record.get("outputs"):
         return None

@@ -55,6 +55,7 @@ from .cache import (
     Stamp,
     cache_header,
     cached_findings,
+    dependency_digest,
     keep_findings,
     keep_run,
     kept_run,
@@ -299,12 +300,38 @@ def _cacheable(found: Found) -> bool:
     return check is None or bool(check(found.path))
 
 
-def _unchanged_stamp(found: Found, previous: FileKey | None) -> Stamp | None:
+def _cache_name(found: Found) -> str:
+    """The name a file's results are kept under in the cache: its display path, made unique
+    when the file's path is not valid text (its display shows the byte 0xff as the four
+    characters ``\\xff``, as a name holding those characters shows)."""
+    try:
+        str(found.path).encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{found.display}\0{os.fsencode(found.path).hex()}"
+    return found.display
+
+
+def _dependencies(files: Sequence[Found]) -> dict[str, str]:
+    """:func:`~hpo_analysis.cache.dependency_digest` of the other files each file's reading
+    uses (the reader's ``depends_on(path)``), by the file's :func:`_cache_name`; files whose reader
+    reads nothing else are left out."""
+    digests = {}
+    for found in files:
+        if found.status != "read" or found.reader is None:
+            continue
+        depends_on = getattr(reader_named(found.reader), "depends_on", None)
+        if depends_on is not None:
+            digests[_cache_name(found)] = dependency_digest(depends_on(found.path))
+    return digests
+
+
+def _unchanged_stamp(found: Found, previous: FileKey | None, depends: str = "") -> Stamp | None:
     """The file's stat when it is unchanged since the last run (see :func:`unchanged`: by its
-    stat alone, or by its size, mtime and sha256), else None."""
+    stat alone, or by its size, mtime and sha256) and so are the other files its reading uses
+    (``depends``, their digest now), else None."""
     if previous is None or found.status != "read" or previous.reader != found.reader:
         return None
-    if not _cacheable(found):
+    if not _cacheable(found) or previous.depends != depends:
         return None
     stamp = stamp_of(found.path)
     return stamp if unchanged(found.path, previous, stamp) else None
@@ -493,10 +520,17 @@ def _fragment(
 _NO_CURVE_NOR_EXTRA = _fragment([], [], {})
 
 
-def _unchanged_stamps(files: Sequence[Found], previous: PreviousCache) -> list[Stamp | None]:
+def _unchanged_stamps(
+    files: Sequence[Found], previous: PreviousCache, depends: dict[str, str]
+) -> list[Stamp | None]:
     """Each file's stat when it is unchanged since the last run and its results are in the
-    cache (a stat each, and a hash unless the stat proves it), else None."""
-    return [_unchanged_stamp(f, previous.key(f.display)) for f in files]
+    cache (a stat each, and a hash unless the stat proves it), else None. ``depends``: see
+    :func:`_dependencies`."""
+    names = [_cache_name(f) for f in files]
+    return [
+        _unchanged_stamp(f, previous.key(name), depends.get(name, ""))
+        for f, name in zip(files, names, strict=True)
+    ]
 
 
 def _outcomes(
@@ -512,9 +546,9 @@ def _outcomes(
     if previous is not None:
         # unchanged files are recognised here; only the others go to the readers, so a run
         # after a few changes starts no worker processes at all
-        keys = [previous.key(f.display) for f in files]
+        keys = [previous.key(_cache_name(f)) for f in files]
         if hits is None:
-            hits = _unchanged_stamps(files, previous)
+            hits = _unchanged_stamps(files, previous, _dependencies(files))
         fresh = _outcomes(
             [f for f, hit in zip(files, hits, strict=True) if hit is None],
             settings,
@@ -690,7 +724,8 @@ def extract(
         previous = PreviousCache.open(out_path.absolute(), header) if cache else None
         run_digest = _run_key(header, command, source_paths, files) if cache else ""
         started_ns = time.time_ns()  # before any input file is looked at (see CacheWriter)
-        hits = _unchanged_stamps(files, previous) if previous is not None else None
+        depends = _dependencies(files) if cache else {}
+        hits = _unchanged_stamps(files, previous, depends) if previous is not None else None
         if hits is not None and _keeps(stage.out, run_digest, files, hits, result, report):
             assert previous is not None
             previous.close()
@@ -701,7 +736,7 @@ def extract(
         try:
             with collector_paused():  # reading builds no reference cycles
                 collected = _collect(
-                    files, settings, jobs, store, previous, result, report, progress, hits
+                    files, settings, jobs, store, previous, result, report, progress, hits, depends
                 )
         finally:
             if previous is not None:
@@ -963,12 +998,16 @@ def _collect(
     report: Callable[[str], None] | None,
     progress: Callable[[int], Callable[[], None]] | None,
     hits: Sequence[Stamp | None] | None = None,
+    depends: dict[str, str] | None = None,
 ) -> Collected:
     """Read every file, then merge the records of each trial into one row (see
     :mod:`hpo_analysis.merge`) and account for every file in the manifest. ``hits``: see
-    :func:`_outcomes`."""
+    :func:`_outcomes`; ``depends``: see :func:`_dependencies` (computed here when not
+    given)."""
     manifest: list[ManifestRow | _Pending] = []
     by_key: dict[tuple[str, int], list[Record]] = {}
+    if depends is None:
+        depends = _dependencies(files) if store.keep else {}
     tick = progress(len(files)) if progress is not None else None
     outcomes = _outcomes(files, settings, jobs, previous, store.keep, hits)
     for order, outcome in enumerate(outcomes):
@@ -1003,8 +1042,13 @@ def _collect(
                 and read.sha256
             )
             store.record(
-                found.display,
-                FileKey(found.reader or "", outcome.stamp, read.sha256)  # type: ignore[arg-type]
+                _cache_name(found),
+                FileKey(
+                    found.reader or "",
+                    outcome.stamp,  # type: ignore[arg-type]
+                    read.sha256,
+                    depends=depends.get(_cache_name(found), ""),
+                )
                 if key_ok
                 else None,
                 read.problems,
@@ -1193,7 +1237,7 @@ def _kept_items(
     """A file's trials with their blobs in this run's spool: freshly read ones appended to
     it, cached ones taken from the previous cache (in place when its blob file is linked,
     else copied). None when the cache turns out not to hold them."""
-    display = outcome.found.display
+    display = _cache_name(outcome.found)
     if not outcome.cached:
         return [
             (row, store.append(row_json, fragment, block), names)

@@ -825,6 +825,7 @@ def make_figures(data: ReportData) -> list[Figure]:
     the report) instead of costing the dataset: the data files are already complete.
     """
     import matplotlib
+    import matplotlib.style
 
     threshold = data.meta.get("settings", {}).get("diverge_threshold")
     drawers: list[tuple[str, Callable[[], Figure | None]]] = [
@@ -837,7 +838,9 @@ def make_figures(data: ReportData) -> list[Figure]:
         (FIGURE_NAMES[6], lambda: divergence_interaction_figure(data.findings)),
     ]
     made: list[Figure] = []
-    with matplotlib.rc_context():
+    # drawn from matplotlib's defaults, not the user's matplotlibrc: the same bytes on every
+    # machine and whatever the user's settings (a later run keeps them when nothing changed)
+    with matplotlib.style.context("default"):
         matplotlib.rcParams.update(_RC)
         for name, draw in drawers:
             try:

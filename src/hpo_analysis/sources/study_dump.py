@@ -60,10 +60,20 @@ from .study_meta import (
     completed_values,
     load_meta,
     meta_beside,
+    meta_candidates,
 )
 
 NAME = "study_dump"
 FORMAT = "study dump"
+
+
+def depends_on(path: Path) -> list[Path]:
+    """The files besides ``path`` whose contents its reading uses: the study's metadata file
+    (see :func:`~hpo_analysis.sources.study_meta.meta_beside`: horizon, factors, objective,
+    direction). The cache keeps its results only as long as these are unchanged."""
+    return meta_candidates(path)
+
+
 SNIFF_BYTES = 4096
 SIDECAR_CSV = ("trial_metrics.csv",)
 _TRIAL_KEYS = re.compile(rb'"(?:number|trial_number|params|value|values|state)"\s*:')

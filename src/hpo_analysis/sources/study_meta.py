@@ -183,14 +183,34 @@ def load_meta(path: Path, max_bytes: int) -> StudyMeta | None:
         return None
 
 
-def meta_beside(dump: Path) -> Path | None:
-    """``X_best_params.json`` for ``X_all_trials.json``, else ``best_params.json``."""
-    name = dump.name.lower()
+def meta_candidates(dump: Path) -> list[Path]:
+    """Where the metadata file of a study dump may be, first found first."""
     candidates = []
-    if name.endswith(DUMP_SUFFIX):
+    if dump.name.lower().endswith(DUMP_SUFFIX):
         candidates.append(dump.with_name(dump.name[: -len(DUMP_SUFFIX)] + META_SUFFIX))
     candidates.append(dump.with_name(META_NAME))
-    return next((c for c in candidates if c.is_file()), None)
+    return candidates
+
+
+def meta_beside(dump: Path) -> Path | None:
+    """``X_best_params.json`` for ``X_all_trials.json``, else ``best_params.json``."""
+    return next((c for c in meta_candidates(dump) if c.is_file()), None)
+
+
+def dump_candidates(meta: Path) -> list[Path]:
+    """Every file :func:`dump_beside` looks at for a metadata file (the dumps of its folder
+    when it has no name of its own), in that function's order."""
+    name = meta.name.lower()
+    if name.endswith(META_SUFFIX) and name != META_NAME:
+        return [meta.with_name(meta.name[: -len(META_SUFFIX)] + DUMP_SUFFIX)]
+    candidates = [meta.parent / dump_name for dump_name in DUMP_NAMES]
+    try:
+        candidates += sorted(
+            p for p in meta.parent.iterdir() if p.name.lower().endswith(DUMP_SUFFIX)
+        )
+    except OSError:
+        pass
+    return candidates
 
 
 def dump_beside(meta: Path) -> Path | None:
@@ -207,6 +227,13 @@ def dump_beside(meta: Path) -> Path | None:
     except OSError:
         return None
     return dumps[0] if len(dumps) == 1 else None
+
+
+def depends_on(path: Path) -> list[Path]:
+    """The files besides ``path`` whose contents its reading uses: the study dump it is
+    checked against (see :func:`dump_beside`). The cache keeps its results only as long as
+    these are unchanged."""
+    return dump_candidates(path)
 
 
 def study_of(path: Path) -> str:
