@@ -170,12 +170,19 @@ def dependency_digest(paths: Sequence[Path]) -> str:
     digest = hashlib.sha256()
     for path in paths:
         try:
-            with _open_regular(path) as handle:
-                content = hashlib.file_digest(cast(io.BufferedReader, handle), "sha256").digest()
+            content = _content_sha256(path).encode()
         except OSError:
             content = b"-"
         digest.update(os.fsencode(path) + b"\0" + content + b"\0")
     return digest.hexdigest()
+
+
+def _content_sha256(path: Path) -> str:
+    """sha256 of a regular file's contents (OSError for anything else: see
+    :func:`_open_regular`)."""
+    with _open_regular(path) as handle:
+        reader = cast(io.BufferedReader, handle)  # (what open gives)
+        return hashlib.file_digest(reader, "sha256").hexdigest()
 
 
 def unchanged(path: Path, key: FileKey, stamp: Stamp | None) -> bool:
@@ -473,9 +480,7 @@ def _output_digests(out_dir: Path) -> dict[str, str] | None:
                     elif entry.is_dir():
                         pending.append((Path(entry.path), name + "/"))
                     else:
-                        with _open_regular(Path(entry.path)) as handle:
-                            reader = cast(io.BufferedReader, handle)  # (what open gives)
-                            digests[name] = hashlib.file_digest(reader, "sha256").hexdigest()
+                        digests[name] = _content_sha256(Path(entry.path))
     except OSError:
         return None
     return dict(sorted(digests.items()))
