@@ -290,9 +290,10 @@ def _from_wire(found: Found, wire: _OutcomeWire) -> _FileOutcome:
 
 def _cacheable(found: Found) -> bool:
     """Whether a read file's results may stand for it in a later run: its reader's results
-    depend on this file alone (``CACHEABLE``, and the reader's ``cacheable(path)`` when it
-    has one: a SQLite file with a write-ahead log beside it is not), and it is not a database
-    named by a URL (read afresh, with its journal files)."""
+    depend on this file and the files it names (``depends_on``, see :func:`_dependencies`)
+    alone (``CACHEABLE``, and the reader's ``cacheable(path)`` when it has one: a SQLite file
+    with a write-ahead log beside it is not), and it is not a database named by a URL (read
+    afresh, with its journal files)."""
     reader = reader_named(found.reader or "")
     if not getattr(reader, "CACHEABLE", True) or found.url is not None:
         return False
