@@ -743,6 +743,7 @@ def extract(
             if previous is not None:
                 previous.close()
         rows, manifest, spool_index, metric_names, metas = collected
+        del hits, depends  # (a stat and a digest per file: not kept through the run)
         release_memory()  # the records merged into the rows
         files.clear()  # the per-file records are in the manifest now
         decisions = finish_rows(
