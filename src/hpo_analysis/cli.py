@@ -254,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-cache",
         action="store_true",
         help="read every file even if unchanged since the last run, and keep no cache in "
-        "DIR/.cache (by default unchanged files are not parsed again)",
+        "DIR/.cache (by default unchanged files are not parsed again, and when nothing "
+        "changed at all the output set is kept as it is)",
     )
     ext.add_argument(
         "--strict", action="store_true", help="exit with status 1 when any input file is rejected"
