@@ -159,12 +159,14 @@ def test_another_source_date_gives_a_run(
     assert extract([tree], out, Settings(), command="x").kept
 
 
+@pytest.mark.parametrize("source", ["folder", "database file"])
 def test_a_sqlite_storage_with_a_write_ahead_log_is_read_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
 ) -> None:
     """A study writing in WAL mode adds its trials to ``optuna.db-wal``; the database file's
     stat does not change until a checkpoint, so its results are never reused while a log is
-    beside it."""
+    beside it. (Given the database file as the source, the log is not even a discovered
+    file.)"""
     optuna = pytest.importorskip("optuna")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
@@ -175,7 +177,8 @@ def test_a_sqlite_storage_with_a_write_ahead_log_is_read_again(
     study = optuna.create_study(study_name=STUDY, storage=url)
     study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=3)
     out = tmp_path / "analysis"
-    assert extract([tmp_path / "hpo"], out, Settings(), command="x").n_trials == 3
+    sources = [tmp_path / "hpo"] if source == "folder" else [folder / "optuna.db"]
+    assert extract(sources, out, Settings(), command="x").n_trials == 3
     connection = sqlite3.connect(folder / "optuna.db")  # held open: no checkpoint on close
     try:
         assert connection.execute("pragma journal_mode=wal").fetchone() == ("wal",)
@@ -185,9 +188,47 @@ def test_a_sqlite_storage_with_a_write_ahead_log_is_read_again(
         )
         assert (folder / "optuna.db-wal").stat().st_size > 0
         assert (folder / "optuna.db").stat().st_mtime_ns == before.st_mtime_ns
-        result = extract([tmp_path / "hpo"], out, Settings(), command="x")
+        result = extract(sources, out, Settings(), command="x")
         assert (result.n_trials, result.kept) == (5, False)
-        again = extract([tmp_path / "hpo"], out, Settings(), command="x")
+        again = extract(sources, out, Settings(), command="x")
         assert (again.n_trials, again.kept) == (5, False)
     finally:
         connection.close()
+
+
+def test_settled_inputs_are_proven_unchanged_without_the_index(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When every input was settled when the last run recorded it, the stats alone prove
+    them unchanged (a digest of them in run.json): the per-file index is not read."""
+    out = tmp_path / "analysis"
+    extract([tree], out, Settings(), command="x")
+
+    def opened(*args: object, **kwargs: object) -> object:
+        raise AssertionError("the per-file index was read")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(cache.PreviousCache, "open", opened)
+        assert extract([tree], out, Settings(), command="x").kept
+
+
+def test_a_racy_input_is_proven_unchanged_through_the_index(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file changed within the racy window before the last run has no proof by its stat:
+    the run hashes it through the per-file index, and keeps the set when it is unchanged."""
+    monkeypatch.setattr(cache, "RACY_WINDOW_NS", 10**18)  # everything is recent
+    out = tmp_path / "analysis"
+    extract([tree], out, Settings(), command="x")
+    hashed: list[str] = []
+    original = cache.sha256_of
+
+    def sha256_of(path: Path) -> str | None:
+        hashed.append(Path(path).name)
+        return original(path)
+
+    monkeypatch.setattr(cache, "sha256_of", sha256_of)
+    assert extract([tree], out, Settings(), command="x").kept
+    assert len(hashed) > 10  # every input, by its sha256
+    rewrite_same_size_keeping_mtime(tree / STUDY / "trials" / "trial_0001.json")
+    assert not extract([tree], out, Settings(), command="x").kept

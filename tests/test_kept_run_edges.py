@@ -459,12 +459,12 @@ def test_holds_file_deleted_between_discovery_and_the_check(
     path = _trials_study(src) / "trials" / "trial_0001.json"
     out = tmp_path / "out"
     _run([src], out)
-    check = pipeline._unchanged_stamps
+    check = pipeline._dependencies  # (called after discovery, before any check)
 
     def removed_first(*args: Any) -> Any:
         path.unlink(missing_ok=True)
         return check(*args)
 
-    monkeypatch.setattr(pipeline, "_unchanged_stamps", removed_first)
+    monkeypatch.setattr(pipeline, "_dependencies", removed_first)
     result = _run([src], out)
     assert not result.kept and (result.n_trials, result.n_rejected) == (2, 1)

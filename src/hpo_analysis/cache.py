@@ -38,14 +38,16 @@ with them and always describes the output set beside it):
   the same key takes the findings from here instead of computing them again (a quarter of a
   run at 12,000 trials). A file that does not match its ``sha256`` is ignored.
 - ``.cache/run.json``: what the run found and said: line 1 ``{"format", "key", "sha256"}``
-  (of line 2), line 2 ``{"result", "said", "outputs"}``. ``key`` digests what decides every
-  output besides the input files' contents: the header, this package's source and the
+  (of line 2), line 2 ``{"result", "said", "inputs", "outputs"}``. ``key`` digests what
+  decides every output besides the input files' contents: the header, this package's source and the
   libraries' versions, the command line, the sources, ``SOURCE_DATE_EPOCH`` and every
   discovered file with its status and reader;
   ``outputs`` is the sha256 of every file of the output set but the cache, as the run wrote
   it. A run with the same key, whose every input file is proven unchanged as above (hashed
   when racy) and in the cache, and whose output set still has those bytes and no other file,
-  would write the same bytes again: it keeps the set as it is (:func:`kept_run`).
+  would write the same bytes again: it keeps the set as it is. ``inputs``
+  (:meth:`CacheWriter.inputs_digest`) lets it prove the inputs unchanged from their stats
+  alone, without this index, when every file was settled.
 - ``.cache/blobs.bin``: per trial, its summary row before ranking (lossless JSON), its JSON
   fragment (curve, non-finite log, extra) and its curve block (see
   :mod:`hpo_analysis.write.parquet`). During a run this file is also the spool the output
@@ -163,6 +165,11 @@ def sha256_of(path: Path) -> str | None:
         return None
 
 
+def input_entry(name: str, reader: str, stamp: Stamp, depends: str) -> bytes:
+    """What :meth:`CacheWriter.inputs_digest` takes of one file."""
+    return dumps_lossless([name, reader, *stamp, depends]) + b"\n"
+
+
 def dependency_digest(paths: Sequence[Path]) -> str:
     """sha256 over the names and contents of ``paths`` (absent or unreadable files count as
     such), the other files a reading of one file used; taken before that reading, so a
@@ -238,6 +245,9 @@ class CacheWriter:
         self.started_ns = time.time_ns() if started_ns is None else started_ns
         self._index.write(dumps_lossless(header) + b"\n")
         self._offset = self._blobs.tell()
+        # every recorded file's input_entry, while all are settled (see inputs_digest)
+        self._inputs = hashlib.sha256()
+        self._all_settled = True
 
     def append(self, row_json: bytes, fragment: bytes, curve: bytes) -> Location:
         location = (self._offset, len(row_json), len(fragment), len(curve))
@@ -257,8 +267,11 @@ class CacheWriter:
         """The index line of one read file; files without a complete key are not reusable.
         ``key.stamp`` is a stat taken during this run, before the file was read."""
         if key is None or not self.keep:
+            self._all_settled = False
             return
         settled = max(key.stamp.mtime_ns, key.stamp.ctime_ns) < self.started_ns - RACY_WINDOW_NS
+        self._all_settled = self._all_settled and settled
+        self._inputs.update(input_entry(path, key.reader, key.stamp, key.depends))
         line = {
             "path": path,
             "reader": key.reader,
@@ -274,6 +287,12 @@ class CacheWriter:
             "entries": [[*location, names] for location, names in entries],
         }
         self._index.write(dumps_lossless(line) + b"\n")
+
+    def inputs_digest(self) -> str | None:
+        """sha256 of the :func:`input_entry` of every file recorded, in order, when each was
+        settled (else None): a later run whose files give the same digest from their stats has
+        every file unchanged, by the rule of :func:`unchanged`, without reading this index."""
+        return self._inputs.hexdigest() if self._all_settled else None
 
     def _read(self, offset: int, size: int) -> bytes:
         if self._reader is None:
@@ -486,23 +505,25 @@ def _output_digests(out_dir: Path) -> dict[str, str] | None:
     return dict(sorted(digests.items()))
 
 
-def keep_run(stage: Path, key: str, result: dict[str, Any], said: Sequence[str]) -> None:
+def keep_run(
+    stage: Path, key: str, result: dict[str, Any], said: Sequence[str], inputs: str | None
+) -> None:
     """Record in the output set staged in ``stage`` the run's ``key``, its ``result`` counts,
-    the lines it ``said`` and the sha256 of every file of the set but the cache (line 1
-    ``{"format", "key", "sha256"}``, the sha256 of line 2, which holds the rest)."""
+    the lines it ``said``, its ``inputs`` (:meth:`CacheWriter.inputs_digest`) and the sha256
+    of every file of the set but the cache (line 1 ``{"format", "key", "sha256"}``, the sha256
+    of line 2, which holds the rest)."""
     outputs = _output_digests(stage)
     if outputs is None:
         return
-    body = dumps_lossless({"result": result, "said": list(said), "outputs": outputs})
+    record = {"result": result, "said": list(said), "inputs": inputs, "outputs": outputs}
+    body = dumps_lossless(record)
     head = {"format": CACHE_FORMAT, "key": key, "sha256": hashlib.sha256(body).hexdigest()}
     (stage / CACHE_DIR / RUN_FILE).write_bytes(dumps_lossless(head) + b"\n" + body)
 
 
-def kept_run(out_dir: Path, key: str) -> dict[str, Any] | None:
-    """The record of the previous run into ``out_dir`` (``{"result", "said", "outputs"}``)
-    when it was made under ``key``, is whole, and its output set holds the files that run
-    wrote, with their bytes; None otherwise. (That the input files are unchanged since is for
-    the caller to prove, as for any reuse of the cache.)"""
+def run_record(out_dir: Path, key: str) -> dict[str, Any] | None:
+    """The record of the previous run into ``out_dir`` (``{"result", "said", "inputs",
+    "outputs"}``) when it was made under ``key`` and is whole; None otherwise."""
     try:
         with _open_regular(out_dir / CACHE_DIR / RUN_FILE) as handle:
             head, _, body = handle.read().partition(b"\n")
@@ -514,6 +535,10 @@ def kept_run(out_dir: Path, key: str) -> dict[str, Any] | None:
         return None
     if not isinstance(record, dict) or not isinstance(record.get("result"), dict):
         return None
-    if _output_digests(out_dir) != record.get("outputs"):
-        return None
     return record
+
+
+def outputs_as_recorded(out_dir: Path, record: dict[str, Any]) -> bool:
+    """Whether the output set in ``out_dir`` holds the files ``record`` lists, with their
+    bytes, and no other. (That the inputs are unchanged is for the caller to prove.)"""
+    return _output_digests(out_dir) == record.get("outputs")

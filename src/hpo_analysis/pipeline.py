@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import itertools
 import json
 import math
@@ -56,10 +57,12 @@ from .cache import (
     cache_header,
     cached_findings,
     dependency_digest,
+    input_entry,
     keep_findings,
     keep_run,
-    kept_run,
+    outputs_as_recorded,
     run_key,
+    run_record,
     stamp_of,
     unchanged,
 )
@@ -521,6 +524,24 @@ def _fragment(
 _NO_CURVE_NOR_EXTRA = _fragment([], [], {})
 
 
+def _inputs_digest(files: Sequence[Found], depends: dict[str, str]) -> str | None:
+    """What :meth:`~hpo_analysis.cache.CacheWriter.inputs_digest` recorded, from the files'
+    stats now (None when one has none, or when one's results are not to be taken from a
+    cache, see :func:`_cacheable`). Equal to a digest recorded when every file was settled,
+    every file is unchanged since, as :func:`~hpo_analysis.cache.unchanged` proves from a
+    stat."""
+    digest = hashlib.sha256()
+    for found in files:
+        if found.status != "read":
+            continue
+        stamp = stamp_of(found.path)
+        if stamp is None or found.reader is None or not _cacheable(found):
+            return None
+        name = _cache_name(found)
+        digest.update(input_entry(name, found.reader, stamp, depends.get(name, "")))
+    return digest.hexdigest()
+
+
 def _unchanged_stamps(
     files: Sequence[Found], previous: PreviousCache, depends: dict[str, str]
 ) -> list[Stamp | None]:
@@ -722,12 +743,15 @@ def extract(
     said: list[str] = []  # the lines given to report, for a later run that keeps the outputs
     report = _recorded(report, said)
     with staged_output(out_path) as stage:
-        previous = PreviousCache.open(out_path.absolute(), header) if cache else None
         run_digest = _run_key(header, command, source_paths, files) if cache else ""
         started_ns = time.time_ns()  # before any input file is looked at (see CacheWriter)
         depends = _dependencies(files) if cache else {}
+        # nothing changed since the last run: proven from the stats alone, else file by file
+        if _keeps(stage.out, run_digest, files, depends, None, result, report):
+            return result
+        previous = PreviousCache.open(out_path.absolute(), header) if cache else None
         hits = _unchanged_stamps(files, previous, depends) if previous is not None else None
-        if hits is not None and _keeps(stage.out, run_digest, files, hits, result, report):
+        if hits is not None and _keeps(stage.out, run_digest, files, depends, hits, result, report):
             assert previous is not None
             previous.close()
             return result
@@ -834,7 +858,7 @@ def extract(
         result.validation_failures = validate_dir(stage.path, schema=None)
         if run_digest and not result.validation_failures:
             counts = {name: getattr(result, name) for name in _RESULT_COUNTS}
-            keep_run(stage.path, run_digest, counts, said)
+            keep_run(stage.path, run_digest, counts, said, store.inputs_digest())
         stage.commit()
     return result
 
@@ -872,18 +896,30 @@ def _keeps(
     out: Path,
     key: str,
     files: Sequence[Found],
-    hits: Sequence[Stamp | None],
+    depends: dict[str, str],
+    hits: Sequence[Stamp | None] | None,
     result: ExtractResult,
     report: Callable[[str], None],
 ) -> bool:
-    """Whether the previous run into ``out`` wrote what this run would write: every file it
-    reads is unchanged since (``hits``) and the record of that run matches (see
-    :func:`~hpo_analysis.cache.kept_run`). Then ``result`` takes its counts and its lines are
-    said again."""
-    if not key or any(h is None for f, h in zip(files, hits, strict=True) if f.status == "read"):
+    """Whether the previous run into ``out`` wrote what this run would write: its record has
+    this run's key, its output set is as it wrote it, and every file this run reads is
+    unchanged since: by ``hits`` (:func:`_unchanged_stamps`), or, when ``hits`` is None, by
+    :func:`_inputs_digest` equal to the one it recorded. Then ``result`` takes its counts and
+    its lines are said again."""
+    if not key:
         return False
-    record = kept_run(out, key)
+    if hits is not None and any(
+        h is None for f, h in zip(files, hits, strict=True) if f.status == "read"
+    ):
+        return False
+    record = run_record(out, key)
     if record is None:
+        return False
+    if hits is None and (
+        record.get("inputs") is None or record["inputs"] != _inputs_digest(files, depends)
+    ):
+        return False
+    if not outputs_as_recorded(out, record):
         return False
     counts, said = record["result"], record.get("said")
     if not (
