@@ -177,3 +177,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     start on the long ones, and the short ones even out the end instead of one worker
     finishing a long test alone."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture()
+def counted_hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of every file the cache check hashes (``cache.sha256_of``)."""
+    from hpo_analysis import cache
+
+    seen: list[str] = []
+    original = cache.sha256_of
+
+    def sha256_of(path: Path) -> str | None:
+        seen.append(Path(path).name)
+        return original(path)
+
+    monkeypatch.setattr(cache, "sha256_of", sha256_of)
+    return seen

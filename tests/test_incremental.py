@@ -179,20 +179,6 @@ def test_blob_file_is_reused_then_compacted(
 
 
 @pytest.fixture()
-def counted_hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The name of every file the cache check hashes (``cache.sha256_of``)."""
-    seen: list[str] = []
-    original = cache.sha256_of
-
-    def sha256_of(path: Path) -> str | None:
-        seen.append(Path(path).name)
-        return original(path)
-
-    monkeypatch.setattr(cache, "sha256_of", sha256_of)
-    return seen
-
-
-@pytest.fixture()
 def settled(monkeypatch: pytest.MonkeyPatch) -> None:
     """No racy window: files written before a run count as settled for the next run (the
     changes these tests make come well after the run that recorded the stat)."""
