@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -225,3 +227,49 @@ def test_a_racy_input_is_proven_unchanged_through_the_index(
     assert len(counted_hashes) > 10  # every input, by its sha256
     rewrite_same_size_keeping_mtime(tree / STUDY / "trials" / "trial_0001.json")
     assert not extract([tree], out, Settings(), command="x").kept
+
+
+_OPTUNA_STUDY = """
+import sys, optuna
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+study = optuna.create_study(study_name=sys.argv[2], storage="sqlite:///" + sys.argv[1])
+study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=3)
+"""
+
+
+def test_a_wal_database_is_read_without_writing_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database in WAL mode with every connection closed has no log beside it; reading it
+    writes none (a read-only connection would create ``-wal`` and ``-shm``), and once a study
+    writes to it again, its log is read, even with the database file given as the source (the
+    log is then no discovered file, and the file's stat has not changed)."""
+    optuna = pytest.importorskip("optuna")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    monkeypatch.setattr(cache, "RACY_WINDOW_NS", 0)
+    folder = tmp_path / "hpo" / STUDY
+    folder.mkdir(parents=True)
+    db = folder / "optuna.db"
+    # the study in a process of its own: every connection is closed when it ends
+    subprocess.run([sys.executable, "-c", _OPTUNA_STUDY, str(db), STUDY], check=True)
+    connection = sqlite3.connect(db)
+    assert connection.execute("pragma journal_mode=wal").fetchone() == ("wal",)
+    connection.close()
+    assert [p.name for p in folder.iterdir()] == ["optuna.db"]
+    out = tmp_path / "analysis"
+    assert extract([db], out, Settings(), command="x").n_trials == 3
+    assert [p.name for p in folder.iterdir()] == ["optuna.db"]  # nothing written beside it
+    assert extract([db], out, Settings(), command="x").kept
+    connection = sqlite3.connect(db)  # held open: no checkpoint on close
+    try:
+        before = db.stat()
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        optuna.load_study(study_name=STUDY, storage=f"sqlite:///{db}").optimize(
+            lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=2
+        )
+        assert (folder / "optuna.db-wal").stat().st_size > 0
+        assert db.stat().st_mtime_ns == before.st_mtime_ns
+        result = extract([db], out, Settings(), command="x")
+        assert (result.n_trials, result.kept) == (5, False)
+    finally:
+        connection.close()

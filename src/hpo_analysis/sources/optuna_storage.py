@@ -90,13 +90,28 @@ def readonly_url(path: Path) -> str:
 
 def readonly_connector(path: Path) -> Callable[[], sqlite3.Connection]:
     """Connects to ``path`` read-only; given to SQLAlchemy as ``creator`` so that no URL
-    re-quoting can change the file name (``#``, ``?``, ``%`` are legal in file names)."""
+    re-quoting can change the file name (``#``, ``?``, ``%`` are legal in file names).
+
+    A database in WAL mode with no write-ahead log beside it (every commit checkpointed into
+    the file, no connection open) is opened ``immutable``: a read-only connection would
+    otherwise create ``-wal`` and ``-shm`` files beside it, and inputs are not to be written.
+    With a log beside it, the log holds commits the file does not, and it is read with it.
+    """
     uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    if _wal_without_log(path):
+        uri += "&immutable=1"
 
     def connect() -> sqlite3.Connection:
         return sqlite3.connect(uri, uri=True, check_same_thread=False)
 
     return connect
+
+
+def _wal_without_log(path: Path) -> bool:
+    """The file's header says WAL mode (its read and write versions, bytes 18 and 19, are 2)
+    and there is no ``-wal`` file beside it."""
+    header = head_bytes(path, 20) or b""
+    return header[18:20] == b"\x02\x02" and not Path(f"{path}-wal").exists()
 
 
 def sniff(path: Path) -> bool:
