@@ -214,18 +214,17 @@ def dump_candidates(meta: Path) -> list[Path]:
 
 
 def dump_beside(meta: Path) -> Path | None:
-    """The study dump this metadata file belongs to (inverse of :func:`meta_beside`)."""
+    """The study dump this metadata file belongs to (inverse of :func:`meta_beside`): of
+    :func:`dump_candidates`, ``X_all_trials.json`` for ``X_best_params.json``, else the first
+    of :data:`DUMP_NAMES` that is a file, else the folder's one ``*_all_trials.json``."""
+    candidates = dump_candidates(meta)
     name = meta.name.lower()
     if name.endswith(META_SUFFIX) and name != META_NAME:
-        candidate = meta.with_name(meta.name[: -len(META_SUFFIX)] + DUMP_SUFFIX)
-        return candidate if candidate.is_file() else None
-    for dump_name in DUMP_NAMES:
-        if (meta.parent / dump_name).is_file():
-            return meta.parent / dump_name
-    try:
-        dumps = sorted(p for p in meta.parent.iterdir() if p.name.lower().endswith(DUMP_SUFFIX))
-    except OSError:
-        return None
+        return candidates[0] if candidates[0].is_file() else None
+    named = next((c for c in candidates[: len(DUMP_NAMES)] if c.is_file()), None)
+    if named is not None:
+        return named
+    dumps = candidates[len(DUMP_NAMES) :]
     return dumps[0] if len(dumps) == 1 else None
 
 
