@@ -37,6 +37,12 @@ with them and always describes the output set beside it):
   ``top_k``, of this package's source and of the libraries' versions: a run whose rows give
   the same key takes the findings from here instead of computing them again (a quarter of a
   run at 12,000 trials). A file that does not match its ``sha256`` is ignored.
+- ``.cache/answers.bin``: each finding's answer for each budget (see
+  :mod:`hpo_analysis.analyze.memo`), for a run whose findings differ from the last run's: the
+  budgets whose rows did not change take their answers from here. Line 1 ``{"format",
+  "entries", "sha256"}`` (of the rest), then per answer its 32-byte digest, its length (8
+  bytes, little-endian) and its pickle of built-in values. A file that does not match its
+  ``sha256`` is ignored.
 - ``.cache/run.json``: what the run found and said: line 1 ``{"format", "key", "sha256"}``
   (of line 2), line 2 ``{"result", "said", "inputs", "outputs"}``. ``key`` digests what
   decides every output besides the input files' contents: the header, this package's source and the
@@ -87,6 +93,7 @@ BLOB_FILE = "blobs.bin"
 # device and whether the file was settled are recorded (stat-proven reuse without hashing)
 CACHE_FORMAT = 6
 FINDINGS_FILE = "findings.jsonl"
+ANSWERS_FILE = "answers.bin"
 RUN_FILE = "run.json"
 # A file's timestamps come from the kernel's coarse clock (up to a tick behind the wall clock
 # read by time.time_ns()) truncated to the file system's granularity (2 s on FAT): a write just
@@ -464,6 +471,45 @@ def keep_findings(directory: Path, key: str, findings: Sequence[Finding]) -> Non
         return
     head = {"format": CACHE_FORMAT, "key": key, "sha256": hashlib.sha256(body).hexdigest()}
     (directory / FINDINGS_FILE).write_bytes(dumps_lossless(head) + b"\n" + body)
+
+
+def cached_answers(out_dir: Path) -> dict[str, bytes]:
+    """The per-budget answers the previous run into ``out_dir`` kept (digest → pickle); none
+    when the file is missing or damaged."""
+    try:
+        with _open_regular(out_dir / CACHE_DIR / ANSWERS_FILE) as handle:
+            head, _, body = handle.read().partition(b"\n")
+        record = loads_lossless(head)
+        if not isinstance(record, dict) or record.get("format") != CACHE_FORMAT:
+            return {}
+        if record.get("sha256") != hashlib.sha256(body).hexdigest():
+            return {}
+        answers: dict[str, bytes] = {}
+        view, at = memoryview(body), 0
+        while at < len(view):
+            key = bytes(view[at : at + 32]).hex()
+            size = int.from_bytes(view[at + 32 : at + 40], "little")
+            if len(key) != 64 or at + 40 + size > len(view):
+                return {}
+            answers[key] = bytes(view[at + 40 : at + 40 + size])
+            at += 40 + size
+        return answers if len(answers) == record.get("entries") else {}
+    except (OSError, ValueError, TypeError, RecursionError):
+        return {}
+
+
+def keep_answers(directory: Path, answers: dict[str, bytes]) -> None:
+    """Keep the per-budget ``answers`` in the new cache ``directory``."""
+    body = b"".join(
+        bytes.fromhex(key) + len(data).to_bytes(8, "little") + data
+        for key, data in sorted(answers.items())
+    )
+    head = {
+        "format": CACHE_FORMAT,
+        "entries": len(answers),
+        "sha256": hashlib.sha256(body).hexdigest(),
+    }
+    (directory / ANSWERS_FILE).write_bytes(dumps_lossless(head) + b"\n" + body)
 
 
 # the libraries whose versions can change an output's bytes (Parquet's writer records its

@@ -55,9 +55,11 @@ from .cache import (
     PreviousCache,
     Stamp,
     cache_header,
+    cached_answers,
     cached_findings,
     dependency_digest,
     input_entry,
+    keep_answers,
     keep_findings,
     keep_run,
     outputs_as_recorded,
@@ -816,17 +818,24 @@ def extract(
             "orphans": [f"{a.study}/{a.trial_num}" for a in orphans],
         }
         # imported here: the other commands start without the analysis stage
-        from .analyze import all_findings, findings_key
+        from .analyze import BudgetMemo, all_findings, findings_key
 
         # the previous run's findings when every value they read is the same (a run with
         # nothing changed, or with changes the findings do not read)
         key = findings_key(rows, settings.top_k) if cache else None
         findings = cached_findings(out_path.absolute(), key) if key is not None else None
+        answers = cached_answers(out_path.absolute()) if cache else {}
         if findings is None:
-            findings = all_findings(rows, settings.top_k)
+            # else each finding's answers for the budgets whose rows did not change
+            memo = BudgetMemo(answers) if cache else None
+            findings = all_findings(rows, settings.top_k, memo)
+            answers = memo.current if memo is not None else {}
             release_memory()  # the analysis frames: the writers reuse these pages
         if key is not None:
             keep_findings(stage.file(CACHE_DIR), key, findings)
+        if answers:
+            keep_answers(stage.file(CACHE_DIR), answers)
+        del answers
         # each finding's one-line answer beside the study summaries: findings.json holds the
         # tables too (tens of MB for 1,000 studies), too much to parse for a glance
         metadata["finding_answers"] = [

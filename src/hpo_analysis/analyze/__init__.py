@@ -94,10 +94,12 @@ from .importance import (
     _importance,
     param_importance,
 )
+from .memo import BudgetMemo, kept_budgets
 from .overview import best_trial_per_study, divergence_by_budget, early_stopping_by_budget
 
 __all__ = [
     "ARCH_CATEGORIES",
+    "BudgetMemo",
     "CI_NOTE",
     "DEFAULT_TOP_K",
     "DIVERGENCE_PARAMS",
@@ -243,8 +245,14 @@ def _code_and_libraries() -> tuple[str, tuple[tuple[str, str | None], ...]]:
     return source_digest(), library_versions(("numpy", "optuna"))
 
 
-def all_findings(rows: Sequence[dict[str, Any]], top_k: int = DEFAULT_TOP_K) -> list[Finding]:
+def all_findings(
+    rows: Sequence[dict[str, Any]], top_k: int = DEFAULT_TOP_K, memo: BudgetMemo | None = None
+) -> list[Finding]:
     """Every finding, grouped by section in reading order (what findings.json holds).
+
+    With ``memo``, a finding's answer for a budget whose rows (and everything else it reads)
+    are those of ``memo.previous`` is reused instead of computed, and every answer goes to
+    ``memo.current`` (see :mod:`.memo`): the findings are the same either way.
 
     >>> [f.id for f in all_findings([])][:3]
     ['best_trial_per_study', 'best_architecture', 'top_k_architecture']
@@ -254,12 +262,16 @@ def all_findings(rows: Sequence[dict[str, Any]], top_k: int = DEFAULT_TOP_K) -> 
     # the findings share the resamples of each sample size, not their selections of trials:
     # kept for every finding, those held 200 MB more at 1,200 studies and saved 6 % of the
     # findings' time
-    with stats.kept_resamples():
-        return _findings(rows, top_k)
+    with stats.kept_resamples(), kept_budgets(memo):
+        return _findings(rows, top_k, memo)
 
 
-def _findings(rows: Sequence[dict[str, Any]], top_k: int) -> list[Finding]:
+def _findings(
+    rows: Sequence[dict[str, Any]], top_k: int, memo: BudgetMemo | None = None
+) -> list[Finding]:
     frame = trial_frame(rows)  # built once: every finding but the per-study one reads it
+    if memo is not None:
+        memo.bind(frame, pickle.dumps((_code_and_libraries(), top_k), protocol=5))
     findings = []
     for finding in _in_reading_order(rows, frame, top_k):
         findings.append(finding)

@@ -16,6 +16,7 @@ from typing import Any, TypeAlias
 import numpy as np
 
 from ..finding import INSUFFICIENT, MIXED, budget_sort_key, horizon_sort_key
+from .memo import current_memo
 
 _NUMERIC: tuple[str, ...] = (
     "trial_num",
@@ -543,8 +544,10 @@ def per_budget(
     number to ``Tally.total``; when ``short`` is given and the budget has no answer (mixed
     directions of a ``directed`` finding, or fewer than ``min_n`` selected trials) the row
     ``short(budget, marker)`` and the part ``"<budget> <marker> (n = <n>)"`` stand in for it;
-    otherwise ``compute(budget, tally)`` appends its rows, parts and estimates. With
-    ``pooled`` an ``all budgets`` group of every trial follows the budgets.
+    otherwise ``compute(budget, tally)`` appends its rows, parts and estimates (and only
+    appends: within :func:`.memo.kept_budgets`, what it appended for a budget whose rows did
+    not change since the last run is appended again instead). With ``pooled`` an ``all
+    budgets`` group of every trial follows the budgets.
 
     >>> frame = trial_frame([{"budget": b, "objective": 1.0} for b in ("2B", "2M", "2M")])
     >>> def count(budget: Budget, tally: Tally) -> None:
@@ -553,6 +556,7 @@ def per_budget(
     [['2M', 2, 'minimize'], ['2B', 1, 'minimize'], ['all budgets', 3, 'minimize']]
     """
     tally = Tally()
+    memo = current_memo()  # the answers of unchanged budgets, kept from the last run
     groups = _budget_groups(frame)
     if pooled:
         groups.append(("all budgets", frame))
@@ -566,5 +570,8 @@ def per_budget(
             tally.table.append(short(budget, marker))
             tally.parts.append(f"{label} {marker} (n = {budget.n})")
             continue
-        compute(budget, tally)
+        if memo is None:
+            compute(budget, tally)
+        else:
+            memo.answer(compute, budget, tally, select)
     return tally

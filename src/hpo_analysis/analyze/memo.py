@@ -1,0 +1,287 @@
+"""One budget's answer of a finding, reused from the last run when nothing it reads changed.
+
+While studies run, a periodic ``extract`` sees new trials in one or two studies: the other
+budgets' trials are the ones the last run analysed. :func:`~.frame.per_budget` asks the
+:class:`BudgetMemo` in effect (:func:`kept_budgets`) for each budget: the rows, parts,
+estimates and count that the finding's ``compute`` added for it last time are reused when the
+digest of everything ``compute`` reads is the same:
+
+- the code of the package and the versions of numpy and Optuna (:func:`.code_and_libraries`);
+- ``compute`` and the ``select`` that picked the budget's trials: their qualified names, the
+  values their closures hold (a frame by its rows, a function by the same rule, atoms and
+  arrays by value) and their defaults; a closure holding anything else gives no digest;
+- the budget's label, whether the finding is directed, and the budget's rows: every column of
+  the trial frame, each value exactly (a number by its float64 bits, a text or flag by its type
+  and value), and every column a finding added to the selection.
+
+A pooled ``all budgets`` group holds every row, so it is reused only when nothing changed.
+
+``compute`` only appends to the tally (checked by tests/test_budget_memo.py, which compares
+every finding computed with and without reuse); its additions are kept as a pickle of
+built-in values only (an answer holding anything else is not kept) and read back by an
+unpickler that loads no class, so a damaged or planted cache file cannot run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from hashlib import blake2b
+from types import FunctionType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .frame import Budget, Frame, Tally
+
+_MEMO: ContextVar[BudgetMemo | None] = ContextVar("_MEMO", default=None)
+
+
+@contextmanager
+def kept_budgets(memo: BudgetMemo | None) -> Iterator[None]:
+    """Within this block, :func:`~.frame.per_budget` reuses and records answers in ``memo``."""
+    token = _MEMO.set(memo)
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
+
+
+def current_memo() -> BudgetMemo | None:
+    return _MEMO.get()
+
+
+class _Unhashable(Exception):
+    """A value with no exact digest: the answer is computed, not reused."""
+
+
+class BudgetMemo:
+    """The answers of the last run (``previous``: digest → pickled additions) and of this one
+    (``current``, what the next run may reuse), over the trial frame whose columns are
+    ``base`` (a frame of other columns has no digest)."""
+
+    def __init__(self, previous: dict[str, bytes] | None = None) -> None:
+        self.previous = previous or {}
+        self.current: dict[str, bytes] = {}
+        self.reused = 0
+        self.computed = 0
+        self._base: dict[str, np.ndarray] | None = None
+        self._prefix = b""
+        self._codes: np.ndarray | None = None
+
+    def bind(self, frame: Frame, prefix: bytes) -> None:
+        """Answer for the budgets of ``frame`` (the whole trial frame), with ``prefix`` (the
+        digest of the code, the libraries and the settings) in every key."""
+        self._base = frame._base
+        layout = [(name, frame[name].dtype.str) for name in frame.columns]
+        self._prefix = prefix + _exact(layout)
+        self._codes = _row_codes(frame)
+
+    def answer(
+        self,
+        compute: Callable[[Budget, Tally], None],
+        budget: Budget,
+        tally: Tally,
+        select: Callable[[Frame], Frame] | None,
+    ) -> None:
+        """``compute(budget, tally)``, or its additions of the last run."""
+        key = self._key(compute, select, budget)
+        kept = self.previous.get(key) if key is not None else None
+        if key is not None and kept is not None:
+            try:
+                added = _load(kept)
+            except Exception:  # noqa: BLE001 - a damaged entry: computed below like any other
+                pass
+            else:
+                _append(tally, added)
+                self.current[key] = kept
+                self.reused += 1
+                return
+        marks = (len(tally.table), len(tally.parts), len(tally.estimates), len(tally.quiet))
+        total = tally.total
+        compute(budget, tally)
+        self.computed += 1
+        if key is None:
+            return
+        added = (
+            tally.table[marks[0] :],
+            tally.parts[marks[1] :],
+            tally.estimates[marks[2] :],
+            tally.quiet[marks[3] :],
+            tally.total - total,
+        )
+        try:
+            self.current[key] = _dump(added)
+        except (pickle.PicklingError, TypeError, ValueError, RecursionError):
+            pass  # not built-in values only: not kept
+
+    def _key(
+        self, compute: Callable[..., Any], select: Callable[..., Any] | None, budget: Budget
+    ) -> str | None:
+        if self._codes is None or self._base is None:
+            return None
+        digest = hashlib.sha256(self._prefix)
+        try:
+            digest.update(_exact((budget.label, budget.directed)))
+            self._function(digest, compute)
+            if select is not None:
+                self._function(digest, select)
+            self._frame(digest, budget.whole)
+        except _Unhashable:
+            return None
+        return digest.hexdigest()
+
+    def _function(self, digest: Any, function: Any, depth: int = 0) -> None:
+        if not isinstance(function, FunctionType) or depth > 8:
+            raise _Unhashable
+        digest.update(_exact((function.__module__, function.__qualname__)))
+        digest.update(_exact((function.__defaults__, function.__kwdefaults__)))
+        for cell in function.__closure__ or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:  # an empty cell
+                digest.update(b"empty")
+                continue
+            self._value(digest, value, depth)
+
+    def _value(self, digest: Any, value: Any, depth: int) -> None:
+        from .frame import Frame
+
+        if isinstance(value, Frame):
+            self._frame(digest, value)
+        elif isinstance(value, FunctionType):
+            self._function(digest, value, depth + 1)
+        elif isinstance(value, np.ndarray):
+            digest.update(_array(value))
+        else:
+            digest.update(_exact(value))
+
+    def _frame(self, digest: Any, frame: Frame) -> None:
+        if frame._base is not self._base:
+            raise _Unhashable
+        assert self._codes is not None
+        positions = frame._positions
+        codes = self._codes if positions is None else self._codes[positions]
+        digest.update(b"frame %d " % len(frame))  # the rows' digests, in order
+        digest.update(np.ascontiguousarray(codes).data)
+        for name in sorted(frame._extra):
+            digest.update(_exact(name))
+            digest.update(_array(frame._extra[name]))
+
+
+def _row_codes(frame: Frame) -> np.ndarray | None:
+    """Per row of the trial frame, the first 16 bytes of the BLAKE2b digest of its values (as
+    two 64-bit codes): a number column's value by its float64 bits (an integer or flag
+    column's as a 64-bit integer), a text or flag column's by the sha256 of its type and
+    value. None when a text or flag column holds a value that is not an atom, or a NaN (whose
+    groups no value records; see ``findings_key``)."""
+    columns = []
+    for name in frame.columns:
+        values = frame[name]
+        kind = values.dtype.kind
+        if kind == "f" and values.dtype.itemsize <= 8:
+            bits = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
+            columns.append(bits[:, None])
+        elif kind in "biu" and values.dtype.itemsize <= 8:
+            columns.append(values.astype(np.int64).view(np.uint64)[:, None])
+        elif kind == "O":
+            codes = _object_codes(values.tolist())
+            if codes is None:
+                return None
+            columns.append(codes)
+        else:
+            return None
+    if not columns:
+        return np.zeros((len(frame), 2), dtype=np.uint64)
+    values = np.ascontiguousarray(np.hstack(columns))
+    width = values.shape[1] * 8
+    raw = memoryview(values.tobytes())
+    digests = b"".join(
+        blake2b(raw[at : at + width], digest_size=16).digest() for at in range(0, len(raw), width)
+    )
+    return np.frombuffer(digests, dtype=np.uint64).reshape(len(frame), 2)
+
+
+def _object_codes(values: list[Any]) -> np.ndarray | None:
+    """Two 64-bit codes per value (the first 16 bytes of the sha256 of its exact pickle)."""
+    kinds = set(map(type, values))
+    if not kinds <= _ATOMS:
+        return None
+    if float in kinds and any(v != v for v in values if type(v) is float):
+        return None
+    # 1, 1.0 and True are one dict key: told apart by type when the column mixes them
+    keys: list[Any] = values if len(kinds & _NUMBERS) <= 1 else [(type(v), v) for v in values]
+    first = dict.fromkeys(keys)
+    code_of = {key: at for at, key in enumerate(first)}
+    index = np.fromiter(map(code_of.__getitem__, keys), dtype=np.int64, count=len(keys))
+    distinct = [key if keys is values else key[1] for key in first]
+    table = b"".join(hashlib.sha256(_exact(v)).digest()[:16] for v in distinct)
+    if not distinct:
+        return np.empty((0, 2), dtype=np.uint64)
+    return np.frombuffer(table, dtype=np.uint64).reshape(-1, 2)[index]
+
+
+_NUMBERS = frozenset({bool, int, float})
+_ATOMS = frozenset({str, bool, type(None), int, float, bytes})
+
+
+def _array(values: np.ndarray) -> bytes:
+    if values.dtype == object:
+        return b"object " + _exact(values.tolist())
+    if values.dtype.hasobject:
+        raise _Unhashable
+    return f"{values.dtype.str} {values.shape} ".encode() + np.ascontiguousarray(values).tobytes()
+
+
+class _ExactPickler(pickle.Pickler):
+    """Pickles built-in atoms, lists, tuples and dicts only: anything else has no kept form."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        raise pickle.PicklingError(f"no exact form for {type(obj).__name__}")
+
+
+def _exact(value: Any) -> bytes:
+    """``value``'s exact form (1, 1.0 and True differ); _Unhashable when it has none."""
+    try:
+        return _dump(value)
+    except (pickle.PicklingError, TypeError, ValueError, RecursionError):
+        raise _Unhashable from None
+
+
+def _dump(value: Any) -> bytes:
+    buffer = io.BytesIO()
+    pickler = _ExactPickler(buffer, protocol=5)
+    pickler.fast = True  # no memo: equal values encode alike whatever objects hold them
+    pickler.dump(value)
+    return buffer.getvalue()
+
+
+class _BuiltinsOnly(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"{module}.{name} is not loaded from the cache")
+
+
+def _load(data: bytes) -> tuple[list[Any], list[str], list[Any], list[str], int]:
+    added = _BuiltinsOnly(io.BytesIO(data)).load()
+    if not (isinstance(added, tuple) and len(added) == 5):
+        raise ValueError("not an answer")
+    table, parts, estimates, quiet, total = added
+    if not all(isinstance(x, list) for x in (table, parts, estimates, quiet)):
+        raise ValueError("not an answer")
+    if type(total) is not int:
+        raise ValueError("not an answer")
+    return table, parts, estimates, quiet, total
+
+
+def _append(tally: Tally, added: tuple[list[Any], list[str], list[Any], list[str], int]) -> None:
+    table, parts, estimates, quiet, total = added
+    tally.table.extend(table)
+    tally.parts.extend(parts)
+    tally.estimates.extend(estimates)
+    tally.quiet.extend(quiet)
+    tally.total += total
