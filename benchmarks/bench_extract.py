@@ -15,7 +15,10 @@ Then it times side by side, ``--runs`` times each, in separate processes:
 - ``extract``: a full run (``--no-cache``, fresh output directory, no report);
 - ``parse-only``: reading and parsing every file once with orjson (the stdlib for files
   orjson refuses), the floor any extractor has to pay;
-- ``incremental``: ``extract`` again into a cached output after 1% of the trial files changed;
+- ``incremental``: ``extract`` again into a cached output after 1% of the trial files changed,
+  spread over every study;
+- ``study``: the same number of files changed, all in one study (a study still running while
+  the others are done; all of that study's files when it has fewer);
 - ``unchanged``: ``extract`` again into a cached output with nothing changed since its last
   run (a periodic re-run between a running study's trials);
 - ``before`` (with ``--before SRC``): the same full ``extract`` run with another checkout's
@@ -27,7 +30,7 @@ bytes. Each run is measured in wall seconds and in CPU seconds (user + system of
 and every process it waited for: ``RUSAGE_CHILDREN`` before and after), since on a shared
 machine wall time depends on the other jobs. Peak memory is the largest resident set of any
 process of the run (GNU time's ``%M``) and the largest sum over the run's processes, sampled
-every 20 ms from /proc. Medians are reported. The first incremental run's outputs are compared
+every 20 ms from /proc. Medians are reported. The first incremental run of each kind is compared
 byte for byte with a full run of the same changed tree.
 
 Every version runs from compiled bytecode, as an installed package does (``pip install``
@@ -216,10 +219,18 @@ def parse_only(tree: str) -> None:
     print(count)
 
 
-def change_files(tree: Path, share: float) -> dict[Path, tuple[bytes, int]]:
-    """Rewrite ``share`` of the trial files (another state); returns what to restore."""
-    files = sorted(tree.glob("*/trials/*.json"))
-    n = max(1, round(len(files) * share))
+def change_files(
+    tree: Path, share: float, one_study: bool = False
+) -> dict[Path, tuple[bytes, int]]:
+    """Rewrite ``share`` of the trial files (another state), spread over every study, or
+    with ``one_study`` all in the first study (a study still running); returns what to
+    restore."""
+    n = max(1, round(len(list(tree.glob("*/trials/*.json"))) * share))
+    if one_study:
+        study = sorted(p for p in tree.iterdir() if (p / "trials").is_dir())[0]
+        files = sorted(study.glob("trials/*.json"))
+    else:
+        files = sorted(tree.glob("*/trials/*.json"))
     step = max(1, len(files) // n)
     saved: dict[Path, tuple[bytes, int]] = {}
     for path in files[::step][:n]:
@@ -250,7 +261,8 @@ def bench(
     tree = tree_for(cache, size)
     work = Path(tempfile.mkdtemp(prefix=f"bench-{size.key}-", dir=cache))
     kinds = ["baseline", "extract", "parse"]
-    kinds += (["incremental", "unchanged"] if incremental else []) + (["before"] if before else [])
+    kinds += ["incremental", "study", "unchanged"] if incremental else []
+    kinds += ["before"] if before else []
     kinds += (["report"] + (["before_report"] if before else [])) if report else []
     results: dict[str, list[Measured]] = {k: [] for k in kinds}
     before_env = None
@@ -284,21 +296,23 @@ def bench(
             out = work / "incremental"
             if not out.exists():
                 measure(extract_argv(tree, out, cache=True))
-            saved = change_files(tree, CHANGED_SHARE)
-            try:
-                results["incremental"].append(measure(extract_argv(tree, out, cache=True)))
-                if run == 0:  # the incremental outputs against a full run of the same tree,
-                    # with the same command line (the metadata records it): a fresh directory
-                    # of the same name has no cache to reuse
-                    aside = work / "incremental-run"
-                    out.rename(aside)
-                    measure(extract_argv(tree, out, cache=True))
-                    identical = same_outputs(aside, out)
-                    shutil.rmtree(out)
-                    aside.rename(out)
-            finally:
-                restore(saved)
-            measure(extract_argv(tree, out, cache=True))  # back to the unchanged state
+            for kind, one_study in (("incremental", False), ("study", True)):
+                saved = change_files(tree, CHANGED_SHARE, one_study)
+                try:
+                    results[kind].append(measure(extract_argv(tree, out, cache=True)))
+                    if run == 0:  # the incremental outputs against a full run of the same
+                        # tree, with the same command line (the metadata records it): a fresh
+                        # directory of the same name has no cache to reuse
+                        aside = work / "incremental-run"
+                        out.rename(aside)
+                        measure(extract_argv(tree, out, cache=True))
+                        same = same_outputs(aside, out)
+                        identical = same if identical is None else identical and same
+                        shutil.rmtree(out)
+                        aside.rename(out)
+                finally:
+                    restore(saved)
+                measure(extract_argv(tree, out, cache=True))  # back to the unchanged state
             results["unchanged"].append(measure(extract_argv(tree, out, cache=True)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -344,6 +358,7 @@ def table(rows: list[dict[str, object]]) -> str:
         "extract peak MB (one / all)",
         "baseline peak MB",
         f"incremental s (CPU), {CHANGED_SHARE:.0%} changed",
+        f"incremental s (CPU), {CHANGED_SHARE:.0%} changed in one study",
         "re-run, nothing changed s (CPU)",
     ]
     has_report = any("report_s" in r for r in rows)
@@ -376,6 +391,9 @@ def table(rows: list[dict[str, object]]) -> str:
             f"{pair(r, 'incremental')}: {num(r, 'incremental_cpu_s') / e_cpu:.0%} of extract, "
             f"outputs {same}"
             if "incremental_s" in r
+            else "not run",
+            f"{pair(r, 'study')}: {num(r, 'study_cpu_s') / e_cpu:.0%} of extract"
+            if "study_s" in r
             else "not run",
             f"{pair(r, 'unchanged')}: {num(r, 'unchanged_cpu_s') / e_cpu:.0%} of extract"
             if "unchanged_s" in r

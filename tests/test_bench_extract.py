@@ -67,6 +67,12 @@ def test_changed_files_are_restored_with_their_times(tmp_path: Path) -> None:
     saved = bench.change_files(tree, 0.05)
     assert len(saved) == 4  # 5 % of 80 files
     assert all(p.read_bytes() != before[p][0] for p in saved)
+    assert len({p.parent.parent for p in saved}) > 1  # spread over the studies
+    bench.restore(saved)
+    assert {p: (p.read_bytes(), os.stat(p).st_mtime_ns) for p in files} == before
+    saved = bench.change_files(tree, 0.05, one_study=True)
+    assert len(saved) == 4 and len({p.parent.parent for p in saved}) == 1
+    assert all(p.read_bytes() != before[p][0] for p in saved)
     bench.restore(saved)
     assert {p: (p.read_bytes(), os.stat(p).st_mtime_ns) for p in files} == before
 
