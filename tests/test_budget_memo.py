@@ -281,3 +281,18 @@ def test_one_and_one_point_zero_are_different_values() -> None:
         changed = [{**row, "diverged": value} if row["trial_num"] == 5 else row for row in rows]
         _, again = _memo_runs(changed, memo.current)
         assert again.reused == 0, value
+
+
+def test_a_rows_digest_is_of_its_own_values_whatever_the_chunks(monkeypatch: Any) -> None:
+    from hpo_analysis.analyze import memo
+
+    rows = _example_rows()
+    assign_ranks(rows)
+    frame = trial_frame(rows)
+    whole = memo._row_codes(frame)
+    assert whole is not None and len({bytes(code) for code in whole}) == len(rows)
+    monkeypatch.setattr(memo, "_CHUNK", 7)
+    chunked = memo._row_codes(frame)
+    assert chunked is not None and chunked.tobytes() == whole.tobytes()
+    one = memo._row_codes(trial_frame(rows[100:101]))
+    assert one is not None and one.tobytes() == whole[100].tobytes()

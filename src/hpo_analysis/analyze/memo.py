@@ -179,36 +179,49 @@ def _row_codes(frame: Frame) -> np.ndarray | None:
     two 64-bit codes): a number column's value by its float64 bits (an integer or flag
     column's as a 64-bit integer), a text or flag column's by the sha256 of its type and
     value. None when a text or flag column holds a value that is not an atom, or a NaN (whose
-    groups no value records; see ``findings_key``)."""
-    columns = []
+    groups no value records; see ``findings_key``).
+
+    The rows' values are laid side by side ``_CHUNK`` rows at a time: the whole table of
+    codes would add tens of MB to the findings' peak at 120,000 trials."""
+    columns: list[tuple[np.ndarray, np.ndarray | None]] = []  # codes, or a table and its index
     for name in frame.columns:
         values = frame[name]
         kind = values.dtype.kind
         if kind == "f" and values.dtype.itemsize <= 8:
             bits = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
-            columns.append(bits[:, None])
+            columns.append((bits, None))
         elif kind in "biu" and values.dtype.itemsize <= 8:
-            columns.append(values.astype(np.int64).view(np.uint64)[:, None])
+            columns.append((values.astype(np.int64).view(np.uint64), None))
         elif kind == "O":
-            codes = _object_codes(values.tolist())
-            if codes is None:
+            coded = _object_codes(values.tolist())
+            if coded is None:
                 return None
-            columns.append(codes)
+            columns.append(coded)
         else:
             return None
     if not columns:
         return np.zeros((len(frame), 2), dtype=np.uint64)
-    values = np.ascontiguousarray(np.hstack(columns))
-    width = values.shape[1] * 8
-    raw = memoryview(values.tobytes())
-    digests = b"".join(
-        blake2b(raw[at : at + width], digest_size=16).digest() for at in range(0, len(raw), width)
-    )
-    return np.frombuffer(digests, dtype=np.uint64).reshape(len(frame), 2)
+    digests: list[bytes] = []
+    for start in range(0, len(frame), _CHUNK):
+        rows = slice(start, start + _CHUNK)
+        block = np.hstack(
+            [codes[rows, None] if index is None else codes[index[rows]] for codes, index in columns]
+        )
+        width = block.shape[1] * 8
+        raw = memoryview(np.ascontiguousarray(block).tobytes())
+        digests.extend(
+            blake2b(raw[at : at + width], digest_size=16).digest()
+            for at in range(0, len(raw), width)
+        )
+    return np.frombuffer(b"".join(digests), dtype=np.uint64).reshape(len(frame), 2)
 
 
-def _object_codes(values: list[Any]) -> np.ndarray | None:
-    """Two 64-bit codes per value (the first 16 bytes of the sha256 of its exact pickle)."""
+_CHUNK = 4096
+
+
+def _object_codes(values: list[Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Two 64-bit codes per distinct value (the first 16 bytes of the sha256 of its exact
+    pickle), and the index of each value's codes."""
     kinds = set(map(type, values))
     if not kinds <= _ATOMS:
         return None
@@ -221,9 +234,7 @@ def _object_codes(values: list[Any]) -> np.ndarray | None:
     index = np.fromiter(map(code_of.__getitem__, keys), dtype=np.int64, count=len(keys))
     distinct = [key if keys is values else key[1] for key in first]
     table = b"".join(hashlib.sha256(_exact(v)).digest()[:16] for v in distinct)
-    if not distinct:
-        return np.empty((0, 2), dtype=np.uint64)
-    return np.frombuffer(table, dtype=np.uint64).reshape(-1, 2)[index]
+    return np.frombuffer(table, dtype=np.uint64).reshape(-1, 2), index
 
 
 _NUMBERS = frozenset({bool, int, float})
