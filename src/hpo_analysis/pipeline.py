@@ -828,8 +828,10 @@ def extract(
         if findings is None:
             # else each finding's answers for the budgets whose rows did not change
             memo = BudgetMemo(answers) if cache else None
+            del answers
             findings = all_findings(rows, settings.top_k, memo)
             answers = memo.current if memo is not None else {}
+            del memo  # (the last run's answers)
             release_memory()  # the analysis frames: the writers reuse these pages
         if key is not None:
             keep_findings(stage.file(CACHE_DIR), key, findings)

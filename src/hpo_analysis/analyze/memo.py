@@ -82,6 +82,11 @@ class BudgetMemo:
         self._prefix = prefix + _exact(layout)
         self._codes = _row_codes(frame)
 
+    def unbind(self) -> None:
+        """Let go of the trial frame (the answers stay)."""
+        self._base = None
+        self._codes = None
+
     def answer(
         self,
         compute: Callable[[Budget, Tally], None],
