@@ -525,6 +525,9 @@ class Tally:
     estimates: list[dict[str, Any]] = field(default_factory=list)
     quiet: list[str] = field(default_factory=list)
     total: int = 0
+    # False: the answer for this budget is not kept for a later run (a failure that another
+    # run may not meet, e.g. out of memory); see :mod:`.memo`
+    keep: bool = True
 
 
 def per_budget(

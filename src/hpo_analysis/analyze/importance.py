@@ -242,6 +242,7 @@ def param_importance(rows: Rows) -> Finding:
             parts.append(f"{budget} {IMPORTANCE_NOT_INSTALLED} (optuna>=3.6)")
             return
         except Exception as err:  # an evaluator failure must not stop the extraction
+            tally.keep = False  # and another run may compute it
             table.append([budget, n, None, f"not computed: {type(err).__name__}", None])
             parts.append(f"{budget} not computed ({type(err).__name__})")
             return

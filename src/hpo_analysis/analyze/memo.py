@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from hashlib import blake2b
-from types import FunctionType
+from types import CodeType, FunctionType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -109,9 +109,11 @@ class BudgetMemo:
                 return
         marks = (len(tally.table), len(tally.parts), len(tally.estimates), len(tally.quiet))
         total = tally.total
+        tally.keep = True
         compute(budget, tally)
         self.computed += 1
-        if key is None:
+        keep, tally.keep = tally.keep, True
+        if key is None or not keep:  # (not keep: a failure that may not recur)
             return
         added = (
             tally.table[marks[0] :],
@@ -145,6 +147,7 @@ class BudgetMemo:
         if not isinstance(function, FunctionType) or depth > 8:
             raise _Unhashable
         digest.update(_exact((function.__module__, function.__qualname__)))
+        _code(digest, function.__code__)
         digest.update(_exact((function.__defaults__, function.__kwdefaults__)))
         for cell in function.__closure__ or ():
             try:
@@ -177,6 +180,23 @@ class BudgetMemo:
         for name in sorted(frame._extra):
             digest.update(_exact(name))
             digest.update(_array(frame._extra[name]))
+
+
+def _code(digest: Any, code: CodeType, depth: int = 0) -> None:
+    """A function's code: its bytecode, the names it reads, its line and its constants (the
+    code of nested functions alike; a set of constants in sorted order, since the order of a
+    set of text changes from one process to the next)."""
+    if depth > 8:
+        raise _Unhashable
+    digest.update(b"code %d " % code.co_firstlineno + code.co_code)
+    digest.update(_exact(code.co_names))
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            _code(digest, const, depth + 1)
+        elif isinstance(const, frozenset):
+            digest.update(repr(sorted(map(repr, const))).encode())
+        else:
+            digest.update(f"{type(const).__name__} {const!r}".encode())
 
 
 def _row_codes(frame: Frame) -> np.ndarray | None:
@@ -232,12 +252,19 @@ def _object_codes(values: list[Any]) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     if float in kinds and any(v != v for v in values if type(v) is float):
         return None
-    # 1, 1.0 and True are one dict key: told apart by type when the column mixes them
-    keys: list[Any] = values if len(kinds & _NUMBERS) <= 1 else [(type(v), v) for v in values]
-    first = dict.fromkeys(keys)
+    # 1, 1.0 and True are one dict key, as are 0.0 and -0.0: told apart by type, and a float
+    # by its bits, when the column holds such values
+    keys: list[Any] = values
+    if float in kinds:
+        keys = [(float, v.hex()) if type(v) is float else (type(v), v) for v in values]
+    elif len(kinds & _NUMBERS) > 1:
+        keys = [(type(v), v) for v in values]
+    first: dict[Any, Any] = {}
+    for key, value in zip(keys, values, strict=True):
+        first.setdefault(key, value)
     code_of = {key: at for at, key in enumerate(first)}
     index = np.fromiter(map(code_of.__getitem__, keys), dtype=np.int64, count=len(keys))
-    distinct = [key if keys is values else key[1] for key in first]
+    distinct = list(first.values())
     table = b"".join(hashlib.sha256(_exact(v)).digest()[:16] for v in distinct)
     return np.frombuffer(table, dtype=np.uint64).reshape(-1, 2), index
 
@@ -283,15 +310,59 @@ class _BuiltinsOnly(pickle.Unpickler):
 
 
 def _load(data: bytes) -> tuple[list[Any], list[str], list[Any], list[str], int]:
+    """An answer as :meth:`BudgetMemo.answer` keeps it, read back; ValueError for anything
+    else (the file holds a sha256 against damage, not against a planted answer): rows that
+    are lists, parts and quiet budgets that are text, estimates that are dicts, a count of
+    trials, built-in values nested at most ``_DEPTH`` deep, and no value reached twice (a
+    kept answer is pickled without a memo, so each value is written once: a pickle that
+    refers to one list many times could stand for more values than memory holds)."""
     added = _BuiltinsOnly(io.BytesIO(data)).load()
     if not (isinstance(added, tuple) and len(added) == 5):
         raise ValueError("not an answer")
     table, parts, estimates, quiet, total = added
-    if not all(isinstance(x, list) for x in (table, parts, estimates, quiet)):
+    if not all(type(x) is list for x in (table, parts, estimates, quiet)):
         raise ValueError("not an answer")
-    if type(total) is not int:
+    if type(total) is not int or total < 0:
         raise ValueError("not an answer")
+    if not all(type(row) is list for row in table):
+        raise ValueError("not an answer")
+    if not all(type(text) is str for text in (*parts, *quiet)):
+        raise ValueError("not an answer")
+    if not all(type(estimate) is dict for estimate in estimates):
+        raise ValueError("not an answer")
+    _check_values(added, len(data))
     return table, parts, estimates, quiet, total
+
+
+_DEPTH = 32
+
+
+def _check_values(value: Any, budget: int) -> None:
+    """ValueError unless ``value`` holds only atoms, lists, tuples and dicts with text keys,
+    at most ``_DEPTH`` deep, with no container reached twice and at most ``budget`` values
+    in all (each value of a pickle without a memo takes at least a byte of it)."""
+    seen: set[int] = set()
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    count = 0
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if count > budget:
+            raise ValueError("more values than the pickle can hold")
+        kind = type(item)
+        if kind in _ATOMS or (kind is tuple and not item):  # (one empty tuple is every one)
+            continue
+        if kind not in (list, tuple, dict) or depth >= _DEPTH:
+            raise ValueError("not an answer")
+        if id(item) in seen:
+            raise ValueError("a value reached twice")
+        seen.add(id(item))
+        if kind is dict:
+            if not all(type(k) is str for k in item):
+                raise ValueError("not an answer")
+            stack.extend((v, depth + 1) for v in item.values())
+        else:
+            stack.extend((v, depth + 1) for v in item)
 
 
 def _append(tally: Tally, added: tuple[list[Any], list[str], list[Any], list[str], int]) -> None:
