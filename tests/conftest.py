@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,41 +124,87 @@ def curve(*val_losses: float, train: float = 0.5) -> list[dict[str, float]]:
     ]
 
 
+def shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A directory of this test run shared by its pytest-xdist workers (``name`` under the
+    run's base temporary directory), or this process's own one without xdist."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return tmp_path_factory.mktemp(name)
+    root = tmp_path_factory.getbasetemp().parent / name  # this run's, shared by its workers
+    root.mkdir(exist_ok=True)
+    return root
+
+
+@contextlib.contextmanager
+def made_once(root: Path) -> Iterator[bool]:
+    """Under ``root``'s file lock: yields True for the first worker, which makes what ``root``
+    holds (it is marked done when the block ends without an error), False for the others."""
+    from filelock import FileLock
+
+    done = root / "made.done"
+    with FileLock(str(root / "made.lock")):
+        first = not done.exists()
+        yield first
+        if first:
+            done.touch()
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (relative POSIX path) and the SHA-256 of its bytes."""
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
 @pytest.fixture(scope="session")
 def example_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled example extracted once through the CLI, once per test run: the pytest-xdist
-    workers of a run share it (the first one extracts under a file lock; tests only read it).
-    """
-    if os.environ.get("PYTEST_XDIST_WORKER") is None:
-        root = tmp_path_factory.mktemp("example")
-    else:
-        root = tmp_path_factory.getbasetemp().parent  # this run's, shared by its workers
-    out, done = root / "analysis", root / "example.done"
-    from filelock import FileLock
-
-    with FileLock(str(root / "example.lock")):
-        if not done.exists():
+    workers of a run share it (the first one extracts under a file lock; tests only read it,
+    or copy it to change it). Beside it, ``inputs.json``: the digest of every input file
+    taken just before that run (see ``example_inputs_before``)."""
+    root = shared_dir(tmp_path_factory, "example")
+    out = root / "analysis"
+    with made_once(root) as first:
+        if first:
             shutil.rmtree(out, ignore_errors=True)
-            # once through the real entry point (python -m hpo_analysis), as a user runs it
-            result = run_cli("extract", str(EXAMPLE), "--out", str(out), subprocess_run=True)
+            (root / "inputs.json").write_text(json.dumps(tree_digest(EXAMPLE)), encoding="utf-8")
+            # once through the real entry point (python -m hpo_analysis), as a user runs it; the
+            # output named from its parent (the outputs record the command), so that a copy of
+            # it elsewhere is what the same command run beside that copy writes
+            result = run_cli(
+                "extract", str(EXAMPLE), "--out", out.name, cwd=root, subprocess_run=True
+            )
             assert result.returncode == 0, result.stderr
-            done.touch()
     return out
+
+
+def example_inputs_before(example_out: Path) -> dict[str, str]:
+    """The digest of the bundled example's files taken before ``example_out`` was extracted."""
+    return json.loads((example_out.parent / "inputs.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="session")
 def optuna_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Real Optuna storages, journals and logs written once by Optuna (tests/optuna_runs.py),
-    once per worker (Optuna opens the SQLite storages for writing)."""
+    """Real Optuna storages, journals and logs written by Optuna (tests/optuna_runs.py) once
+    per test run; each pytest-xdist worker gets its own copy (Optuna opens the SQLite storages
+    for writing)."""
     pytest.importorskip("optuna")
-    directory = tmp_path_factory.mktemp("optuna_runs")
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "optuna_runs.py"), str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
+    shared = shared_dir(tmp_path_factory, "optuna_runs")
+    made = shared / "runs"
+    with made_once(shared) as first:
+        if first:
+            shutil.rmtree(made, ignore_errors=True)
+            made.mkdir()
+            proc = subprocess.run(
+                [sys.executable, str(REPO / "tests" / "optuna_runs.py"), str(made)],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert proc.returncode == 0, proc.stderr
+    directory = tmp_path_factory.mktemp("optuna_runs") / "runs"
+    shutil.copytree(made, directory)
     return directory
 
 

@@ -14,6 +14,8 @@ from hpo_analysis.annotations import read_annotations
 from .conftest import curve, read_csv, run_cli, strict_json, write_trial
 
 STUDY = "s_2M_h1"
+# the report is not what these tests check (annotations are in the tables, not in the report)
+EXTRACT = ("extract", "--no-report")
 
 
 def _tree(root: Path, numbers: range = range(3)) -> Path:
@@ -38,11 +40,11 @@ def _row(out: Path, trial: int) -> dict[str, str]:
 
 def test_annotate_then_extract_merges_and_keeps(tmp_path: Path) -> None:
     src, out = _tree(tmp_path), tmp_path / "out"
-    assert run_cli("extract", str(src), "--out", str(out)).returncode == 0
+    assert run_cli(*EXTRACT, str(src), "--out", str(out)).returncode == 0
     done = run_cli("annotate", str(out), STUDY, "1", "--tag", "odd", "--note", "=look at lr")
     assert done.returncode == 0, done.stderr
     assert run_cli("annotate", str(out), STUDY, "1", "--tag", "keep").returncode == 0
-    assert run_cli("extract", str(src), "--out", str(out)).returncode == 0
+    assert run_cli(*EXTRACT, str(src), "--out", str(out)).returncode == 0
     row = _row(out, 1)
     assert (row["tags"], row["note"]) == ("keep; odd", "'=look at lr")
     full = strict_json(out / "hpo_full.json")
@@ -50,16 +52,16 @@ def test_annotate_then_extract_merges_and_keeps(tmp_path: Path) -> None:
     assert [a["tag"] for a in trial["annotations"]] == ["odd", "keep"]
     assert trial["note"] == "=look at lr"
     before = (out / "annotations.csv").read_bytes()
-    assert run_cli("extract", str(src), "--out", str(out)).returncode == 0
+    assert run_cli(*EXTRACT, str(src), "--out", str(out)).returncode == 0
     assert (out / "annotations.csv").read_bytes() == before  # carried over byte for byte
 
 
 def test_orphans_are_kept_and_reported(tmp_path: Path) -> None:
     src, out = _tree(tmp_path), tmp_path / "out"
-    assert run_cli("extract", str(src), "--out", str(out)).returncode == 0
+    assert run_cli(*EXTRACT, str(src), "--out", str(out)).returncode == 0
     assert run_cli("annotate", str(out), STUDY, "2", "--tag", "gone-soon").returncode == 0
     (src / STUDY / "trials" / "trial_0002.json").unlink()
-    rerun = run_cli("extract", str(src), "--out", str(out))
+    rerun = run_cli(*EXTRACT, str(src), "--out", str(out))
     assert rerun.returncode == 0
     assert f"annotation of {STUDY}/2 (tag 'gone-soon'): no such trial" in rerun.stderr
     assert [a.tag for a in read_annotations(out / "annotations.csv")] == ["gone-soon"]
@@ -67,13 +69,13 @@ def test_orphans_are_kept_and_reported(tmp_path: Path) -> None:
         f"{STUDY}/2"
     ]
     write_trial(src, STUDY, 2, {"trial_number": 2, "value": 0.9})
-    assert run_cli("extract", str(src), "--out", str(out)).returncode == 0
+    assert run_cli(*EXTRACT, str(src), "--out", str(out)).returncode == 0
     assert _row(out, 2)["tags"] == "gone-soon"
 
 
 def test_edits_typed_into_the_summary_csv_are_harvested(tmp_path: Path) -> None:
     src, out = _tree(tmp_path), tmp_path / "out"
-    assert run_cli("extract", str(src), "--out", str(out)).returncode == 0
+    assert run_cli(*EXTRACT, str(src), "--out", str(out)).returncode == 0
     with open(out / "hpo_summary.csv", encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
         header = list(rows[0])
@@ -83,7 +85,7 @@ def test_edits_typed_into_the_summary_csv_are_harvested(tmp_path: Path) -> None:
         writer = csv.DictWriter(handle, header)
         writer.writeheader()
         writer.writerows(rows)
-    assert run_cli("extract", str(src), "--out", str(out)).returncode == 0
+    assert run_cli(*EXTRACT, str(src), "--out", str(out)).returncode == 0
     assert _row(out, 0)["tags"] == "baseline; check"
     assert _row(out, 2)["note"] == "rerun with warmup"
     assert len(read_annotations(out / "annotations.csv")) == 3
@@ -124,9 +126,9 @@ def test_concurrent_annotations_are_all_kept(tmp_path: Path) -> None:
 
 def test_broken_annotations_file_is_kept_not_merged(tmp_path: Path) -> None:
     src, out = _tree(tmp_path), tmp_path / "out"
-    assert run_cli("extract", str(src), "--out", str(out)).returncode == 0
+    assert run_cli(*EXTRACT, str(src), "--out", str(out)).returncode == 0
     (out / "annotations.csv").write_text("study,trial_num,tag\ns,notanumber,x\n")
-    rerun = run_cli("extract", str(src), "--out", str(out))
+    rerun = run_cli(*EXTRACT, str(src), "--out", str(out))
     assert rerun.returncode == 0
     assert "trial_num 'notanumber' is not a number" in rerun.stderr
     assert (out / "annotations.csv").read_text() == "study,trial_num,tag\ns,notanumber,x\n"
@@ -278,7 +280,7 @@ def test_output_sets_of_older_versions_only_add(tmp_path: Path) -> None:
 
 def test_annotate_refuses_unknown_and_negative_trials(tmp_path: Path) -> None:
     src, out = _tree(tmp_path), tmp_path / "out"
-    assert run_cli("extract", str(src), "--out", str(out)).returncode == 0
+    assert run_cli(*EXTRACT, str(src), "--out", str(out)).returncode == 0
     unknown = run_cli("annotate", str(out), STUDY, "999", "--tag", "x")
     assert unknown.returncode == 2
     assert f"no trial {STUDY}/999 in this dataset" in unknown.stderr

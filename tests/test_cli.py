@@ -8,6 +8,8 @@ from pathlib import Path
 from .conftest import curve, read_csv, run_cli, strict_json, write_trial
 
 STUDY = "sweep_20M_h5"
+# for tests of the tables, which the report is not (its own tests are in test_report.py)
+EXTRACT = ("extract", "--no-report")
 
 
 def _trial(
@@ -58,7 +60,7 @@ def _hand_tree(root: Path) -> Path:
 def test_hand_tree_definitions(tmp_path: Path) -> None:
     src = _hand_tree(tmp_path)
     out = tmp_path / "out"
-    run = run_cli("extract", str(src), "--out", str(out))
+    run = run_cli(*EXTRACT, str(src), "--out", str(out))
     assert run.returncode == 0, run.stderr
     rows = {int(r["trial_num"]): r for r in read_csv(out / "hpo_summary.csv")}
     assert [rows[n]["rank_in_study"] for n in range(5)] == ["2", "1", "2", "4", ""]
@@ -138,7 +140,7 @@ def test_duplicate_trial_numbers_keep_the_first(tmp_path: Path) -> None:
     write_trial(src, STUDY, 1, _trial(1, 0.4, [0.5]), name="trial_0001.json")
     write_trial(src, STUDY, 1, _trial(1, 0.9, [0.9]), name="trial_0001_copy.json")
     out = tmp_path / "out"
-    run = run_cli("extract", str(src), "--out", str(out))
+    run = run_cli(*EXTRACT, str(src), "--out", str(out))
     assert run.returncode == 0
     rows = read_csv(out / "hpo_summary.csv")
     assert [r["objective"] for r in rows] == ["0.4"]
@@ -166,7 +168,7 @@ def test_study_pattern_groups_become_columns(tmp_path: Path) -> None:
     write_trial(src, "run-7B-seed3", 0, _trial(0, 0.4, [0.5]))
     out = tmp_path / "out"
     run = run_cli(
-        "extract",
+        *EXTRACT,
         str(src),
         "--out",
         str(out),
@@ -185,7 +187,7 @@ def test_spreadsheet_formulas_are_neutralised(tmp_path: Path) -> None:
         src, study, 0, _trial(0, -1.5, [0.5], params={"optimizer": "@SUM(A1)", "epochs": 1})
     )
     out = tmp_path / "out"
-    assert run_cli("extract", str(src), "--out", str(out)).returncode == 0
+    assert run_cli(*EXTRACT, str(src), "--out", str(out)).returncode == 0
     row = read_csv(out / "hpo_summary.csv")[0]
     assert row["study"] == "'" + study
     assert row["param_optimizer"] == "'@SUM(A1)"

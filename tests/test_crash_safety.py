@@ -15,25 +15,25 @@ import pytest
 from hpo_analysis import validate_dir
 from hpo_analysis.example import generate_example
 
-from .conftest import read_csv, run_cli
+from .conftest import made_once, read_csv, run_cli, shared_dir
 
 
-@pytest.fixture(scope="module")
-def trees(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("trees")
-    small, large = root / "small", root / "large"
-    generate_example(small, trials_per_study=2, n_diverged=1)
-    generate_example(large, trials_per_study=150, seed=1)
-    return small, large
-
-
-@pytest.fixture(scope="module")
-def small_out(tmp_path_factory: pytest.TempPathFactory, trees: tuple[Path, Path]) -> Path:
-    """The small tree's complete output set, report included, made once: each kill starts
-    from a copy of it (an output directory records nothing of its own path)."""
-    out = tmp_path_factory.mktemp("small_out") / "analysis"
-    assert run_cli("extract", str(trees[0]), "--out", str(out)).returncode == 0
-    return out
+@pytest.fixture(scope="session")
+def trees(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """The small and the large tree, and the small tree's complete output set (report
+    included), made once per test run and shared by the pytest-xdist workers: the trees are
+    only read, and each kill starts from a copy of the output set (an output directory records
+    nothing of its own path)."""
+    root = shared_dir(tmp_path_factory, "crash_trees")
+    small, large, out = root / "small", root / "large", root / "small_out" / "analysis"
+    with made_once(root) as first:
+        if first:
+            for made in (small, large, out.parent):
+                shutil.rmtree(made, ignore_errors=True)
+            generate_example(small, trials_per_study=2, n_diverged=1)
+            generate_example(large, trials_per_study=150, seed=1)
+            assert run_cli("extract", str(small), "--out", str(out)).returncode == 0
+    return small, large, out
 
 
 def _manifest_paths(out: Path) -> list[str]:
@@ -43,9 +43,9 @@ def _manifest_paths(out: Path) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.05, 0.3, 0.6, 0.9, 1.2, 1.6])
 def test_sigkill_leaves_a_complete_output_set(
-    tmp_path: Path, trees: tuple[Path, Path], small_out: Path, delay: float
+    tmp_path: Path, trees: tuple[Path, Path, Path], delay: float
 ) -> None:
-    large = trees[1]
+    _, large, small_out = trees
     out = tmp_path / "analysis"
     shutil.copytree(small_out, out, symlinks=True)
     assert validate_dir(out) == []
@@ -68,8 +68,8 @@ def test_sigkill_leaves_a_complete_output_set(
 
 
 @pytest.mark.slow
-def test_concurrent_runs_do_not_interleave(tmp_path: Path, trees: tuple[Path, Path]) -> None:
-    small, large = trees
+def test_concurrent_runs_do_not_interleave(tmp_path: Path, trees: tuple[Path, Path, Path]) -> None:
+    small, large, _ = trees
     out = tmp_path / "analysis"
     procs = [
         subprocess.Popen(
