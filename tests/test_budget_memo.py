@@ -296,3 +296,33 @@ def test_a_rows_digest_is_of_its_own_values_whatever_the_chunks(monkeypatch: Any
     assert chunked is not None and chunked.tobytes() == whole.tobytes()
     one = memo._row_codes(trial_frame(rows[100:101]))
     assert one is not None and one.tobytes() == whole[100].tobytes()
+
+
+def test_answers_outlive_a_run_that_reuses_the_whole_findings(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    src = _tree(tmp_path)
+    out = tmp_path / "analysis"
+    extract([src], out, command="x")
+    kept = cached_answers(out)
+    (out / CACHE_DIR / RUN_FILE).unlink()  # not kept whole: the findings are taken whole
+
+    def no_findings(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the findings were computed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(analyze, "all_findings", no_findings)
+        extract([src], out, command="x")
+    assert cached_answers(out) == kept
+    _study_change(src)
+    memos: list[BudgetMemo] = []
+
+    class Recorded(BudgetMemo):
+        def __init__(self, previous: dict[str, bytes | memoryview] | None = None) -> None:
+            super().__init__(previous)
+            memos.append(self)
+
+    monkeypatch.setattr(analyze, "BudgetMemo", Recorded)
+    extract([src], out, command="x")
+    assert memos[0].reused > 0

@@ -76,7 +76,7 @@ import io
 import os
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, cast
@@ -476,9 +476,10 @@ def keep_findings(directory: Path, key: str, findings: Sequence[Finding]) -> Non
     (directory / FINDINGS_FILE).write_bytes(dumps_lossless(head) + b"\n" + body)
 
 
-def cached_answers(out_dir: Path) -> dict[str, bytes]:
-    """The per-budget answers the previous run into ``out_dir`` kept (digest → pickle); none
-    when the file is missing or damaged."""
+def cached_answers(out_dir: Path) -> dict[str, bytes | memoryview]:
+    """The per-budget answers the previous run into ``out_dir`` kept (digest → pickle, each a
+    view of the file's bytes: one block of memory, let go as one); none when the file is
+    missing or damaged."""
     try:
         with _open_regular(out_dir / CACHE_DIR / ANSWERS_FILE) as handle:
             head, _, body = handle.read().partition(b"\n")
@@ -487,21 +488,32 @@ def cached_answers(out_dir: Path) -> dict[str, bytes]:
             return {}
         if record.get("sha256") != hashlib.sha256(body).hexdigest():
             return {}
-        answers: dict[str, bytes] = {}
+        answers: dict[str, bytes | memoryview] = {}
         view, at = memoryview(body), 0
         while at < len(view):
             key = bytes(view[at : at + 32]).hex()
             size = int.from_bytes(view[at + 32 : at + 40], "little")
             if len(key) != 64 or at + 40 + size > len(view):
                 return {}
-            answers[key] = bytes(view[at + 40 : at + 40 + size])
+            answers[key] = view[at + 40 : at + 40 + size]
             at += 40 + size
         return answers if len(answers) == record.get("entries") else {}
     except (OSError, ValueError, TypeError, RecursionError):
         return {}
 
 
-def keep_answers(directory: Path, answers: dict[str, bytes]) -> None:
+def carry_answers(out_dir: Path, directory: Path) -> None:
+    """The previous run's answers into the new cache ``directory`` as they are (a run whose
+    findings are the previous run's computes no answer)."""
+    try:
+        with _open_regular(out_dir / CACHE_DIR / ANSWERS_FILE) as handle:
+            data = handle.read()
+    except OSError:
+        return
+    (directory / ANSWERS_FILE).write_bytes(data)
+
+
+def keep_answers(directory: Path, answers: Mapping[str, bytes | memoryview]) -> None:
     """Keep the per-budget ``answers`` in the new cache ``directory``."""
     body = b"".join(
         bytes.fromhex(key) + len(data).to_bytes(8, "little") + data

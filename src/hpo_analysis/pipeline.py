@@ -57,6 +57,7 @@ from .cache import (
     cache_header,
     cached_answers,
     cached_findings,
+    carry_answers,
     dependency_digest,
     input_entry,
     keep_answers,
@@ -824,20 +825,18 @@ def extract(
         # nothing changed, or with changes the findings do not read)
         key = findings_key(rows, settings.top_k) if cache else None
         findings = cached_findings(out_path.absolute(), key) if key is not None else None
-        answers = cached_answers(out_path.absolute()) if cache else {}
         if findings is None:
             # else each finding's answers for the budgets whose rows did not change
-            memo = BudgetMemo(answers) if cache else None
-            del answers
+            memo = BudgetMemo(cached_answers(out_path.absolute())) if cache else None
             findings = all_findings(rows, settings.top_k, memo)
-            answers = memo.current if memo is not None else {}
-            del memo  # (the last run's answers)
+            if memo is not None and memo.current:
+                keep_answers(stage.file(CACHE_DIR), memo.current)
+            del memo  # (the answers: let go before the memory goes back to the system)
             release_memory()  # the analysis frames: the writers reuse these pages
+        elif cache:
+            carry_answers(out_path.absolute(), stage.file(CACHE_DIR))
         if key is not None:
             keep_findings(stage.file(CACHE_DIR), key, findings)
-        if answers:
-            keep_answers(stage.file(CACHE_DIR), answers)
-        del answers
         # each finding's one-line answer beside the study summaries: findings.json holds the
         # tables too (tens of MB for 1,000 studies), too much to parse for a glance
         metadata["finding_answers"] = [

@@ -65,9 +65,9 @@ class BudgetMemo:
     (``current``, what the next run may reuse), over the trial frame whose columns are
     ``base`` (a frame of other columns has no digest)."""
 
-    def __init__(self, previous: dict[str, bytes] | None = None) -> None:
+    def __init__(self, previous: dict[str, bytes | memoryview] | None = None) -> None:
         self.previous = previous or {}
-        self.current: dict[str, bytes] = {}
+        self.current: dict[str, bytes | memoryview] = {}
         self.reused = 0
         self.computed = 0
         self._base: dict[str, np.ndarray] | None = None
@@ -309,7 +309,7 @@ class _BuiltinsOnly(pickle.Unpickler):
         raise pickle.UnpicklingError(f"{module}.{name} is not loaded from the cache")
 
 
-def _load(data: bytes) -> tuple[list[Any], list[str], list[Any], list[str], int]:
+def _load(data: bytes | memoryview) -> tuple[list[Any], list[str], list[Any], list[str], int]:
     """An answer as :meth:`BudgetMemo.answer` keeps it, read back; ValueError for anything
     else (the file holds a sha256 against damage, not against a planted answer): rows that
     are lists, parts and quiet budgets that are text, estimates that are dicts, a count of
