@@ -162,6 +162,19 @@ def _study_change(src: Path) -> None:
         path.write_bytes(changed)
 
 
+def _recorded_memos(monkeypatch: Any) -> list[BudgetMemo]:
+    """The memos the next runs use (the pipeline's BudgetMemo replaced by one noting them)."""
+    memos: list[BudgetMemo] = []
+
+    class Recorded(BudgetMemo):
+        def __init__(self, previous: dict[str, bytes | memoryview] | None = None) -> None:
+            super().__init__(previous)
+            memos.append(self)
+
+    monkeypatch.setattr(analyze, "BudgetMemo", Recorded)
+    return memos
+
+
 def _files(out: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(out)): p.read_bytes()
@@ -179,14 +192,7 @@ def test_a_run_after_one_study_changed_reuses_the_other_budgets(
     extract([src], out, command="x")
     assert cached_answers(out)  # kept for the next run
     _study_change(src)
-    memos: list[BudgetMemo] = []
-
-    class Recorded(BudgetMemo):
-        def __init__(self, previous: dict[str, bytes] | None = None) -> None:
-            super().__init__(previous)
-            memos.append(self)
-
-    monkeypatch.setattr(analyze, "BudgetMemo", Recorded)
+    memos = _recorded_memos(monkeypatch)
     extract([src], out, command="x")
     assert len(memos) == 1 and memos[0].reused > 0 and memos[0].computed > 0
     fresh = tmp_path / "fresh"
@@ -316,13 +322,6 @@ def test_answers_outlive_a_run_that_reuses_the_whole_findings(
         extract([src], out, command="x")
     assert cached_answers(out) == kept
     _study_change(src)
-    memos: list[BudgetMemo] = []
-
-    class Recorded(BudgetMemo):
-        def __init__(self, previous: dict[str, bytes | memoryview] | None = None) -> None:
-            super().__init__(previous)
-            memos.append(self)
-
-    monkeypatch.setattr(analyze, "BudgetMemo", Recorded)
+    memos = _recorded_memos(monkeypatch)
     extract([src], out, command="x")
     assert memos[0].reused > 0

@@ -46,16 +46,12 @@ from hpo_analysis.derive import assign_ranks
 from hpo_analysis.example import generate_example
 from hpo_analysis.jsonio import dumps_lossless
 
+from .test_budget_memo import _encoded, _memo_runs
+
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def _encoded(findings: list[Any]) -> bytes:
-    return b"\n".join(dumps_lossless(f.to_dict()) for f in findings)
-
-
-def _run(rows: list[dict[str, Any]], previous: dict[str, bytes]) -> tuple[bytes, BudgetMemo]:
-    memo = BudgetMemo(dict(previous))
-    return _encoded(all_findings(copy.deepcopy(rows), 5, memo)), memo
+_run = _memo_runs
 
 
 def _fresh(rows: list[dict[str, Any]]) -> bytes:

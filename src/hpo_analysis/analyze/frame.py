@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import numpy as np
 
 from ..finding import INSUFFICIENT, MIXED, budget_sort_key, horizon_sort_key
-from .memo import current_memo
 
 _NUMERIC: tuple[str, ...] = (
     "trial_num",
@@ -530,6 +530,22 @@ class Tally:
     keep: bool = True
 
 
+class _Answers(Protocol):
+    """What :func:`per_budget` asks of a :class:`~.memo.BudgetMemo`."""
+
+    def answer(
+        self,
+        compute: Callable[[Budget, Tally], None],
+        budget: Budget,
+        tally: Tally,
+        select: Callable[[Frame], Frame] | None,
+    ) -> None: ...
+
+
+# the answers kept from the last run, within memo.kept_budgets()
+_MEMO: ContextVar[_Answers | None] = ContextVar("_MEMO", default=None)
+
+
 def per_budget(
     frame: Frame,
     compute: Callable[[Budget, Tally], None],
@@ -559,7 +575,7 @@ def per_budget(
     [['2M', 2, 'minimize'], ['2B', 1, 'minimize'], ['all budgets', 3, 'minimize']]
     """
     tally = Tally()
-    memo = current_memo()  # the answers of unchanged budgets, kept from the last run
+    memo = _MEMO.get()  # the answers of unchanged budgets, kept from the last run
     groups = _budget_groups(frame)
     if pooled:
         groups.append(("all budgets", frame))

@@ -29,17 +29,13 @@ import io
 import pickle
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from hashlib import blake2b
 from types import CodeType, FunctionType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .frame import Budget, Frame, Tally
-
-_MEMO: ContextVar[BudgetMemo | None] = ContextVar("_MEMO", default=None)
+from .frame import _MEMO, Budget, Frame, Tally
 
 
 @contextmanager
@@ -50,10 +46,6 @@ def kept_budgets(memo: BudgetMemo | None) -> Iterator[None]:
         yield
     finally:
         _MEMO.reset(token)
-
-
-def current_memo() -> BudgetMemo | None:
-    return _MEMO.get()
 
 
 class _Unhashable(Exception):
@@ -158,8 +150,6 @@ class BudgetMemo:
             self._value(digest, value, depth)
 
     def _value(self, digest: Any, value: Any, depth: int) -> None:
-        from .frame import Frame
-
         if isinstance(value, Frame):
             self._frame(digest, value)
         elif isinstance(value, FunctionType):
