@@ -94,7 +94,7 @@ from .importance import (
     _importance,
     param_importance,
 )
-from .memo import BudgetMemo, kept_budgets
+from .memo import BudgetMemo, _distinct_by_value, _ExactPickler, kept_budgets
 from .overview import best_trial_per_study, divergence_by_budget, early_stopping_by_budget
 
 __all__ = [
@@ -197,35 +197,6 @@ def findings_key(rows: Sequence[dict[str, Any]], top_k: int) -> str | None:
     except (pickle.PicklingError, TypeError, ValueError, RecursionError):
         return None
     return digest.hash.hexdigest()
-
-
-# what a text or flag column holds that the findings group by value alone
-_ATOMS = frozenset({str, bool, type(None), int, float, bytes})
-
-
-def _distinct_by_value(values: list[Any]) -> bool:
-    """True when the findings tell these values (of a text or flag column, which they group
-    and compare as dict keys and set members) apart by value alone: atoms, none of them NaN.
-    A NaN equals only itself as one object, so the groups of NaN values depend on how many
-    NaN objects there are, which no encoding of the values records.
-
-    >>> nan = float("nan")
-    >>> _distinct_by_value(["a", None, True, 1.5]), _distinct_by_value(["a", nan])
-    (True, False)
-    """
-    kinds = set(map(type, values))
-    if not kinds <= _ATOMS:
-        return False
-    return float not in kinds or all(v == v for v in values if type(v) is float)
-
-
-class _ExactPickler(pickle.Pickler):
-    """Pickles only what the readers put in rows: None, bools, ints, floats, text, bytes and
-    their lists, tuples and dicts. Anything else (an object whose pickle may not hold all that
-    an equality test of the findings sees) has no key."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        raise pickle.PicklingError(f"no exact form for {type(obj).__name__}")
 
 
 class _Digest:

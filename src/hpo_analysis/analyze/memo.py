@@ -54,8 +54,8 @@ class _Unhashable(Exception):
 
 class BudgetMemo:
     """The answers of the last run (``previous``: digest → pickled additions) and of this one
-    (``current``, what the next run may reuse), over the trial frame whose columns are
-    ``base`` (a frame of other columns has no digest)."""
+    (``current``, what the next run may reuse), for the trial frame given to :meth:`bind`
+    (a selection of another frame has no digest)."""
 
     def __init__(self, previous: dict[str, bytes | memoryview] | None = None) -> None:
         self.previous = previous or {}
@@ -237,11 +237,9 @@ _CHUNK = 4096
 def _object_codes(values: list[Any]) -> tuple[np.ndarray, np.ndarray] | None:
     """Two 64-bit codes per distinct value (the first 16 bytes of the sha256 of its exact
     pickle), and the index of each value's codes."""
+    if not _distinct_by_value(values):
+        return None
     kinds = set(map(type, values))
-    if not kinds <= _ATOMS:
-        return None
-    if float in kinds and any(v != v for v in values if type(v) is float):
-        return None
     # 1, 1.0 and True are one dict key, as are 0.0 and -0.0: told apart by type, and a float
     # by its bits, when the column holds such values
     keys: list[Any] = values
@@ -260,7 +258,24 @@ def _object_codes(values: list[Any]) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 _NUMBERS = frozenset({bool, int, float})
+# what a text or flag column holds that the findings group by value alone
 _ATOMS = frozenset({str, bool, type(None), int, float, bytes})
+
+
+def _distinct_by_value(values: list[Any]) -> bool:
+    """True when the findings tell these values (of a text or flag column, which they group
+    and compare as dict keys and set members) apart by value alone: atoms, none of them NaN.
+    A NaN equals only itself as one object, so the groups of NaN values depend on how many
+    NaN objects there are, which no encoding of the values records.
+
+    >>> nan = float("nan")
+    >>> _distinct_by_value(["a", None, True, 1.5]), _distinct_by_value(["a", nan])
+    (True, False)
+    """
+    kinds = set(map(type, values))
+    if not kinds <= _ATOMS:
+        return False
+    return float not in kinds or all(v == v for v in values if type(v) is float)
 
 
 def _array(values: np.ndarray) -> bytes:
@@ -272,7 +287,10 @@ def _array(values: np.ndarray) -> bytes:
 
 
 class _ExactPickler(pickle.Pickler):
-    """Pickles built-in atoms, lists, tuples and dicts only: anything else has no kept form."""
+    """Pickles only what the readers put in rows and the findings put in answers: None,
+    bools, ints, floats, text, bytes and their lists, tuples and dicts. Anything else (an
+    object whose pickle may not hold all that an equality test of the findings sees) has no
+    exact form: no key, no kept answer."""
 
     def reducer_override(self, obj: Any) -> Any:
         raise pickle.PicklingError(f"no exact form for {type(obj).__name__}")
