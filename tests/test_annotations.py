@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hpo_analysis.annotations import read_annotations
 
@@ -327,3 +329,27 @@ def test_oversized_notes_are_refused_and_oversized_files_still_read(tmp_path: Pa
     service = DatasetService(out)
     assert service.overview()["n_trials"] == 3
     assert service.trial(STUDY, 0)["note"] == huge
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.sampled_from(["study", "trial_num", "tags", "note", "x", "", "7"]), max_size=6),
+        max_size=6,
+    )
+)
+def test_edit_cells_are_what_a_dict_reader_gives(rows: list[list[str]]) -> None:
+    """The four cells read from each row of the old summary are csv.DictReader's: blank rows
+    skipped, a repeated column name read from its last column, None beyond a short row."""
+    import csv
+    import io
+
+    from hpo_analysis.annotations import _EDIT_COLUMNS, _edit_cells
+
+    text = io.StringIO()
+    csv.writer(text).writerows(rows)
+    expected = [
+        {name: row.get(name) for name in _EDIT_COLUMNS}
+        for row in csv.DictReader(io.StringIO(text.getvalue()))
+    ]
+    assert list(_edit_cells(csv.reader(io.StringIO(text.getvalue())))) == expected

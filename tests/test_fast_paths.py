@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -1637,9 +1638,9 @@ def test_trial_batches_take_the_quick_path_for_extracts_layout(tmp_path: Path) -
     st.one_of(
         st.binary(max_size=60),
         st.text(alphabet="0123456789.e-, x\n", max_size=80).map(str.encode),
-        st.lists(st.sampled_from(["1" * 19, "2" * 25, ".", "0.", "-", ",", "e", "7"])).map(
-            lambda parts: "".join(parts).encode()
-        ),
+        st.lists(
+            st.sampled_from(["1" * 19, "2" * 25, "3" * 18, ".", "0.", "-", ",", "e", "7"])
+        ).map(lambda parts: "".join(parts).encode()),
     )
 )
 def test_long_integer_search_in_one_pass_equals_the_run_by_run_search(data: bytes) -> None:
@@ -1649,16 +1650,16 @@ def test_long_integer_search_in_one_pass_equals_the_run_by_run_search(data: byte
 
 
 def _long_run_by_run(data: bytes) -> bool:
-    """The definition: some run of 19+ digits not preceded by "." (runs found one by one)."""
+    """The definition: some run of digits not preceded by ".", of 20+ digits, or of 19+ after
+    a "-" (runs found one by one)."""
     digits = data.translate(bytes.maketrans(b"123456789", b"000000000"))
-    start = digits.find(b"0" * 19)
-    while start >= 0:
-        if start == 0 or data[start - 1] != 0x2E:  # not preceded by "."
+    for match in re.finditer(rb"0+", digits):
+        before = data[match.start() - 1] if match.start() else None
+        length = match.end() - match.start()
+        if before == 0x2E:  # a fraction
+            continue
+        if length >= 20 or (length >= 19 and before == 0x2D):
             return True
-        end = start + 19
-        while end < len(digits) and digits[end] == 0x30:
-            end += 1
-        start = digits.find(b"0" * 19, end)
     return False
 
 

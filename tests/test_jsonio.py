@@ -338,6 +338,11 @@ _DIGIT_RUNS = st.sampled_from(
         "18446744073709551615",
         "18446744073709551616",  # beyond: a float for orjson, an integer for the reference
         "-9223372036854775809",
+        "9999999999999999999",  # the largest 19 digits: below 2**64, read exactly by orjson
+        "10000000000000000000",
+        "-999999999999999999",
+        "-1000000000000000000",
+        "1764000000123456789",  # a time in nanoseconds
         "123456789012345678901234567890",
         "1e0000000000000000005",  # a long exponent
         "1.5e+0000000000000000003",
@@ -422,3 +427,51 @@ def test_encoding_apart_gives_the_bytes_of_the_whole(doc: Any, data: st.DataObje
         return
     encoded, part = encoded_apart(wrapped, ("a", "b"))
     assert encoded == whole and part is not None and part[0] is wrapped["a"]["b"]
+
+
+class _Text(str):
+    pass
+
+
+class _Number(float):
+    pass
+
+
+_SCALAR = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=6),
+    st.sampled_from([1e-05, 1e16, -0.0, "\u2028", '"\\', "é\x00"]),
+)
+_ODD = st.one_of(  # values the indented writer leaves to the standard library
+    st.builds(_Text, st.text(max_size=3)),
+    st.builds(_Number, st.floats(allow_nan=False)),
+    st.dictionaries(st.integers(0, 3), _SCALAR, min_size=1, max_size=2),
+)
+_VALUE = st.recursive(
+    _SCALAR,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.lists(inner, max_size=3).map(tuple),
+        st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_VALUE, st.lists(st.one_of(_VALUE, _ODD), max_size=3)), st.integers(0, 3))
+def test_indented_text_is_the_standard_librarys(value: Any, indent: int) -> None:
+    """dumps_strict and dump_strict with an indent write json.dumps's text exactly, for every
+    value (those it cannot write itself go to the standard library)."""
+    import io
+
+    from hpo_analysis.jsonio import dump_strict, finite_or_none
+
+    expected = json.dumps(finite_or_none(value), allow_nan=False, ensure_ascii=False, indent=indent)
+    assert dumps_strict(value, indent=indent) == expected
+    handle = io.StringIO()
+    dump_strict(value, handle, indent=indent)
+    assert handle.getvalue() == expected

@@ -33,7 +33,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -289,8 +289,8 @@ def harvest_summary_edits(
             # large dataset is far bigger than its annotations
             rows: list[dict[str, Any]] = [
                 row
-                for row in csv.DictReader(handle)
-                if row.get("tags") or row.get("note") or (written and _row_key(row) in written)
+                for row in _edit_cells(csv.reader(handle))
+                if row["tags"] or row["note"] or (written and _row_key(row) in written)
             ]
     except (OSError, UnicodeDecodeError, csv.Error):
         return annotations
@@ -317,6 +317,31 @@ def harvest_summary_edits(
             else:
                 result = _set_note(result, key, typed_note, stamp)
     return result
+
+
+_EDIT_COLUMNS = ("study", "trial_num", "tags", "note")
+
+
+def _edit_cells(rows: Iterator[list[str]]) -> Iterator[dict[str, str | None]]:
+    """The cells of :data:`_EDIT_COLUMNS` of each row after the header, as
+    :class:`csv.DictReader` gives them (blank lines skipped, the last of two columns of one
+    name, None for a column the header or a short row lacks), without a dict of every column
+    of every row: a summary has a hundred columns, and only these four are read.
+
+    >>> cells = _edit_cells(iter([["study", "tags", "tags"], ["s", "a"], [], ["t", "b", "c"]]))
+    >>> [(row["study"], row["tags"], row["note"]) for row in cells]
+    [('s', None, None), ('t', 'c', None)]
+    """
+    header = next(rows, [])
+    where = {name: column for column, name in enumerate(header)}
+    wanted = [(name, where.get(name)) for name in _EDIT_COLUMNS]
+    for row in rows:
+        if row:
+            width = len(row)
+            yield {
+                name: row[column] if column is not None and column < width else None
+                for name, column in wanted
+            }
 
 
 def _row_key(row: dict[str, Any]) -> tuple[str, int] | None:

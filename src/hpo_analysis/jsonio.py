@@ -34,6 +34,7 @@ import itertools
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -74,13 +75,16 @@ MAX_DEPTH = 100
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
 
 
-# A run of 19+ digits may be an integer literal beyond 64 bits, which orjson returns as a float.
-# Digits are mapped to "0" so that one substring search finds such runs.
+# An integer literal beyond 64 bits, which orjson returns as a float, has 20+ digits, or 19+
+# after a minus sign: 19 digits are below 10**19 < 2**64, 18 below 10**18 < 2**63. Digits are
+# mapped to "0" (and "." and "-" kept) so that three substring searches find such runs; a run
+# after "." is a fraction. (The 19-digit integers of nanosecond times are read by orjson.)
 _RUNS = bytes(
-    0x30 if 0x30 <= byte <= 0x39 else 0x2E if byte == 0x2E else 0x78 for byte in range(256)
+    0x30 if 0x30 <= byte <= 0x39 else byte if byte in (0x2E, 0x2D) else 0x78 for byte in range(256)
 )
-_LONG_RUN = b"0" * 19
+_LONG_RUN = b"0" * 20
 _X_LONG_RUN = b"x" + _LONG_RUN
+_MINUS_LONG_RUN = b"-" + b"0" * 19
 # A \u escape of a UTF-16 surrogate; only such texts can decode to a lone surrogate.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -98,17 +102,19 @@ _NOT_COLON_NOR_OPENING = bytes(c for c in range(256) if c not in b":[{")
 
 
 def _may_hold_long_integer(data: bytes) -> bool:
-    """True when a run of 19+ digits is not the fraction of a decimal number: one translation
-    (digits to "0", "." kept, any other byte to "x") and one search for such a run at the start
-    or after an "x".
+    """True when a run of 20+ digits, or of 19+ digits after a minus sign, is not the fraction
+    of a decimal number: one translation (digits to "0", "." and "-" kept, any other byte to
+    "x") and three searches for such runs.
 
-    >>> _may_hold_long_integer(b"[0.00015163868795127592]")
+    >>> _may_hold_long_integer(b"[0.00015163868795127592, 1764000000000000000]")
     False
     >>> _may_hold_long_integer(b"[2e0, 18446744073709551616]")
     True
+    >>> _may_hold_long_integer(b"[-9223372036854775809]")
+    True
     """
     runs = data.translate(_RUNS)
-    return runs.startswith(_LONG_RUN) or _X_LONG_RUN in runs
+    return runs.startswith(_LONG_RUN) or _X_LONG_RUN in runs or _MINUS_LONG_RUN in runs
 
 
 def _fast_load(data: bytes, apart: tuple[str, ...] = ()) -> tuple[LoadedJson, int] | None:
@@ -434,6 +440,10 @@ def finite_or_none(value: Any) -> Any:
 
 def dumps_strict(value: Any, *, indent: int | None = None) -> str:
     """RFC 8259 JSON: non-finite numbers become ``null``; keys keep their order."""
+    if indent is not None:
+        pieces: list[str] = []
+        if _indented(value, " " * indent, pieces.append):
+            return "".join(pieces)
     return json.dumps(finite_or_none(value), allow_nan=False, ensure_ascii=False, indent=indent)
 
 
@@ -441,10 +451,149 @@ def dump_strict(value: Any, handle: TextIO, *, indent: int | None = None) -> Non
     """:func:`dumps_strict` written to ``handle`` as it is encoded, a few thousand pieces at a
     time: the same text without holding all of it (tens of MB for a thousand studies) and its
     pieces in memory at once."""
+    if indent is not None:
+        pieces: list[str] = []
+
+        def put(piece: str) -> None:
+            pieces.append(piece)
+            if len(pieces) >= 8192:
+                handle.write("".join(pieces))
+                pieces.clear()
+
+        # a value that is not plain is found before anything is written (see _indented)
+        if _indented(value, " " * indent, put):
+            handle.write("".join(pieces))
+            return
     encoder = json.JSONEncoder(allow_nan=False, ensure_ascii=False, indent=indent)
-    pieces = encoder.iterencode(finite_or_none(value))
-    while block := list(itertools.islice(pieces, 8192)):
+    pieces_ = encoder.iterencode(finite_or_none(value))
+    while block := list(itertools.islice(pieces_, 8192)):
         handle.write("".join(block))
+
+
+# The indented text of json.dumps(..., indent=n) is written by the standard library's encoder
+# in Python, value by value (its C encoder writes compact text only): for the findings of a
+# thousand studies, seconds. The same text is written here with the C encoder doing every
+# container that holds only scalars (a table's row, a small dict), with the item separator
+# that json.dumps would write between its values at that depth.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_STR = frozenset({str})
+_encode_text = json.encoder.encode_basestring  # (the C function where there is one)
+
+
+class _NotPlain(Exception):
+    """A value :func:`_indented` leaves to the standard library (a subclass, a key that is
+    not a string, an object of another type)."""
+
+
+def _indented(value: Any, indent: str, put: Callable[[str], None]) -> bool:
+    """Give ``put`` the pieces of ``json.dumps(finite_or_none(value), allow_nan=False,
+    ensure_ascii=False, indent=len(indent))``, when ``value`` is plain: dicts with string keys,
+    lists, tuples and scalars of exactly the types str, int, float, bool and None. Returns
+    False, having given nothing, for any other value.
+
+    >>> out = []
+    >>> _indented({"a": [1, float("nan"), "x"], "b": {}, "c": [[True]]}, " ", out.append)
+    True
+    >>> "".join(out) == json.dumps({"a": [1, None, "x"], "b": {}, "c": [[True]]}, indent=1)
+    True
+    """
+    if not _plain(value, 0):
+        return False
+    _put(value, indent, 0, put, {})
+    return True
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """Whether ``value`` is plain (see :func:`_indented`), nested less deep than the standard
+    library's encoder goes."""
+    kind = type(value)
+    if kind is dict:
+        if not _STR.issuperset(map(type, value)):
+            return False
+        items = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    else:
+        return kind in _SCALARS
+    if depth > 500:
+        return False  # the standard library decides (and raises RecursionError) as before
+    if _SCALARS.issuperset(map(type, items)):
+        return True
+    return all(_plain(item, depth + 1) for item in items)
+
+
+def _put(
+    value: Any,
+    indent: str,
+    level: int,
+    put: Callable[[str], None],
+    leaf_encoders: dict[int, Callable[[Any], str]],
+) -> None:
+    kind = type(value)
+    if kind is dict or kind is list or kind is tuple:
+        opening, closing = ("{", "}") if kind is dict else ("[", "]")
+        if not value:
+            put(opening + closing)
+            return
+        items = value.values() if kind is dict else value
+        inner = "\n" + indent * (level + 1)
+        if _SCALARS.issuperset(map(type, items)):
+            encode = leaf_encoders.get(level)
+            if encode is None:
+                encode = leaf_encoders[level] = _leaf_encoder("," + inner)
+            try:
+                text = encode(value)
+            except ValueError:  # a NaN or an infinity: null, as finite_or_none makes it
+                text = encode(finite_or_none(value))
+            put(opening + inner + text[1:-1] + "\n" + indent * level + closing)
+            return
+        put(opening)
+        separator = inner
+        if kind is dict:
+            for key, item in value.items():
+                put(separator + _encode_text(key) + ": ")
+                _put(item, indent, level + 1, put, leaf_encoders)
+                separator = "," + inner
+        else:  # a table's rows, most often: each row of scalars written here in one piece
+            row_inner = "\n" + indent * (level + 2)
+            row_closing = "\n" + indent * (level + 1) + "]"
+            encode = leaf_encoders.get(level + 1)
+            if encode is None:
+                encode = leaf_encoders[level + 1] = _leaf_encoder("," + row_inner)
+            for item in value:
+                row = type(item)
+                if (row is list or row is tuple) and item and _SCALARS.issuperset(map(type, item)):
+                    try:
+                        text = encode(item)
+                    except ValueError:
+                        text = encode(finite_or_none(item))
+                    put(separator + "[" + row_inner + text[1:-1] + row_closing)
+                else:
+                    put(separator)
+                    _put(item, indent, level + 1, put, leaf_encoders)
+                separator = "," + inner
+        put("\n" + indent * level + closing)
+    elif kind is str:
+        put(_encode_text(value))
+    elif kind is float:
+        put(float.__repr__(value) if math.isfinite(value) else "null")
+    elif value is None:
+        put("null")
+    elif value is True:
+        put("true")
+    elif value is False:
+        put("false")
+    else:
+        put(int.__repr__(value))
+
+
+def _leaf_encoder(item_separator: str) -> Callable[[Any], str]:
+    """The compact text of a container of scalars, with ``item_separator`` between values
+    (ValueError for a non-finite number)."""
+    encoder = json.JSONEncoder(
+        allow_nan=False, ensure_ascii=False, separators=(item_separator, ": ")
+    )
+    return encoder.encode
 
 
 def dumps_bytes(value: Any) -> bytes:
