@@ -1711,3 +1711,52 @@ def test_batch_check_passes_only_where_every_trial_passes(
             assert _csv_matches_json(row, trial) == []
             if validators is not None:
                 assert _schema_failures(validators[0], trial) == []
+
+
+_STRICT_PIECES = st.sampled_from(
+    [
+        "18446744073709551616",
+        "-9223372036854775809",
+        "1764000000123456789",
+        "NaN",
+        "-Infinity",
+        "1e400",
+        '"\\ud800"',
+        '"\\u003a"',
+        '"é"',
+        "0.000151638687951275920",
+        "[]",
+        '{"a": 1, "a": 2}',
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(_STRICT_PIECES, max_size=4),
+    st.sampled_from([b"", b"\xef\xbb\xbf", b"\xff"]),
+    st.integers(0, 3),
+)
+def test_strict_load_of_an_output_is_the_standard_librarys(
+    pieces: list[str], prefix: bytes, cut: int
+) -> None:
+    """validate's strict load gives the standard library's value, or its error message."""
+    from hpo_analysis.validate import _load_strict, _strict_constant
+
+    data = prefix + ("[" + ", ".join(pieces) + "]").encode()
+    data = data[: len(data) - cut]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "f.json"
+        path.write_bytes(data)
+
+        def outcome(load: Any) -> str:
+            try:
+                return "value " + repr(load())
+            except (ValueError, OSError) as err:
+                return f"{type(err).__name__} {err}"
+
+        def reference() -> Any:
+            with open(path, encoding="utf-8") as handle:
+                return json.load(handle, parse_constant=_strict_constant)
+
+        assert outcome(lambda: _load_strict(path)) == outcome(reference)

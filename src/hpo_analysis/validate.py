@@ -28,6 +28,7 @@ from .arrays import scalar
 from .arrays import values as arrow_values
 from .errors import HpoAnalysisError, install_hint
 from .fulljson import FullJsonError, read_full_json_batches
+from .jsonio import _may_hold_long_integer, orjson
 from .layout import (
     CURVES_PARQUET,
     DIVERGED_CSV,
@@ -60,6 +61,18 @@ def _strict_constant(token: str) -> float:
 
 
 def _load_strict(path: Path) -> Any:
+    """The strict JSON value of ``path``: orjson's when it reads the text and no integer
+    beyond 64 bits may be in it (then the values are the standard library's, and findings.json
+    of a thousand studies parses in a tenth of the time); else the standard library's, which
+    also says what is wrong with a text orjson refuses."""
+    with open(path, "rb") as binary:
+        data = binary.read()
+    if orjson is not None and not _may_hold_long_integer(data):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    del data
     with open(path, encoding="utf-8") as handle:
         return json.load(handle, parse_constant=_strict_constant)
 
