@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hpo_analysis import analyze, extract
 from hpo_analysis.analyze import (
@@ -838,3 +840,105 @@ def test_a_run_over_an_answer_file_that_is_a_fifo_or_a_directory(
 
     got, fresh = _rerun_with(tmp_path / "b", kept_tree, directory, monkeypatch)
     assert got == fresh
+
+
+def _check_values_one_by_one(value: Any, budget: int) -> None:
+    """The definition of memo._check_values: every value visited on its own."""
+    from hpo_analysis.analyze.memo import _ATOMS, _DEPTH
+
+    seen: set[int] = set()
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    count = 0
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if count > budget:
+            raise ValueError("more values than the pickle can hold")
+        kind = type(item)
+        if kind in _ATOMS or (kind is tuple and not item):
+            continue
+        if kind not in (list, tuple, dict) or depth >= _DEPTH:
+            raise ValueError("not an answer")
+        if id(item) in seen:
+            raise ValueError("a value reached twice")
+        seen.add(id(item))
+        if kind is dict:
+            if not all(type(k) is str for k in item):
+                raise ValueError("not an answer")
+            stack.extend((v, depth + 1) for v in item.values())
+        else:
+            stack.extend((v, depth + 1) for v in item)
+
+
+_MEMO_ATOM = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=3), st.binary(max_size=2)
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.recursive(
+        st.one_of(_MEMO_ATOM, st.just(()), st.builds(object), st.just(frozenset())),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4),
+            st.lists(inner, max_size=3).map(tuple),
+            st.dictionaries(st.one_of(st.text(max_size=2), st.integers(0, 2)), inner, max_size=3),
+        ),
+        max_leaves=30,
+    ),
+    st.integers(0, 40),
+    st.booleans(),
+    st.integers(1, 40),
+)
+def test_values_are_checked_as_one_by_one(
+    value: Any, budget: int, shared: bool, depth: int
+) -> None:
+    """The check of a kept answer accepts and refuses what the value-by-value definition
+    does: containers of atoms counted at once, a container reached twice, too deep, keys that
+    are not text, objects that are not built-in values, and the value budget."""
+    from hpo_analysis.analyze.memo import _check_values
+
+    if shared:  # one list reached twice
+        value = [value, value] if isinstance(value, list) else value
+    for _ in range(depth if depth > 30 else 0):  # beyond _DEPTH
+        value = [value]
+
+    def outcome(check: Any) -> str:
+        try:
+            check(value, budget)
+        except ValueError:
+            return "refused"
+        return "accepted"
+
+    assert outcome(_check_values) == outcome(_check_values_one_by_one)
+
+
+@pytest.mark.parametrize("wrapped", range(28, 34))
+@pytest.mark.parametrize("shape", ["table", "shared row", "row seen before", "mixed"])
+def test_tables_are_checked_as_one_by_one(wrapped: int, shape: str) -> None:
+    """A table (a list of rows of atoms) at every depth around the limit, with a row that is
+    reached twice or was reached before, as the value-by-value definition decides."""
+    from hpo_analysis.analyze.memo import _check_values
+
+    row = [1, "a", None]
+    table: list[Any] = [[2.0, True], [b"x"], []]
+    if shape == "shared row":
+        table = [row, [3], row]
+    elif shape == "row seen before":
+        table = [[3], row]
+    elif shape == "mixed":
+        table = [[3], (4,), [5]]
+    # (the last value of a list is checked first)
+    value: Any = [table, row] if shape == "row seen before" else table
+    for _ in range(wrapped):
+        value = [value]
+    for budget in (5, 12, 1000):
+
+        def outcome(check: Any, budget: int = budget) -> str:
+            try:
+                check(value, budget)
+            except ValueError:
+                return "refused"
+            return "accepted"
+
+        assert outcome(_check_values) == outcome(_check_values_one_by_one), budget
