@@ -461,17 +461,39 @@ _VALUE = st.recursive(
 )
 
 
+# a findings table: rows of scalars (NaN among them), some tuples
+_TABLE = st.lists(
+    st.one_of(st.lists(_SCALAR, min_size=1, max_size=3), st.tuples(_SCALAR, _SCALAR)), max_size=6
+)
+
+
 @settings(max_examples=400, deadline=None)
-@given(st.one_of(_VALUE, st.lists(st.one_of(_VALUE, _ODD), max_size=3)), st.integers(0, 3))
-def test_indented_text_is_the_standard_librarys(value: Any, indent: int) -> None:
+@given(
+    st.one_of(
+        _VALUE,
+        st.lists(st.one_of(_VALUE, _ODD), max_size=3),
+        _TABLE,
+        st.dictionaries(st.text(max_size=2), _TABLE, max_size=2),
+    ),
+    st.integers(0, 3),
+    st.integers(1, 3),
+)
+def test_indented_text_is_the_standard_librarys(value: Any, indent: int, chunk: int) -> None:
     """dumps_strict and dump_strict with an indent write json.dumps's text exactly, for every
-    value (those it cannot write itself go to the standard library)."""
+    value (those it cannot write itself go to the standard library), whatever the number of
+    a table's rows encoded at a time."""
     import io
 
+    from hpo_analysis import jsonio
     from hpo_analysis.jsonio import dump_strict, finite_or_none
 
     expected = json.dumps(finite_or_none(value), allow_nan=False, ensure_ascii=False, indent=indent)
-    assert dumps_strict(value, indent=indent) == expected
-    handle = io.StringIO()
-    dump_strict(value, handle, indent=indent)
-    assert handle.getvalue() == expected
+    patch = pytest.MonkeyPatch()
+    patch.setattr(jsonio, "_TABLE_ROWS", chunk)
+    try:
+        assert dumps_strict(value, indent=indent) == expected
+        handle = io.StringIO()
+        dump_strict(value, handle, indent=indent)
+        assert handle.getvalue() == expected
+    finally:
+        patch.undo()

@@ -30,6 +30,7 @@ Example::
 from __future__ import annotations
 
 import codecs
+import functools
 import itertools
 import json
 import math
@@ -519,6 +520,10 @@ def _plain(value: Any, depth: int) -> bool:
         return False  # the standard library decides (and raises RecursionError) as before
     if _SCALARS.issuperset(map(type, items)):
         return True
+    if _SEQUENCES.issuperset(map(type, items)) and all(
+        map(_SCALARS.issuperset, map(_TYPES, items))
+    ):
+        return True  # a table: rows of scalars, checked in C
     return all(_plain(item, depth + 1) for item in items)
 
 
@@ -560,6 +565,9 @@ def _put(
             encode = leaf_encoders.get(level + 1)
             if encode is None:
                 encode = leaf_encoders[level + 1] = _leaf_encoder("," + row_inner)
+            if _table(value, encode, indent, level, put):
+                put("\n" + indent * level + closing)
+                return
             for item in value:
                 row = type(item)
                 if (row is list or row is tuple) and item and _SCALARS.issuperset(map(type, item)):
@@ -585,6 +593,50 @@ def _put(
         put("false")
     else:
         put(int.__repr__(value))
+
+
+_SEQUENCES = frozenset({list, tuple})
+_TYPES = functools.partial(map, type)  # the types of a container's values, as an iterator
+_TABLE_ROWS = 4096  # rows encoded in one call (a few hundred kB of text at a time)
+
+
+def _table(
+    rows: list[Any] | tuple[Any, ...],
+    encode: Callable[[Any], str],
+    indent: str,
+    level: int,
+    put: Callable[[str], None],
+) -> bool:
+    """The rows of a table (a list at ``level`` of non-empty rows of scalars) given to
+    ``put`` after its opening bracket, a few thousand rows a call to the C encoder; False,
+    having given nothing, for any other list.
+
+    ``encode`` writes ``"," + "\n" + indent * (level + 2)`` between values, so it writes a
+    chunk of rows as ``[[a,S b],S[c]]`` with that separator S between the rows too. S holds a
+    line break, which no encoded value does, and no scalar starts with "[" or ends with "]":
+    "]" S "[" is found only between two rows, and one replacement gives the indented text.
+    """
+    if not (
+        _SEQUENCES.issuperset(map(type, rows))
+        and all(map(len, rows))
+        and all(map(_SCALARS.issuperset, map(_TYPES, rows)))
+    ):
+        return False
+    inner = "\n" + indent * (level + 1)
+    row_inner = "\n" + indent * (level + 2)
+    row_closing = "\n" + indent * (level + 1) + "]"
+    between = "]," + row_inner + "["
+    instead = row_closing + "," + inner + "[" + row_inner
+    separator = inner
+    for start in range(0, len(rows), _TABLE_ROWS):
+        chunk = rows[start : start + _TABLE_ROWS]
+        try:
+            text = encode(chunk)
+        except ValueError:  # a NaN or an infinity: null, as finite_or_none makes it
+            text = encode(finite_or_none(chunk))
+        put(separator + "[" + row_inner + text[2:-2].replace(between, instead) + row_closing)
+        separator = "," + inner
+    return True
 
 
 def _leaf_encoder(item_separator: str) -> Callable[[Any], str]:
