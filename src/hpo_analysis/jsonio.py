@@ -455,11 +455,15 @@ def dump_strict(value: Any, handle: TextIO, *, indent: int | None = None) -> Non
     if indent is not None:
         pieces: list[str] = []
 
+        held = [0]  # characters in pieces: a table's rows come a few hundred kB a piece
+
         def put(piece: str) -> None:
             pieces.append(piece)
-            if len(pieces) >= 8192:
+            held[0] += len(piece)
+            if held[0] >= _HELD_CHARS or len(pieces) >= 8192:
                 handle.write("".join(pieces))
                 pieces.clear()
+                held[0] = 0
 
         # a value that is not plain is found before anything is written (see _indented)
         if _indented(value, " " * indent, put):
@@ -471,6 +475,8 @@ def dump_strict(value: Any, handle: TextIO, *, indent: int | None = None) -> Non
         handle.write("".join(block))
 
 
+# dump_strict writes what it holds once it holds this many characters
+_HELD_CHARS = 1 << 20
 # The indented text of json.dumps(..., indent=n) is written by the standard library's encoder
 # in Python, value by value (its C encoder writes compact text only): for the findings of a
 # thousand studies, seconds. The same text is written here with the C encoder doing every
