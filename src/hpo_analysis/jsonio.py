@@ -454,24 +454,24 @@ def dump_strict(value: Any, handle: TextIO, *, indent: int | None = None) -> Non
     pieces in memory at once."""
     if indent is not None:
         pieces: list[str] = []
-
-        held = [0]  # characters in pieces: a table's rows come a few hundred kB a piece
+        held = 0  # characters in pieces: a table's rows come a few hundred kB a piece
 
         def put(piece: str) -> None:
+            nonlocal held
             pieces.append(piece)
-            held[0] += len(piece)
-            if held[0] >= _HELD_CHARS or len(pieces) >= 8192:
+            held += len(piece)
+            if held >= _HELD_CHARS or len(pieces) >= 8192:
                 handle.write("".join(pieces))
                 pieces.clear()
-                held[0] = 0
+                held = 0
 
         # a value that is not plain is found before anything is written (see _indented)
         if _indented(value, " " * indent, put):
             handle.write("".join(pieces))
             return
     encoder = json.JSONEncoder(allow_nan=False, ensure_ascii=False, indent=indent)
-    pieces_ = encoder.iterencode(finite_or_none(value))
-    while block := list(itertools.islice(pieces_, 8192)):
+    encoded = encoder.iterencode(finite_or_none(value))
+    while block := list(itertools.islice(encoded, 8192)):
         handle.write("".join(block))
 
 
@@ -485,11 +485,6 @@ _HELD_CHARS = 1 << 20
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _STR = frozenset({str})
 _encode_text = json.encoder.encode_basestring  # (the C function where there is one)
-
-
-class _NotPlain(Exception):
-    """A value :func:`_indented` leaves to the standard library (a subclass, a key that is
-    not a string, an object of another type)."""
 
 
 def _indented(value: Any, indent: str, put: Callable[[str], None]) -> bool:
@@ -617,10 +612,10 @@ def _table(
     ``put`` after its opening bracket, a few thousand rows a call to the C encoder; False,
     having given nothing, for any other list.
 
-    ``encode`` writes ``"," + "\n" + indent * (level + 2)`` between values, so it writes a
-    chunk of rows as ``[[a,S b],S[c]]`` with that separator S between the rows too. S holds a
-    line break, which no encoded value does, and no scalar starts with "[" or ends with "]":
-    "]" S "[" is found only between two rows, and one replacement gives the indented text.
+    ``encode`` writes S = ``"," + "\\n" + indent * (level + 2)`` between values, so it writes
+    a chunk of rows as ``"[[a" S "b]" S "[c]]"``, with S between the rows too. S holds a line
+    break, which no encoded value does, and no scalar starts with "[" or ends with "]": "]" S
+    "[" is found only between two rows, and one replacement gives the indented text.
     """
     if not (
         _SEQUENCES.issuperset(map(type, rows))
