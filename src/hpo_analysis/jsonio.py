@@ -521,10 +521,8 @@ def _plain(value: Any, depth: int) -> bool:
         return False  # the standard library decides (and raises RecursionError) as before
     if _SCALARS.issuperset(map(type, items)):
         return True
-    if _SEQUENCES.issuperset(map(type, items)) and all(
-        map(_SCALARS.issuperset, map(_TYPES, items))
-    ):
-        return True  # a table: rows of scalars, checked in C
+    if _rows_of_scalars(items):
+        return True  # a table, checked in C
     return all(_plain(item, depth + 1) for item in items)
 
 
@@ -547,10 +545,7 @@ def _put(
             encode = leaf_encoders.get(level)
             if encode is None:
                 encode = leaf_encoders[level] = _leaf_encoder("," + inner)
-            try:
-                text = encode(value)
-            except ValueError:  # a NaN or an infinity: null, as finite_or_none makes it
-                text = encode(finite_or_none(value))
+            text = _finite_text(encode, value)
             put(opening + inner + text[1:-1] + "\n" + indent * level + closing)
             return
         put(opening)
@@ -572,10 +567,7 @@ def _put(
             for item in value:
                 row = type(item)
                 if (row is list or row is tuple) and item and _SCALARS.issuperset(map(type, item)):
-                    try:
-                        text = encode(item)
-                    except ValueError:
-                        text = encode(finite_or_none(item))
+                    text = _finite_text(encode, item)
                     put(separator + "[" + row_inner + text[1:-1] + row_closing)
                 else:
                     put(separator)
@@ -597,7 +589,26 @@ def _put(
 
 
 _SEQUENCES = frozenset({list, tuple})
-_TYPES = functools.partial(map, type)  # the types of a container's values, as an iterator
+# the types of a container's values, as an iterator (for checks in C: see _rows_of_scalars)
+value_types = functools.partial(map, type)
+
+
+def _rows_of_scalars(items: Any) -> bool:
+    """Whether every one of ``items`` is a list or tuple of scalars (a table's rows)."""
+    return _SEQUENCES.issuperset(map(type, items)) and all(
+        map(_SCALARS.issuperset, map(value_types, items))
+    )
+
+
+def _finite_text(encode: Callable[[Any], str], value: Any) -> str:
+    """``encode(value)``, non-finite numbers written as null (as :func:`finite_or_none` makes
+    them) when the encoder refuses them."""
+    try:
+        return encode(value)
+    except ValueError:  # a NaN or an infinity
+        return encode(finite_or_none(value))
+
+
 _TABLE_ROWS = 4096  # rows encoded in one call (a few hundred kB of text at a time)
 
 
@@ -617,11 +628,7 @@ def _table(
     break, which no encoded value does, and no scalar starts with "[" or ends with "]": "]" S
     "[" is found only between two rows, and one replacement gives the indented text.
     """
-    if not (
-        _SEQUENCES.issuperset(map(type, rows))
-        and all(map(len, rows))
-        and all(map(_SCALARS.issuperset, map(_TYPES, rows)))
-    ):
+    if not (_rows_of_scalars(rows) and all(map(len, rows))):
         return False
     inner = "\n" + indent * (level + 1)
     row_inner = "\n" + indent * (level + 2)
@@ -630,11 +637,7 @@ def _table(
     instead = row_closing + "," + inner + "[" + row_inner
     separator = inner
     for start in range(0, len(rows), _TABLE_ROWS):
-        chunk = rows[start : start + _TABLE_ROWS]
-        try:
-            text = encode(chunk)
-        except ValueError:  # a NaN or an infinity: null, as finite_or_none makes it
-            text = encode(finite_or_none(chunk))
+        text = _finite_text(encode, rows[start : start + _TABLE_ROWS])
         put(separator + "[" + row_inner + text[2:-2].replace(between, instead) + row_closing)
         separator = "," + inner
     return True

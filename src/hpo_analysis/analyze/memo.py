@@ -24,7 +24,6 @@ unpickler that loads no class, so a damaged or planted cache file cannot run cod
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import pickle
@@ -36,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ..jsonio import value_types
 from .frame import _MEMO, Budget, Frame, Tally
 
 
@@ -345,7 +345,6 @@ def _load(data: bytes | memoryview) -> tuple[list[Any], list[str], list[Any], li
 
 _DEPTH = 32
 _LIST = frozenset({list})
-_TYPES = functools.partial(map, type)  # the types of a container's values, as an iterator
 
 
 def _check_values(value: Any, budget: int) -> None:
@@ -380,7 +379,7 @@ def _check_values(value: Any, budget: int) -> None:
         elif (
             depth + 1 < _DEPTH
             and _LIST.issuperset(map(type, values))
-            and all(map(_ATOMS.issuperset, map(_TYPES, values)))
+            and all(map(_ATOMS.issuperset, map(value_types, values)))
             and len(ids := set(map(id, values))) == len(item)
             and seen.isdisjoint(ids)
         ):
