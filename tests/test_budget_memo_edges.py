@@ -942,3 +942,90 @@ def test_tables_are_checked_as_one_by_one(wrapped: int, shape: str) -> None:
             return "accepted"
 
         assert outcome(_check_values) == outcome(_check_values_one_by_one), budget
+
+
+# --- tables kept as columns -------------------------------------------------------------------
+
+
+def _column_values(rows: int) -> st.SearchStrategy[list[Any]]:
+    """One column of ``rows`` values, of the kinds a finding's table holds: floats (NaN, ±inf
+    and -0.0 included) or integers of any size, each maybe with None; text, flags, None and
+    integers together; or any atoms."""
+    maybe_none = st.booleans()
+
+    def with_none(values: st.SearchStrategy[Any]) -> st.SearchStrategy[list[Any]]:
+        return maybe_none.flatmap(
+            lambda none: st.lists(
+                st.one_of(values, st.none()) if none else values, min_size=rows, max_size=rows
+            )
+        )
+
+    return st.one_of(
+        with_none(st.floats()),
+        with_none(st.integers()),
+        with_none(st.integers(-(2**63), 2**63 - 1)),
+        st.lists(
+            st.one_of(
+                st.sampled_from(["a", "b", "not tried"]),
+                st.none(),
+                st.booleans(),
+                st.integers(0, 3),
+            ),
+            min_size=rows,
+            max_size=rows,
+        ),
+        st.lists(_MEMO_ATOM, min_size=rows, max_size=rows),
+    )
+
+
+@st.composite
+def _tables(draw: Any) -> list[list[Any]]:
+    rows = draw(st.integers(1, 12))
+    columns = draw(st.lists(_column_values(rows), min_size=1, max_size=5))
+    table = [list(row) for row in zip(*columns, strict=True)]
+    if draw(st.booleans()) and draw(st.booleans()):  # now and then a table that is no table
+        table[draw(st.integers(0, rows - 1))].append(draw(_MEMO_ATOM))
+    return table
+
+
+@settings(max_examples=300, deadline=None)
+@given(_tables())
+def test_a_table_kept_as_columns_reads_back_exactly(table: list[list[Any]]) -> None:
+    """Every value of a kept table reads back with its type and, for a float, its bits (1,
+    1.0 and True differ, as do 0.0 and -0.0, and NaN keeps its payload); rows of one length
+    are kept as columns, others as they are."""
+    from hpo_analysis.analyze.memo import _packed
+
+    packed = _packed(table)
+    rectangular = len({len(row) for row in table}) == 1
+    assert isinstance(packed, tuple) == rectangular
+    got = _load(_dump((packed, ["p"], [], [], 1)))
+    assert _dump(got) == _dump((table, ["p"], [], [], 1))
+    assert all(type(row) is list for row in got[0])
+    assert len({id(row) for row in got[0]}) == len(table)
+
+
+def _planted_tables() -> dict[str, Any]:
+    eight = (1).to_bytes(8, "little")
+    return {
+        "a code beyond the values": ("columns", 1, [("k", ["a"], (1).to_bytes(8, "little"))]),
+        "a negative code": ("columns", 1, [("k", ["a"], (-1).to_bytes(8, "little", signed=True))]),
+        "a None beyond the column": ("columns", 1, [("d", eight, (5).to_bytes(8, "little"))]),
+        "columns of two lengths": ("columns", 1, [("q", eight, b""), ("q", eight * 2, b"")]),
+        "fewer rows than said": ("columns", 2, [("q", eight, b"")]),
+        "a cut number": ("columns", 1, [("d", eight[:7], b"")]),
+        "a list among the values": ("columns", 1, [("k", [["x"]], bytes(8))]),
+        "a list in a plain column": ("columns", 1, [("v", [["x"]])]),
+        "a set in a plain column": ("columns", 1, [("v", [{"x"}])]),
+        "an unknown kind": ("columns", 1, [("z", eight, b"")]),
+        "no columns": ("columns", 1, []),
+        "no rows": ("columns", 0, [("v", [])]),
+        "more rows than bytes": ("columns", 10**12, [("v", [])] * 3),
+        "not columns": ("rows", 1, [("v", [1])]),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_planted_tables()))
+def test_a_planted_table_of_columns_is_refused(name: str) -> None:
+    with pytest.raises(ValueError):
+        _load(_dump((_planted_tables()[name], [], [], [], 0)))

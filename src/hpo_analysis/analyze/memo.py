@@ -18,8 +18,9 @@ A pooled ``all budgets`` group holds every row, so it is reused only when nothin
 
 ``compute`` only appends to the tally (checked by tests/test_budget_memo.py, which compares
 every finding computed with and without reuse); its additions are kept as a pickle of
-built-in values only (an answer holding anything else is not kept) and read back by an
-unpickler that loads no class, so a damaged or planted cache file cannot run code.
+built-in values only (an answer holding anything else is not kept; a table of atoms as its
+columns, which read back many times faster than its rows) and read back by an unpickler that
+loads no class, so a damaged or planted cache file cannot run code.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
+import sys
+from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from hashlib import blake2b
@@ -36,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..jsonio import value_types
+from ..memory import collector_paused
 from .frame import _MEMO, Budget, Frame, Tally
 
 
@@ -92,7 +96,8 @@ class BudgetMemo:
         kept = self.previous.get(key) if key is not None else None
         if key is not None and kept is not None:
             try:
-                added = _load(kept)
+                with collector_paused():  # (an answer holds no cycle: _load refuses one)
+                    added = _load(kept)
             except Exception:  # noqa: BLE001 - a damaged entry: computed below like any other
                 pass
             else:
@@ -108,15 +113,17 @@ class BudgetMemo:
         keep, tally.keep = tally.keep, True
         if key is None or not keep:  # (not keep: a failure that may not recur)
             return
-        added = (
-            tally.table[marks[0] :],
+        with collector_paused():  # (the rows of atoms and the tuples of columns, no cycle)
+            table = _packed(tally.table[marks[0] :])
+        additions = (
+            table,
             tally.parts[marks[1] :],
             tally.estimates[marks[2] :],
             tally.quiet[marks[3] :],
             tally.total - total,
         )
         try:
-            self.current[key] = _dump(added)
+            self.current[key] = _dump(additions)
         except (pickle.PicklingError, TypeError, ValueError, RecursionError):
             pass  # not built-in values only: not kept
 
@@ -321,26 +328,144 @@ class _BuiltinsOnly(pickle.Unpickler):
 def _load(data: bytes | memoryview) -> tuple[list[Any], list[str], list[Any], list[str], int]:
     """An answer as :meth:`BudgetMemo.answer` keeps it, read back; ValueError for anything
     else (the file holds a sha256 against damage, not against a planted answer): rows that
-    are lists, parts and quiet budgets that are text, estimates that are dicts, a count of
-    trials, built-in values nested at most ``_DEPTH`` deep, and no value reached twice (a
-    kept answer is pickled without a memo, so each value is written once: a pickle that
-    refers to one list many times could stand for more values than memory holds)."""
+    are lists (or a table packed by :func:`_packed`), parts and quiet budgets that are text,
+    estimates that are dicts, a count of trials, built-in values nested at most ``_DEPTH``
+    deep, and no value reached twice (a kept answer is pickled without a memo, so each value
+    is written once: a pickle that refers to one list many times could stand for more values
+    than memory holds)."""
     added = _BuiltinsOnly(io.BytesIO(data)).load()
     if not (isinstance(added, tuple) and len(added) == 5):
         raise ValueError("not an answer")
-    table, parts, estimates, quiet, total = added
-    if not all(type(x) is list for x in (table, parts, estimates, quiet)):
+    packed, parts, estimates, quiet, total = added
+    if not all(type(x) is list for x in (parts, estimates, quiet)):
         raise ValueError("not an answer")
     if type(total) is not int or total < 0:
-        raise ValueError("not an answer")
-    if not all(type(row) is list for row in table):
         raise ValueError("not an answer")
     if not all(type(text) is str for text in (*parts, *quiet)):
         raise ValueError("not an answer")
     if not all(type(estimate) is dict for estimate in estimates):
         raise ValueError("not an answer")
-    _check_values(added, len(data))
-    return table, parts, estimates, quiet, total
+    if type(packed) is list:
+        if not all(type(row) is list for row in packed):
+            raise ValueError("not an answer")
+        _check_values(added, len(data))
+        return packed, parts, estimates, quiet, total
+    _check_values((parts, estimates, quiet), len(data))
+    return _unpacked(packed, len(data)), parts, estimates, quiet, total
+
+
+# A table's column as _packed keeps it: floats, or 64-bit integers, with None in some rows
+# (machine numbers, 8 bytes each, and the rows that hold None); other atoms with few distinct
+# values (text, None, flags, integers) as the distinct values and each row's index among them;
+# any other atoms as they are.
+_NUMBERS_KEPT = {float: "d", int: "q"}
+_CODED, _PLAIN = "k", "v"
+_INT64 = (-(2**63), 2**63 - 1)
+_CODED_ATOMS = frozenset({str, type(None), bool, int})
+_NONE = type(None)
+
+
+def _packed(table: list[Any]) -> list[Any] | tuple[Any, ...]:
+    """A table (a list of rows) in the form an answer keeps it: a table of atoms whose rows are
+    lists of one length as ``("columns", rows, [column, ...])``, anything else as it is.
+
+    Unpickling a table row by row made every value again, a text once per row: the pairwise
+    table of the horizon-transfer finding (89,700 rows a budget at 300 horizons) took longer
+    to read back than to compute. Columns read back as a few machine arrays and short lists
+    of distinct values, and :func:`_unpacked` makes the rows from them in C. Every value
+    keeps its type, and a float its bits.
+    """
+    if not table or type(table[0]) is not list or not table[0]:
+        return table
+    width = len(table[0])
+    if not all(type(row) is list and len(row) == width for row in table):
+        return table
+    columns = [_column(values) for values in zip(*table, strict=True)]
+    if any(column is None for column in columns):
+        return table
+    return ("columns", len(table), columns)
+
+
+def _column(values: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    kinds = set(map(type, values))
+    numbers = kinds - {_NONE}
+    if len(numbers) == 1 and (kind := next(iter(numbers))) in _NUMBERS_KEPT:
+        nones = [at for at, v in enumerate(values) if v is None] if _NONE in kinds else []
+        present = [0 if v is None else v for v in values] if nones else values
+        if kind is float or _INT64[0] <= min(present) and max(present) <= _INT64[1]:
+            code = _NUMBERS_KEPT[kind]
+            return (code, _bytes(array(code, present)), _bytes(array("q", nones)))
+    if kinds <= _CODED_ATOMS:
+        keys = [(type(v), v) for v in values]  # (1 and True are one dict key)
+        code_of: dict[Any, int] = {}
+        for key in keys:
+            code_of.setdefault(key, len(code_of))
+        codes = array("q", map(code_of.__getitem__, keys))
+        return (_CODED, [v for _, v in code_of], _bytes(codes))
+    if kinds <= _ATOMS:
+        return (_PLAIN, list(values))
+    return None
+
+
+def _unpacked(packed: Any, budget: int) -> list[list[Any]]:
+    """The rows of a :func:`_packed` table; ValueError unless it is one (each of its values
+    costs at least a byte of the pickle, so it holds fewer than ``budget``)."""
+    if not (type(packed) is tuple and len(packed) == 3 and packed[0] == "columns"):
+        raise ValueError("not an answer")
+    _, rows, columns = packed
+    if type(rows) is not int or type(columns) is not list or not columns or rows <= 0:
+        raise ValueError("not an answer")
+    if rows * len(columns) > budget:
+        raise ValueError("more values than the pickle can hold")
+    return list(map(list, zip(*(_values(column, rows) for column in columns), strict=True)))
+
+
+def _values(column: Any, rows: int) -> list[Any]:
+    if type(column) is not tuple or not column:
+        raise ValueError("not an answer")
+    kind = column[0]
+    if kind in ("d", "q") and len(column) == 3:
+        values = _numbers(kind, column[1]).tolist()
+        for at in _numbers("q", column[2]):
+            if not 0 <= at < len(values):
+                raise ValueError("a row beyond the column")
+            values[at] = None
+    elif kind == _CODED and len(column) == 3 and type(column[1]) is list:
+        distinct, codes = column[1], _numbers("q", column[2])
+        if not _CODED_ATOMS.issuperset(map(type, distinct)):
+            raise ValueError("not an answer")
+        if len(codes) and not (0 <= min(codes) and max(codes) < len(distinct)):
+            raise ValueError("a code beyond the column's values")
+        values = list(map(distinct.__getitem__, codes))
+    elif kind == _PLAIN and len(column) == 2 and type(column[1]) is list:
+        values = column[1]
+        if not _ATOMS.issuperset(map(type, values)):
+            raise ValueError("not an answer")
+    else:
+        raise ValueError("not an answer")
+    if len(values) != rows:
+        raise ValueError("columns of different lengths")
+    return values
+
+
+def _bytes(numbers: array[Any]) -> bytes:
+    """The machine numbers as little-endian bytes, whatever this machine's byte order."""
+    if sys.byteorder != "little":
+        numbers.byteswap()
+    return numbers.tobytes()
+
+
+def _numbers(kind: str, data: Any) -> array[Any]:
+    """The machine numbers of little-endian bytes written by :func:`_bytes`."""
+    if type(data) is not bytes:
+        raise ValueError("not an answer")
+    numbers = array(kind)
+    if len(data) % numbers.itemsize:
+        raise ValueError("not an answer")
+    numbers.frombytes(data)
+    if sys.byteorder != "little":
+        numbers.byteswap()
+    return numbers
 
 
 _DEPTH = 32
