@@ -1538,3 +1538,65 @@ def test_findings_need_no_pandas() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == expected
+
+
+def _transfer_summary_row_by_row(detail: list[list[Any]]) -> list[list[Any]]:
+    """The definition of the horizon-transfer summary's table: the comparisons (rows with an
+    other horizon, not short of data) by budget, then over all budgets; the ranks, how many
+    are 1, their median, and how many architectures were not tried there."""
+    from hpo_analysis.analyze.cells import _sig
+    from hpo_analysis.finding import INSUFFICIENT, MIN_N
+
+    comparisons = [r for r in detail if r[6] is not None and r[7] != INSUFFICIENT]
+    by_budget: dict[str, list[list[Any]]] = {}
+    for row in comparisons:
+        by_budget.setdefault(row[0], []).append(row)
+    groups = list(by_budget.items())
+    if len(groups) > 1:
+        groups.append(("all budgets", comparisons))
+    table: list[list[Any]] = []
+    for budget, chosen in groups:
+        ranks = [r[7] for r in chosen if isinstance(r[7], int)]
+        not_tried = sum(1 for r in chosen if r[7] == "not tried")
+        ones = sum(1 for r in ranks if r == 1)
+        median: Any = _sig(float(np.median(ranks))) if len(ranks) >= MIN_N else INSUFFICIENT
+        table.append([budget, len(ranks), ones, median, not_tried])
+    return table
+
+
+@st.composite
+def _transfer_details(draw: Any) -> list[list[Any]]:
+    from hpo_analysis.finding import INSUFFICIENT, MIXED
+
+    detail: list[list[Any]] = []
+    for budget in draw(st.lists(st.sampled_from(["2M", "20M", "200M", "2B"]), unique=True)):
+        for _ in range(draw(st.integers(0, 40))):
+            kind = draw(st.integers(0, 9))
+            if kind == 0:
+                detail.append([budget, None, None, None, None, MIXED, None, None, None])
+            elif kind == 1:
+                detail.append([budget, "h1", None, None, None, INSUFFICIENT, None, None, None])
+            else:
+                rank = draw(
+                    st.one_of(
+                        st.integers(1, 2**40),
+                        st.integers(1, 4),
+                        st.sampled_from(["not tried", INSUFFICIENT]),
+                    )
+                )
+                detail.append([budget, "h1", 64, 2, 4, 0.5, "h2", rank, 3])
+    return detail
+
+
+@settings(max_examples=300, deadline=None)
+@given(_transfer_details())
+def test_transfer_summary_counts_as_row_by_row(detail: list[list[Any]]) -> None:
+    """The summary counts each budget's ranks (358,800 rows at 300 horizons a budget) and
+    takes the median from the counts: the same table as going row by row with numpy's
+    median, large ranks, even counts, budgets with no comparison and markers included."""
+    from hpo_analysis.analyze.horizon import _transfer_summary
+
+    expected = _transfer_summary_row_by_row(detail)
+    got = _transfer_summary(detail, 0).rows
+    assert json.dumps(got) == json.dumps(expected)
+    assert [type(v) for row in got for v in row] == [type(v) for row in expected for v in row]

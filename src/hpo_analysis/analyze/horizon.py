@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -167,21 +169,40 @@ def horizon_transfer_summary(rows: Rows) -> Finding:
     return _transfer_summary(*_transfer_table(as_frame(rows)))
 
 
+def _median_of_counts(counts: dict[int, int]) -> float:
+    """``float(numpy.median(values))`` of the integers that ``counts`` counts (below 2^53):
+    the middle value, or the mean of the middle two.
+
+    >>> _median_of_counts({3: 1, 1: 2}), _median_of_counts({1: 1, 4: 1})
+    (1.0, 2.5)
+    """
+    total = sum(counts.values())
+    middle = [(total - 1) // 2, total // 2]
+    found: list[int] = []
+    seen = 0
+    for value in sorted(counts):
+        seen += counts[value]
+        while len(found) < 2 and middle[len(found)] < seen:
+            found.append(value)
+    return (found[0] + found[1]) / 2
+
+
 def _transfer_summary(detail: list[list[Any]], total: int) -> Finding:
-    comparisons = [r for r in detail if r[6] is not None and r[7] != INSUFFICIENT]
-    by_budget: dict[str, list[list[Any]]] = {}  # in table order, one pass
-    for row in comparisons:
-        by_budget.setdefault(row[0], []).append(row)
-    groups = list(by_budget.items())
+    # per budget (in table order), how often each rank (or marker) comes up: the table has a
+    # row for every pair of horizons of a budget, 358,800 at 300 horizons a budget
+    by_budget: dict[str, Counter[Any]] = {}
+    for budget, rows in groupby(detail, key=itemgetter(0)):
+        chosen = [r[7] for r in rows if r[6] is not None]
+        by_budget.setdefault(budget, Counter()).update(chosen)
+    groups = [(b, c) for b, c in by_budget.items() if c.keys() - {INSUFFICIENT}]
     if len(groups) > 1:
-        groups.append(("all budgets", comparisons))
+        groups.append(("all budgets", sum((c for _, c in groups), Counter())))
     table: list[list[Any]] = []
-    for budget, chosen in groups:
-        ranks = [r[7] for r in chosen if isinstance(r[7], int)]
-        not_tried = sum(1 for r in chosen if r[7] == "not tried")
-        ones = sum(1 for r in ranks if r == 1)
-        median: Any = _sig(float(np.median(ranks))) if len(ranks) >= MIN_N else INSUFFICIENT
-        table.append([budget, len(ranks), ones, median, not_tried])
+    for budget, counts in groups:
+        ranks = {r: n for r, n in counts.items() if type(r) is int}
+        n_ranks = sum(ranks.values())
+        median: Any = _sig(_median_of_counts(ranks)) if n_ranks >= MIN_N else INSUFFICIENT
+        table.append([budget, n_ranks, ranks.get(1, 0), median, counts["not tried"]])
     if table:
         overall = table[-1]
         where = "over all budgets" if overall[0] == "all budgets" else f"in {overall[0]}"
