@@ -451,3 +451,145 @@ def test_a_stat_differing_in_any_field_is_not_proof(
     # the same stat, racy: hashed
     assert not cache.unchanged(path, cache.FileKey("trial_json", stamp, "0" * 64), stamp)
     assert counted_hashes == [path.name] * 3
+
+
+# --- the previous index, kept compact ---------------------------------------------------------
+
+
+def _index_as_parsed(items: list[dict[str, object]]) -> dict[str, cache.CachedFile]:
+    """The definition of the index as the run reads it: one CachedFile of Python values a path
+    (a later line of a path replaces an earlier one)."""
+    files: dict[str, cache.CachedFile] = {}
+    shared: dict[tuple[str, ...], list[str]] = {}
+    for item in items:
+        files[item["path"]] = cache.CachedFile(  # type: ignore[index]
+            cache.FileKey(
+                item["reader"],  # type: ignore[arg-type]
+                cache.Stamp(
+                    item["size"],  # type: ignore[arg-type]
+                    item["mtime_ns"],  # type: ignore[arg-type]
+                    item["ctime_ns"],  # type: ignore[arg-type]
+                    item["inode"],  # type: ignore[arg-type]
+                    item["device"],  # type: ignore[arg-type]
+                ),
+                item["sha256"],  # type: ignore[arg-type]
+                item["settled"] is True,
+                str(item["depends"]),
+            ),
+            [cache.Problem(c, m, v) for c, m, v in item["problems"]],  # type: ignore[attr-defined]
+            [(e[0], e[1], e[2], e[3]) for e in item["entries"]],  # type: ignore[attr-defined]
+            [shared.setdefault(tuple(e[4]), list(e[4])) for e in item["entries"]],  # type: ignore[attr-defined]
+        )
+    return files
+
+
+_SHA = st.one_of(
+    st.binary(min_size=32, max_size=32).map(bytes.hex),
+    st.sampled_from(["", "A" * 64, "0" * 63, "xyz", "g" * 64]),
+    st.none(),
+)
+_INTEGER = st.one_of(
+    st.integers(-(2**63), 2**63 - 1), st.integers(), st.sampled_from([1.5, "7", None, True])
+)
+_LOCATION = st.tuples(
+    st.integers(0, 2**40), st.integers(0, 4000), st.integers(0, 4000), st.integers(0, 4000)
+)
+_ENTRY = _LOCATION.flatmap(
+    lambda loc: st.sampled_from([["val_loss"], ["train_loss", "val_loss"], []]).map(
+        lambda names: [*loc, names]
+    )
+)
+_DAMAGED_ENTRY = st.one_of(
+    st.lists(_INTEGER, min_size=4, max_size=4).map(lambda loc: [*loc, ["m"]]),
+    st.just([1, 2, 3, 4, "ab"]),
+    st.just([1, 2, 3, 4, ["m"], "extra"]),
+)
+
+
+@st.composite
+def _index_items(draw: st.DrawFn) -> list[dict[str, object]]:
+    """Index lines over a few paths (so that paths repeat): mostly usual ones, some with
+    problems, a dependency digest or a sha256 of another form, now and then a damaged one."""
+    items = []
+    for _ in range(draw(st.integers(0, 8))):
+        damaged = draw(st.integers(0, 15)) == 0
+        integer = _INTEGER if damaged else st.integers(0, 2**62)
+        entry = st.one_of(_ENTRY, _DAMAGED_ENTRY) if damaged else _ENTRY
+        items.append(
+            {
+                "path": draw(st.sampled_from(["a.json", "b.json", "s/c.json", "d.db"])),
+                "reader": draw(st.sampled_from(["trial_json", "study_dump", "optuna_storage"])),
+                "size": draw(integer),
+                "mtime_ns": draw(integer),
+                "ctime_ns": draw(integer),
+                "inode": draw(integer),
+                "device": draw(integer),
+                "settled": draw(st.sampled_from([True, False, 1, None])),
+                "sha256": draw(_SHA),
+                "depends": draw(st.sampled_from(["", "", "ab" * 32, 0])),
+                "problems": draw(st.sampled_from([[], [], [["code", "message", "warning"]]])),
+                "entries": draw(st.lists(entry, max_size=3)),
+            }
+        )
+    return items
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_index_items())
+def test_the_compact_index_answers_as_the_parsed_one(items: list[dict[str, object]]) -> None:
+    """Every path's key, problems, blob locations and metric names, and the live bytes of the
+    blob file, as one CachedFile of Python values a path gives them: usual lines, lines of
+    other types or out of range, repeated paths, problems and dependency digests."""
+    expected = _index_as_parsed(items)
+    index = cache._Index()
+    usable = all(_usable_line(item) for item in items)
+    try:
+        for item in items:
+            index.add(item)
+    except ValueError:
+        assert not usable
+        return
+    assert usable
+    for path in ["a.json", "b.json", "s/c.json", "d.db", "absent"]:
+        want = expected.get(path)
+        assert index.key(path) == (want.key if want else None)
+        if want is None:
+            with pytest.raises(KeyError):
+                index[path]
+            continue
+        got = index[path]
+        assert (got.key, got.problems, got.entries, got.metrics) == (
+            want.key,
+            want.problems,
+            want.entries,
+            want.metrics,
+        )
+        assert [type(v) for e in got.entries for v in e] == [
+            type(v) for e in want.entries for v in e
+        ]
+        assert type(got.key.stamp.size) is type(want.key.stamp.size)
+    live = sum(r + f + c for item in expected.values() for _, r, f, c in item.entries)
+    assert index.live_bytes() == live
+
+
+def _usable_line(item: dict[str, object]) -> bool:
+    """A line whose stat and blob locations are 64-bit integers and whose entries are
+    (offset, lengths, metric names); any other index is damaged and not used."""
+
+    def machine(v: object) -> bool:
+        return type(v) is int and -(2**63) <= v < 2**63
+
+    stat = [item[k] for k in ("size", "mtime_ns", "ctime_ns", "inode", "device")]
+    entries = item["entries"]
+    return (
+        all(map(machine, stat))
+        and isinstance(entries, list)
+        and all(
+            isinstance(e, list)
+            and len(e) == 5
+            and all(map(machine, e[:4]))
+            and isinstance(e[4], list)
+            and all(isinstance(n, str) for n in e[4])
+            for e in entries
+        )
+    )
