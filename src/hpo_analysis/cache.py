@@ -130,11 +130,11 @@ def stamp_of(path: Path) -> Stamp | None:
         return None
 
 
-@dataclass(frozen=True)
-class FileKey:
+class FileKey(NamedTuple):
     """What must be unchanged for a file's cached results to be reused. ``settled``: read from
     a cache, the file's mtime and ctime were older than :data:`RACY_WINDOW_NS` before the run
-    that recorded it started (:meth:`CacheWriter.record` decides it when writing)."""
+    that recorded it started (:meth:`CacheWriter.record` decides it when writing). (A named
+    tuple: an incremental run makes one per file and path, twice, from the compact index.)"""
 
     reader: str
     stamp: Stamp
@@ -461,8 +461,16 @@ def _digest_bytes(sha256: Any) -> bytes | None:
     return digest if digest.hex() == sha256 else None
 
 
+_INT, _STR = frozenset({int}), frozenset({str})
+
+
 def _machine_integers(values: Sequence[Any]) -> bool:
-    return all(type(v) is int and _INT64[0] <= v <= _INT64[1] for v in values)
+    """Integers (not flags) of 64 bits, all of them."""
+    return (
+        _INT.issuperset(map(type, values))
+        and _INT64[0] <= min(values, default=0)
+        and max(values, default=0) <= _INT64[1]
+    )
 
 
 def _compact_entry(entry: Any) -> bool:
@@ -471,7 +479,7 @@ def _compact_entry(entry: Any) -> bool:
         and len(entry) == 5
         and _machine_integers(entry[:4])
         and type(entry[4]) is list
-        and all(type(name) is str for name in entry[4])
+        and _STR.issuperset(map(type, entry[4]))
     )
 
 
