@@ -1029,3 +1029,50 @@ def _planted_tables() -> dict[str, Any]:
 def test_a_planted_table_of_columns_is_refused(name: str) -> None:
     with pytest.raises(ValueError):
         _load(_dump((_planted_tables()[name], [], [], [], 0)))
+
+
+def _colliding_ints(n: int) -> list[int]:
+    """Integers whose hashes are all 0 (multiples of 2^61 − 1)."""
+    return [i * (2**61 - 1) for i in range(n)]
+
+
+_PLANTED_OPCODES = {
+    # the unpickler makes its memo as large as the index stored at (2^26: 1 GB of zeros)
+    "a memo index of 2^26": b"\x80\x05]r" + struct.pack("<I", 2**26) + b".",
+    "a memo (what pickle.dumps writes)": pickle.dumps(([["2M"]], [], [], [], 0), protocol=5),
+    "a set": b"\x80\x05\x8f(K\x01K\x02\x90.",  # EMPTY_SET, MARK, 1, 2, ADDITEMS
+    "a set of colliding integers": pickle.dumps(
+        ([[set(_colliding_ints(50))]], [], [], [], 0), protocol=5
+    ),
+    "a dict of integer keys": _dump(([], [], [dict.fromkeys(_colliding_ints(50), 0)], [], 0)),
+    "a dict key that is a tuple": _dump(([], [], [{(1, "a"): 0}], [], 0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_PLANTED_OPCODES))
+def test_a_kept_answer_with_opcodes_dump_never_writes_is_refused_before_loading(
+    name: str, monkeypatch: Any
+) -> None:
+    """The opcodes are read before the unpickler runs: a planted memo index, a set, or a dict
+    whose keys are not text is refused without making anything."""
+    from hpo_analysis.analyze import memo
+
+    def no_loading(*_: Any, **__: Any) -> Any:
+        raise AssertionError("unpickled")
+
+    monkeypatch.setattr(memo._BuiltinsOnly, "load", no_loading)
+    with pytest.raises(ValueError):
+        _load(_PLANTED_OPCODES[name])
+
+
+def test_every_answer_dump_writes_passes_the_opcode_check() -> None:
+    from hpo_analysis.analyze.memo import _check_opcodes, _packed
+
+    table = [["2M", 1, 0.5, None, True, (1, ("a", [2.0])), b"x", 2**70, {"k": [1]}]] * 3
+    for added in [
+        (table, ["p"], [{"budget": "2M", "ci": (0.1, 0.2), "n": {"a": 1}}], ["q"], 1),
+        (_packed([[1, "a", 0.5], [2, "b", None]]), [], [], [], 0),
+        ([], [], [], [], 0),
+    ]:
+        _check_opcodes(_dump(added))
+        assert _load(_dump(added))[4] == added[4]

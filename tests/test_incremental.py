@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hpo_analysis import cache, extract
@@ -494,6 +494,9 @@ _INTEGER = st.one_of(
 _LOCATION = st.tuples(
     st.integers(0, 2**40), st.integers(0, 4000), st.integers(0, 4000), st.integers(0, 4000)
 )
+_NEGATIVE_LOCATION = st.tuples(
+    st.integers(-(2**63), 2**40), st.integers(-4000, 4000), st.integers(0, 9), st.integers(0, 9)
+)
 _ENTRY = _LOCATION.flatmap(
     lambda loc: st.sampled_from([["val_loss"], ["train_loss", "val_loss"], []]).map(
         lambda names: [*loc, names]
@@ -503,6 +506,7 @@ _DAMAGED_ENTRY = st.one_of(
     st.lists(_INTEGER, min_size=4, max_size=4).map(lambda loc: [*loc, ["m"]]),
     st.just([1, 2, 3, 4, "ab"]),
     st.just([1, 2, 3, 4, ["m"], "extra"]),
+    _NEGATIVE_LOCATION.map(lambda loc: [*loc, ["m"]]),
 )
 
 
@@ -512,9 +516,9 @@ def _index_items(draw: st.DrawFn) -> list[dict[str, object]]:
     problems, a dependency digest or a sha256 of another form, now and then a damaged one."""
     items = []
     for _ in range(draw(st.integers(0, 8))):
-        damaged = draw(st.integers(0, 15)) == 0
-        integer = _INTEGER if damaged else st.integers(0, 2**62)
-        entry = st.one_of(_ENTRY, _DAMAGED_ENTRY) if damaged else _ENTRY
+        # (a damaged stat and a damaged entry drawn apart: either alone makes a line unusable)
+        integer = _INTEGER if draw(st.integers(0, 15)) == 0 else st.integers(0, 2**62)
+        entry = st.one_of(_ENTRY, _DAMAGED_ENTRY) if draw(st.integers(0, 7)) == 0 else _ENTRY
         items.append(
             {
                 "path": draw(st.sampled_from(["a.json", "b.json", "s/c.json", "d.db"])),
@@ -527,29 +531,53 @@ def _index_items(draw: st.DrawFn) -> list[dict[str, object]]:
                 "settled": draw(st.sampled_from([True, False, 1, None])),
                 "sha256": draw(_SHA),
                 "depends": draw(st.sampled_from(["", "", "ab" * 32, 0])),
-                "problems": draw(st.sampled_from([[], [], [["code", "message", "warning"]]])),
+                "problems": draw(
+                    st.sampled_from([[], [], [["code", "message", "warning"]], "", None, 0])
+                ),
                 "entries": draw(st.lists(entry, max_size=3)),
             }
         )
     return items
 
 
+def _line(path: str = "a.json", **fields: object) -> dict[str, object]:
+    line: dict[str, object] = {
+        "path": path,
+        "reader": "trial_json",
+        **dict.fromkeys(("size", "mtime_ns", "ctime_ns", "inode", "device"), 7),
+        "settled": True,
+        "sha256": "ab" * 32,
+        "depends": "",
+        "problems": [],
+        "entries": [[0, 10, 20, 30, ["val_loss"]]],
+    }
+    return {**line, **fields}
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_index_items())
+@example([_line(), _line(depends="x" * 64)])  # a compact line, then an odd one of its path
+@example([_line(depends="x" * 64), _line(size=9)])  # and the other way round
+@example([_line(), _line(entries=[[-1, 10, 20, 30, ["m"]]])])  # a negative offset
+@example([_line(problems=None)])
+@example([_line(problems="")])
 def test_the_compact_index_answers_as_the_parsed_one(items: list[dict[str, object]]) -> None:
     """Every path's key, problems, blob locations and metric names, and the live bytes of the
     blob file, as one CachedFile of Python values a path gives them: usual lines, lines of
     other types or out of range, repeated paths, problems and dependency digests."""
-    expected = _index_as_parsed(items)
+    try:
+        expected = _index_as_parsed(items)
+    except TypeError:  # (problems that are not a list of triples: an index not used)
+        expected = None
     index = cache._Index()
-    usable = all(_usable_line(item) for item in items)
+    usable = expected is not None and all(_usable_line(item) for item in items)
     try:
         for item in items:
             index.add(item)
-    except ValueError:
+    except (ValueError, TypeError):
         assert not usable
         return
-    assert usable
+    assert usable and expected is not None
     for path in ["a.json", "b.json", "s/c.json", "d.db", "absent"]:
         want = expected.get(path)
         assert index.key(path) == (want.key if want else None)
@@ -573,8 +601,8 @@ def test_the_compact_index_answers_as_the_parsed_one(items: list[dict[str, objec
 
 
 def _usable_line(item: dict[str, object]) -> bool:
-    """A line whose stat and blob locations are 64-bit integers and whose entries are
-    (offset, lengths, metric names); any other index is damaged and not used."""
+    """A line whose stat is 64-bit integers and whose entries are (offset, lengths, metric
+    names) of 64-bit integers of at least 0; any other index is damaged and not used."""
 
     def machine(v: object) -> bool:
         return type(v) is int and -(2**63) <= v < 2**63
@@ -588,6 +616,7 @@ def _usable_line(item: dict[str, object]) -> bool:
             isinstance(e, list)
             and len(e) == 5
             and all(map(machine, e[:4]))
+            and min(e[:4]) >= 0
             and isinstance(e[4], list)
             and all(isinstance(n, str) for n in e[4])
             for e in entries

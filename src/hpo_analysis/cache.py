@@ -368,9 +368,9 @@ class _Index:
         self._metrics_of = array("q")  # an entry's metric set
 
     def add(self, item: dict[str, Any]) -> None:
-        """One line of the index (KeyError when a field is missing, ValueError when a stat or a
-        blob location is not a 64-bit integer: a damaged index, not used; a later line of the
-        same path replaces an earlier one)."""
+        """One line of the index (KeyError when a field is missing, ValueError when a stat is not
+        a 64-bit integer or a blob location not one of at least 0: a damaged index, not used; a
+        later line of the same path replaces an earlier one)."""
         path = item["path"]
         reader, settled, depends = item["reader"], item["settled"] is True, str(item["depends"])
         stamp = (item["size"], item["mtime_ns"], item["ctime_ns"], item["inode"], item["device"])
@@ -382,7 +382,7 @@ class _Index:
         self._at.pop(path, None)
         self._odd.pop(path, None)
         digest = _digest_bytes(sha256)
-        if digest is None or depends or problems or type(reader) is not str:
+        if digest is None or depends or problems != [] or type(reader) is not str:
             self._odd[path] = CachedFile(
                 FileKey(reader, Stamp(*stamp), sha256, settled, depends),
                 [Problem(c, m, v) for c, m, v in problems],
@@ -474,10 +474,13 @@ def _machine_integers(values: Sequence[Any]) -> bool:
 
 
 def _compact_entry(entry: Any) -> bool:
+    """(offset, row, fragment and curve lengths, metric names): 64-bit integers of at least 0
+    (a negative one sent the reading of the blob file astray) and a list of texts."""
     return (
         type(entry) is list
         and len(entry) == 5
         and _machine_integers(entry[:4])
+        and min(entry[:4]) >= 0
         and type(entry[4]) is list
         and _STR.issuperset(map(type, entry[4]))
     )
