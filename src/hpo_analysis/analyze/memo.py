@@ -427,8 +427,7 @@ def _packed(table: list[Any]) -> list[Any] | tuple[Any, ...]:
     """
     if not table or type(table[0]) is not list or not table[0]:
         return table
-    width = len(table[0])
-    if not all(type(row) is list and len(row) == width for row in table):
+    if not _LIST.issuperset(map(type, table)) or len(set(map(len, table))) != 1:
         return table
     columns = [_column(values) for values in zip(*table, strict=True)]
     if any(column is None for column in columns):
@@ -446,12 +445,12 @@ def _column(values: tuple[Any, ...]) -> tuple[Any, ...] | None:
             code = _NUMBERS_KEPT[kind]
             return (code, _bytes(array(code, present)), _bytes(array("q", nones)))
     if kinds <= _CODED_ATOMS:
-        keys = [(type(v), v) for v in values]  # (1 and True are one dict key)
-        code_of: dict[Any, int] = {}
-        for key in keys:
-            code_of.setdefault(key, len(code_of))
+        # (1 and True are one dict key: told apart by type when a column holds both)
+        keys: Any = [(type(v), v) for v in values] if {bool, int} <= kinds else values
+        distinct = list(dict.fromkeys(keys))
+        code_of = {key: at for at, key in enumerate(distinct)}
         codes = array("q", map(code_of.__getitem__, keys))
-        return (_CODED, [v for _, v in code_of], _bytes(codes))
+        return (_CODED, [k[1] for k in distinct] if keys is not values else distinct, _bytes(codes))
     if kinds <= _ATOMS:
         return (_PLAIN, list(values))
     return None
