@@ -83,7 +83,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, cast
 
 from .finding import Finding
-from .jsonio import dumps_lossless, loads_lossless
+from .jsonio import dumps_lossless, loads_lossless, within_int64
 from .model import Problem
 from .version import library_versions, source_digest
 
@@ -338,10 +338,6 @@ def _open_regular(path: Path, buffering: int = -1) -> BinaryIO:
         raise
 
 
-# an index entry's integers kept as machine numbers: those of a stat and of a blob location
-_INT64 = (-(2**63), 2**63 - 1)
-
-
 class _Index:
     """The previous run's index, path by path, kept compact: the stat, sha256, reader and
     blob locations of the usual file in machine arrays (about 250 bytes a file with its
@@ -466,11 +462,7 @@ _INT, _STR = frozenset({int}), frozenset({str})
 
 def _machine_integers(values: Sequence[Any]) -> bool:
     """Integers (not flags) of 64 bits, all of them."""
-    return (
-        _INT.issuperset(map(type, values))
-        and _INT64[0] <= min(values, default=0)
-        and max(values, default=0) <= _INT64[1]
-    )
+    return _INT.issuperset(map(type, values)) and within_int64(values)
 
 
 def _compact_entry(entry: Any) -> bool:

@@ -35,7 +35,7 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -591,6 +591,17 @@ def _put(
 _SEQUENCES = frozenset({list, tuple})
 # the types of a container's values, as an iterator (for checks in C: see _rows_of_scalars)
 value_types = functools.partial(map, type)
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def within_int64(values: Sequence[int]) -> bool:
+    """True when every integer of ``values`` (none included) is a signed 64-bit integer, as
+    a machine array, orjson and Parquet hold them.
+
+    >>> within_int64([0, -(2**63), 2**63 - 1]), within_int64([2**63]), within_int64([])
+    (True, False, True)
+    """
+    return INT64_MIN <= min(values, default=0) and max(values, default=0) <= INT64_MAX
 
 
 def _rows_of_scalars(items: Any) -> bool:

@@ -79,7 +79,7 @@ from .derive import (
 )
 from .errors import UsageProblem
 from .finding import Finding
-from .jsonio import dumps_bytes, dumps_lossless, orjson
+from .jsonio import INT64_MAX, INT64_MIN, dumps_bytes, dumps_lossless, orjson, within_int64
 from .memory import collector_paused, release_memory
 from .merge import MERGE_ORDER_TEXT, Conflict, Record, merge_records
 from .model import CurvePoint, ManifestRow, Problem, Settings, Trial
@@ -193,7 +193,7 @@ def heavy_fragment(trial: Trial, non_finite_values: bool = True) -> bytes:
     return text[1:-1]
 
 
-INT64 = (-(2**63), 2**63 - 1)
+INT64 = (INT64_MIN, INT64_MAX)
 _INT_COLUMNS = tuple(c.name for c in COLUMNS if c.type == "int")
 # isinstance(value, int), as a filter run in C
 _IS_INT: Callable[[Any], TypeGuard[int]] = int.__instancecheck__  # type: ignore[assignment]
@@ -203,7 +203,7 @@ def _fits_int64(row: dict[str, Any], problems: list[Problem]) -> bool:
     """Integer columns hold 64-bit integers (as Parquet and DuckDB do): a larger value is left
     empty with a warning; a trial number that large rejects the trial."""
     ints = list(filter(_IS_INT, map(row.get, _INT_COLUMNS)))
-    if not ints or (min(ints) >= INT64[0] and max(ints) <= INT64[1]):
+    if within_int64(ints):
         return True  # the usual case, checked without a Python loop over the columns
     for name in _INT_COLUMNS:
         value = row.get(name)

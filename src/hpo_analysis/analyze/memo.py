@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from ..jsonio import value_types
+from ..jsonio import value_types, within_int64
 from ..memory import collector_paused
 from .frame import _MEMO, Budget, Frame, Tally
 
@@ -410,7 +410,6 @@ def _check_opcodes(data: bytes | memoryview) -> None:
 # any other atoms as they are.
 _NUMBERS_KEPT = {float: "d", int: "q"}
 _CODED, _PLAIN = "k", "v"
-_INT64 = (-(2**63), 2**63 - 1)
 _CODED_ATOMS = frozenset({str, type(None), bool, int})
 _NONE = type(None)
 
@@ -441,7 +440,7 @@ def _column(values: tuple[Any, ...]) -> tuple[Any, ...] | None:
     if len(numbers) == 1 and (kind := next(iter(numbers))) in _NUMBERS_KEPT:
         nones = [at for at, v in enumerate(values) if v is None] if _NONE in kinds else []
         present = [0 if v is None else v for v in values] if nones else values
-        if kind is float or _INT64[0] <= min(present) and max(present) <= _INT64[1]:
+        if kind is float or within_int64(present):
             code = _NUMBERS_KEPT[kind]
             return (code, _bytes(array(code, present)), _bytes(array("q", nones)))
     if kinds <= _CODED_ATOMS:
